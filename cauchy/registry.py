@@ -1,0 +1,59 @@
+"""Name -> component registries: hypes files name components by string, never by if/elif."""
+from __future__ import annotations
+
+from typing import Any, Callable, Iterator
+
+
+class UnknownComponentError(KeyError):
+    """A hypes file named a component that is not registered."""
+
+    def __str__(self) -> str:  # KeyError would quote the whole message
+        return str(self.args[0])
+
+
+class Registry:
+    """A named table of factories, filled by the ``@REGISTRY.register()`` decorator."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._entries: dict[str, Callable[..., Any]] = {}
+
+    def register(self, name: str | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        def deco(obj: Callable[..., Any]) -> Callable[..., Any]:
+            key = name or obj.__name__
+            if key in self._entries and self._entries[key] is not obj:
+                raise ValueError(f"{self.kind} {key!r} is registered twice")
+            self._entries[key] = obj
+            return obj
+
+        return deco
+
+    def get(self, name: str) -> Callable[..., Any]:
+        try:
+            return self._entries[name]
+        except KeyError:
+            valid = ", ".join(sorted(self._entries)) or "(none registered)"
+            raise UnknownComponentError(f"unknown {self.kind} {name!r}; valid: {valid}") from None
+
+    def build(self, name: str, **kwargs: Any) -> Any:
+        return self.get(name)(**kwargs)
+
+    def names(self) -> list[str]:
+        return sorted(self._entries)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+MODELS = Registry("model")
+DATASETS = Registry("dataset")
+METHODS = Registry("method")
+EVALUATORS = Registry("evaluator")
+LOSSES = Registry("loss")
+TRANSFORMS = Registry("transform")
