@@ -19,11 +19,15 @@ $(STAMP): pyproject.toml constraints.txt
 data: $(STAMP)
 	$(PY) scripts/cls/digits/prepare.py --out data/digits
 
-run: data
+run: data visdom-assets
 	$(PY) run_tasks.py --hypes hypes/cls/image_classifier_smallcnn_digits.json --tmp_dir var/runs/digits
 
-test: $(STAMP)
+test: $(STAMP) visdom-assets
 	$(PY) -m pytest
 
 clean:
 	rm -rf $(VENV) var data
+
+.PHONY: visdom-assets
+visdom-assets: $(STAMP)
+	PY=$(PY) scripts/visdom_assets.sh
