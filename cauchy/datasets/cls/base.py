@@ -1,0 +1,101 @@
+"""What all classification readers share: a (path, label) list, decoding, bad-image skipping.
+
+A format module only turns its files into ``(image_path, label)`` pairs and class names; this
+class checks them and serves items ``{"image", "label", "path", "orig_size"}``, where ``image``
+is HxWx3 uint8 RGB before transforms.
+
+Bad images: without ``skip_bad_images`` a missing file is an error at construction (so a typo
+in a list fails before training starts) and an undecodable one when it is loaded. With
+``skip_bad_images=True`` every image is decoded once at construction (in threads; cv2 releases
+the GIL) and the bad ones are left out: ``skipped`` counts them and ``bad_images`` lists
+``(path, reason)``. Checking up front keeps indices stable and the count visible in the main
+process, which a lazy fallback inside DataLoader workers would not.
+"""
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Sequence
+
+from cauchy.datasets.errors import DatasetError
+from cauchy.datasets.io import read_image
+from torch.utils.data import Dataset
+
+Sample = dict[str, Any]
+
+
+def _problem(path: str) -> str | None:
+    """Why ``path`` cannot be used, or None when it decodes."""
+    try:
+        read_image(path)
+    except DatasetError as exc:
+        return str(exc)
+    return None
+
+
+
+
+def require_file(path: str, what: str) -> str:
+    if not os.path.isfile(path):
+        raise DatasetError(f"{path}: {what} not found")
+    return path
+
+
+def parse_label(value: Any, where: str, line: str) -> int:
+    """A class index >= 0 from a list entry; ``where`` is ``file:line`` for the error."""
+    text = str(value).strip()
+    if isinstance(value, bool) or not text.isdigit():
+        raise DatasetError(f"{where}: label must be a class index >= 0, got {line!r}")
+    return int(text)
+
+
+class ClsDataset(Dataset):
+    """A map-style dataset over ``samples = [(image_path, label), ...]``."""
+
+    def __init__(self, samples: Sequence[tuple[str, int]], class_names: Sequence[str], source: str,
+                 transforms: Callable[[Sample], Sample] | None = None,
+                 skip_bad_images: bool = False) -> None:
+        self.source = source
+        self.class_names = list(class_names)
+        self.transforms = transforms
+        for path, label in samples:
+            if not 0 <= label < len(self.class_names):
+                raise DatasetError(f"{source}: label {label} of {path} is outside 0..{len(self.class_names) - 1} "
+                                   f"({len(self.class_names)} class names)")
+        if skip_bad_images:
+            with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+                problems = list(pool.map(_problem, [path for path, _ in samples]))
+            self.bad_images = [(path, why) for (path, _), why in zip(samples, problems) if why]
+            self.samples = [sample for sample, why in zip(samples, problems) if not why]
+        else:
+            missing = next((path for path, _ in samples if not os.path.isfile(path)), None)
+            if missing is not None:
+                raise DatasetError(f"{missing}: image file not found (listed in {source})")
+            self.bad_images = []
+            self.samples = list(samples)
+        self.skipped = len(self.bad_images)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> Sample:
+        path, label = self.samples[index]
+        image = read_image(path)
+        sample = {"image": image, "label": label, "path": path, "orig_size": image.shape[:2]}
+        return self.transforms(sample) if self.transforms is not None else sample
+
+    @property
+    def labels(self) -> list[int]:
+        return [label for _, label in self.samples]
+
+
+def indexed_dataset(samples: Sequence[tuple[str, int]], source: str,
+                    transforms: Callable[[Sample], Sample] | None, skip_bad_images: bool,
+                    class_names: Sequence[str] | None) -> ClsDataset:
+    """For formats that store only class indices: names default to ``"0".."max label"``.
+
+    A split may miss the highest classes, so callers pass the train split's names to the others.
+    """
+    if class_names is None:
+        class_names = [str(i) for i in range(max((label for _, label in samples), default=-1) + 1)]
+    return ClsDataset(samples, class_names, source, transforms, skip_bad_images)

@@ -1,0 +1,34 @@
+"""``root/<split>.csv`` with a ``path,label`` header (paths relative to root; other columns ignored)."""
+from __future__ import annotations
+
+import csv
+import os
+from typing import Callable
+
+from cauchy.datasets.cls.base import ClsDataset, Sample, indexed_dataset, parse_label, require_file
+from cauchy.datasets.errors import DatasetError
+from cauchy.registry import DATASETS
+
+
+def read_csv_list(list_path: str, root: str) -> list[tuple[str, int]]:
+    with open(list_path, encoding="utf-8", newline="") as fh:
+        reader = csv.DictReader(fh)
+        header = reader.fieldnames or []
+        if "path" not in header or "label" not in header:
+            raise DatasetError(f"{list_path}:1: expected a header with columns 'path,label', got {header}")
+        samples = []
+        for row in reader:
+            where = f"{list_path}:{reader.line_num}"
+            path, label = row["path"], row["label"]
+            if not path or label is None:
+                raise DatasetError(f"{where}: expected 'path,label', got {row}")
+            samples.append((os.path.join(root, path), parse_label(label, where, ",".join(map(str, row.values())))))
+    return samples
+
+
+@DATASETS.register("csv_list")
+def csv_list(root: str, split: str, transforms: Callable[[Sample], Sample] | None = None,
+             skip_bad_images: bool = False, class_names: list[str] | None = None) -> ClsDataset:
+    list_path = require_file(os.path.join(root, f"{split}.csv"), "list file")
+    samples = read_csv_list(list_path, root)
+    return indexed_dataset(samples, list_path, transforms, skip_bad_images, class_names)

@@ -1,0 +1,36 @@
+"""``root/<split>.txt``: one ``relative/path label`` line per image (paths relative to root).
+
+Blank lines and lines starting with ``#`` are ignored; the label is the last field, so paths
+may contain spaces.
+"""
+from __future__ import annotations
+
+import os
+from typing import Callable
+
+from cauchy.datasets.cls.base import ClsDataset, Sample, indexed_dataset, parse_label, require_file
+from cauchy.datasets.errors import DatasetError
+from cauchy.registry import DATASETS
+
+
+def read_txt_list(list_path: str, root: str) -> list[tuple[str, int]]:
+    samples = []
+    with open(list_path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            text = line.strip()
+            if not text or text.startswith("#"):
+                continue
+            fields = text.rsplit(None, 1)
+            where = f"{list_path}:{lineno}"
+            if len(fields) != 2:
+                raise DatasetError(f"{where}: expected 'relative/path label', got {text!r}")
+            samples.append((os.path.join(root, fields[0]), parse_label(fields[1], where, text)))
+    return samples
+
+
+@DATASETS.register("txt_list")
+def txt_list(root: str, split: str, transforms: Callable[[Sample], Sample] | None = None,
+             skip_bad_images: bool = False, class_names: list[str] | None = None) -> ClsDataset:
+    list_path = require_file(os.path.join(root, f"{split}.txt"), "list file")
+    samples = read_txt_list(list_path, root)
+    return indexed_dataset(samples, list_path, transforms, skip_bad_images, class_names)
