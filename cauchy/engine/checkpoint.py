@@ -1,0 +1,93 @@
+"""Checkpoints written atomically (temporary file, fsync, rename): a crash never leaves half a file."""
+from __future__ import annotations
+
+import glob
+import math
+import os
+import tempfile
+from typing import Any
+
+import torch
+
+from cauchy.engine.trainer import HookBase
+
+
+def atomic_save(obj: Any, path: str) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".pth")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(obj, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def load_checkpoint(path: str) -> dict[str, Any]:
+    """A Cauchy checkpoint (our own files hold RNG states, so not weights-only)."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def resolve_resume(run_dir: str, resume: str) -> str:
+    """``latest`` means the run directory's latest checkpoint; anything else is a path."""
+    if resume != "latest":
+        return resume
+    path = os.path.join(run_dir, "checkpoints", "latest.pth")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"--resume latest: no checkpoint at {path}")
+    return path
+
+
+class CheckpointHook(HookBase):
+    """Saves ``latest.pth`` each epoch and at the end, ``best.pth`` on a better metric,
+    ``iter_NNNNNNN.pth`` every ``every`` iterations (keeping the last ``keep``)."""
+
+    def __init__(self, directory: str, *, extra: dict[str, Any], every: int | None = None, keep: int = 3,
+                 best_metric: str | None = None, best_mode: str = "max") -> None:
+        self.directory, self.extra = directory, extra
+        self.every, self.keep = every, keep
+        self.best_metric, self.best_mode = best_metric, best_mode
+        self.best_value = -math.inf if best_mode == "max" else math.inf
+
+    def save(self, name: str) -> str:
+        state = self.trainer.state_dict()
+        state.update(self.extra)
+        path = os.path.join(self.directory, name)
+        atomic_save(state, path)
+        return path
+
+    def after_step(self) -> None:
+        it = self.trainer.iter
+        if self.every and it % self.every == 0:
+            self.save(f"iter_{it:07d}.pth")
+            for old in sorted(glob.glob(os.path.join(self.directory, "iter_*.pth")))[:-self.keep]:
+                os.unlink(old)
+        if self.trainer.epoch_finished and it < self.trainer.max_iters:
+            self.save("latest.pth")
+
+    def after_train(self) -> None:
+        self.save("latest.pth")
+
+    def observe(self, metrics: dict[str, Any]) -> None:
+        """Called by the evaluation hook; keeps ``best.pth`` for the chosen metric."""
+        value = metrics.get(self.best_metric) if self.best_metric else None
+        if not isinstance(value, (int, float)):
+            return
+        better = value > self.best_value if self.best_mode == "max" else value < self.best_value
+        if better:
+            self.best_value = value
+            self.save("best.pth")
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best_value": self.best_value}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state:
+            self.best_value = state["best_value"]

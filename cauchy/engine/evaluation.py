@@ -1,0 +1,33 @@
+"""Inference over a loader feeding an evaluator (reset / process / evaluate)."""
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable
+
+import torch
+
+from cauchy.methods.base import Method, move_to
+
+
+@torch.no_grad()
+def inference_on_dataset(method: Method, loader: Iterable[Any], evaluator: Any, device: torch.device, *,
+                         on_batch: Callable[[dict[str, Any], list[dict[str, Any]]], None] | None = None
+                         ) -> dict[str, Any]:
+    """Runs ``method.predict`` on every batch; returns ``evaluator.evaluate()``. Restores train mode."""
+    was_training = method.training
+    method.eval()
+    evaluator.reset()
+    try:
+        for batch in loader:
+            batch = move_to(batch, device)
+            predictions = method.predict(batch)
+            evaluator.process(batch, predictions)
+            if on_batch is not None:
+                on_batch(batch, predictions)
+    finally:
+        method.train(was_training)
+    return evaluator.evaluate()
+
+
+def scalar_metrics(metrics: dict[str, Any]) -> dict[str, float]:
+    """The plottable part of an evaluator's result (drops matrices and per-class tables)."""
+    return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}

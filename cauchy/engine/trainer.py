@@ -1,0 +1,178 @@
+"""One training loop for every task; everything around the step is a hook (detectron2-style)."""
+from __future__ import annotations
+
+import random
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Sampler
+
+from cauchy.datasets import rng as augment_rng
+from cauchy.methods.base import Method, move_to
+
+
+class HookBase:
+    """Called around training; ``state_dict`` is saved in checkpoints so resume is exact."""
+
+    trainer: "Trainer"
+
+    def before_train(self) -> None: ...
+    def after_train(self) -> None: ...
+    def before_step(self) -> None: ...
+    def after_step(self) -> None: ...
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        return None
+
+
+class EpochBatchSampler(Sampler[list[int]]):
+    """Batches of a seeded per-epoch permutation that can start mid-epoch (for exact resume)."""
+
+    def __init__(self, size: int, batch_size: int, *, shuffle: bool, drop_last: bool, seed: int = 0) -> None:
+        self.size, self.batch_size = size, batch_size
+        self.shuffle, self.drop_last, self.seed = shuffle, drop_last, seed
+        self.epoch, self.start_batch = 0, 0
+
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        self.epoch, self.start_batch = epoch, start_batch
+
+    def __len__(self) -> int:
+        full, rest = divmod(self.size, self.batch_size)
+        return full if self.drop_last or rest == 0 else full + 1
+
+    def __iter__(self) -> Iterator[list[int]]:
+        if self.shuffle:
+            order = torch.randperm(self.size, generator=torch.Generator().manual_seed(self.seed + self.epoch)).tolist()
+        else:
+            order = list(range(self.size))
+        for b in range(self.start_batch, len(self)):
+            yield order[b * self.batch_size:(b + 1) * self.batch_size]
+
+
+def rng_state() -> dict[str, Any]:
+    """Every random stream training draws from, as plain values and tensors (weights-only loadable)."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {"python": random.getstate(), "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss,
+                                                      cached),
+             "torch": torch.get_rng_state(), "augment": augment_rng.get_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"])
+    augment_rng.set_state(state["augment"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class Trainer:
+    """Runs ``max_iters`` optimisation steps of ``method`` over ``loader``, calling hooks around each."""
+
+    def __init__(self, method: Method, loader: DataLoader, optimizer: torch.optim.Optimizer, *,
+                 max_iters: int, device: torch.device, hooks: Iterable[HookBase] = (),
+                 amp: bool = False, clip_grad_norm: float | None = None) -> None:
+        self.method, self.loader, self.optimizer = method, loader, optimizer
+        self.max_iters, self.device = max_iters, device
+        self.iters_per_epoch = len(loader)
+        if self.iters_per_epoch == 0:
+            raise ValueError("the training set yields no batch (empty, or smaller than a batch with drop_last)")
+        self.clip_grad_norm = clip_grad_norm
+        use_amp = amp and device.type == "cuda"
+        self.amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
+        self.autocast = use_amp
+        self.scaler = torch.amp.GradScaler(device.type, enabled=use_amp and self.amp_dtype == torch.float16)
+        self.iter = 0
+        self.stop_requested = False
+        self.last_losses: dict[str, torch.Tensor] = {}
+        self.last_batch_size = 0
+        self.hooks: list[HookBase] = []
+        self.register_hooks(hooks)
+        self._data_iter: Iterator[Any] | None = None
+
+    def register_hooks(self, hooks: Iterable[HookBase]) -> None:
+        for hook in hooks:
+            hook.trainer = self
+            self.hooks.append(hook)
+
+    @property
+    def epoch(self) -> int:
+        """Completed epochs."""
+        return self.iter // self.iters_per_epoch
+
+    @property
+    def epoch_float(self) -> float:
+        return self.iter / self.iters_per_epoch
+
+    @property
+    def epoch_finished(self) -> bool:
+        return self.iter % self.iters_per_epoch == 0
+
+    def train(self) -> None:
+        self.method.train()
+        for hook in self.hooks:
+            hook.before_train()
+        while self.iter < self.max_iters and not self.stop_requested:
+            for hook in self.hooks:
+                hook.before_step()
+            self.run_step()
+            self.iter += 1
+            for hook in self.hooks:
+                hook.after_step()
+        self._data_iter = None
+        for hook in self.hooks:
+            hook.after_train()
+
+    def run_step(self) -> None:
+        batch = move_to(self.next_batch(), self.device)
+        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.autocast):
+            losses = self.method.forward_train(batch)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(losses["loss"]).backward()
+        if self.clip_grad_norm is not None:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.method.parameters(), self.clip_grad_norm)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.last_losses = {k: v.detach() for k, v in losses.items()}
+        self.last_batch_size = self.method.batch_size(batch)
+
+    def next_batch(self) -> Any:
+        if self._data_iter is None:
+            sampler = self.loader.batch_sampler
+            if isinstance(sampler, EpochBatchSampler):
+                sampler.set_epoch(self.epoch, self.iter % self.iters_per_epoch)
+            self._data_iter = iter(self.loader)
+        try:
+            return next(self._data_iter)
+        except StopIteration:
+            self._data_iter = None
+            return self.next_batch()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.method.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "trainer": {"iter": self.iter, "max_iters": self.max_iters},
+            "hooks": {type(h).__name__: h.state_dict() for h in self.hooks},
+            "rng": rng_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.method.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.iter = state["trainer"]["iter"]
+        for hook in self.hooks:
+            hook.load_state_dict(state["hooks"].get(type(hook).__name__, {}))
+        set_rng_state(state["rng"])
+        self._data_iter = None

@@ -1,0 +1,194 @@
+"""The phases of a job (train, finetune, test, predict) wired from builders, engine and sinks."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from cauchy import exitcodes
+from cauchy.build import (build_dataset, build_evaluator, build_loader, build_lr_schedule, build_method,
+                          build_optimizer, build_transforms, max_iters, select_device)
+from cauchy.datasets.images import ImageFiles
+from cauchy.engine.checkpoint import CheckpointHook, load_checkpoint, resolve_resume
+from cauchy.engine.evaluation import inference_on_dataset, scalar_metrics
+from cauchy.engine.hooks import EvalHook, LoggerHook, PlateauObserver, StopHook, StopRequest
+from cauchy.engine.lr import LRHook
+from cauchy.engine.trainer import Trainer
+from cauchy.hypes import HypesError, save_hypes
+from cauchy.methods.base import Method, move_to
+from cauchy.visualizer import build_sinks, make_event
+
+log = logging.getLogger("cauchy.run")
+
+
+@dataclass
+class RunOptions:
+    run_dir: str
+    phase: str = "train"
+    resume: str | None = None
+    viz_port: int | None = None
+    viz_base_url: str = ""
+    input: str | None = None
+    stop: StopRequest = field(default_factory=StopRequest)
+
+
+def seed_everything(h: dict[str, Any]) -> None:
+    seed = h["details"]["seed"]
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if h["details"]["deterministic"]:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+    else:
+        torch.backends.cudnn.benchmark = True
+
+
+def run(h: dict[str, Any], opts: RunOptions) -> int:
+    """Runs one phase; returns the process exit code (``cauchy.exitcodes``)."""
+    os.makedirs(opts.run_dir, exist_ok=True)
+    save_hypes(h, os.path.join(opts.run_dir, "hypes.json"))
+    seed_everything(h)
+    if opts.phase in ("train", "finetune"):
+        if opts.phase == "finetune" and not h["network"]["pretrained"] and not opts.resume:
+            raise HypesError("network.pretrained", "the finetune phase starts from pretrained weights; name them")
+        return train(h, opts)
+    if opts.phase == "test":
+        return test(h, opts)
+    return predict(h, opts)
+
+
+def train(h: dict[str, Any], opts: RunOptions) -> int:
+    device = select_device(h)
+    train_set = build_dataset(h, "train")
+    class_names = list(train_set.class_names)
+    num_classes = check_num_classes(h, class_names)
+    val_set = build_dataset(h, "val")
+    method = build_method(h, num_classes).to(device)
+    if h["details"]["channels_last"]:
+        method.to(memory_format=torch.channels_last)
+    train_loader = build_loader(h, "train", train_set, method)
+    val_loader = build_loader(h, "val", val_set, method)
+    evaluator = build_evaluator(h, "val", num_classes, class_names)
+    optimizer = build_optimizer(h, method)
+    solver = h["solver"]
+    schedule = build_lr_schedule(h, len(train_loader))
+    main_metric = solver["checkpoint"]["best_metric"] or getattr(evaluator, "main_metric", None)
+    sink = build_sinks(opts.run_dir, opts.viz_port, opts.viz_base_url)
+    checkpoints = CheckpointHook(
+        os.path.join(opts.run_dir, "checkpoints"), extra={"hypes": h, "class_names": class_names},
+        every=solver["checkpoint"]["every"], keep=solver["checkpoint"]["keep"],
+        best_metric=main_metric, best_mode=solver["checkpoint"]["best_mode"])
+    observers: list[Any] = [checkpoints]
+    if solver["lr"]["lr_policy"] == "plateau" and main_metric:
+        observers.append(PlateauObserver(schedule, main_metric))
+    eval_hook = EvalHook(val_loader, evaluator, interval=solver["test_interval"], unit=solver["lr"]["metric"],
+                         sink=sink, observers=observers)
+    hooks = [StopHook(opts.stop), LRHook(schedule), eval_hook, checkpoints,
+             LoggerHook(sink, display_iter=solver["display_iter"], eval_hook=eval_hook,
+                        progress_bar=h["logging"]["progress_bar"])]
+    trainer = Trainer(method, train_loader, optimizer, max_iters=max_iters(h, len(train_loader)), device=device,
+                      hooks=hooks, amp=solver["amp"], clip_grad_norm=solver["clip_grad_norm"])
+    if opts.resume:
+        path = resolve_resume(opts.run_dir, opts.resume)
+        trainer.load_state_dict(load_checkpoint(path))
+        log.info("resumed from %s at iteration %d", path, trainer.iter)
+    log.info("training %s on %s: %d images, %d classes, %d iterations on %s", h["network"]["model_name"],
+             h["data"]["data_dir"], len(train_set), num_classes, trainer.max_iters, device)
+    try:
+        trainer.train()
+    finally:
+        sink.close()
+    if trainer.stop_requested:
+        log.warning("stopped by signal %s at iteration %d; checkpoint saved", opts.stop.signum, trainer.iter)
+        return exitcodes.STOPPED
+    return exitcodes.OK
+
+
+def check_num_classes(h: dict[str, Any], class_names: list[str]) -> int:
+    declared = h["data"]["num_classes"]
+    if declared is not None and declared != len(class_names):
+        raise HypesError("data.num_classes", f"is {declared} but the data has {len(class_names)} classes "
+                                             f"({', '.join(class_names[:10])})")
+    return len(class_names)
+
+
+def load_for_inference(h: dict[str, Any], opts: RunOptions, device: torch.device) -> tuple[Method, list[str]]:
+    """The model to test or predict with: ``--resume PATH``, else the run's best or latest checkpoint."""
+    candidates = [opts.resume] if opts.resume else [
+        os.path.join(opts.run_dir, "checkpoints", name) for name in ("best.pth", "latest.pth")]
+    path = next((p for p in candidates if p and os.path.isfile(resolve_resume(opts.run_dir, p))), None)
+    if path is None:
+        raise HypesError("", f"no checkpoint to evaluate: looked for {', '.join(c for c in candidates if c)}")
+    state = load_checkpoint(resolve_resume(opts.run_dir, path))
+    class_names = state.get("class_names") or h["data"]["class_names"]
+    if not class_names:
+        raise HypesError("data.class_names", f"{path} does not record class names; give data.class_names")
+    method = build_method({**h, "network": {**h["network"], "pretrained": None}}, len(class_names))
+    method.model.load_state_dict(state["model"])
+    log.info("loaded %s", path)
+    return method.to(device).eval(), class_names
+
+
+def test(h: dict[str, Any], opts: RunOptions) -> int:
+    device = select_device(h)
+    method, class_names = load_for_inference(h, opts, device)
+    dataset = build_dataset(h, "test")
+    loader = build_loader(h, "test", dataset, method)
+    evaluator = build_evaluator(h, "test", len(class_names), class_names)
+    predictions: list[dict[str, Any]] = []
+
+    def keep(batch: dict[str, Any], preds: list[dict[str, Any]]) -> None:
+        predictions.extend(describe(p, path, class_names) for p, path in zip(preds, batch["path"]))
+
+    metrics = inference_on_dataset(method, loader, evaluator, device, on_batch=keep)
+    sink = build_sinks(opts.run_dir)
+    for name, value in scalar_metrics(metrics).items():
+        sink.write(make_event(name, value, step=0, epoch=0.0, phase="test"))
+    sink.close()
+    write_json(os.path.join(opts.run_dir, "results.json"), {"metrics": metrics, "predictions": predictions})
+    log.info("test on %d images: %s", len(dataset), " ".join(f"{k}={v:.4f}" for k, v in scalar_metrics(metrics).items()))
+    return exitcodes.OK
+
+
+def predict(h: dict[str, Any], opts: RunOptions) -> int:
+    if not opts.input:
+        raise HypesError("", "the predict phase needs --input (an image file or a directory of images)")
+    device = select_device(h)
+    method, class_names = load_for_inference(h, opts, device)
+    dataset = ImageFiles(opts.input, transforms=build_transforms(h, "test"))
+    loader = torch.utils.data.DataLoader(dataset, batch_size=h["test"]["batch_size"], collate_fn=method.collate)
+    out: list[dict[str, Any]] = []
+    with torch.no_grad():
+        for batch in loader:
+            preds = method.predict(move_to(batch, device))
+            out.extend(describe(p, path, class_names) for p, path in zip(preds, batch["path"]))
+    write_json(os.path.join(opts.run_dir, "predictions", "predictions.json"), {"predictions": out})
+    log.info("predicted %d images into %s", len(out), os.path.join(opts.run_dir, "predictions"))
+    return exitcodes.OK
+
+
+def describe(prediction: dict[str, Any], path: str, class_names: list[str]) -> dict[str, Any]:
+    """A prediction as JSON: tensors to lists, labels with their class names."""
+    out: dict[str, Any] = {"path": path}
+    for key, value in prediction.items():
+        out[key] = value.tolist() if isinstance(value, torch.Tensor) else value
+    if "label" in out and isinstance(out["label"], int):
+        out["class_name"] = class_names[out["label"]]
+    if "scores" in out and "label" in out and isinstance(out["label"], int):
+        out["score"] = out["scores"][out["label"]]
+    return out
+
+
+def write_json(path: str, obj: Any) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(obj, fh, indent=1)
+    os.replace(tmp, path)

@@ -1,0 +1,108 @@
+"""Pretrained weights by local path or URL, sha256-checked and cached; loaded with head replacement.
+
+Nothing is downloaded from a model hub: URLs point at Cauchy's own weights host (or any server
+the user names), and a file whose hash differs from the expected one is refused.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+import urllib.request
+from typing import Any
+
+import torch
+from torch import nn
+
+log = logging.getLogger("cauchy.weights")
+
+
+class WeightsError(ValueError):
+    """Weights could not be fetched, failed their hash check, or do not fit the model."""
+
+
+def default_cache_dir() -> str:
+    home = os.environ.get("CAUCHY_HOME", os.path.join(os.getcwd(), "var"))
+    return os.environ.get("CAUCHY_WEIGHTS_CACHE", os.path.join(home, "cache", "weights"))
+
+
+def sha256_file(path: str, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _check(path: str, sha256: str | None, source: str) -> None:
+    if sha256 is not None and (actual := sha256_file(path)) != sha256.lower():
+        raise WeightsError(f"{source}: sha256 mismatch: expected {sha256.lower()}, got {actual}")
+
+
+def fetch_weights(ref: str, sha256: str | None = None, cache_dir: str | None = None, timeout: float = 60.0) -> str:
+    """A local file holding the weights ``ref`` names (a path or an http(s) URL)."""
+    if not ref.startswith(("http://", "https://")):
+        if not os.path.isfile(ref):
+            raise WeightsError(f"pretrained weights {ref} do not exist")
+        _check(ref, sha256, ref)
+        return ref
+    cache_dir = cache_dir or default_cache_dir()
+    key = sha256.lower() if sha256 else hashlib.sha256(ref.encode()).hexdigest()
+    path = os.path.join(cache_dir, key + ".pth")
+    if os.path.isfile(path):
+        if sha256 is None or sha256_file(path) == key:
+            return path
+        os.unlink(path)
+    os.makedirs(cache_dir, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=".download-")
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(ref, timeout=timeout) as resp:
+            while block := resp.read(1 << 20):
+                out.write(block)
+        _check(tmp, sha256, ref)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise WeightsError(f"cannot download {ref}: {exc}") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def read_state_dict(path: str) -> dict[str, torch.Tensor]:
+    """A model state dict from a weights file or a Cauchy checkpoint (weights-only unpickling)."""
+    try:
+        obj: Any = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a corrupt or foreign file: say which
+        raise WeightsError(f"{path} is not a readable weights file: {exc}") from None
+    if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
+        obj = obj["model"]
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise WeightsError(f"{path} holds no state dict of tensors")
+    return obj
+
+
+def load_matching(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> dict[str, list[str]]:
+    """Loads every tensor whose name and shape match; a head of another shape is kept new and
+    reported. Fails when nothing matches (the wrong architecture)."""
+    own = model.state_dict()
+    loaded, replaced = {}, []
+    for name, tensor in state.items():
+        if name in own and own[name].shape == tensor.shape:
+            loaded[name] = tensor
+        elif name in own:
+            replaced.append(f"{name} {tuple(tensor.shape)} -> {tuple(own[name].shape)}")
+    if not loaded:
+        raise WeightsError(f"{source}: no tensor matches {type(model).__name__} (another architecture?)")
+    missing = sorted(set(own) - set(loaded))
+    model.load_state_dict(loaded, strict=False)
+    log.info("loaded %d/%d tensors from %s", len(loaded), len(own), source)
+    if replaced:
+        log.warning("replacing %d tensors whose shape differs (new head): %s", len(replaced), "; ".join(replaced))
+    return {"loaded": sorted(loaded), "replaced": replaced, "missing": missing}
+
+
+def load_pretrained(model: nn.Module, ref: str, sha256: str | None = None) -> dict[str, list[str]]:
+    path = fetch_weights(ref, sha256)
+    return load_matching(model, read_state_dict(path), ref)

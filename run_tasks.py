@@ -1,0 +1,82 @@
+#!/usr/bin/env python
+"""Runs one Cauchy job standalone: ``python run_tasks.py --hypes hypes/cls/....json``.
+
+A thin CLI: it parses arguments, resolves the hypes and turns the outcome into an exit code
+(``cauchy/exitcodes.py``); everything else lives in ``cauchy/``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+
+from cauchy import exitcodes
+from cauchy.hypes import HypesError, load_hypes, resolve_hypes
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--hypes", help="the job's JSON hypes file")
+    p.add_argument("--phase", default="train", choices=("train", "finetune", "test", "predict"))
+    p.add_argument("--resume", help="'latest' (the run directory's latest checkpoint) or a checkpoint path")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a hypes entry: solver.lr.base_lr=0.01 (or solver:lr:base_lr=0.01)")
+    p.add_argument("--tmp_dir", help="run directory (default var/runs/<hypes name>-<time>)")
+    p.add_argument("--input", help="predict phase: an image file or a directory of images")
+    p.add_argument("--viz_port", type=int, help="plot to the Visdom server on this port")
+    p.add_argument("--viz_base_url", default="", help="Visdom base URL, e.g. /visdom/<job>")
+    p.add_argument("--viz_pid", help=argparse.SUPPRESS)  # legacy, accepted and ignored
+    p.add_argument("--check", action="store_true", help="validate the hypes, print them resolved, exit")
+    p.add_argument("--list-components", action="store_true", help="print the registered component names as JSON")
+    args = p.parse_args(argv)
+    if not args.hypes and not args.list_components:
+        p.error("--hypes is required")
+    return args
+
+
+def default_run_dir(hypes_path: str) -> str:
+    name = os.path.splitext(os.path.basename(hypes_path))[0]
+    return os.path.join("var", "runs", f"{name}-{time.strftime('%Y%m%d-%H%M%S')}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stdout)
+    from cauchy.engine.hooks import StopRequest  # imports torch: after argument errors are reported
+
+    from cauchy.datasets.errors import DatasetError
+    from cauchy.registry import UnknownComponentError
+    from cauchy.weights import WeightsError
+
+    BAD_INPUT_ERRORS = (HypesError, DatasetError, WeightsError, UnknownComponentError, FileNotFoundError)
+    stop = StopRequest().install()
+    try:
+        if args.list_components:
+            from cauchy.build import list_components
+
+            print(json.dumps(list_components()))
+            return exitcodes.OK
+        hypes = resolve_hypes(load_hypes(args.hypes), args.overrides)
+        logging.getLogger().setLevel(hypes["logging"]["log_level"].upper())
+        if args.check:
+            from cauchy.build import check_components
+
+            check_components(hypes)
+            print(json.dumps(hypes, indent=2, sort_keys=True))
+            return exitcodes.OK
+        from cauchy.runner import RunOptions, run
+
+        opts = RunOptions(run_dir=args.tmp_dir or default_run_dir(args.hypes), phase=args.phase, resume=args.resume,
+                          viz_port=args.viz_port, viz_base_url=args.viz_base_url, input=args.input, stop=stop)
+        return run(hypes, opts)
+    except BAD_INPUT_ERRORS as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exitcodes.BAD_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())
