@@ -1,7 +1,10 @@
 """Fixtures shared by the whole test suite."""
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 
 import pytest
 
@@ -12,3 +15,15 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="session")
+def digits_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """scikit-learn's 8x8 digits as PNG class folders (train/val), made once per test session."""
+    out = str(tmp_path_factory.mktemp("data") / "digits")
+    subprocess.run([sys.executable, os.path.join(REPO, "scripts/cls/digits/prepare.py"), "--out", out],
+                   check=True, capture_output=True)
+    return out
