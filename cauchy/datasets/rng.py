@@ -3,7 +3,8 @@
 Torch seeds each worker with ``base_seed + worker_id`` (``base_seed`` drawn from the main
 process's generator), so a numpy generator derived from ``torch.initial_seed()`` differs per worker
 and per epoch, yet repeats when the run is seeded. The generator is rebuilt whenever that seed
-changes (a new worker, a new ``torch.manual_seed`` value); :func:`reseed` restarts it explicitly.
+changes (a new worker, a new ``torch.manual_seed`` value). Calling ``torch.manual_seed`` again
+with the *same* value does not restart it: call :func:`reseed` for that (tests, notebooks).
 """
 from __future__ import annotations
 

@@ -280,7 +280,8 @@ _TENSOR_DTYPES = {"boxes": torch.float32, "labels": torch.int64, "difficult": to
 class Normalize:
     """Last step: ``(image / div_value - mean) / std`` as a float32 CHW tensor; targets become tensors.
 
-    Done as one fused multiply-add per pixel on the uint8 image (scale and offset precomputed).
+    The uint8 -> float conversion and the HWC -> CHW reorder happen in one copy, then scale and
+    offset (precomputed from div_value, mean and std) are applied in place.
     """
 
     def __init__(self, div_value: float = 255.0, mean: Sequence[float] = (0.485, 0.456, 0.406),
@@ -294,8 +295,10 @@ class Normalize:
 
     def __call__(self, sample: Sample) -> Sample:
         out = dict(sample)
-        chw = torch.from_numpy(np.ascontiguousarray(sample["image"])).permute(2, 0, 1)
-        out["image"] = torch.addcmul(self.offset, chw.to(torch.float32), self.scale)
+        hwc = torch.from_numpy(np.ascontiguousarray(sample["image"]))
+        image = torch.empty((3,) + hwc.shape[:2], dtype=torch.float32)
+        image.copy_(hwc.permute(2, 0, 1))
+        out["image"] = image.mul_(self.scale).add_(self.offset)
         for key, dtype in _TENSOR_DTYPES.items():
             if key in sample:
                 out[key] = torch.as_tensor(np.ascontiguousarray(sample[key])).to(dtype)
