@@ -52,9 +52,6 @@ class Compose:
             sample = transform(sample)
         return sample
 
-    def __repr__(self) -> str:
-        return f"Compose({self.transforms!r})"
-
 
 def build_transforms(specs: Sequence[Mapping[str, Any]], where: str = "transforms") -> Compose:
     """``[{"name": "resize", "size": 224}, ...]`` -> Compose; errors name the entry (``where[i]``)."""
@@ -76,7 +73,8 @@ class Resize:
     """Resize to ``size``; with ``keep_ratio`` scale to fit inside it and pad bottom/right.
 
     Padding only at the bottom/right keeps boxes at ``scale * original``, with
-    ``scale = min(h / orig_h, w / orig_w)``, so predictions map back without an offset.
+    ``scale = min(h / orig_h, w / orig_w)``, so predictions map back without an offset: the
+    sample's ``scale_factor`` ``[sx, sy]`` (float32, multiplied over successive resizes) records it.
     """
 
     def __init__(self, size: Size, keep_ratio: bool = False, fill: Fill = 0, mask_fill: int = 0,
@@ -89,13 +87,17 @@ class Resize:
 
     def __call__(self, sample: Sample) -> Sample:
         h, w = self.size
-        if not self.keep_ratio:
-            return geometry.resize(sample, h, w, self.interpolation)
         old_h, old_w = sample["image"].shape[:2]
-        scale = min(h / old_h, w / old_w)
-        new_h, new_w = max(1, min(h, round(old_h * scale))), max(1, min(w, round(old_w * scale)))
-        sample = geometry.resize(sample, new_h, new_w, self.interpolation)
-        return geometry.crop(sample, 0, 0, w, h, fill=self.fill, mask_fill=self.mask_fill)
+        new_h, new_w = h, w
+        if self.keep_ratio:
+            scale = min(h / old_h, w / old_w)
+            new_h, new_w = max(1, min(h, round(old_h * scale))), max(1, min(w, round(old_w * scale)))
+        out = geometry.resize(sample, new_h, new_w, self.interpolation)
+        out["scale_factor"] = np.asarray(sample.get("scale_factor", (1.0, 1.0)), dtype=np.float32) * np.array(
+            [new_w / old_w, new_h / old_h], dtype=np.float32)
+        if self.keep_ratio:
+            out = geometry.crop(out, 0, 0, w, h, fill=self.fill, mask_fill=self.mask_fill)
+        return out
 
 
 @TRANSFORMS.register("random_resized_crop")
@@ -256,24 +258,24 @@ class ColorJitter:
                 raise ValueError(f"{name}: expected >= 0, got {value!r}")
         if not 0 <= hue <= 0.5:
             raise ValueError(f"hue: expected 0 <= hue <= 0.5, got {hue!r}")
-        self.ops = [(op, value) for op, value in (
-            (_adjust_brightness, brightness), (_adjust_contrast, contrast),
-            (_adjust_saturation, saturation), (_adjust_hue, hue)) if value > 0]
+        ranges = [(_adjust_brightness, max(0.0, 1 - brightness), 1 + brightness),
+                  (_adjust_contrast, max(0.0, 1 - contrast), 1 + contrast),
+                  (_adjust_saturation, max(0.0, 1 - saturation), 1 + saturation),
+                  (_adjust_hue, -hue, hue)]
+        self.ops = [(op, low, high) for op, low, high in ranges if high > low]
 
     def __call__(self, sample: Sample) -> Sample:
         gen = rng()
         image = sample["image"]
         for index in gen.permutation(len(self.ops)):
-            op, value = self.ops[index]
-            if op is _adjust_hue:
-                image = op(image, gen.uniform(-value, value))
-            else:
-                image = op(image, gen.uniform(max(0.0, 1 - value), 1 + value))
+            op, low, high = self.ops[index]
+            image = op(image, gen.uniform(low, high))
         return {**sample, "image": image}
 
 
 _TENSOR_DTYPES = {"boxes": torch.float32, "labels": torch.int64, "difficult": torch.bool,
-                  "iscrowd": torch.bool, "mask": torch.int64, "keypoints": torch.float32}
+                  "iscrowd": torch.bool, "mask": torch.int64, "keypoints": torch.float32,
+                  "scale_factor": torch.float32}
 
 
 @TRANSFORMS.register("normalize")

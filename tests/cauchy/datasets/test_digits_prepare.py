@@ -1,6 +1,7 @@
 """scripts/cls/digits/prepare.py writes the 1,797 sklearn digits as a stratified image_folder split."""
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -20,9 +21,8 @@ def run(out: Path, *args: str) -> str:
 
 
 @pytest.mark.slow
-def test_prepare_writes_both_splits_and_is_idempotent(tmp_path):
-    out = tmp_path / "digits"
-    assert "wrote 1797 PNGs" in run(out)
+def test_prepare_writes_both_splits_and_is_idempotent(digits_dir):
+    out = Path(digits_dir)  # written once per session by the shared fixture, through this script
     files = sorted(out.rglob("*.png"))
     assert len(files) == 1797
     for split in ("train", "val"):
@@ -35,10 +35,18 @@ def test_prepare_writes_both_splits_and_is_idempotent(tmp_path):
     assert sorted(out.rglob("*.png")) == files
 
 
+def load_script():
+    spec = importlib.util.spec_from_file_location("digits_prepare", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.mark.slow
 def test_other_fraction_moves_files_between_splits(tmp_path):
+    prepare = load_script().prepare
     out = tmp_path / "digits"
-    run(out)
-    run(out, "--val-fraction", "0.5", "--seed", "1")
+    assert prepare(str(out)) == 1797
+    assert 0 < prepare(str(out), val_fraction=0.5, seed=1) < 1797
     assert len(list(out.rglob("*.png"))) == 1797
     assert abs(len(list((out / "val").rglob("*.png"))) - 898) <= 1
