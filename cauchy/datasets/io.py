@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import Sequence
 
 import cv2
 import numpy as np
@@ -40,3 +42,29 @@ def read_image(path: str) -> np.ndarray:
 
 def is_image_file(name: str) -> bool:
     return name.lower().endswith(IMAGE_EXTENSIONS)
+
+
+def _problem(path: str) -> str | None:
+    try:
+        read_image(path)
+    except DatasetError as exc:
+        return str(exc)
+    return None
+
+
+def check_images(paths: Sequence[str], source: str, skip_bad_images: bool) -> list[tuple[str, str]]:
+    """The readers' construction-time check of the images a listing names.
+
+    Without ``skip_bad_images``: only existence is checked (cheap, so a typo in a list fails
+    before training), raising DatasetError for the first missing file; undecodable files fail
+    later, when loaded. With it: every image is decoded once (in threads; cv2 releases the GIL)
+    and ``(path, reason)`` is returned for each bad one, for the caller to leave out and count.
+    """
+    if not skip_bad_images:
+        missing = next((path for path in paths if not os.path.isfile(path)), None)
+        if missing is not None:
+            raise DatasetError(f"{missing}: image file not found (listed in {source})")
+        return []
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        problems = list(pool.map(_problem, paths))
+    return [(path, why) for path, why in zip(paths, problems) if why]

@@ -8,31 +8,21 @@ Bad images: without ``skip_bad_images`` a missing file is an error at constructi
 in a list fails before training starts) and an undecodable one when it is loaded. With
 ``skip_bad_images=True`` every image is decoded once at construction (in threads; cv2 releases
 the GIL) and the bad ones are left out: ``skipped`` counts them and ``bad_images`` lists
-``(path, reason)``. Checking up front keeps indices stable and the count visible in the main
-process, which a lazy fallback inside DataLoader workers would not.
+``(path, reason)`` (see ``cauchy.datasets.io.check_images``). Checking up front keeps indices
+stable and the count visible in the main process, which a lazy fallback inside DataLoader
+workers would not.
 """
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Sequence
 
-from cauchy.datasets.errors import DatasetError
-from cauchy.datasets.io import read_image
 from torch.utils.data import Dataset
 
+from cauchy.datasets.errors import DatasetError
+from cauchy.datasets.io import check_images, read_image
+
 Sample = dict[str, Any]
-
-
-def _problem(path: str) -> str | None:
-    """Why ``path`` cannot be used, or None when it decodes."""
-    try:
-        read_image(path)
-    except DatasetError as exc:
-        return str(exc)
-    return None
-
-
 
 
 def require_file(path: str, what: str) -> str:
@@ -62,17 +52,9 @@ class ClsDataset(Dataset):
             if not 0 <= label < len(self.class_names):
                 raise DatasetError(f"{source}: label {label} of {path} is outside 0..{len(self.class_names) - 1} "
                                    f"({len(self.class_names)} class names)")
-        if skip_bad_images:
-            with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
-                problems = list(pool.map(_problem, [path for path, _ in samples]))
-            self.bad_images = [(path, why) for (path, _), why in zip(samples, problems) if why]
-            self.samples = [sample for sample, why in zip(samples, problems) if not why]
-        else:
-            missing = next((path for path, _ in samples if not os.path.isfile(path)), None)
-            if missing is not None:
-                raise DatasetError(f"{missing}: image file not found (listed in {source})")
-            self.bad_images = []
-            self.samples = list(samples)
+        self.bad_images = check_images([path for path, _ in samples], source, skip_bad_images)
+        bad = {path for path, _ in self.bad_images}
+        self.samples = [sample for sample in samples if sample[0] not in bad]
         self.skipped = len(self.bad_images)
 
     def __len__(self) -> int:
