@@ -84,7 +84,7 @@ def is_plotted(event: dict[str, Any]) -> bool:
     return name not in NOT_PLOTTED
 
 
-class _Series:
+class BoundedSeries:
     """One trace of at most ``max_points`` points, so a Visdom append stays cheap (it re-serialises
     the whole window: 17 ms at 1,000 points). When full, neighbours are averaged in pairs and later
     points are averaged over buckets twice as long: a long run keeps its shape at lower resolution.
@@ -140,11 +140,16 @@ class VisdomSink:
     def __init__(self, port: int, base_url: str = "", env: str = "main", *, interval: float = 2.0,
                  save_interval: float = 60.0, max_points: int = 1000, max_backoff: float = 60.0,
                  close_timeout: float = 5.0) -> None:
+        import visdom  # here, not at module import: it pulls numpy, PIL and requests in
+
+        # Its logger warns of every new HTTP session and of the socket we do not want.
+        logging.getLogger("visdom").setLevel(logging.ERROR)
+        self._visdom = visdom
         self.port, self.base_url, self.env = port, base_url.rstrip("/"), env
         self.interval, self.save_interval, self.max_backoff = interval, save_interval, max_backoff
         self.close_timeout, self.max_points = close_timeout, max_points
         self._vis: Any = None
-        self._series: dict[tuple[str, str], _Series] = {}
+        self._series: dict[tuple[str, str], BoundedSeries] = {}
         self._redraw: set[str] = set()  # windows to draw again from all their points
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -162,7 +167,7 @@ class VisdomSink:
         with self._lock:
             series = self._series.get(key)
             if series is None:
-                series = self._series[key] = _Series(self.max_points)
+                series = self._series[key] = BoundedSeries(self.max_points)
                 self._redraw.add(key[0])
             if series.add(float(event["step"]), float(event["value"])):
                 self._redraw.add(key[0])
@@ -250,11 +255,7 @@ class VisdomSink:
             vis.line(Y=y, X=x, win=name, env=self.env, name=phase, update="append")
 
     def _connect(self) -> Any:
-        import visdom
-
-        # Its logger warns of every new HTTP session and of the socket we do not want.
-        logging.getLogger("visdom").setLevel(logging.ERROR)
-        self._vis = visdom.Visdom(server="http://127.0.0.1", port=self.port, base_url=self.base_url,
+        self._vis = self._visdom.Visdom(server="http://127.0.0.1", port=self.port, base_url=self.base_url,
                                   env=self.env, use_incoming_socket=False, raise_exceptions=True)
         return self._vis
 
