@@ -201,6 +201,8 @@ class RandomExpand:
     def __init__(self, ratio: Sequence[float] = (1.0, 4.0), p: float = 0.5, fill: Fill = 0,
                  mask_fill: int = 0) -> None:
         self.ratio = _range(ratio, "ratio")
+        if self.ratio[0] < 1:
+            raise ValueError(f"ratio: expected [low, high] with 1 <= low (a zoom-out), got {list(ratio)!r}")
         self.p = p
         self.fill = fill
         self.mask_fill = mask_fill

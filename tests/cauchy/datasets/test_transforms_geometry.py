@@ -151,6 +151,7 @@ def test_transforms_do_not_modify_their_input():
     (lambda: Resize(size=[1, 2, 3]), "size: expected a positive int or"),
     (lambda: RandomResizedCrop(size=8, scale=[1.0, 0.5]), "scale: expected"),
     (lambda: Resize(size=8, interpolation="bicubicish"), "interpolation 'bicubicish' is not one of"),
+    (lambda: RandomExpand(ratio=[0.5, 2.0]), r"ratio: expected \[low, high\] with 1 <= low"),
 ])
 def test_bad_parameters_are_named(factory, message):
     with pytest.raises(ValueError, match=message):
