@@ -63,8 +63,11 @@ def serve(port: int, base_url: str, env_path: str, static_dir: str) -> None:
     import visdom.server.app as visdom_app
     from visdom.server.run_server import start_server
 
+    # Visdom forces tornado's debug mode; keep only what it is for: no reload, no re-hashing of
+    # 6 MB of assets on every page load, no tracebacks sent to browsers.
     visdom_app.tornado_settings.update(
-        static_path=static_dir, template_path=static_dir, autoreload=False
+        static_path=static_dir, template_path=static_dir, autoreload=False,
+        static_hash_cache=True, serve_traceback=False,
     )
     os.makedirs(env_path, exist_ok=True)
     signal.signal(signal.SIGTERM, _exit_on_signal)
