@@ -1,0 +1,1 @@
+"""Cauchy control service (Flask): jobs, their processes, the REST and legacy APIs. Never imports torch."""

@@ -1,0 +1,218 @@
+"""REST API for jobs under ``/api/v1``: submit, list, show, stop, resume, logs, metrics, artifacts, charts."""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from flask import Blueprint, current_app, jsonify, redirect, request, send_from_directory, url_for
+
+from services.api.errors import ApiError, bad_request, conflict, not_found
+from services.api.submission import job_fields
+from services.jobs import files
+from services.jobs.ports import PortsExhausted
+from services.jobs.store import ACTIVE, ENDED, QUEUED, RUNNING, STATES, STOPPED, STOPPING, Job
+from services.jobs.supervisor import Supervisor, visdom_base_url
+from services.visdom_server import VisdomStartError
+
+bp = Blueprint("jobs", __name__, url_prefix="/api/v1")
+MAX_PAGE = 500
+
+
+def services() -> Any:
+    return current_app.extensions["cauchy"]
+
+
+def query_int(name: str, default: int | None, low: int = 0, high: int = 2**62) -> int | None:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise bad_request(f"expected an integer, got {raw!r}", name) from None
+    if not low <= value <= high:
+        raise bad_request(f"expected an integer from {low} to {high}, got {value}", name)
+    return value
+
+
+def find_job(job_id: int) -> Job:
+    job = services().store.get(job_id)
+    if job is None:
+        raise not_found(f"no job {job_id}")
+    return job
+
+
+def summary(job: Job) -> dict[str, Any]:
+    """What a list shows: no file system or process look-ups, so a page of 500 stays cheap."""
+    return {
+        "id": job.id, "name": job.name, "user": job.user, "phase": job.phase, "state": job.state,
+        "priority": job.priority,
+        "resources": {"gpus": job.gpus_requested, "assigned_gpus": [g for g in job.gpus.split(",") if g]},
+        "created_at": job.created_at, "started_at": job.started_at, "ended_at": job.ended_at,
+        "exit_code": job.exit_code, "exit_signal": job.exit_signal, "reason": job.reason,
+        "hypes_name": job.hypes_name, "from_job": job.from_job,
+    }
+
+
+def detail(job: Job) -> dict[str, Any]:
+    svc = services()
+    supervisor: Supervisor = svc.supervisor
+    directory = supervisor.job_dir(job.id)
+    checkpoint = files.last_checkpoint(directory)
+    return {
+        **summary(job),
+        "queue_position": svc.store.queue_position(job) if job.state == QUEUED else None,
+        "duration_s": ((job.ended_at or time.time()) - job.started_at) if job.started_at else None,
+        "hypes": job.hypes, "overrides": job.overrides, "resume_from": job.resume_from,
+        "job_dir": str(directory),
+        "last_checkpoint": str(checkpoint) if checkpoint else None,
+        "processes": supervisor.processes(job.id) if job.state in ACTIVE or job.visdom_pid else [],
+        "visdom": supervisor.viewer_status(job.id),
+        "links": {name: url_for(f"jobs.{name}", job_id=job.id)
+                  for name in ("logs", "metrics", "artifacts", "charts")},
+    }
+
+
+def created(job: Job):
+    services().supervisor.wake()
+    response = jsonify(detail(job))
+    response.status_code = 201
+    response.headers["Location"] = url_for("jobs.show", job_id=job.id)
+    return response
+
+
+@bp.post("/jobs")
+def submit():
+    body = request.get_json(silent=True)
+    if body is None:
+        raise bad_request("send a JSON object with Content-Type: application/json", None, "invalid_body")
+    fields = job_fields(body, services().settings, services().store, request.headers.get("X-Cauchy-User"))
+    return created(services().store.add(**fields))
+
+
+@bp.get("/jobs")
+def index():
+    states = [s for s in request.args.get("state", "").split(",") if s]
+    unknown = sorted(set(states) - set(STATES))
+    if unknown:
+        raise bad_request(f"unknown state {unknown[0]!r}; states: {', '.join(STATES)}", "state")
+    limit = query_int("limit", 50, 1, MAX_PAGE)
+    offset = query_int("offset", 0)
+    jobs, total = services().store.list(states, limit, offset, request.args.get("user"))
+    return jsonify({"jobs": [summary(job) for job in jobs], "total": total, "limit": limit, "offset": offset})
+
+
+@bp.get("/jobs/<int:job_id>")
+def show(job_id: int):
+    return jsonify(detail(find_job(job_id)))
+
+
+def request_stop(job_id: int) -> Job:
+    """Queued: cancelled at once. Running: SIGTERM, a grace period for the checkpoint, then SIGKILL."""
+    find_job(job_id)
+    store, now = services().store, time.time()
+    if not (store.transition(job_id, [QUEUED], state=STOPPED, ended_at=now, reason="cancelled before it started")
+            or store.transition(job_id, [RUNNING], state=STOPPING, stop_requested_at=now)
+            or store.get(job_id).state == STOPPING):
+        raise conflict(f"job {job_id} has already ended ({store.get(job_id).state})")
+    services().supervisor.wake()
+    return store.get(job_id)
+
+
+@bp.post("/jobs/<int:job_id>/stop")
+def stop(job_id: int):
+    response = jsonify(detail(request_stop(job_id)))
+    response.status_code = 202
+    return response
+
+
+@bp.post("/jobs/<int:job_id>/resume")
+def resume(job_id: int):
+    """A new job that continues training from this job's last checkpoint."""
+    job = find_job(job_id)
+    if job.state not in ENDED:
+        raise conflict(f"job {job_id} is {job.state}; stop it before resuming")
+    if job.phase not in ("train", "finetune"):
+        raise conflict(f"job {job_id} is a {job.phase} job; only training resumes")
+    checkpoint = files.last_checkpoint(services().supervisor.job_dir(job_id))
+    if checkpoint is None:
+        raise conflict(f"job {job_id} saved no checkpoint")
+    new = services().store.add(
+        name=f"{job.name} (resumed)"[:200], user=request.headers.get("X-Cauchy-User") or job.user, phase=job.phase,
+        priority=job.priority, gpus_requested=job.gpus_requested, hypes=job.hypes, hypes_name=job.hypes_name,
+        overrides=job.overrides, from_job=job.id, resume_from=str(checkpoint))
+    return created(new)
+
+
+@bp.get("/jobs/<int:job_id>/logs")
+def logs(job_id: int):
+    """Incremental: pass the returned ``next_offset`` as ``offset``; without it, the last 64 KiB."""
+    find_job(job_id)
+    stream = request.args.get("stream", "stdout")
+    if stream not in files.LOGS:
+        raise bad_request(f"expected one of {', '.join(files.LOGS)}", "stream")
+    path = services().supervisor.job_dir(job_id) / files.LOGS[stream]
+    chunk = files.read_chunk(path, query_int("offset", None), query_int("limit", files.MAX_CHUNK, 1, files.MAX_CHUNK))
+    return jsonify({"stream": stream, **chunk})
+
+
+@bp.get("/jobs/<int:job_id>/metrics")
+def metrics(job_id: int):
+    """Events of metrics.jsonl from the cursor ``since`` (0 first, then the returned ``next``)."""
+    find_job(job_id)
+    path = services().supervisor.job_dir(job_id) / files.METRICS_FILE
+    return jsonify(files.read_metrics(path, query_int("since", 0), query_int("limit", 10000, 1, 100000)))
+
+
+@bp.get("/jobs/<int:job_id>/artifacts")
+def artifacts(job_id: int):
+    find_job(job_id)
+    items = files.list_artifacts(services().supervisor.job_dir(job_id))
+    for item in items:
+        item["url"] = url_for("jobs.artifact", job_id=job_id, path=item["path"])
+    return jsonify({"artifacts": items})
+
+
+@bp.get("/jobs/<int:job_id>/artifacts/<path:path>")
+def artifact(job_id: int, path: str):
+    find_job(job_id)
+    return send_from_directory(services().supervisor.job_dir(job_id), path, as_attachment=True)
+
+
+def _viewer(job_id: int) -> dict[str, Any]:
+    job = find_job(job_id)
+    if job.state == QUEUED:
+        raise conflict(f"job {job_id} has not started yet")
+    try:
+        services().supervisor.ensure_viewer(job_id)
+    except (VisdomStartError, PortsExhausted, OSError) as exc:
+        raise ApiError(503, "visdom_unavailable", f"Visdom for job {job_id} did not start: {exc}") from None
+    return services().supervisor.viewer_status(job_id)
+
+
+@bp.post("/jobs/<int:job_id>/visdom")
+def visdom(job_id: int):
+    """Make sure the job's Visdom is up (started again from its saved env after the job ended)."""
+    return jsonify(_viewer(job_id))
+
+
+@bp.delete("/jobs/<int:job_id>/visdom")
+def visdom_stop(job_id: int):
+    find_job(job_id)
+    if not services().supervisor.stop_viewer(job_id):
+        raise conflict(f"job {job_id} has no viewer to shut down (none up, or the job is still running)")
+    return jsonify(services().supervisor.viewer_status(job_id))
+
+
+@bp.get("/jobs/<int:job_id>/charts")
+def charts(job_id: int):
+    """Open the charts: start the viewer if needed, then go to ``/visdom/<id>/`` (proxied by nginx)."""
+    _viewer(job_id)
+    return redirect(visdom_base_url(job_id) + "/")
+
+
+@bp.get("/health")
+def health():
+    svc = services()
+    return jsonify({"status": "ok", "gpus": list(svc.settings.gpus), "cpu_slots": svc.settings.cpu_slots,
+                    "free_ports": svc.supervisor.ports.free_count()})

@@ -1,0 +1,190 @@
+"""The OpenAPI 3 document of ``/api/v1``, served at ``/api/v1/openapi.json``.
+
+Written by hand next to the routes; a test checks that every route is documented and every
+documented path is routed.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, jsonify
+
+from services.api.submission import PHASES, PRIORITY_RANGE
+from services.jobs.files import LOGS
+from services.jobs.store import STATES
+
+bp = Blueprint("openapi", __name__, url_prefix="/api/v1")
+
+
+def ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def json_response(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def error(description: str) -> dict[str, Any]:
+    return json_response(description, ref("Error"))
+
+
+JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+NOT_FOUND = {"404": error("no such job")}
+NULLABLE_NUMBER = {"type": ["number", "null"]}
+
+SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object", "required": ["error"],
+        "properties": {"error": {"type": "object", "required": ["code", "message", "field"], "properties": {
+            "code": {"type": "string", "example": "invalid_hypes"},
+            "message": {"type": "string", "example": "solver.lr.base_lr: expected a number > 0, got \"fast\""},
+            "field": {"type": ["string", "null"], "example": "hypes.solver.lr.base_lr"}}}},
+    },
+    "JobRequest": {
+        "type": "object", "required": ["hypes"], "additionalProperties": False,
+        "properties": {
+            "hypes": {"oneOf": [{"type": "object", "description": "a hypes document"},
+                                {"type": "string", "description": "a file under hypes/, e.g. cls/image_classifier_smallcnn_digits.json"}]},
+            "overrides": {"oneOf": [{"type": "array", "items": {"type": "string"}, "example": ["solver.max_iters=2"]},
+                                    {"type": "object", "example": {"solver.lr.base_lr": 0.01}}]},
+            "phase": {"type": "string", "enum": list(PHASES), "default": "train"},
+            "resources": {"type": "object", "properties": {"gpus": {"type": "integer", "minimum": 0, "default": 0}},
+                          "additionalProperties": False},
+            "gpus": {"type": "integer", "minimum": 0, "description": "short for resources.gpus"},
+            "priority": {"type": "integer", "minimum": PRIORITY_RANGE[0], "maximum": PRIORITY_RANGE[1], "default": 0},
+            "name": {"type": "string", "maxLength": 200},
+            "user": {"type": "string", "maxLength": 100, "description": "else the X-Cauchy-User header, else anonymous"},
+            "from_job": {"type": "integer", "description": "start from that job's checkpoint (best for test, latest to train)"},
+        },
+    },
+    "JobSummary": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer"}, "name": {"type": "string"}, "user": {"type": "string"},
+            "phase": {"type": "string"}, "state": {"type": "string", "enum": list(STATES)},
+            "priority": {"type": "integer"},
+            "resources": {"type": "object", "properties": {
+                "gpus": {"type": "integer"}, "assigned_gpus": {"type": "array", "items": {"type": "string"}}}},
+            "created_at": {"type": "number"}, "started_at": NULLABLE_NUMBER, "ended_at": NULLABLE_NUMBER,
+            "exit_code": {"type": ["integer", "null"]}, "exit_signal": {"type": ["integer", "null"]},
+            "reason": {"type": ["string", "null"], "description": "why it ended: exception, exit code, signal, memory"},
+            "hypes_name": {"type": ["string", "null"]}, "from_job": {"type": ["integer", "null"]},
+        },
+    },
+    "Job": {
+        "allOf": [ref("JobSummary"), {"type": "object", "properties": {
+            "queue_position": {"type": ["integer", "null"], "description": "1 = next to start (while queued)"},
+            "duration_s": NULLABLE_NUMBER,
+            "hypes": {"type": "object"}, "overrides": {"type": "array", "items": {"type": "string"}},
+            "resume_from": {"type": ["string", "null"]}, "job_dir": {"type": "string"},
+            "last_checkpoint": {"type": ["string", "null"]},
+            "processes": {"type": "array", "items": {"type": "object", "properties": {
+                "role": {"type": "string", "enum": ["launcher", "task", "worker", "visdom"]},
+                "pid": {"type": "integer"}, "cpu_percent": NULLABLE_NUMBER, "rss_mb": {"type": "number"}}}},
+            "visdom": ref("Visdom"),
+            "links": {"type": "object", "additionalProperties": {"type": "string"}},
+        }}],
+    },
+    "Visdom": {
+        "type": "object",
+        "properties": {"url": {"type": "string", "example": "/visdom/12/"}, "port": {"type": ["integer", "null"]},
+                       "direct_url": {"type": "string"}, "up": {"type": "boolean"}, "until": NULLABLE_NUMBER},
+    },
+    "JobList": {
+        "type": "object",
+        "properties": {"jobs": {"type": "array", "items": ref("JobSummary")}, "total": {"type": "integer"},
+                       "limit": {"type": "integer"}, "offset": {"type": "integer"}},
+    },
+    "LogChunk": {
+        "type": "object",
+        "properties": {"stream": {"type": "string", "enum": list(LOGS)}, "offset": {"type": "integer"},
+                       "next_offset": {"type": "integer"}, "size": {"type": "integer"}, "text": {"type": "string"}},
+    },
+    "Metrics": {
+        "type": "object",
+        "properties": {"events": {"type": "array", "items": {"type": "object", "properties": {
+            "step": {"type": "integer"}, "epoch": {"type": "number"}, "phase": {"type": "string"},
+            "name": {"type": "string"}, "value": {"type": "number"}, "time": {"type": "number"}}}},
+            "next": {"type": "integer", "description": "pass as since= to get only newer events"}},
+    },
+    "Artifacts": {
+        "type": "object",
+        "properties": {"artifacts": {"type": "array", "items": {"type": "object", "properties": {
+            "path": {"type": "string"}, "size": {"type": "integer"}, "modified": {"type": "number"},
+            "url": {"type": "string"}}}}},
+    },
+}
+
+JOB = json_response("the job", ref("Job"))
+PATHS: dict[str, Any] = {
+    "/jobs": {
+        "post": {"summary": "Submit a job; the hypes are validated at once (a bad key is a 400 naming it)",
+                 "parameters": [{"name": "X-Cauchy-User", "in": "header", "schema": {"type": "string"}}],
+                 "requestBody": {"required": True, "content": {"application/json": {"schema": ref("JobRequest")}}},
+                 "responses": {"201": json_response("queued", ref("Job")), "400": error("invalid request or hypes"),
+                               "413": error("request body too large")}},
+        "get": {"summary": "List jobs, newest first",
+                "parameters": [
+                    {"name": "state", "in": "query", "schema": {"type": "string"},
+                     "description": "comma-separated: " + ",".join(STATES)},
+                    {"name": "user", "in": "query", "schema": {"type": "string"}},
+                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}},
+                    {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0, "default": 0}}],
+                "responses": {"200": json_response("a page of jobs", ref("JobList")), "400": error("bad filter")}},
+    },
+    "/jobs/{job_id}": {"get": {"summary": "A job: state, times, exit reason, resources, queue position, Visdom, processes",
+                               "parameters": [JOB_ID], "responses": {"200": JOB, **NOT_FOUND}}},
+    "/jobs/{job_id}/stop": {"post": {
+        "summary": "Stop: a queued job is cancelled; a running one gets SIGTERM, a grace period to save a checkpoint, then SIGKILL",
+        "parameters": [JOB_ID], "responses": {"202": JOB, **NOT_FOUND, "409": error("the job already ended")}}},
+    "/jobs/{job_id}/resume": {"post": {
+        "summary": "A new job continuing from this job's last checkpoint",
+        "parameters": [JOB_ID], "responses": {"201": JOB, **NOT_FOUND, "409": error("still active, or no checkpoint")}}},
+    "/jobs/{job_id}/logs": {"get": {
+        "summary": "stdout/stderr of the task, incrementally (pass next_offset back as offset)",
+        "parameters": [JOB_ID,
+                       {"name": "stream", "in": "query", "schema": {"type": "string", "enum": list(LOGS), "default": "stdout"}},
+                       {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0},
+                        "description": "omit for the last 64 KiB"},
+                       {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1}}],
+        "responses": {"200": json_response("a chunk of the log", ref("LogChunk")), **NOT_FOUND, "400": error("bad query")}}},
+    "/jobs/{job_id}/metrics": {"get": {
+        "summary": "Events of metrics.jsonl after the cursor since",
+        "parameters": [JOB_ID, {"name": "since", "in": "query", "schema": {"type": "integer", "minimum": 0, "default": 0}},
+                       {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1}}],
+        "responses": {"200": json_response("events", ref("Metrics")), **NOT_FOUND, "400": error("bad query")}}},
+    "/jobs/{job_id}/artifacts": {"get": {
+        "summary": "Files of the job: checkpoints, results, predictions, hypes, metrics, logs",
+        "parameters": [JOB_ID], "responses": {"200": json_response("files", ref("Artifacts")), **NOT_FOUND}}},
+    "/jobs/{job_id}/artifacts/{path}": {"get": {
+        "summary": "Download one artifact",
+        "parameters": [JOB_ID, {"name": "path", "in": "path", "required": True, "schema": {"type": "string"}}],
+        "responses": {"200": {"description": "the file", "content": {"application/octet-stream": {}}}, **NOT_FOUND}}},
+    "/jobs/{job_id}/visdom": {
+        "post": {"summary": "Make sure the job's Visdom is up, starting it again from the saved env if needed",
+                 "parameters": [JOB_ID], "responses": {"200": json_response("the viewer", ref("Visdom")), **NOT_FOUND,
+                                                       "409": error("not started yet"), "503": error("Visdom did not start")}},
+        "delete": {"summary": "Shut an ended job's Visdom now",
+                   "parameters": [JOB_ID], "responses": {"200": json_response("the viewer", ref("Visdom")), **NOT_FOUND,
+                                                         "409": error("no viewer, or the job still runs")}}},
+    "/jobs/{job_id}/charts": {"get": {
+        "summary": "Open the charts: starts the viewer if needed and redirects to /visdom/<id>/",
+        "parameters": [JOB_ID], "responses": {"302": {"description": "to the Visdom page"}, **NOT_FOUND,
+                                              "409": error("not started yet"), "503": error("Visdom did not start")}}},
+    "/health": {"get": {"summary": "Liveness and resources", "responses": {"200": json_response("ok", {"type": "object"})}}},
+    "/openapi.json": {"get": {"summary": "This document", "responses": {"200": json_response("OpenAPI 3.1", {"type": "object"})}}},
+}
+
+DOCUMENT: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {"title": "Cauchy control service", "version": "1",
+             "description": "Jobs on shared GPU servers. Errors are {\"error\": {\"code\", \"message\", \"field\"}}."},
+    "servers": [{"url": "/api/v1"}],
+    "paths": PATHS,
+    "components": {"schemas": SCHEMAS},
+}
+
+
+@bp.get("/openapi.json")
+def document():
+    return jsonify(DOCUMENT)

@@ -1,0 +1,117 @@
+"""Turn a submitted job (REST or legacy) into stored fields, validating everything before queueing.
+
+The hypes are resolved in-process with ``cauchy.hypes`` (torch-free), so a bad key is a 400 that
+names it and nothing reaches the queue.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Mapping
+
+from cauchy.hypes import HypesError, load_hypes, resolve_hypes
+from services.api.errors import ApiError, bad_request
+from services.config import Settings
+from services.jobs import files
+from services.jobs.store import Store
+
+PHASES = ("train", "test", "finetune")
+PRIORITY_RANGE = (-100, 100)
+DEFAULT_USER = "anonymous"
+
+
+def _int(body: Mapping[str, Any], key: str, default: int, low: int, high: int, field: str | None = None) -> int:
+    value = body.get(key, default)
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise bad_request(f"expected an integer from {low} to {high}, got {json.dumps(value)}", field or key)
+    return value
+
+
+def _str(body: Mapping[str, Any], key: str, default: str | None, max_len: int = 200) -> str | None:
+    value = body.get(key, default)
+    if value is not None and (not isinstance(value, str) or not 0 < len(value) <= max_len):
+        raise bad_request(f"expected a string of 1 to {max_len} characters, got {json.dumps(value)[:80]}", key)
+    return value
+
+
+def load_named_hypes(settings: Settings, name: str) -> dict[str, Any]:
+    """A hypes file under the repository's ``hypes/`` directory, by relative name (``.json`` optional)."""
+    root = settings.hypes_dir.resolve()
+    path = (root / (name if name.endswith(".json") else name + ".json")).resolve()
+    if not path.is_relative_to(root) or not path.is_file():
+        raise bad_request(f"no hypes file {name!r} under hypes/", "hypes", "unknown_hypes")
+    try:
+        return load_hypes(str(path))
+    except HypesError as exc:
+        raise bad_request(str(exc), "hypes", "invalid_hypes") from None
+
+
+def parse_overrides(value: Any) -> list[str]:
+    """``["a.b=1"]`` or ``{"a.b": 1}`` -> ``["a.b=1"]`` (the ``--set`` form)."""
+    if isinstance(value, Mapping):
+        return [f"{key}={json.dumps(item)}" for key, item in value.items()]
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return list(value)
+    raise bad_request('expected a list of "key.path=value" strings or an object', "overrides")
+
+
+def resolve(doc: Any, overrides: list[str]) -> dict[str, Any]:
+    try:
+        return resolve_hypes(doc, overrides)
+    except HypesError as exc:
+        field = f"hypes.{exc.key}" if exc.key else "hypes"
+        raise ApiError(400, "invalid_hypes", str(exc), field) from None
+
+
+def source_checkpoint(settings: Settings, store: Store, job_id: Any, phase: str) -> tuple[int, str]:
+    """The checkpoint another job left for this one: its latest to train on, its best to test with."""
+    source = store.get(job_id) if isinstance(job_id, int) and not isinstance(job_id, bool) else None
+    if source is None:
+        raise bad_request(f"no job {json.dumps(job_id)}", "from_job", "unknown_job")
+    directory = files.job_dir(settings.jobs_dir, source.id)
+    path = files.last_checkpoint(directory) if phase in ("train", "finetune") else files.model_checkpoint(directory)
+    if path is None:
+        raise bad_request(f"job {source.id} saved no checkpoint", "from_job", "no_checkpoint")
+    return source.id, str(path)
+
+
+def job_fields(body: Any, settings: Settings, store: Store, user: str | None,
+               phases: tuple[str, ...] = PHASES) -> dict[str, Any]:
+    """The columns of a new job from a ``POST /jobs`` body (see the OpenAPI document for its shape)."""
+    if not isinstance(body, Mapping):
+        raise bad_request("the request body must be a JSON object", None, "invalid_body")
+    unknown = sorted(set(body) - {"hypes", "overrides", "phase", "resources", "gpus", "priority", "name", "user",
+                                  "from_job"})
+    if unknown:
+        raise bad_request(f"unknown field {unknown[0]!r}", unknown[0])
+    hypes = body.get("hypes")
+    hypes_name = None
+    if isinstance(hypes, str):
+        hypes_name, hypes = hypes, load_named_hypes(settings, hypes)
+    elif not isinstance(hypes, Mapping):
+        raise bad_request("expected a hypes object or the name of a file under hypes/", "hypes")
+    overrides = parse_overrides(body.get("overrides", []))
+    phase = body.get("phase", "train")
+    if phase not in phases:
+        raise bad_request(f"expected one of {', '.join(phases)}, got {json.dumps(phase)}", "phase")
+    from_job, resume_from = (source_checkpoint(settings, store, body["from_job"], phase)
+                             if body.get("from_job") is not None else (None, None))
+    resources = body.get("resources", {"gpus": body.get("gpus", 0)})
+    if not isinstance(resources, Mapping) or set(resources) - {"gpus"}:
+        raise bad_request('expected {"gpus": N}', "resources")
+    gpus = _int(resources, "gpus", 0, 0, 64, "resources.gpus")
+    if gpus > len(settings.gpus):
+        raise bad_request(f"asked for {gpus} GPUs; this host has {len(settings.gpus)}", "resources.gpus", "unsatisfiable")
+    resolved = resolve(hypes, overrides)
+    return {
+        "hypes": resolved,
+        "hypes_name": hypes_name,
+        "overrides": overrides,
+        "phase": phase,
+        "from_job": from_job,
+        "resume_from": resume_from,
+        "gpus_requested": gpus,
+        "priority": _int(body, "priority", 0, *PRIORITY_RANGE),
+        "name": _str(body, "name", None) or Path(hypes_name or resolved.get("dataset") or "job").stem,
+        "user": user or _str(body, "user", None, 100) or DEFAULT_USER,
+    }

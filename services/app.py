@@ -1,0 +1,56 @@
+"""The control service: ``create_app(settings)`` builds it; ``serve`` runs it under waitress."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from flask import Flask
+
+from services.api import jobs, legacy, openapi
+from services.api.errors import register_error_handlers
+from services.config import Settings, load_settings
+from services.jobs.store import Store
+from services.jobs.supervisor import Supervisor
+
+
+@dataclass
+class Services:
+    """What the blueprints share, kept in ``app.extensions["cauchy"]``."""
+
+    settings: Settings
+    store: Store
+    supervisor: Supervisor
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """The Flask app over ``settings`` (default: environment and config file); starts the supervisor
+    thread unless ``settings.run_jobs`` is false."""
+    settings = settings or load_settings()
+    settings.jobs_dir.mkdir(parents=True, exist_ok=True)
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
+    app.json.sort_keys = False
+    store = Store(settings.db_url)
+    supervisor = Supervisor(settings, store)
+    app.extensions["cauchy"] = Services(settings, store, supervisor)
+    register_error_handlers(app)
+    app.register_blueprint(jobs.bp)
+    app.register_blueprint(openapi.bp)
+    app.register_blueprint(legacy.bp)
+    if settings.run_jobs:
+        supervisor.start()
+    return app
+
+
+def serve(settings: Settings | None = None) -> None:
+    """Run the service under waitress until interrupted; running jobs are left to the next start."""
+    from waitress import serve as waitress_serve
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = settings or load_settings()
+    app = create_app(settings)
+    try:
+        waitress_serve(app, host=settings.host, port=settings.port, threads=settings.threads,
+                       max_request_body_size=settings.max_request_bytes, ident="cauchy")
+    finally:
+        app.extensions["cauchy"].supervisor.shutdown()

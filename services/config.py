@@ -1,0 +1,131 @@
+"""Service settings: defaults, then an optional TOML file, then ``CAUCHY_*`` environment variables.
+
+One frozen object is built at start and handed to ``create_app``; nothing reads the environment
+later, so tests build a ``Settings`` directly with a temporary home.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import subprocess
+import sys
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path = REPO_ROOT / "var"
+    host: str = "127.0.0.1"
+    port: int = 8399
+    visdom_ports: tuple[int, int] = (8140, 8199)
+    cpu_slots: int = 2
+    gpus: tuple[str, ...] = ()
+    database_url: str = ""
+    repo_root: Path = REPO_ROOT
+    # The task command before its arguments; tests swap in a stand-in script.
+    task_command: tuple[str, ...] = (sys.executable, "run_tasks.py")
+    stop_grace_s: float = 30.0
+    visdom_linger_s: float = 600.0
+    max_running_per_user: int = 0  # 0: no limit
+    job_memory_limit_mb: int = 0  # 0: no limit beyond the kernel's
+    max_request_bytes: int = 16 * 1024 * 1024
+    threads: int = 16
+    poll_interval_s: float = 0.5
+    run_jobs: bool = True  # False: API only, no scheduler thread (used by some tests)
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'cauchy.db'}"
+
+    @property
+    def jobs_dir(self) -> Path:
+        return self.home / "jobs"
+
+    @property
+    def hypes_dir(self) -> Path:
+        return self.repo_root / "hypes"
+
+    def replace(self, **changes: Any) -> "Settings":
+        return dataclasses.replace(self, **changes)
+
+
+def parse_port_range(text: str) -> tuple[int, int]:
+    """``"8140-8199"`` (or ``[8140, 8199]`` in the file) -> ``(8140, 8199)``."""
+    low, _, high = str(text).replace(",", "-").partition("-")
+    first, last = int(low), int(high or low)
+    if not 0 < first <= last < 65536:
+        raise ValueError(f"bad port range {text!r}")
+    return first, last
+
+
+def parse_gpus(text: str) -> tuple[str, ...]:
+    """``"0,1"`` -> ``("0", "1")``; ``""``, ``"none"`` or ``"-1"`` -> no GPU."""
+    items = [item.strip() for item in str(text).split(",") if item.strip()]
+    if items in ([], ["none"], ["-1"]):
+        return ()
+    return tuple(items)
+
+
+def detect_gpus(environ: Mapping[str, str]) -> tuple[str, ...]:
+    """GPUs this host may hand out, found without importing torch.
+
+    ``CUDA_VISIBLE_DEVICES`` (when set) is the operator's choice; otherwise ``nvidia-smi`` lists them.
+    """
+    if "CUDA_VISIBLE_DEVICES" in environ:
+        return parse_gpus(environ["CUDA_VISIBLE_DEVICES"])
+    smi = shutil.which("nvidia-smi")
+    if not smi:
+        return ()
+    try:
+        out = subprocess.run([smi, "--query-gpu=index", "--format=csv,noheader"], capture_output=True,
+                             text=True, timeout=10, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ()
+    return parse_gpus(",".join(out.split()))
+
+
+_CONVERTERS = {
+    "home": Path,
+    "host": str,
+    "port": int,
+    "visdom_ports": parse_port_range,
+    "cpu_slots": int,
+    "gpus": parse_gpus,
+    "database_url": str,
+    "stop_grace_s": float,
+    "visdom_linger_s": float,
+    "max_running_per_user": int,
+    "job_memory_limit_mb": int,
+    "max_request_bytes": int,
+    "threads": int,
+}
+
+
+def load_settings(config_file: str | os.PathLike[str] | None = None,
+                  environ: Mapping[str, str] | None = None) -> Settings:
+    """Settings for ``cauchy serve``: the file named by ``config_file`` or ``CAUCHY_CONFIG``, then env."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    path = config_file or environ.get("CAUCHY_CONFIG")
+    if path:
+        with open(path, "rb") as fh:
+            doc = tomllib.load(fh)
+        unknown = sorted(set(doc) - set(_CONVERTERS))
+        if unknown:
+            raise ValueError(f"{path}: unknown settings {', '.join(unknown)}")
+        values.update(doc)
+    for key in _CONVERTERS:
+        env_key = f"CAUCHY_{key.upper()}"
+        if env_key in environ:
+            values[key] = environ[env_key]
+    settings = {key: _CONVERTERS[key](value if not isinstance(value, list) else ",".join(map(str, value)))
+                for key, value in values.items()}
+    if "gpus" not in settings:
+        settings["gpus"] = detect_gpus(environ)
+    return Settings(**settings)

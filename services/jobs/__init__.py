@@ -1,0 +1,1 @@
+"""Job machinery: store (database), ports, scheduler (who starts next), supervisor (processes)."""

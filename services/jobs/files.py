@@ -1,0 +1,93 @@
+"""The job directory ``$CAUCHY_HOME/jobs/<id>/`` and incremental reads of what the task writes there."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+LOGS = {"stdout": "stdout.log", "stderr": "stderr.log", "visdom": "visdom.log"}
+EXIT_FILE = "exit.json"
+HYPES_FILE = "hypes.json"
+METRICS_FILE = "metrics.jsonl"
+VISDOM_ENV_DIR = "visdom"
+LATEST_CHECKPOINT = "checkpoints/latest.pth"
+BEST_CHECKPOINT = "checkpoints/best.pth"
+DEFAULT_TAIL = 64 * 1024
+MAX_CHUNK = 1024 * 1024
+
+
+def job_dir(jobs_dir: Path, job_id: int) -> Path:
+    return jobs_dir / str(job_id)
+
+
+def last_checkpoint(directory: Path) -> Path | None:
+    path = directory / LATEST_CHECKPOINT
+    return path if path.is_file() else None
+
+
+def model_checkpoint(directory: Path) -> Path | None:
+    """The checkpoint to test or predict with: the best one, else the latest."""
+    path = directory / BEST_CHECKPOINT
+    return path if path.is_file() else last_checkpoint(directory)
+
+
+def read_exit_status(directory: Path) -> dict[str, Any] | None:
+    """What ``wrap.py`` wrote when the task ended, or None if it never got to write it."""
+    try:
+        return json.loads((directory / EXIT_FILE).read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def read_chunk(path: Path, offset: int | None, limit: int = MAX_CHUNK) -> dict[str, Any]:
+    """Bytes of a log from ``offset`` (or its last 64 KiB); ``next_offset`` continues from there."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        size = 0
+    start = max(0, size - DEFAULT_TAIL) if offset is None else min(offset, size)
+    data = b""
+    if size > start:
+        with open(path, "rb") as fh:
+            fh.seek(start)
+            data = fh.read(min(limit, MAX_CHUNK))
+    return {"offset": start, "next_offset": start + len(data), "size": size,
+            "text": data.decode("utf-8", "replace")}
+
+
+def read_metrics(path: Path, since: int, limit: int) -> dict[str, Any]:
+    """Whole ``metrics.jsonl`` lines from byte ``since``; ``next`` is where the next call starts.
+
+    A line still being written (no newline yet) is left for the next call.
+    """
+    events: list[dict[str, Any]] = []
+    position = since
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(since)
+            for line in fh:
+                if not line.endswith(b"\n") or len(events) >= limit:
+                    break
+                position += len(line)
+                if line.strip():
+                    events.append(json.loads(line))
+    except FileNotFoundError:
+        pass
+    return {"events": events, "next": position}
+
+
+def list_artifacts(directory: Path) -> list[dict[str, Any]]:
+    """Checkpoints, results, predictions, hypes, metrics and logs (the Visdom env directory is left out)."""
+    items = []
+    for root, dirs, files in os.walk(directory):
+        rel_root = Path(root).relative_to(directory)
+        dirs[:] = sorted(d for d in dirs if not (rel_root == Path(".") and d == VISDOM_ENV_DIR))
+        for name in sorted(files):
+            path = Path(root) / name
+            if name.endswith(".tmp") or name.startswith("."):
+                continue
+            stat = path.stat()
+            items.append({"path": str(rel_root / name) if rel_root != Path(".") else name,
+                          "size": stat.st_size, "modified": stat.st_mtime})
+    return items

@@ -1,0 +1,153 @@
+"""Jobs in the database: the only state that must survive a restart of the service.
+
+SQLite under ``$CAUCHY_HOME`` by default; any SQLAlchemy URL (PostgreSQL) works, since only portable
+types and queries are used. The schema is created and upgraded here, at start.
+"""
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from typing import Any, Iterator, Sequence
+
+from sqlalchemy import JSON, Float, Index, Integer, String, Text, create_engine, event, func, inspect, or_, select, text, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+QUEUED, RUNNING, STOPPING = "queued", "running", "stopping"
+SUCCEEDED, FAILED, STOPPED, LOST = "succeeded", "failed", "stopped", "lost"
+ACTIVE = (RUNNING, STOPPING)
+ENDED = (SUCCEEDED, FAILED, STOPPED, LOST)
+STATES = (QUEUED, *ACTIVE, *ENDED)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_state_priority_id", "state", "priority", "id"),
+                      {"sqlite_autoincrement": True})
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(200))
+    user: Mapped[str] = mapped_column(String(100), index=True)
+    phase: Mapped[str] = mapped_column(String(20))
+    state: Mapped[str] = mapped_column(String(20))
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    gpus_requested: Mapped[int] = mapped_column(Integer, default=0)
+    gpus: Mapped[str] = mapped_column(String(100), default="")  # assigned, "0,1"
+    hypes_name: Mapped[str | None] = mapped_column(String(300))
+    hypes: Mapped[dict[str, Any]] = mapped_column(JSON)  # fully resolved
+    overrides: Mapped[list[str]] = mapped_column(JSON, default=list)
+    from_job: Mapped[int | None] = mapped_column(Integer)  # resume / test from this job's checkpoint
+    resume_from: Mapped[str | None] = mapped_column(Text)  # the checkpoint passed to --resume
+    inputs: Mapped[str | None] = mapped_column(Text)  # predict phase: the input directory
+    created_at: Mapped[float] = mapped_column(Float)
+    started_at: Mapped[float | None] = mapped_column(Float)
+    ended_at: Mapped[float | None] = mapped_column(Float)
+    stop_requested_at: Mapped[float | None] = mapped_column(Float)
+    exit_code: Mapped[int | None] = mapped_column(Integer)
+    exit_signal: Mapped[int | None] = mapped_column(Integer)
+    reason: Mapped[str | None] = mapped_column(Text)
+    pid: Mapped[int | None] = mapped_column(Integer)  # the task's process-group leader
+    pid_started: Mapped[float | None] = mapped_column(Float)  # its create_time, to recognise it again
+    visdom_pid: Mapped[int | None] = mapped_column(Integer)
+    visdom_started: Mapped[float | None] = mapped_column(Float)
+    visdom_port: Mapped[int | None] = mapped_column(Integer)
+    visdom_until: Mapped[float | None] = mapped_column(Float)  # the viewer is shut after this
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def upgrade_schema(engine: Engine) -> None:
+    """Create missing tables and add columns a newer version declares (every added column is nullable)."""
+    Base.metadata.create_all(engine)
+    inspector = inspect(engine)
+    with engine.begin() as conn:
+        for table in Base.metadata.sorted_tables:
+            present = {col["name"] for col in inspector.get_columns(table.name)}
+            for col in table.columns:
+                if col.name not in present:
+                    col_type = col.type.compile(dialect=engine.dialect)
+                    conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{col.name}" {col_type}'))
+
+
+class Store:
+    """Short transactions over the jobs table; returned rows are detached snapshots."""
+
+    def __init__(self, url: str) -> None:
+        is_sqlite = url.startswith("sqlite")
+        self.engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30} if is_sqlite else {},
+                                    pool_size=20 if is_sqlite else 5)
+        if is_sqlite:
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        upgrade_schema(self.engine)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with self._sessions.begin() as session:
+            yield session
+
+    def add(self, **fields: Any) -> Job:
+        job = Job(state=QUEUED, created_at=time.time(), **fields)
+        with self.session() as session:
+            session.add(job)
+        return job
+
+    def get(self, job_id: int) -> Job | None:
+        with self.session() as session:
+            return session.get(Job, job_id)
+
+    def update(self, job_id: int, **fields: Any) -> Job:
+        with self.session() as session:
+            job = session.get(Job, job_id, with_for_update=True)
+            for key, value in fields.items():
+                setattr(job, key, value)
+        return job
+
+    def transition(self, job_id: int, from_states: Sequence[str], **fields: Any) -> bool:
+        """Update a job only if it is still in one of ``from_states``: API and runner never undo each other."""
+        query = update(Job).where(Job.id == job_id, Job.state.in_(from_states)).values(**fields)
+        with self.session() as session:
+            return session.execute(query).rowcount == 1
+
+    def list(self, states: Sequence[str] = (), limit: int = 50, offset: int = 0,
+             user: str | None = None) -> tuple[list[Job], int]:
+        """A page of jobs, newest first, and the number of jobs matching the filter."""
+        query = select(Job)
+        if states:
+            query = query.where(Job.state.in_(states))
+        if user:
+            query = query.where(Job.user == user)
+        with self.session() as session:
+            total = session.scalar(select(func.count()).select_from(query.subquery()))
+            rows = session.scalars(query.order_by(Job.id.desc()).limit(limit).offset(offset)).all()
+        return list(rows), int(total or 0)
+
+    def in_states(self, states: Sequence[str], limit: int | None = None) -> list[Job]:
+        """Jobs in ``states`` in scheduling order: higher priority first, then first come."""
+        query = select(Job).where(Job.state.in_(states)).order_by(Job.priority.desc(), Job.id)
+        with self.session() as session:
+            return list(session.scalars(query.limit(limit)).all())
+
+    def with_viewer(self) -> list[Job]:
+        """Ended jobs whose Visdom viewer may still be up."""
+        query = select(Job).where(Job.state.in_(ENDED), Job.visdom_pid.is_not(None))
+        with self.session() as session:
+            return list(session.scalars(query).all())
+
+    def queue_position(self, job: Job) -> int:
+        """1 for the next job to start: jobs ahead by priority, then by submission."""
+        ahead = select(func.count()).select_from(Job).where(
+            Job.state == QUEUED,
+            or_(Job.priority > job.priority, (Job.priority == job.priority) & (Job.id < job.id)))
+        with self.session() as session:
+            return int(session.scalar(ahead) or 0) + 1

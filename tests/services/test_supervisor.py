@@ -1,0 +1,182 @@
+"""Jobs run as real processes (the stand-in task and a real Visdom) under a real waitress."""
+from __future__ import annotations
+
+import os
+import signal
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import psutil
+import requests
+
+from services.visdom_server import is_visdom_up
+
+
+def test_job_runs_to_success_with_visdom_logs_and_metrics(service, fake_hypes):
+    job = service.submit(fake_hypes("ok", iters=3), name="three steps")
+    assert job["state"] == "queued" and job["name"] == "three steps"
+    done = service.wait_ended(job["id"])
+    assert done["state"] == "succeeded", done
+    assert done["exit_code"] == 0 and done["reason"] == "finished"
+    assert done["last_checkpoint"].endswith("checkpoints/latest.pth")
+    events = service.call("GET", f"/api/v1/jobs/{job['id']}/metrics").json()
+    assert [e["name"] for e in events["events"]][:2] == ["max_iters", "loss"]
+    later = service.call("GET", f"/api/v1/jobs/{job['id']}/metrics", params={"since": events["next"]}).json()
+    assert later["events"] == [] and later["next"] == events["next"]
+    out = service.call("GET", f"/api/v1/jobs/{job['id']}/logs").json()
+    assert "fake task ok phase=train" in out["text"] and f"viz_port={done['visdom']['port']}" in out["text"]
+    assert "gpus=''" in out["text"]  # a CPU job sees no GPU
+    rest = service.call("GET", f"/api/v1/jobs/{job['id']}/logs", params={"offset": out["next_offset"]}).json()
+    assert rest["text"] == ""
+    # The viewer outlives the job for a while, under its base URL.
+    assert done["visdom"]["up"] and is_visdom_up(done["visdom"]["port"], f"/visdom/{job['id']}")
+    page = requests.get(done["visdom"]["direct_url"], timeout=5)
+    assert page.status_code == 200 and "visdom" in page.text.lower()
+
+
+def test_artifacts_list_and_download(service, fake_hypes):
+    job = service.wait_ended(service.submit(fake_hypes("ok"))["id"])
+    listing = service.call("GET", f"/api/v1/jobs/{job['id']}/artifacts").json()["artifacts"]
+    paths = {item["path"] for item in listing}
+    assert {"checkpoints/latest.pth", "hypes.json", "metrics.jsonl", "stdout.log"} <= paths
+    assert not any(path.startswith("visdom/") for path in paths)
+    item = next(item for item in listing if item["path"] == "checkpoints/latest.pth")
+    download = service.call("GET", item["url"].replace("", "", 1))
+    assert download.status_code == 200 and download.content and "attachment" in download.headers["Content-Disposition"]
+    assert service.call("GET", f"/api/v1/jobs/{job['id']}/artifacts/../../cauchy.db").status_code == 404
+
+
+def test_crash_and_bad_input_give_the_reason(service, fake_hypes):
+    crash = service.submit(fake_hypes("crash"))
+    bad = service.submit(fake_hypes("bad"))
+    crash, bad = service.wait_ended(crash["id"]), service.wait_ended(bad["id"])
+    assert crash["state"] == "failed" and crash["exit_code"] == 1
+    assert "RuntimeError: CUDA out of memory (pretend)" in crash["reason"]
+    assert bad["state"] == "failed" and bad["exit_code"] == 2
+    assert "error: data.data_dir: no such directory" in bad["reason"]
+
+
+def test_stop_saves_a_checkpoint_and_resume_continues_from_it(service, fake_hypes):
+    job = service.submit(fake_hypes("run"))
+    running = service.wait_metrics(job["id"])
+    assert running["state"] == "running"
+    roles = {p["role"] for p in running["processes"]}
+    assert {"launcher", "task", "visdom"} <= roles
+    assert all(p["rss_mb"] > 0 for p in running["processes"])
+    assert service.call("POST", f"/api/v1/jobs/{job['id']}/stop").status_code == 202
+    stopped = service.wait_ended(job["id"])
+    assert stopped["state"] == "stopped" and stopped["exit_code"] == 3, stopped
+    assert stopped["last_checkpoint"] and os.path.isfile(stopped["last_checkpoint"])
+    assert not any(psutil.pid_exists(p["pid"]) for p in running["processes"] if p["role"] != "visdom")
+    again = service.call("POST", f"/api/v1/jobs/{job['id']}/stop")
+    assert again.status_code == 409 and "already ended (stopped)" in again.json()["error"]["message"]
+    resumed = service.call("POST", f"/api/v1/jobs/{job['id']}/resume").json()
+    assert resumed["from_job"] == job["id"] and resumed["resume_from"] == stopped["last_checkpoint"]
+    log = service.wait(resumed["id"], lambda j: "resume=" in service.call(
+        "GET", f"/api/v1/jobs/{resumed['id']}/logs").json()["text"])
+    text = service.call("GET", f"/api/v1/jobs/{log['id']}/logs").json()["text"]
+    assert f"resume={stopped['last_checkpoint']}" in text
+    service.call("POST", f"/api/v1/jobs/{resumed['id']}/stop")
+    service.wait_ended(resumed["id"])
+
+
+def test_stop_kills_the_group_after_the_grace_period(service, fake_hypes):
+    job = service.wait_metrics(service.submit(fake_hypes("stubborn"))["id"])
+    started = time.monotonic()
+    service.call("POST", f"/api/v1/jobs/{job['id']}/stop")
+    ended = service.wait_ended(job["id"])
+    assert ended["state"] == "stopped" and "grace period" in ended["reason"]
+    assert time.monotonic() - started >= service.settings.stop_grace_s - 0.5
+    assert not any(psutil.pid_exists(p["pid"]) for p in job["processes"] if p["role"] != "visdom")
+
+
+def test_kill_9_of_the_task_is_a_failure_with_the_signal(service, fake_hypes):
+    job = service.wait_metrics(service.submit(fake_hypes("run"))["id"])
+    task = next(p for p in job["processes"] if p["role"] == "task")
+    os.kill(task["pid"], signal.SIGKILL)
+    ended = service.wait_ended(job["id"])
+    assert ended["state"] == "failed" and ended["exit_signal"] == signal.SIGKILL
+    assert "SIGKILL" in ended["reason"]
+
+
+def test_stop_a_queued_job_cancels_it(settings, free_port, service_factory, fake_hypes):
+    service = service_factory(settings.replace(cpu_slots=1), free_port)
+    first = service.submit(fake_hypes("run"))
+    second = service.submit(fake_hypes("ok"))
+    service.wait_metrics(first["id"])
+    assert service.job(second["id"])["queue_position"] == 1
+    service.call("POST", f"/api/v1/jobs/{second['id']}/stop")
+    assert service.job(second["id"])["state"] == "stopped"
+    service.call("POST", f"/api/v1/jobs/{first['id']}/stop")
+    service.wait_ended(first["id"])
+
+
+def test_cpu_slots_priority_and_fair_share(settings, free_port, service_factory, fake_hypes):
+    """One slot: a blocker runs; then the high-priority job, then users alternate at equal priority."""
+    service = service_factory(settings.replace(cpu_slots=1, visdom_linger_s=0), free_port)
+    blocker = service.submit(fake_hypes("run"), user="alice")
+    service.wait_metrics(blocker["id"])
+    alice = [service.submit(fake_hypes("ok", 1), user="alice")["id"] for _ in range(3)]
+    bob = service.submit(fake_hypes("ok", 1), user="bob")["id"]
+    urgent = service.submit(fake_hypes("ok", 1), user="carol", priority=10)["id"]
+    assert [service.job(i)["queue_position"] for i in (urgent, alice[0], bob)] == [1, 2, 5]
+    service.call("POST", f"/api/v1/jobs/{blocker['id']}/stop")
+    ended = [service.wait_ended(i) for i in (*alice, bob, urgent)]
+    order = [job["id"] for job in sorted(ended, key=lambda job: job["started_at"])]
+    assert order[0] == urgent
+    # Alice's job started last, so Bob, who waited longest, goes before her; then Alice in order.
+    assert order[1:] == [bob, *alice]
+    for job in ended:
+        assert job["state"] == "succeeded"
+
+
+def test_memory_limit_kills_the_job_with_the_reason(settings, free_port, service_factory, fake_hypes):
+    service = service_factory(settings.replace(job_memory_limit_mb=200), free_port)
+    job = service.submit(fake_hypes("hog"))
+    ended = service.wait_ended(job["id"])
+    assert ended["state"] == "failed" and ended["reason"].startswith("killed for memory"), ended
+
+
+def test_viewer_restarts_on_demand_from_the_saved_env(service, fake_hypes):
+    job = service.wait_ended(service.submit(fake_hypes("ok"))["id"])
+    port = job["visdom"]["port"]
+    assert service.call("DELETE", f"/api/v1/jobs/{job['id']}/visdom").status_code == 200
+    assert not service.job(job["id"])["visdom"]["up"] and not is_visdom_up(port, f"/visdom/{job['id']}")
+    charts = service.call("GET", f"/api/v1/jobs/{job['id']}/charts", allow_redirects=False)
+    assert charts.status_code == 302 and charts.headers["Location"].endswith(f"/visdom/{job['id']}/")
+    viewer = service.job(job["id"])["visdom"]
+    assert viewer["up"] and is_visdom_up(viewer["port"], f"/visdom/{job['id']}")
+
+
+def test_viewer_is_shut_after_the_linger_time_and_its_port_freed(settings, free_port, service_factory, fake_hypes):
+    service = service_factory(settings.replace(visdom_linger_s=0.5), free_port)
+    free_before = service.call("GET", "/api/v1/health").json()["free_ports"]
+    job = service.wait_ended(service.submit(fake_hypes("ok"))["id"])
+    service.wait(job["id"], lambda j: j["visdom"]["port"] is None, timeout=10)
+    assert service.call("GET", "/api/v1/health").json()["free_ports"] == free_before
+
+
+def test_hundred_concurrent_submissions_none_lost_and_no_port_given_twice(settings, free_port, service_factory,
+                                                                         fake_hypes):
+    service = service_factory(settings.replace(cpu_slots=4, visdom_linger_s=0, visdom_ports=(18100, 18105)),
+                              free_port)
+
+    def submit(i: int) -> int:
+        return service.submit(fake_hypes("ok", 1), name=f"burst {i}")["id"]
+
+    with ThreadPoolExecutor(16) as pool:
+        ids = list(pool.map(submit, range(100)))
+    assert len(set(ids)) == 100
+    assert service.call("GET", "/api/v1/jobs", params={"limit": 1}).json()["total"] == 100
+    # Watch a dozen of them run through six ports, then cancel the rest.
+    ports_seen: list[int] = []
+    while service.call("GET", "/api/v1/jobs", params={"state": "succeeded", "limit": 1}).json()["total"] < 12:
+        live = {job_id: viewer.port for job_id, viewer in list(service.supervisor.viewers.items())}
+        assert len(set(live.values())) == len(live)
+        ports_seen += live.values()
+        time.sleep(0.02)
+    for job_id in ids:
+        service.call("POST", f"/api/v1/jobs/{job_id}/stop")
+    states = {service.wait_ended(job_id)["state"] for job_id in ids}
+    assert states <= {"succeeded", "stopped"} and "succeeded" in states
+    assert set(ports_seen) <= set(range(18100, 18106))
