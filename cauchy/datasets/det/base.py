@@ -1,0 +1,126 @@
+"""What all detection readers share: box checks, class indexing, decoding and bad-image skipping.
+
+A format module only turns its files into :class:`RawImage` records (boxes in 0-based continuous
+pixel coordinates, one class *name* per box); :class:`DetDataset` checks them once, at
+construction, and serves items ``{"image", "boxes", "labels", "difficult", "iscrowd",
+"image_id", "path", "orig_size"}`` (``image`` HxWx3 uint8 RGB before transforms).
+
+Box checks: a box reaching outside its image is clipped to it. A box with no area (after
+clipping), with a non-finite coordinate or with a class outside ``class_names`` is an error
+naming the annotation file, or, with ``skip_bad_boxes=True`` (``data.params``), left out and
+counted in ``skipped_boxes`` (``bad_boxes`` lists ``(file, reason)``). Checking up front makes a
+typo fail before training starts and keeps the count visible in the main process; bad images
+are handled as in the classification readers (``cauchy.datasets.io.check_images``).
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import numpy as np
+from torch.utils.data import Dataset
+
+from cauchy.datasets.errors import DatasetError
+from cauchy.datasets.io import check_images, read_image
+
+Sample = dict[str, Any]
+
+log = logging.getLogger("cauchy.datasets.det")
+
+
+@dataclass
+class RawImage:
+    """One image's annotation as a reader found it; ``size`` is (h, w), None when unrecorded."""
+
+    path: str
+    source: str
+    names: list[str]
+    boxes: np.ndarray
+    image_id: int
+    size: tuple[int, int] | None = None
+    difficult: np.ndarray | None = None
+    iscrowd: np.ndarray | None = None
+
+
+@dataclass
+class Record:
+    """One checked image: what ``__getitem__`` needs, with labels as class indices."""
+
+    path: str
+    image_id: int
+    boxes: np.ndarray
+    labels: np.ndarray
+    difficult: np.ndarray
+    iscrowd: np.ndarray
+
+
+def class_names_of(images: Sequence[RawImage]) -> list[str]:
+    """Class names found in the data, sorted (used when neither hypes nor the train split fix them)."""
+    return sorted({name for image in images for name in image.names})
+
+
+def _image_size(image: RawImage) -> tuple[int, int]:
+    if image.size is not None and image.size[0] > 0 and image.size[1] > 0:
+        return image.size
+    return read_image(image.path).shape[:2]
+
+
+def check_image(image: RawImage, index: dict[str, int], skip_bad_boxes: bool,
+                bad: list[tuple[str, str]]) -> Record:
+    """Clip boxes to the image; a bad box raises DatasetError or, when skipping, goes to ``bad``."""
+    n = len(image.names)
+    boxes = np.asarray(image.boxes, dtype=np.float32).reshape(n, 4)
+    height, width = _image_size(image)
+    finite = np.isfinite(boxes).all(axis=1)
+    clipped = np.where(finite[:, None], boxes, 0).clip(0, [width, height, width, height]).astype(np.float32)
+    positive = (clipped[:, 2] > clipped[:, 0]) & (clipped[:, 3] > clipped[:, 1])
+    known = np.array([name in index for name in image.names], dtype=bool)
+    keep = finite & positive & known
+    for i in np.flatnonzero(~keep):
+        if not known[i]:
+            reason = f"object {i} has class {image.names[i]!r}, not one of the {len(index)} class names"
+        else:
+            reason = f"object {i} ({image.names[i]}) has no area inside the {width}x{height} image: " \
+                     f"bbox {boxes[i].tolist()}"
+        if not skip_bad_boxes:
+            raise DatasetError(f"{image.source}: {reason} (set data.params.skip_bad_boxes to skip such boxes)")
+        bad.append((image.source, reason))
+
+    def flags(values: np.ndarray | None) -> np.ndarray:
+        return (np.zeros(n, dtype=bool) if values is None else np.asarray(values, dtype=bool).reshape(n))[keep]
+
+    labels = np.array([index[name] for name, k in zip(image.names, keep) if k], dtype=np.int64)
+    return Record(image.path, image.image_id, clipped[keep], labels, flags(image.difficult), flags(image.iscrowd))
+
+
+class DetDataset(Dataset):
+    """A map-style detection dataset over checked records; ``metadata`` goes to the evaluators."""
+
+    def __init__(self, images: Sequence[RawImage], source: str, *, class_names: Sequence[str] | None = None,
+                 transforms: Callable[[Sample], Sample] | None = None, skip_bad_images: bool = False,
+                 skip_bad_boxes: bool = False, metadata: dict[str, Any] | None = None) -> None:
+        self.source = source
+        self.class_names = list(class_names) if class_names is not None else class_names_of(images)
+        self.transforms = transforms
+        self.metadata = metadata or {}
+        self.bad_images = check_images([image.path for image in images], source, skip_bad_images)
+        bad_paths = {path for path, _ in self.bad_images}
+        images = [image for image in images if image.path not in bad_paths]
+        self.skipped = len(self.bad_images)
+        index = {name: i for i, name in enumerate(self.class_names)}
+        self.bad_boxes: list[tuple[str, str]] = []
+        self.records = [check_image(image, index, skip_bad_boxes, self.bad_boxes) for image in images]
+        self.skipped_boxes = len(self.bad_boxes)
+        if self.skipped or self.skipped_boxes:
+            log.warning("%s: skipped %d bad images and %d bad boxes", source, self.skipped, self.skipped_boxes)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> Sample:
+        r = self.records[index]
+        image = read_image(r.path)
+        sample = {"image": image, "boxes": r.boxes.copy(), "labels": r.labels.copy(), "difficult": r.difficult.copy(),
+                  "iscrowd": r.iscrowd.copy(), "image_id": r.image_id, "path": r.path, "orig_size": image.shape[:2]}
+        return self.transforms(sample) if self.transforms is not None else sample

@@ -1,0 +1,82 @@
+"""Pascal VOC: ``root/ImageSets/Main/<split>.txt`` lists ids, ``root/Annotations/<id>.xml`` holds
+the boxes, ``root/JPEGImages/<filename>`` the images.
+
+VOC coordinates are 1-based and inclusive (pixel 1 is the first column), so a box becomes
+``[xmin - 1, ymin - 1, xmax, ymax]`` in Cauchy's continuous 0-based convention; ``one_based=False``
+reads files written 0-based. The ``difficult`` flag is kept for the VOC metric.
+"""
+from __future__ import annotations
+
+import os
+import xml.etree.ElementTree as ET
+from typing import Callable
+
+import numpy as np
+
+from cauchy.datasets.cls.base import require_file
+from cauchy.datasets.det.base import DetDataset, RawImage, Sample
+from cauchy.datasets.errors import DatasetError
+from cauchy.registry import DATASETS
+
+
+def _text(node: ET.Element, tag: str, where: str) -> str:
+    child = node.find(tag)
+    if child is None or child.text is None:
+        raise DatasetError(f"{where}: missing <{tag}>")
+    return child.text.strip()
+
+
+def _number(node: ET.Element, tag: str, where: str) -> float:
+    text = _text(node, tag, where)
+    try:
+        return float(text)
+    except ValueError:
+        raise DatasetError(f"{where}: <{tag}> is not a number: {text!r}") from None
+
+
+def read_voc_xml(path: str, image_dir: str, image_id: int, one_based: bool = True) -> RawImage:
+    """One annotation file; errors name it (and the object)."""
+    try:
+        root = ET.parse(path).getroot()
+    except ET.ParseError as exc:
+        raise DatasetError(f"{path}: not valid XML ({exc})") from None
+    except OSError as exc:
+        raise DatasetError(f"{path}: cannot read annotation ({exc.strerror or exc})") from None
+    filename = root.findtext("filename")
+    stem = os.path.splitext(os.path.basename(path))[0]
+    size = root.find("size")
+    hw = (int(_number(size, "height", path)), int(_number(size, "width", path))) if size is not None else None
+    names, boxes, difficult = [], [], []
+    for i, obj in enumerate(root.iter("object")):
+        where = f"{path}: object {i}"
+        names.append(_text(obj, "name", where))
+        bndbox = obj.find("bndbox")
+        if bndbox is None:
+            raise DatasetError(f"{where}: missing <bndbox>")
+        boxes.append([_number(bndbox, tag, where) for tag in ("xmin", "ymin", "xmax", "ymax")])
+        difficult.append((obj.findtext("difficult") or "0").strip() == "1")
+    box_array = np.array(boxes, dtype=np.float32).reshape(-1, 4)
+    if one_based:
+        box_array[:, :2] -= 1
+    return RawImage(path=os.path.join(image_dir, filename.strip() if filename else stem + ".jpg"), source=path,
+                    names=names, boxes=box_array, image_id=image_id, size=hw,
+                    difficult=np.array(difficult, dtype=bool))
+
+
+def read_split_ids(path: str) -> list[str]:
+    with open(path, encoding="utf-8") as fh:
+        return [line.split()[0] for line in fh if line.strip()]
+
+
+@DATASETS.register("voc")
+def voc(root: str, split: str, transforms: Callable[[Sample], Sample] | None = None, skip_bad_images: bool = False,
+        class_names: list[str] | None = None, skip_bad_boxes: bool = False, one_based: bool = True) -> DetDataset:
+    """Classes are the sorted object names of the split unless ``class_names`` fixes them."""
+    split_file = require_file(os.path.join(root, "ImageSets", "Main", f"{split}.txt"), "VOC split list")
+    ids = read_split_ids(split_file)
+    images = [read_voc_xml(require_file(os.path.join(root, "Annotations", f"{name}.xml"), f"annotation of {name!r}"),
+                           os.path.join(root, "JPEGImages"), i, one_based) for i, name in enumerate(ids)]
+    if not images:
+        raise DatasetError(f"{split_file}: lists no images")
+    return DetDataset(images, split_file, class_names=class_names, transforms=transforms,
+                      skip_bad_images=skip_bad_images, skip_bad_boxes=skip_bad_boxes)
