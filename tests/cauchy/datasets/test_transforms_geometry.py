@@ -14,7 +14,7 @@ from cauchy.datasets import geometry
 from cauchy.datasets.transforms import (CenterCrop, RandomCrop, RandomExpand, RandomHFlip, RandomResizedCrop,
                                         Resize)
 
-SETTINGS = settings(max_examples=60, deadline=None)
+SETTINGS = settings(max_examples=60, deadline=None, database=None)  # no .hypothesis/ in the checkout
 
 
 @st.composite
