@@ -163,13 +163,17 @@ class VisdomSink:
     def write(self, event: dict[str, Any]) -> None:
         if not is_plotted(event):
             return
+        try:
+            x, y = float(event["step"]), float(event["value"])
+        except (TypeError, ValueError):
+            return  # not a number: nothing to draw, and the JSONL has it anyway
         key = (event["name"], event["phase"])
         with self._lock:
             series = self._series.get(key)
             if series is None:
                 series = self._series[key] = BoundedSeries(self.max_points)
                 self._redraw.add(key[0])
-            if series.add(float(event["step"]), float(event["value"])):
+            if series.add(x, y):
                 self._redraw.add(key[0])
 
     def flush(self) -> None:
@@ -255,14 +259,23 @@ class VisdomSink:
             vis.line(Y=y, X=x, win=name, env=self.env, name=phase, update="append")
 
     def _connect(self) -> Any:
-        self._vis = self._visdom.Visdom(server="http://127.0.0.1", port=self.port, base_url=self.base_url,
-                                  env=self.env, use_incoming_socket=False, raise_exceptions=True)
+        self._vis = self._visdom.Visdom(server="http://127.0.0.1", port=self.port,
+                                        base_url=self.base_url, env=self.env,
+                                        use_incoming_socket=False, raise_exceptions=True)
         return self._vis
 
 
 def build_sinks(run_dir: str, viz_port: int | None = None, viz_base_url: str = "") -> MultiSink:
-    """metrics.jsonl always; the job's Visdom too when the service gave a port."""
-    sinks: list[Sink] = [JsonlSink(os.path.join(run_dir, "metrics.jsonl"))]
+    """metrics.jsonl always; the job's Visdom too when the service gave a port.
+
+    A resumed run replays its metrics.jsonl into Visdom first, so the plots keep the steps
+    before the resume (the sink redraws its windows, replacing what the env held).
+    """
+    metrics = os.path.join(run_dir, "metrics.jsonl")
+    sinks: list[Sink] = [JsonlSink(metrics)]  # creates the file; nothing is written to it yet
     if viz_port:
-        sinks.append(VisdomSink(viz_port, viz_base_url))
+        visdom_sink = VisdomSink(viz_port, viz_base_url)
+        for event in read_events(metrics):
+            visdom_sink.write(event)
+        sinks.append(visdom_sink)
     return MultiSink(sinks)

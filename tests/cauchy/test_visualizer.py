@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from cauchy.visualizer import JsonlSink, VisdomSink, BoundedSeries, build_sinks, make_event
+from cauchy.visualizer import BoundedSeries, JsonlSink, VisdomSink, build_sinks, make_event, read_events
 from services.visdom_server import start_visdom
 
 BASE_URL = "/visdom/job3"
@@ -136,6 +136,17 @@ def test_build_sinks_adds_visdom_only_with_a_port(tmp_path, free_port):
     assert [type(s) for s in both.sinks] == [JsonlSink, VisdomSink]
     assert (both.sinks[1].port, both.sinks[1].base_url) == (free_port, BASE_URL)
     both.close()
+
+
+def test_a_resumed_run_replays_its_metrics_into_visdom(visdom_port, tmp_path):
+    before = build_sinks(str(tmp_path))
+    write_training(before, range(1, 11))
+    before.close()
+    resumed = build_sinks(str(tmp_path), visdom_port, BASE_URL)
+    write_training(resumed, range(11, 21))
+    resumed.close()
+    assert saved_traces(tmp_path)["loss"]["train"] == [(step, 1 / step) for step in range(1, 21)]
+    assert len(read_events(str(tmp_path / "metrics.jsonl"))) == 20 * 6 + 2 * 2
 
 
 def test_importing_the_visualizer_stays_cheap():
