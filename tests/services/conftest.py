@@ -85,7 +85,10 @@ class LiveService:
 
     def close(self) -> None:
         """Stop serving and end every process the service started (tests leave nothing behind)."""
-        self.server.close()
+        # Close every channel from inside waitress's loop, which then ends (closing from here races its select).
+        self.server.trigger.pull_trigger(lambda: [channel.close() for channel in list(self.server._map.values())])
+        self.thread.join(5)
+        self.server.task_dispatcher.shutdown()
         supervisor = self.supervisor
         supervisor.shutdown()
         for run in list(supervisor.running.values()):

@@ -1,0 +1,36 @@
+"""Visdom ports: distinct under concurrency, bind-checked, released."""
+from __future__ import annotations
+
+import socket
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from services.jobs.ports import PortPool, PortsExhausted, can_bind
+
+
+def test_hundred_concurrent_allocations_never_share_a_port():
+    pool = PortPool(18200, 18299)
+    with ThreadPoolExecutor(32) as executor:
+        ports = list(executor.map(lambda _: pool.allocate(), range(100)))
+    assert len(set(ports)) == 100
+    with pytest.raises(PortsExhausted):
+        pool.allocate()
+    pool.release(ports[7])
+    assert pool.allocate() == ports[7]
+
+
+def test_a_port_another_program_listens_on_is_skipped():
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        taken = other.getsockname()[1]
+        assert not can_bind(taken)
+        pool = PortPool(taken, taken + 1)
+        assert pool.allocate() == taken + 1
+
+
+def test_held_ports_from_adopted_jobs_are_not_given():
+    pool = PortPool(18300, 18302)
+    pool.hold([18300, 18301])
+    assert pool.allocate() == 18302 and pool.free_count() == 0 and not pool.is_free(18300)
