@@ -17,7 +17,7 @@ from cauchy.visualizer import read_events
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DIGITS = os.path.join(REPO, "hypes/cls/image_classifier_smallcnn_digits.json")
-QUICK = ["solver.max_epoch=null", "solver.lr.metric=iters", "solver.display_iter=1", "logging.progress_bar=false"]
+QUICK = ["solver.max_epoch=null", "data.num_classes=null", "solver.lr.metric=iters", "solver.display_iter=1", "logging.progress_bar=false"]
 
 
 def sets(*items: str) -> list[str]:
@@ -30,24 +30,34 @@ def run_main(run_dir, digits_dir, *overrides, extra=()):
     return run_tasks.main(args)
 
 
+@pytest.fixture(scope="module")
+def digits3(tmp_path_factory, digits_dir):
+    """Three classes of the digits (about 430 training images): short epochs for the slower tests."""
+    out = tmp_path_factory.mktemp("digits3")
+    for split in ("train", "val"):
+        for digit in "012":
+            shutil.copytree(os.path.join(digits_dir, split, digit), out / split / digit)
+    return str(out)
+
+
 def train_losses(run_dir, after=0):
     return [(e["step"], e["value"]) for e in read_events(os.path.join(run_dir, "metrics.jsonl"))
             if e["phase"] == "train" and e["name"] == "loss" and e["step"] > after]
 
 
-def test_resume_mid_epoch_continues_exactly(tmp_path, digits_dir):
-    # 45 iterations per epoch: the checkpoint at 17 is mid-epoch and the run crosses an epoch boundary.
-    common = ("solver.max_iters=52", "solver.checkpoint.every=17", "details.deterministic=true",
+def test_resume_mid_epoch_continues_exactly(tmp_path, digits3):
+    # 14 iterations per epoch: the checkpoint at 9 is mid-epoch and the run crosses an epoch boundary.
+    common = ("solver.max_iters=20", "solver.checkpoint.every=9", "details.deterministic=true",
               'train.aug_trans={"trans_seq": ["random_hflip"], "random_hflip": {"p": 0.5}}',
-              "solver.test_interval=40", "solver.lr.lr_policy=cosine")
-    assert run_main(tmp_path / "full", digits_dir, *common) == exitcodes.OK
-    checkpoint = tmp_path / "full/checkpoints/iter_0000017.pth"
-    assert run_main(tmp_path / "resumed", digits_dir, *common, extra=["--resume", str(checkpoint)]) == exitcodes.OK
-    full, resumed = train_losses(tmp_path / "full", after=17), train_losses(tmp_path / "resumed")
-    assert [s for s, _ in resumed] == list(range(18, 53))
+              "solver.test_interval=12", "solver.lr.lr_policy=cosine")
+    assert run_main(tmp_path / "full", digits3, *common) == exitcodes.OK
+    checkpoint = tmp_path / "full/checkpoints/iter_0000009.pth"
+    assert run_main(tmp_path / "resumed", digits3, *common, extra=["--resume", str(checkpoint)]) == exitcodes.OK
+    full, resumed = train_losses(tmp_path / "full", after=9), train_losses(tmp_path / "resumed")
+    assert [s for s, _ in resumed] == list(range(10, 21))
     assert resumed == full
     ckpt = torch.load(tmp_path / "resumed/checkpoints/latest.pth", weights_only=True)
-    assert ckpt["trainer"]["iter"] == 52 and ckpt["hypes"]["solver"]["max_iters"] == 52
+    assert ckpt["trainer"]["iter"] == 20 and ckpt["hypes"]["solver"]["max_iters"] == 20
     assert set(ckpt) >= {"model", "optimizer", "scaler", "hooks", "rng", "hypes", "class_names"}
 
 
@@ -116,13 +126,13 @@ def test_bad_hypes_exit_code_and_message(tmp_path, digits_dir, override, message
     assert "Traceback" not in proc.stderr
 
 
-def test_broken_image_is_named(tmp_path, digits_dir):
+def test_broken_image_is_named(tmp_path, digits3):
     data = tmp_path / "data"
-    shutil.copytree(digits_dir, data)
-    bad = data / "train" / "3" / "broken.png"
+    shutil.copytree(digits3, data)
+    bad = data / "train" / "2" / "broken.png"
     bad.write_bytes(b"\x89PNG not really")
     proc = cli("--hypes", DIGITS, "--tmp_dir", str(tmp_path / "run"), *sets(f"data.data_dir={data}", *QUICK,
-                                                                              "solver.max_iters=60"))
+                                                                              "solver.max_iters=16"))
     assert proc.returncode == exitcodes.BAD_INPUT, proc.stderr
     assert "broken.png" in proc.stderr
     ok = cli("--hypes", DIGITS, "--tmp_dir", str(tmp_path / "skip"),
