@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -28,7 +29,7 @@ class Settings:
     gpus: tuple[str, ...] = ()
     database_url: str = ""
     repo_root: Path = REPO_ROOT
-    # The task command before its arguments; tests swap in a stand-in script.
+    # The task command before its arguments (another Python, a stand-in in tests).
     task_command: tuple[str, ...] = (sys.executable, "run_tasks.py")
     stop_grace_s: float = 30.0
     visdom_linger_s: float = 600.0
@@ -55,21 +56,27 @@ class Settings:
         return dataclasses.replace(self, **changes)
 
 
-def parse_port_range(text: str) -> tuple[int, int]:
+def parse_port_range(text: str | list[int]) -> tuple[int, int]:
     """``"8140-8199"`` (or ``[8140, 8199]`` in the file) -> ``(8140, 8199)``."""
-    low, _, high = str(text).replace(",", "-").partition("-")
+    low, _, high = (f"{text[0]}-{text[-1]}" if isinstance(text, list) else str(text)).partition("-")
     first, last = int(low), int(high or low)
     if not 0 < first <= last < 65536:
         raise ValueError(f"bad port range {text!r}")
     return first, last
 
 
-def parse_gpus(text: str) -> tuple[str, ...]:
-    """``"0,1"`` -> ``("0", "1")``; ``""``, ``"none"`` or ``"-1"`` -> no GPU."""
-    items = [item.strip() for item in str(text).split(",") if item.strip()]
+def parse_gpus(text: str | list[str | int]) -> tuple[str, ...]:
+    """``"0,1"`` (or ``["0", "1"]`` in the file) -> ``("0", "1")``; ``""``, ``"none"`` or ``"-1"`` -> no GPU."""
+    parts = [str(item) for item in text] if isinstance(text, list) else str(text).split(",")
+    items = [item.strip() for item in parts if item.strip()]
     if items in ([], ["none"], ["-1"]):
         return ()
     return tuple(items)
+
+
+def split_command(command: str | list[str]) -> tuple[str, ...]:
+    """A list in the file, a shell-quoted string in the environment."""
+    return tuple(command) if isinstance(command, list) else tuple(shlex.split(command))
 
 
 def detect_gpus(environ: Mapping[str, str]) -> tuple[str, ...]:
@@ -104,6 +111,7 @@ _CONVERTERS = {
     "job_memory_limit_mb": int,
     "max_request_bytes": int,
     "threads": int,
+    "task_command": split_command,
 }
 
 
@@ -124,8 +132,7 @@ def load_settings(config_file: str | os.PathLike[str] | None = None,
         env_key = f"CAUCHY_{key.upper()}"
         if env_key in environ:
             values[key] = environ[env_key]
-    settings = {key: _CONVERTERS[key](value if not isinstance(value, list) else ",".join(map(str, value)))
-                for key, value in values.items()}
+    settings = {key: _CONVERTERS[key](value) for key, value in values.items()}
     if "gpus" not in settings:
         settings["gpus"] = detect_gpus(environ)
     return Settings(**settings)

@@ -44,7 +44,8 @@ def reply(content: Any, code: str = OK):
 
 @bp.errorhandler(ApiError)
 def api_error(exc: ApiError):
-    content = f"{exc.field}: {exc.message}" if exc.field and not exc.message.startswith(exc.field) else exc.message
+    named = not exc.field or exc.message.startswith(exc.field.removeprefix("hypes."))  # hypes errors name their key
+    content = exc.message if named else f"{exc.field}: {exc.message}"
     return reply(content, f"100{exc.status}")
 
 
