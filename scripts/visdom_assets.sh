@@ -75,8 +75,9 @@ trap 'rm -rf "$WORK" "$BUILD"' EXIT
 chmod 755 "$BUILD"
 mkdir -p "$WORK/pkg"
 
-cp -R "$VISDOM_DIR/static/." "$BUILD/"
-rm -f "$BUILD/js/main.js.map"
+mkdir -p "$BUILD/js"
+cp -R "$VISDOM_DIR/static/index.html" "$VISDOM_DIR/static/login.html" "$VISDOM_DIR/static/css" "$BUILD/"
+cp "$VISDOM_DIR/static/js/main.js" "$BUILD/js/"
 
 SPECS="$(awk 'NF { print $1 }' <<<"$MANIFEST" | sort -u)"
 # shellcheck disable=SC2086  # one word per spec
