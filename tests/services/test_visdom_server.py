@@ -1,6 +1,7 @@
 """The job's Visdom server, started for real on 127.0.0.1 with the bundled assets, offline."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -68,6 +69,17 @@ def test_page_and_every_asset_it_references_are_served(visdom):
     for path in assets:
         status, body = get(f"http://127.0.0.1:{port}{path}")
         assert status == 200 and body, path
+
+
+def test_the_pages_websocket_answers_under_the_prefix(visdom):
+    import websocket  # websocket-client, a dependency of visdom
+
+    _, port, _ = visdom
+    ws = websocket.create_connection(f"ws://127.0.0.1:{port}{BASE_URL}/socket", timeout=5)
+    try:
+        assert json.loads(ws.recv())["command"] == "register"
+    finally:
+        ws.close()
 
 
 def test_server_stays_small_without_torch(visdom):
