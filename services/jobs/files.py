@@ -13,6 +13,7 @@ METRICS_FILE = "metrics.jsonl"
 VISDOM_ENV_DIR = "visdom"
 LATEST_CHECKPOINT = "checkpoints/latest.pth"
 BEST_CHECKPOINT = "checkpoints/best.pth"
+ITER_CHECKPOINTS = "checkpoints/iter_*.pth"
 DEFAULT_TAIL = 64 * 1024
 MAX_CHUNK = 1024 * 1024
 
@@ -22,8 +23,10 @@ def job_dir(jobs_dir: Path, job_id: int) -> Path:
 
 
 def last_checkpoint(directory: Path) -> Path | None:
-    path = directory / LATEST_CHECKPOINT
-    return path if path.is_file() else None
+    """The newest of ``latest.pth`` and the periodic ``iter_*.pth``: where a resume continues from."""
+    candidates = [directory / LATEST_CHECKPOINT, *directory.glob(ITER_CHECKPOINTS)]
+    existing = [(path.stat().st_mtime, path) for path in candidates if path.is_file()]
+    return max(existing)[1] if existing else None
 
 
 def model_checkpoint(directory: Path) -> Path | None:

@@ -116,7 +116,9 @@ class Supervisor:
             for job in self.store.in_states(ACTIVE):
                 proc = Proc.adopt(job.pid, job.pid_started)
                 if proc is not None:
-                    self.running[job.id] = Running(job.id, job.user, tuple(filter(None, job.gpus.split(","))), proc)
+                    run = Running(job.id, job.user, tuple(filter(None, job.gpus.split(","))), proc)
+                    run.stats = self._sample(run)
+                    self.running[job.id] = run
                     self._adopt_viewer(job, until=None)
                     continue
                 kill_leftovers(job.pid, job.pid_started)
@@ -183,7 +185,9 @@ class Supervisor:
                                   reason=f"could not start: {exc}")
             return
         proc = Proc.from_popen(popen)
-        self.running[job.id] = Running(job.id, job.user, gpus, proc)
+        run = Running(job.id, job.user, gpus, proc)
+        run.stats = self._sample(run)
+        self.running[job.id] = run
         self.last_start[job.user] = time.time()
         self.store.update(job.id, pid=proc.pid, pid_started=proc.started)
 

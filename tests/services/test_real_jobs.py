@@ -1,0 +1,165 @@
+"""The real thing: waitress, Visdom and run_tasks.py training the digits classifier on 127.0.0.1."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Iterator
+
+import psutil
+import pytest
+import requests
+
+from services.config import REPO_ROOT
+from services.jobs.procs import Proc
+
+pytestmark = pytest.mark.slow
+DIGITS = "cls/image_classifier_smallcnn_digits.json"
+
+
+def digits_overrides(data_dir: str, iters: int) -> list[str]:
+    """Iterations instead of epochs, evaluation only at the end, a checkpoint every 3 iterations."""
+    return [f"data.data_dir={data_dir}", "solver.max_epoch=null", f"solver.max_iters={iters}",
+            "solver.lr.metric=iters", f"solver.test_interval={iters}", "solver.display_iter=2",
+            "solver.checkpoint.every=3", "logging.progress_bar=false"]
+
+
+@pytest.fixture
+def real_settings(settings):
+    return settings.replace(task_command=(sys.executable, "run_tasks.py"), stop_grace_s=60.0)
+
+
+def test_two_iteration_digits_job_end_to_end(real_settings, free_port, service_factory, digits_dir):
+    service = service_factory(real_settings, free_port)
+    job = service.submit(DIGITS, overrides=digits_overrides(digits_dir, 2), name="digits x2")
+    running = service.wait_metrics(job["id"], timeout=120)
+    first = service.call("GET", f"/api/v1/jobs/{job['id']}/metrics").json()["events"][0]
+    assert first["name"] == "max_iters" and first["value"] == 2
+    if running["state"] == "running":
+        assert {"task", "visdom"} <= {p["role"] for p in running["processes"]}
+    page = requests.get(running["visdom"]["direct_url"], timeout=10)
+    assert page.status_code == 200 and "<title>visdom</title>" in page.text.lower()
+    done = service.wait_ended(job["id"], timeout=120)
+    assert done["state"] == "succeeded" and done["exit_code"] == 0, done
+    names = {e["name"] for e in service.call("GET", f"/api/v1/jobs/{job['id']}/metrics").json()["events"]}
+    assert {"max_iters", "loss", "lr", "top1"} <= names
+    stdout = service.call("GET", f"/api/v1/jobs/{job['id']}/logs").json()["text"]
+    assert "training small_cnn" in stdout and "2 iterations" in stdout
+    artifacts = {a["path"] for a in service.call("GET", f"/api/v1/jobs/{job['id']}/artifacts").json()["artifacts"]}
+    assert {"checkpoints/latest.pth", "hypes.json", "metrics.jsonl"} <= artifacts
+    checkpoint = service.call("GET", f"/api/v1/jobs/{job['id']}/artifacts/checkpoints/latest.pth")
+    assert checkpoint.status_code == 200 and len(checkpoint.content) > 1000
+    # Charts after the end: shut the viewer, open the charts, and it is back from the saved env.
+    assert service.call("DELETE", f"/api/v1/jobs/{job['id']}/visdom").status_code == 200
+    viewer = service.call("POST", f"/api/v1/jobs/{job['id']}/visdom").json()
+    assert viewer["up"] and requests.get(viewer["direct_url"], timeout=10).status_code == 200
+
+
+def test_stop_one_job_and_kill_9_another(real_settings, free_port, service_factory, digits_dir):
+    service = service_factory(real_settings, free_port)
+    to_stop = service.submit(DIGITS, overrides=digits_overrides(digits_dir, 100000))
+    to_kill = service.submit(DIGITS, overrides=digits_overrides(digits_dir, 100000))
+    for job in (to_stop, to_kill):
+        service.wait(job["id"], lambda j: any(
+            e["name"] == "loss" for e in service.call("GET", f"/api/v1/jobs/{j['id']}/metrics").json()["events"]),
+            timeout=120)
+    victim = next(p for p in service.job(to_kill["id"])["processes"] if p["role"] == "task")
+    os.kill(victim["pid"], signal.SIGKILL)
+    service.call("POST", f"/api/v1/jobs/{to_stop['id']}/stop")
+    killed = service.wait_ended(to_kill["id"])
+    assert killed["state"] == "failed" and killed["exit_signal"] == 9 and "SIGKILL" in killed["reason"]
+    stopped = service.wait_ended(to_stop["id"], timeout=90)
+    assert stopped["state"] == "stopped" and stopped["exit_code"] == 3, stopped
+    assert stopped["last_checkpoint"] and Path(stopped["last_checkpoint"]).stat().st_size > 1000
+
+
+class ServiceProcess:
+    """``python -m services`` as its own process, to be killed and started again."""
+
+    def __init__(self, home: Path, port: int, data_dir: str) -> None:
+        self.url = f"http://127.0.0.1:{port}/api/v1"
+        self.env = {**os.environ, "CAUCHY_HOME": str(home), "CAUCHY_PORT": str(port), "CAUCHY_CPU_SLOTS": "1",
+                    "CAUCHY_VISDOM_PORTS": "18160-18179", "CAUCHY_GPUS": "none"}
+        self.log = home.parent / "service.log"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen([sys.executable, "-m", "services"], cwd=REPO_ROOT, env=self.env,
+                                         stdout=log, stderr=log)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                requests.get(self.url + "/health", timeout=1)
+                return
+            except requests.ConnectionError:
+                assert self.proc.poll() is None and time.monotonic() < deadline, self.log.read_text()
+                time.sleep(0.1)
+
+    def kill(self, signum: int = signal.SIGKILL) -> None:
+        self.proc.send_signal(signum)
+        self.proc.wait(30)
+
+    def job(self, job_id: int) -> dict:
+        return requests.get(f"{self.url}/jobs/{job_id}", timeout=10).json()
+
+    def wait(self, job_id: int, states: set[str], timeout: float = 120) -> dict:
+        deadline = time.monotonic() + timeout
+        while (job := self.job(job_id))["state"] not in states:
+            assert time.monotonic() < deadline, job
+            time.sleep(0.1)
+        return job
+
+
+@pytest.fixture
+def service_process(tmp_path: Path, free_port: int, digits_dir: str) -> Iterator[ServiceProcess]:
+    live = ServiceProcess(tmp_path / "home", free_port, digits_dir)
+    yield live
+    if live.proc and live.proc.poll() is None:
+        live.kill(signal.SIGTERM)
+    from services.jobs.store import Store  # what the service left running: end it
+    for job in Store(f"sqlite:///{tmp_path / 'home' / 'cauchy.db'}").list(limit=100)[0]:
+        for pid, started in ((job.pid, job.pid_started), (job.visdom_pid, job.visdom_started)):
+            proc = Proc.adopt(pid, started)
+            if proc:
+                proc.terminate_group(grace=1)
+
+
+def test_restart_of_the_service_loses_no_job(service_process: ServiceProcess, digits_dir: str):
+    service_process.start()
+    submit = lambda iters: requests.post(f"{service_process.url}/jobs", timeout=10, json={  # noqa: E731
+        "hypes": DIGITS, "overrides": digits_overrides(digits_dir, iters)}).json()["id"]
+    long_job, queued_job = submit(100000), submit(2)
+    service_process.wait(long_job, {"running"})
+    deadline = time.monotonic() + 120
+    while not (running := service_process.job(long_job))["last_checkpoint"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    service_process.kill(signal.SIGKILL)
+
+    service_process.start()  # 1: the running job is adopted, the queued one waits
+    adopted = service_process.job(long_job)
+    assert adopted["state"] == "running" and adopted["visdom"]["up"]
+    task_pids = {p["pid"] for p in running["processes"] if p["role"] in ("launcher", "task")}
+    assert task_pids and task_pids <= {p["pid"] for p in adopted["processes"]}
+    assert service_process.job(queued_job)["state"] == "queued"
+    service_process.kill(signal.SIGTERM)
+
+    leader = psutil.Process(next(p["pid"] for p in adopted["processes"] if p["role"] == "launcher"))
+    os.killpg(leader.pid, signal.SIGKILL)  # the job dies while no service watches
+    psutil.wait_procs([leader], timeout=10)
+    service_process.start()  # 2: the dead job is lost, with its checkpoint; the queue moves on
+    lost = service_process.job(long_job)
+    checkpoint = lost["last_checkpoint"]
+    assert lost["state"] == "lost" and checkpoint in lost["reason"]
+    assert service_process.wait(queued_job, {"succeeded", "failed"})["state"] == "succeeded"
+    resumed = requests.post(f"{service_process.url}/jobs/{long_job}/resume", timeout=10).json()
+    assert resumed["resume_from"] == checkpoint
+    service_process.wait(resumed["id"], {"running"})
+    requests.post(f"{service_process.url}/jobs/{resumed['id']}/stop", timeout=10)
+    assert service_process.wait(resumed["id"], {"stopped", "failed"})["state"] == "stopped"
+    jobs = requests.get(f"{service_process.url}/jobs", timeout=10).json()
+    assert jobs["total"] == 3
