@@ -1,0 +1,120 @@
+"""Trainer overhead: the Trainer with all its hooks against a hand-written PyTorch loop.
+
+Both train the same model on the same in-memory data with the same batch size, in alternating
+rounds of one run. Both do the same useful work per round: ``--iters`` SGD steps, one evaluation
+of the validation batches and one checkpoint. The Trainer adds its hooks (lr schedule with
+warm-up, loss logging to metrics.jsonl, progress, stop-signal polling, best/latest checkpoints).
+Prints images/s of each and their ratio; the last line is one JSON object.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from cauchy.engine.checkpoint import CheckpointHook, atomic_save  # noqa: E402
+from cauchy.engine.hooks import EvalHook, LoggerHook, StopHook, StopRequest  # noqa: E402
+from cauchy.engine.lr import LRHook, LRSchedule  # noqa: E402
+from cauchy.engine.trainer import EpochBatchSampler, Trainer  # noqa: E402
+from cauchy.methods.cls import ImageClassifier  # noqa: E402
+from cauchy.metrics.cls import ClassificationEvaluator  # noqa: E402
+from cauchy.registry import MODELS  # noqa: E402
+import cauchy.models  # noqa: E402,F401
+
+
+def as_dicts(batch: list[tuple[torch.Tensor, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    images, labels = zip(*batch)
+    return {"image": torch.stack(images), "label": torch.stack(labels)}
+
+
+def make_method(model_name: str, seed: int) -> ImageClassifier:
+    torch.manual_seed(seed)
+    return ImageClassifier(MODELS.build(model_name, num_classes=10))
+
+
+def trainer_round(args: argparse.Namespace, data: TensorDataset, val: DataLoader, run_dir: str) -> float:
+    method = make_method(args.model, 0)
+    sampler = EpochBatchSampler(len(data), args.batch_size, shuffle=True, drop_last=True)
+    loader = DataLoader(data, batch_sampler=sampler, collate_fn=as_dicts)
+    optimizer = torch.optim.SGD(method.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
+    sink = __import__("cauchy.visualizer", fromlist=["build_sinks"]).build_sinks(run_dir)
+    checkpoints = CheckpointHook(os.path.join(run_dir, "checkpoints"), extra={}, best_metric="top1")
+    eval_hook = EvalHook(val, ClassificationEvaluator(10), interval=1, unit="epoch", sink=sink, observers=[checkpoints])
+    schedule = LRSchedule("cosine", unit="iters", total=args.iters, warm_iters=5)
+    hooks = [StopHook(StopRequest()), LRHook(schedule), eval_hook, checkpoints,
+             LoggerHook(sink, display_iter=20, eval_hook=eval_hook, progress_bar=False)]
+    trainer = Trainer(method, loader, optimizer, max_iters=args.iters, device=torch.device("cpu"), hooks=hooks)
+    start = time.perf_counter()
+    trainer.train()
+    elapsed = time.perf_counter() - start
+    sink.close()
+    return args.iters * args.batch_size / elapsed
+
+
+def plain_round(args: argparse.Namespace, data: TensorDataset, val: DataLoader, run_dir: str) -> float:
+    method = make_method(args.model, 0)
+    sampler = EpochBatchSampler(len(data), args.batch_size, shuffle=True, drop_last=True)
+    loader = DataLoader(data, batch_sampler=sampler, collate_fn=as_dicts)
+    optimizer = torch.optim.SGD(method.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
+    criterion = torch.nn.CrossEntropyLoss()
+    start = time.perf_counter()
+    method.train()
+    for batch in loader:
+        loss = criterion(method.model(batch["image"]), batch["label"])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    method.eval()
+    correct = 0
+    with torch.no_grad():
+        for batch in val:
+            correct += int((method.model(batch["image"]).argmax(1) == batch["label"]).sum())
+    atomic_save({"model": method.model.state_dict(), "optimizer": optimizer.state_dict()},
+                os.path.join(run_dir, "plain.pth"))
+    elapsed = time.perf_counter() - start
+    return args.iters * args.batch_size / elapsed
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="resnet18")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--iters", type=int, default=30)
+    p.add_argument("--size", type=int, default=32)
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--threads", type=int, default=2)
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    g = torch.Generator().manual_seed(0)
+    n = args.iters * args.batch_size  # one epoch = one round
+    data = TensorDataset(torch.randn(n, 3, args.size, args.size, generator=g), torch.randint(0, 10, (n,), generator=g))
+    val_data = TensorDataset(torch.randn(2 * args.batch_size, 3, args.size, args.size, generator=g),
+                             torch.randint(0, 10, (2 * args.batch_size,), generator=g))
+    val = DataLoader(val_data, batch_size=args.batch_size, collate_fn=as_dicts)
+    results: dict[str, list[float]] = {"trainer": [], "plain": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        plain_round(args, data, val, tmp)  # warm-up: allocator, kernels
+        for r in range(args.rounds):
+            order = [("trainer", trainer_round), ("plain", plain_round)]
+            for name, fn in order if r % 2 == 0 else order[::-1]:
+                results[name].append(fn(args, data, val, os.path.join(tmp, f"{name}{r}")))
+            print(f"round {r}: trainer {results['trainer'][-1]:.1f} img/s, plain {results['plain'][-1]:.1f} img/s")
+    trainer, plain = statistics.median(results["trainer"]), statistics.median(results["plain"])
+    print(f"{args.model} bs={args.batch_size} {args.size}px on CPU, {args.iters} iters/round, median of {args.rounds}:"
+          f" Trainer {trainer:.1f} img/s, plain loop {plain:.1f} img/s, ratio {trainer / plain:.3f}")
+    print(json.dumps({"benchmark": "trainer_overhead", "model": args.model, "batch_size": args.batch_size,
+                      "trainer_images_per_s": round(trainer, 2), "plain_images_per_s": round(plain, 2),
+                      "ratio": round(trainer / plain, 4), "rounds": args.rounds}))
+
+
+if __name__ == "__main__":
+    main()
