@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from flask import Flask
 
-from services.api import jobs, legacy, openapi
+from services.api import frontdoor, jobs, legacy, openapi, weights
 from services.api.errors import register_error_handlers
 from services.config import Settings, load_settings
 from services.jobs.store import Store
@@ -37,6 +37,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(jobs.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(legacy.bp)
+    app.register_blueprint(weights.bp)
+    app.register_blueprint(frontdoor.bp)
     if settings.run_jobs:
         supervisor.start()
     return app

@@ -113,6 +113,18 @@ SCHEMAS: dict[str, Any] = {
             "path": {"type": "string"}, "size": {"type": "integer"}, "modified": {"type": "number"},
             "url": {"type": "string"}}}}},
     },
+    "Weights": {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string"}, "file": {"type": "string"}, "url": {"type": "string", "example": "/weights/small_cnn_digits.pth"},
+            "task": {"type": "string"}, "architecture": {"type": "string"}, "num_classes": {"type": "integer"},
+            "class_names": {"type": "array", "items": {"type": "string"}},
+            "input_size": {"type": ["array", "null"], "items": {"type": "integer"}},
+            "sha256": {"type": "string"}, "size": {"type": "integer"},
+            "metrics": {"type": "object", "additionalProperties": {"type": "number"}},
+            "source_job": {"type": ["integer", "null"]}, "created": {"type": "number"}},
+    },
+    "WeightsList": {"type": "object", "properties": {"weights": {"type": "array", "items": ref("Weights")}}},
 }
 
 JOB = json_response("the job", ref("Job"))
@@ -171,6 +183,15 @@ PATHS: dict[str, Any] = {
         "summary": "Open the charts: starts the viewer if needed and redirects to /visdom/<id>/",
         "parameters": [JOB_ID], "responses": {"302": {"description": "to the Visdom page"}, **NOT_FOUND,
                                               "409": error("not started yet"), "503": error("Visdom did not start")}}},
+    "/weights": {"get": {"summary": "The weights host's manifest, newest first; each file is at its url (/weights/<file>)",
+                         "responses": {"200": json_response("published weights", ref("WeightsList"))}}},
+    "/jobs/{job_id}/publish": {"post": {
+        "summary": "Publish an ended job's best checkpoint (else its latest) as pretrained weights under a new name",
+        "parameters": [JOB_ID],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["name"], "properties": {"name": {"type": "string", "example": "small_cnn_digits"}}}}}},
+        "responses": {"201": json_response("the manifest entry", ref("Weights")), "400": error("bad name"), **NOT_FOUND,
+                      "409": error("still active, no checkpoint, or the name is taken")}}},
     "/health": {"get": {"summary": "Liveness and resources", "responses": {"200": json_response("ok", {"type": "object"})}}},
     "/openapi.json": {"get": {"summary": "This document", "responses": {"200": json_response("OpenAPI 3.1", {"type": "object"})}}},
 }

@@ -175,7 +175,8 @@ class Supervisor:
             self._start_viewer(job.id)
             viewer = self.viewers[job.id]
             argv = self.task_argv(job, viewer.port)
-            env = {**os.environ, "CUDA_VISIBLE_DEVICES": ",".join(gpus), "PYTHONUNBUFFERED": "1"}
+            env = {**os.environ, "CUDA_VISIBLE_DEVICES": ",".join(gpus), "PYTHONUNBUFFERED": "1",
+                   "CAUCHY_HOME": str(self.settings.home)}  # where the task finds published weights
             with open(directory / files.LOGS["stdout"], "ab") as out, open(directory / files.LOGS["stderr"], "ab") as err:
                 popen = subprocess.Popen(argv, cwd=self.settings.repo_root, env=env, stdin=subprocess.DEVNULL,
                                          stdout=out, stderr=err, start_new_session=True)

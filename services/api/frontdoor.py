@@ -1,0 +1,45 @@
+"""What the front door needs from the service.
+
+- ``/_frontdoor/visdom/<id>``: nginx's ``auth_request`` for ``/visdom/<id>/``; 204 with the job's
+  Visdom port in ``X-Visdom-Port`` when that job has a live viewer, else 403. nginx proxies only to
+  a port named here, so a browser reaches a job's Visdom and no other local port. nginx does not
+  proxy ``/_frontdoor/`` from outside.
+- ``/`` and the page's files, and ``/visdom/<id>/`` as a redirect to the viewer's own port, for when
+  there is no nginx and the service itself answers on the front door's port.
+"""
+from __future__ import annotations
+
+from flask import Blueprint, Response, current_app, redirect, request, send_from_directory
+
+from services.api.errors import ApiError
+
+WEBUI_DIR = "webui"
+bp = Blueprint("frontdoor", __name__)
+
+
+def viewer_port(job_id: int) -> int | None:
+    viewer = current_app.extensions["cauchy"].supervisor.viewers.get(job_id)
+    return viewer.port if viewer is not None and viewer.proc.alive() else None
+
+
+@bp.get("/_frontdoor/visdom/<int:job_id>")
+def visdom_port(job_id: int):
+    port = viewer_port(job_id)
+    if port is None:
+        return Response(status=403)
+    return Response(status=204, headers={"X-Visdom-Port": str(port)})
+
+
+@bp.get("/visdom/<int:job_id>/")
+def visdom_direct(job_id: int):
+    port = viewer_port(job_id)
+    if port is None:
+        raise ApiError(403, "no_viewer", f"job {job_id} has no Visdom running; open its charts to start one")
+    return redirect(f"http://{request.host.rsplit(':', 1)[0]}:{port}/visdom/{job_id}/")
+
+
+@bp.get("/")
+@bp.get("/assets/<path:path>")
+def page(path: str | None = None):
+    root = current_app.extensions["cauchy"].settings.repo_root / WEBUI_DIR
+    return send_from_directory(root, f"assets/{path}" if path else "index.html")

@@ -1,0 +1,75 @@
+"""Weights host API: ``GET /api/v1/weights`` (the manifest), ``POST /api/v1/jobs/<id>/publish``, and
+``/weights/<file>`` (range requests) for when the service stands in for nginx."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, current_app, jsonify, request, send_from_directory
+
+from services.api.errors import ApiError, bad_request, conflict, not_found
+from services.jobs import files
+from services.jobs.store import ENDED
+from services.weights_store import WeightsStoreError, publish, read_manifest, weights_dir
+
+bp = Blueprint("weights", __name__)
+
+
+def _dir() -> Path:
+    return weights_dir(current_app.extensions["cauchy"].settings.home)
+
+
+def with_url(entry: dict[str, Any]) -> dict[str, Any]:
+    return {**entry, "url": f"/weights/{entry['file']}"}
+
+
+def final_metrics(path: Path) -> dict[str, float]:
+    """The last value of each validation or test metric in a job's ``metrics.jsonl``."""
+    found: dict[str, float] = {}
+    try:
+        with open(path, encoding="utf-8") as fh:
+            for line in fh:
+                event = json.loads(line) if line.endswith("\n") and line.strip() else None
+                if event and event.get("phase") in ("val", "test"):
+                    found[event["name"]] = event["value"]
+    except FileNotFoundError:
+        pass
+    return found
+
+
+@bp.get("/api/v1/weights")
+def index():
+    return jsonify({"weights": [with_url(entry) for entry in reversed(read_manifest(_dir()))]})
+
+
+@bp.post("/api/v1/jobs/<int:job_id>/publish")
+def publish_job(job_id: int):
+    """Publish the job's best checkpoint (else its latest) under a new name."""
+    svc = current_app.extensions["cauchy"]
+    job = svc.store.get(job_id)
+    if job is None:
+        raise not_found(f"no job {job_id}")
+    if job.state not in ENDED:
+        raise conflict(f"job {job_id} is {job.state}; publish it once it has ended")
+    directory = svc.supervisor.job_dir(job_id)
+    checkpoint = files.model_checkpoint(directory)
+    if checkpoint is None:
+        raise conflict(f"job {job_id} saved no checkpoint")
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise bad_request('send a JSON object such as {"name": "small_cnn_digits"}', None, "invalid_body")
+    try:
+        entry = publish(_dir(), body.get("name"), checkpoint, hypes=job.hypes,
+                        metrics=final_metrics(directory / files.METRICS_FILE), source_job=job_id)
+    except WeightsStoreError as exc:
+        raise ApiError(409 if exc.code == "exists" else 400, exc.code, str(exc), exc.field) from None
+    response = jsonify(with_url(entry))
+    response.status_code = 201
+    return response
+
+
+@bp.get("/weights/")
+@bp.get("/weights/<path:path>")
+def download(path: str = "manifest.json"):
+    return send_from_directory(_dir(), path, conditional=True)

@@ -1,0 +1,141 @@
+"""The weights host's directory, ``$CAUCHY_HOME/weights/``: weight files and ``manifest.json``.
+
+nginx serves the directory as static files; this module is the only writer. A publish copies a
+job's checkpoint as a weights-only state dict (``python -m services.weights_store export``, run as a
+child so the service never imports torch), then adds the manifest entry: both files are written to
+a temporary name and renamed, under a lock, so readers see the old manifest or the new one, never
+half of either, and never an entry whose file is missing.
+"""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+MANIFEST = "manifest.json"
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+EXPORT_TIMEOUT_S = 300
+
+
+class WeightsStoreError(ValueError):
+    """A bad name, a name already taken, or a checkpoint that cannot be exported."""
+
+    def __init__(self, message: str, field: str | None = None, code: str = "invalid") -> None:
+        super().__init__(message)
+        self.field, self.code = field, code
+
+
+def weights_dir(home: Path) -> Path:
+    return home / "weights"
+
+
+def read_manifest(directory: Path) -> list[dict[str, Any]]:
+    """The entries, oldest first; an absent manifest is an empty host."""
+    try:
+        return json.loads((directory / MANIFEST).read_text(encoding="utf-8"))["weights"]
+    except FileNotFoundError:
+        return []
+
+
+def find_entry(directory: Path, name: str) -> dict[str, Any] | None:
+    return next((entry for entry in read_manifest(directory) if entry["name"] == name), None)
+
+
+def _write_atomic(path: Path, write: Any) -> None:
+    """``write(fh)`` into a temporary file beside ``path``, fsync, world-readable, then rename."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)  # nginx workers read it
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+@contextmanager
+def _locked(directory: Path) -> Iterator[None]:
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / ".lock", "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        yield
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_name(name: Any) -> str:
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise WeightsStoreError("expected 1 to 100 letters, digits, '_', '.' or '-', starting with a letter or digit",
+                                "name")
+    return name
+
+
+def describe(hypes: dict[str, Any], class_names: list[str]) -> dict[str, Any]:
+    """What a user picks weights by, from the job's resolved hypes and its checkpoint's class names."""
+    return {"task": hypes.get("task"), "architecture": hypes.get("network", {}).get("model_name"),
+            "num_classes": len(class_names), "class_names": class_names,
+            "input_size": hypes.get("train", {}).get("data_transformer", {}).get("input_size")}
+
+
+def publish(directory: Path, name: str, checkpoint: Path, *, hypes: dict[str, Any], metrics: dict[str, float],
+            source_job: int | None, python: str = sys.executable) -> dict[str, Any]:
+    """Export ``checkpoint`` as ``<name>.pth`` and add its manifest entry; the name must be new."""
+    check_name(name)
+    with _locked(directory):
+        if find_entry(directory, name) is not None:
+            raise WeightsStoreError(f"weights named {name!r} already exist", "name", "exists")
+        target = directory / f"{name}.pth"
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".pth")
+        os.close(fd)
+        try:
+            done = subprocess.run([python, "-m", "services.weights_store", str(checkpoint), tmp],
+                                  capture_output=True, text=True, timeout=EXPORT_TIMEOUT_S,
+                                  cwd=Path(__file__).resolve().parent.parent)
+            if done.returncode != 0:
+                raise WeightsStoreError(f"cannot export {checkpoint.name}: {done.stderr.strip()[-500:]}", "checkpoint")
+            class_names = json.loads(done.stdout)["class_names"]
+            os.chmod(tmp, 0o644)
+            entry = {"name": name, "file": target.name, **describe(hypes, class_names),
+                     "sha256": sha256_file(Path(tmp)), "size": os.path.getsize(tmp), "metrics": metrics,
+                     "source_job": source_job, "created": time.time()}
+            os.replace(tmp, target)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        entries = [*read_manifest(directory), entry]
+        _write_atomic(directory / MANIFEST,
+                      lambda fh: fh.write(json.dumps({"weights": entries}, indent=1).encode()))
+    return entry
+
+
+def export(checkpoint: str, out: str) -> dict[str, Any]:
+    """Write the model's state dict alone (loadable with ``weights_only=True``); return its class names."""
+    import torch
+
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    model = state["model"] if isinstance(state, dict) and isinstance(state.get("model"), dict) else state
+    torch.save(model, out)
+    return {"class_names": list(state.get("class_names") or []) if isinstance(state, dict) else []}
+
+
+if __name__ == "__main__":
+    print(json.dumps(export(sys.argv[1], sys.argv[2])))
