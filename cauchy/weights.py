@@ -1,4 +1,4 @@
-"""Pretrained weights by local path or URL, sha256-checked and cached; loaded with head replacement.
+"""Pretrained weights by local path, URL or weights host name, sha256-checked and cached; loaded with head replacement.
 
 Nothing is downloaded from a model hub: URLs point at Cauchy's own weights host (or any server
 the user names), and a file whose hash differs from the expected one is refused.
@@ -6,6 +6,7 @@ the user names), and a file whose hash differs from the expected one is refused.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import tempfile
@@ -40,8 +41,32 @@ def _check(path: str, sha256: str | None, source: str) -> None:
         raise WeightsError(f"{source}: sha256 mismatch: expected {sha256.lower()}, got {actual}")
 
 
+def weights_host_dir() -> str:
+    """The weights host's directory (``$CAUCHY_HOME/weights``), whose ``manifest.json`` names entries."""
+    return os.path.join(os.environ.get("CAUCHY_HOME", os.path.join(os.getcwd(), "var")), "weights")
+
+
+def resolve_name(name: str, directory: str | None = None) -> tuple[str, str]:
+    """The file and sha256 of the manifest entry ``name``."""
+    directory = directory or weights_host_dir()
+    manifest = os.path.join(directory, "manifest.json")
+    try:
+        with open(manifest, encoding="utf-8") as fh:
+            entries = json.load(fh)["weights"]
+    except FileNotFoundError:
+        entries = []
+    for entry in entries:
+        if entry["name"] == name:
+            return os.path.join(directory, entry["file"]), entry["sha256"]
+    known = ", ".join(entry["name"] for entry in entries) or "none published"
+    raise WeightsError(f"pretrained weights {name}: no such file, and no entry of that name in {manifest} ({known})")
+
+
 def fetch_weights(ref: str, sha256: str | None = None, cache_dir: str | None = None, timeout: float = 60.0) -> str:
-    """A local file holding the weights ``ref`` names (a path or an http(s) URL)."""
+    """A local file holding the weights ``ref`` names: a path, an http(s) URL, or a weights host entry."""
+    if not ref.startswith(("http://", "https://")) and not os.path.isfile(ref) and "/" not in ref:
+        path, expected = resolve_name(ref)
+        return fetch_weights(path, sha256 or expected, cache_dir, timeout)
     if not ref.startswith(("http://", "https://")):
         if not os.path.isfile(ref):
             raise WeightsError(f"pretrained weights {ref} do not exist")
