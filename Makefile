@@ -19,11 +19,20 @@ $(STAMP): pyproject.toml constraints.txt
 data: $(STAMP)
 	$(PY) scripts/cls/digits/prepare.py --out data/digits
 
+# The whole stack: nginx on 8080 in front of the control service, with the digits data and the first
+# pretrained weights made when absent. Ctrl-C stops everything.
 run: data visdom-assets
-	$(PY) run_tasks.py --hypes hypes/cls/image_classifier_smallcnn_digits.json --tmp_dir var/runs/digits
+	scripts/system_packages.sh --optional
+	$(PY) scripts/weights/make_first.py
+	$(PY) scripts/nginx/run_stack.py
 
-test: $(STAMP) visdom-assets
+test: $(STAMP) visdom-assets system-packages
 	$(PY) -m pytest
+
+# nginx and chromium from Debian (the nginx and browser tests need both); quick when present.
+.PHONY: system-packages
+system-packages:
+	scripts/system_packages.sh
 
 clean:
 	rm -rf $(VENV) var data

@@ -14,12 +14,13 @@ for pkg in "${!WANT[@]}"; do
 done
 [[ ${#missing[@]} -eq 0 ]] && exit 0
 
+OPTIONAL=0
+[[ "${1:-}" == "--optional" ]] && OPTIONAL=1
 fail() {
     echo "system packages: $*" >&2
-    [[ "${1:-}" == "--optional" || "${OPTIONAL:-0}" == 1 ]] && exit 0
+    [[ $OPTIONAL == 1 ]] && exit 0
     exit 1
 }
-[[ "${1:-}" == "--optional" ]] && OPTIONAL=1
 
 SUDO=""
 if [[ $(id -u) -ne 0 ]]; then
