@@ -4,14 +4,16 @@
   Visdom port in ``X-Visdom-Port`` when that job has a live viewer, else 403. nginx proxies only to
   a port named here, so a browser reaches a job's Visdom and no other local port. nginx does not
   proxy ``/_frontdoor/`` from outside.
+- ``/api/v1/templates``: the hypes files under ``hypes/`` the page offers as templates.
 - ``/`` and the page's files, and ``/visdom/<id>/`` as a redirect to the viewer's own port, for when
   there is no nginx and the service itself answers on the front door's port.
 """
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, redirect, request, send_from_directory
+from flask import Blueprint, Response, current_app, jsonify, redirect, request, send_from_directory
 
 from services.api.errors import ApiError
+from services.api.submission import load_named_hypes
 
 WEBUI_DIR = "webui"
 bp = Blueprint("frontdoor", __name__)
@@ -20,6 +22,20 @@ bp = Blueprint("frontdoor", __name__)
 def viewer_port(job_id: int) -> int | None:
     viewer = current_app.extensions["cauchy"].supervisor.viewers.get(job_id)
     return viewer.port if viewer is not None and viewer.proc.alive() else None
+
+
+@bp.get("/api/v1/templates")
+def templates():
+    """Every hypes file, by task (its first directory), with the document itself."""
+    settings = current_app.extensions["cauchy"].settings
+    items = []
+    for path in sorted(settings.hypes_dir.glob("*/*.json")):
+        name = path.relative_to(settings.hypes_dir).as_posix()
+        try:
+            items.append({"name": name, "task": path.parent.name, "hypes": load_named_hypes(settings, name)})
+        except ApiError as exc:  # one broken file must not hide the others
+            items.append({"name": name, "task": path.parent.name, "hypes": None, "error": exc.message})
+    return jsonify({"templates": items})
 
 
 @bp.get("/_frontdoor/visdom/<int:job_id>")

@@ -192,6 +192,12 @@ PATHS: dict[str, Any] = {
             "type": "object", "required": ["name"], "properties": {"name": {"type": "string", "example": "small_cnn_digits"}}}}}},
         "responses": {"201": json_response("the manifest entry", ref("Weights")), "400": error("bad name"), **NOT_FOUND,
                       "409": error("still active, no checkpoint, or the name is taken")}}},
+    "/templates": {"get": {"summary": "The hypes files under hypes/ (by task) that a new job can start from",
+                           "responses": {"200": json_response("templates", {"type": "object", "properties": {
+                               "templates": {"type": "array", "items": {"type": "object", "properties": {
+                                   "name": {"type": "string", "example": "cls/image_classifier_smallcnn_digits.json"},
+                                   "task": {"type": "string"}, "hypes": {"type": ["object", "null"]},
+                                   "error": {"type": "string", "description": "why the file does not load"}}}}}})}}},
     "/health": {"get": {"summary": "Liveness and resources", "responses": {"200": json_response("ok", {"type": "object"})}}},
     "/openapi.json": {"get": {"summary": "This document", "responses": {"200": json_response("OpenAPI 3.1", {"type": "object"})}}},
 }

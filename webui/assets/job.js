@@ -1,0 +1,186 @@
+// One job: state and times, resources, live log tail, metrics summary, embedded Visdom charts,
+// downloads, and "publish as pretrained weights" once it has ended.
+import {get, post} from "./api.js";
+import {actionButtons, progressCell} from "./jobs.js";
+import {MetricsFollower} from "./metrics.js";
+import {errorNotice, formatBytes, formatDuration, formatTime, formatValue, h, notice, poll, replace, stateBadge} from "./ui.js";
+
+const ACTIVE = ["queued", "running", "stopping"];
+const LOG_LIMIT = 200 * 1024;  // characters kept in the page
+
+function card(title, body, attrs = {}) {
+  return h("section", {class: "card", ...attrs}, h("h2", {}, title), body);
+}
+
+function definitions(pairs) {
+  return h("dl", {class: "facts"}, pairs.filter(Boolean).flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
+}
+
+export function renderJob(view, id) {
+  const follower = new MetricsFollower(id);
+  const el = {
+    title: h("h1", {}), state: h("span"), actions: h("div"),
+    status: h("div", {}, notice("Loading…")), times: h("div"), resources: h("div"),
+    charts: h("div", {class: "charts"}, notice("Loading…")), metrics: h("div", {}, notice("No metrics yet.", "muted")),
+    log: h("pre", {class: "log", tabindex: "0"}, ""), logState: h("span", {class: "muted"}),
+    downloads: h("div"), publish: h("div"),
+  };
+  const log = {stream: "stdout", offset: null, text: ""};
+  const streamSelect = h("select", {"aria-label": "Log stream", onchange: (ev) => {
+    log.stream = ev.target.value; log.offset = null; log.text = ""; el.log.textContent = ""; updateLog();
+  }}, ["stdout", "stderr", "visdom"].map((s) => h("option", {value: s}, s)));
+  let job = null, chartsFor = null, publishShown = false;
+
+  replace(view,
+    h("div", {class: "page-head"}, h("a", {class: "back", href: "#/jobs"}, "← Jobs"), el.title, el.state, el.actions),
+    h("div", {class: "cards"}, card("Status", el.status), card("Times", el.times), card("Resources", el.resources)),
+    card("Charts", el.charts, {class: "card wide"}),
+    h("div", {class: "cards two"},
+      card("Metrics", el.metrics),
+      card("Downloads", el.downloads)),
+    card("Log", h("div", {}, h("div", {class: "log-head"}, streamSelect, el.logState), el.log), {class: "card wide"}),
+    el.publish);
+
+  async function update() {
+    try {
+      job = await get(`/jobs/${id}`);
+    } catch (exc) {
+      replace(el.status, errorNotice(exc, `Could not load job ${id}`));
+      el.title.textContent = `Job #${id}`;
+      return;
+    }
+    el.title.textContent = `#${job.id} ${job.name}`;
+    replace(el.state, stateBadge(job.state));
+    replace(el.actions, actionButtons(job, update));
+    if (job.state !== "queued") await follower.update().catch(() => null);
+    replace(el.status, definitions([
+      ["State", job.state],
+      ["Progress", progressCell(job, follower, job.queue_position)],
+      job.reason && ["Reason", job.reason],
+      job.exit_code !== null && ["Exit code", String(job.exit_code)],
+      ["Phase", job.phase], ["User", job.user], ["Priority", String(job.priority)],
+      ["Hypes", job.hypes_name || "submitted document"],
+      job.from_job && ["From job", h("a", {href: `#/jobs/${job.from_job}`}, `#${job.from_job}`)],
+    ]));
+    replace(el.times, definitions([
+      ["Created", formatTime(job.created_at)], ["Started", formatTime(job.started_at)],
+      ["Ended", formatTime(job.ended_at)], ["Duration", formatDuration(job.duration_s)],
+    ]));
+    replace(el.resources, definitions([
+      ["GPUs", job.resources.gpus ? `${job.resources.gpus} (assigned: ${job.resources.assigned_gpus.join(", ") || "—"})` : "none (CPU)"],
+      ["Processes", job.processes.length ? h("table", {class: "mini"},
+        h("tbody", {}, job.processes.map((p) => h("tr", {},
+          h("td", {}, p.role), h("td", {}, p.pid), h("td", {}, p.cpu_percent === null ? "" : `${Math.round(p.cpu_percent)}% CPU`),
+          h("td", {}, `${p.rss_mb} MB`))))) : "none running"],
+    ]));
+    updateMetrics();
+    updateCharts();
+    await Promise.all([updateLog(), updateDownloads()]);
+    updatePublish();
+  }
+
+  function updateMetrics() {
+    const rows = follower.rows();
+    if (!rows.length) {
+      replace(el.metrics, notice(job.state === "queued" ? "Metrics appear once the job runs." : "No metrics yet.", "muted"));
+      return;
+    }
+    replace(el.metrics, h("table", {class: "mini metrics"},
+      h("thead", {}, h("tr", {}, ["Phase", "Metric", "Value", "Step"].map((t) => h("th", {}, t)))),
+      h("tbody", {}, rows.map(([phase, name, value, step]) => h("tr", {},
+        h("td", {}, phase), h("td", {}, name), h("td", {class: "num"}, formatValue(value)), h("td", {class: "num"}, step))))));
+  }
+
+  async function updateCharts() {
+    if (job.state === "queued") {
+      replace(el.charts, notice("The charts appear once the job starts.", "muted"));
+      return;
+    }
+    if (chartsFor === job.visdom.url) return;  // the iframe stays; Visdom updates it live
+    if (!job.visdom.up) {
+      replace(el.charts, notice("Starting the charts viewer…", "muted"));
+      try {
+        await post(`/jobs/${id}/visdom`);
+      } catch (exc) {
+        replace(el.charts, errorNotice(exc, "The charts are not available"));
+        return;
+      }
+    }
+    chartsFor = job.visdom.url;
+    replace(el.charts, h("iframe", {src: job.visdom.url, title: `Visdom charts of job ${id}`, loading: "lazy"}),
+      h("a", {class: "muted small", href: job.visdom.url, target: "_blank", rel: "noopener"}, "Open the charts in a new tab ↗"));
+  }
+
+  async function updateLog() {
+    if (job && job.state === "queued") {
+      el.logState.textContent = "the log starts when the job runs";
+      return;
+    }
+    const query = log.offset === null ? "" : `&offset=${log.offset}`;
+    let chunk;
+    try {
+      chunk = await get(`/jobs/${id}/logs?stream=${log.stream}${query}`);
+    } catch (exc) {
+      el.logState.textContent = exc.message;
+      return;
+    }
+    const atBottom = el.log.scrollTop + el.log.clientHeight >= el.log.scrollHeight - 8;
+    log.offset = chunk.next_offset;
+    if (chunk.text) {
+      log.text = (log.text + chunk.text).slice(-LOG_LIMIT);
+      el.log.textContent = log.text;
+      if (atBottom) el.log.scrollTop = el.log.scrollHeight;
+    }
+    el.logState.textContent = log.text ? `${formatBytes(chunk.size)} · ${ACTIVE.includes(job.state) ? "following" : "complete"}`
+      : "empty so far";
+  }
+
+  async function updateDownloads() {
+    if (job.state === "queued") {
+      replace(el.downloads, notice("Nothing to download before the job runs.", "muted"));
+      return;
+    }
+    const {artifacts} = await get(`/jobs/${id}/artifacts`).catch(() => ({artifacts: []}));
+    const wanted = artifacts.filter((a) => !a.path.endsWith(".log") && a.path !== "exit.json");
+    if (!wanted.length) {
+      replace(el.downloads, notice("No checkpoints or results yet.", "muted"));
+      return;
+    }
+    replace(el.downloads, h("ul", {class: "downloads"}, wanted.map((a) => h("li", {},
+      h("a", {href: a.url, download: a.path.split("/").pop()}, a.path), h("span", {class: "muted"}, formatBytes(a.size))))));
+  }
+
+  function updatePublish() {
+    const can = !ACTIVE.includes(job.state) && job.last_checkpoint && ["train", "finetune"].includes(job.phase);
+    if (!can || publishShown) return;
+    publishShown = true;
+    const name = h("input", {id: "publish-name", autocomplete: "off", maxlength: 100,
+      value: `${job.hypes.network.model_name}_${job.hypes.dataset || "job"}_${job.id}`.replace(/[^A-Za-z0-9_.-]/g, "_")});
+    const error = h("div", {class: "field-error", role: "alert"});
+    const result = h("div");
+    const button = h("button", {class: "btn", type: "submit"}, "Publish");
+    const form = h("form", {class: "inline", onsubmit: async (ev) => {
+      ev.preventDefault();
+      error.textContent = "";
+      form.querySelector(".field").classList.remove("invalid");
+      button.disabled = true;
+      try {
+        const entry = await post(`/jobs/${id}/publish`, {name: name.value.trim()});
+        replace(result, notice(`Published as ${entry.name} (${formatBytes(entry.size)}). `, "ok"),
+          h("a", {href: "#/weights"}, "See the weights →"));
+      } catch (exc) {
+        form.querySelector(".field").classList.add("invalid");
+        error.textContent = exc.message;
+      } finally {
+        button.disabled = false;
+      }
+    }},
+      h("div", {class: "field", "data-field": "name"}, h("label", {for: "publish-name"}, "Weights name"), name, error),
+      button);
+    replace(el.publish, card("Publish as pretrained weights", h("div", {},
+      h("p", {class: "muted"}, "Copies the best checkpoint's model weights to the weights host, where new jobs can start from them."),
+      form, result), {class: "card wide", id: "publish"}));
+  }
+
+  return poll(update, 2000);
+}
