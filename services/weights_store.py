@@ -46,6 +46,15 @@ def read_manifest(directory: Path) -> list[dict[str, Any]]:
         return []
 
 
+def ensure_manifest(directory: Path) -> None:
+    """An empty manifest for a new host, so ``/weights/`` answers ``{"weights": []}`` rather than 403."""
+    directory.mkdir(parents=True, exist_ok=True)
+    if not (directory / MANIFEST).exists():
+        with _locked(directory):
+            if not (directory / MANIFEST).exists():
+                _write_atomic(directory / MANIFEST, lambda fh: fh.write(b'{"weights": []}'))
+
+
 def find_entry(directory: Path, name: str) -> dict[str, Any] | None:
     return next((entry for entry in read_manifest(directory) if entry["name"] == name), None)
 

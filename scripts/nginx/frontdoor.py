@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from services.weights_store import ensure_manifest
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 TEMPLATE = HERE / "cauchy.conf.in"
@@ -58,7 +60,7 @@ def render(door: FrontDoor) -> Path:
     """Write the configuration and the directories it names; returns the configuration's path."""
     for sub in ("logs", *(f"tmp/{name}" for name in TEMP_DIRS)):
         (door.prefix / sub).mkdir(parents=True, exist_ok=True)
-    (door.home / "weights").mkdir(parents=True, exist_ok=True)
+    ensure_manifest(door.home / "weights")
     # Run as root, nginx would hand requests to "nobody", who may not read a private $CAUCHY_HOME.
     user = "user root;" if os.geteuid() == 0 else ""
     listen = f"{door.listen_host}:{door.listen_port}" if door.listen_host else str(door.listen_port)

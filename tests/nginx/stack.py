@@ -1,0 +1,67 @@
+"""The whole front door for tests: the control service under waitress (``LiveService`` of the service
+tests) with nginx rendered from ``scripts/nginx`` in front of it, all on free ports of 127.0.0.1."""
+from __future__ import annotations
+
+import importlib.util
+import socket
+import sys
+from pathlib import Path
+from types import ModuleType
+
+from services.config import Settings
+
+REPO = Path(__file__).resolve().parents[2]
+VISDOM_PORTS = (18200, 18259)
+
+
+def load(path: Path, name: str) -> ModuleType:
+    """A module by file path (scripts/ and the service tests' conftest are no packages)."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+frontdoor = load(REPO / "scripts/nginx/frontdoor.py", "cauchy_frontdoor")
+service_fixtures = load(REPO / "tests/services/conftest.py", "cauchy_service_fixtures")
+FAKE_TASK = service_fixtures.FAKE_TASK
+make_hypes = service_fixtures.make_hypes
+
+
+def free_ports(count: int) -> list[int]:
+    socks = [socket.socket() for _ in range(count)]
+    try:
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+def fast_settings(home: Path, **changes) -> Settings:
+    """Settings of the service tests (stand-in task, short grace) over ``home``."""
+    return Settings(home=home, visdom_ports=VISDOM_PORTS, cpu_slots=2, gpus=(), task_command=(sys.executable, FAKE_TASK),
+                    stop_grace_s=5.0, visdom_linger_s=60.0, poll_interval_s=0.1, threads=8).replace(**changes)
+
+
+class Stack:
+    """nginx on ``url`` in front of a live service; ``close()`` ends both and every job process."""
+
+    def __init__(self, settings: Settings) -> None:
+        service_port, front_port = free_ports(2)
+        self.service = service_fixtures.LiveService(settings, service_port)
+        self.door = frontdoor.FrontDoor("127.0.0.1", front_port, f"127.0.0.1:{service_port}", settings.home)
+        try:
+            self.nginx = frontdoor.start(self.door)
+        except BaseException:
+            self.service.close()
+            raise
+        self.url = self.door.url
+
+    def close(self) -> None:
+        frontdoor.stop(self.nginx)
+        self.service.close()
