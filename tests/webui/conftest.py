@@ -1,0 +1,63 @@
+"""Debian's chromium, driven by playwright, against nginx in front of a live service running real jobs.
+
+Screenshots go to ``test-artifacts/webui/`` (git-ignored) for a person to look at.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "nginx"))
+from stack import REPO, Stack, fast_settings  # noqa: E402
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = REPO / "test-artifacts" / "webui"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator:
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: run scripts/system_packages.sh (make test does)")
+    with sync_playwright() as play:
+        chromium = play.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def real_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """One CPU slot, so a second job waits in the queue; the real run_tasks.py."""
+    settings = fast_settings(tmp_path_factory.mktemp("webui") / "home", cpu_slots=1,
+                             task_command=(sys.executable, "run_tasks.py"), stop_grace_s=60.0)
+    live = Stack(settings)
+    yield live
+    live.close()
+
+
+@pytest.fixture
+def page(browser, real_stack) -> Iterator:
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, base_url=real_stack.url)
+    tab = context.new_page()
+    errors: list[str] = []
+    tab.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield tab
+    context.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+@pytest.fixture
+def shot():
+    """``shot(page, name)``: a full-page screenshot under test-artifacts/webui/."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+
+    def take(tab, name: str) -> None:
+        tab.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+    return take

@@ -1,0 +1,83 @@
+"""The page in a real browser, through nginx: launch a digits job from the form, watch it queue, run and
+draw its loss in the embedded Visdom, stop it, publish it; a bad field shows its error."""
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+
+pytestmark = pytest.mark.slow
+DIGITS = "cls/image_classifier_smallcnn_digits.json"
+
+
+def blocker_overrides(data_dir: str) -> list[str]:
+    return [f"data.data_dir={data_dir}", "solver.max_epoch=null", "solver.max_iters=100000", "solver.lr.metric=iters",
+            "solver.test_interval=100000", "logging.progress_bar=false"]
+
+
+def test_launch_watch_stop_and_publish_a_digits_job(page, real_stack, digits_dir, shot):
+    service = real_stack.service
+    blocker = service.submit(DIGITS, overrides=blocker_overrides(digits_dir), name="holds the only CPU slot")
+    service.wait(blocker["id"], lambda j: j["state"] == "running")
+
+    page.goto("/")
+    row = page.locator(f'tr[data-job="{blocker["id"]}"]')
+    expect(row.locator(".badge")).to_have_text("running")
+    expect(row.locator(".bar")).to_be_visible(timeout=60_000)  # progress from metrics.jsonl
+    shot(page, "1-jobs-list")
+
+    page.get_by_role("link", name="New job").click()
+    page.select_option("#f-template", DIGITS)
+    expect(page.locator("#f-network-model_name")).to_have_value("small_cnn")
+    page.fill("#f-data-data_dir", digits_dir)
+    page.fill("#f-solver-max_epoch", "40")
+    page.fill("#f-name", "digits from the page")
+    shot(page, "2-launch-form")
+    page.get_by_role("button", name="Launch").click()
+
+    expect(page.locator(".page-head .badge")).to_have_text("queued")
+    expect(page.get_by_text("#1 in queue")).to_be_visible()
+    shot(page, "3-job-queued")
+    job_id = int(page.url.rsplit("/", 1)[1])
+
+    service.call("POST", f"/api/v1/jobs/{blocker['id']}/stop")
+    expect(page.locator(".page-head .badge")).to_have_text("running", timeout=90_000)
+    charts = page.frame_locator(".charts iframe")
+    expect(charts.locator('text.gtitle[data-unformatted="loss"]')).to_be_visible(timeout=90_000)
+    expect(charts.locator(".js-plotly-plot .scatterlayer .trace path.js-line").first).to_be_visible()
+    expect(page.locator(".log")).to_contain_text("training small_cnn", timeout=30_000)
+    shot(page, "4-job-running")
+
+    page.locator(".page-head").get_by_role("button", name="Stop").click()
+    expect(page.locator(".page-head .badge")).to_have_text("stopped", timeout=90_000)
+    assert service.job(job_id)["state"] == "stopped"
+    expect(page.locator(".downloads")).to_contain_text("checkpoints/latest.pth")
+    page.fill("#publish-name", "digits_from_the_page")
+    page.locator("#publish").get_by_role("button", name="Publish").click()
+    expect(page.get_by_text("Published as digits_from_the_page")).to_be_visible(timeout=60_000)
+    shot(page, "5-job-stopped")
+
+    page.get_by_role("link", name="See the weights →").click()
+    weights_row = page.locator('tr[data-weights="digits_from_the_page"]')
+    expect(weights_row).to_contain_text("small_cnn")
+    expect(weights_row).to_contain_text(f"job #{job_id}")
+    shot(page, "6-weights")
+
+    page.set_viewport_size({"width": 390, "height": 800})
+    page.goto("/#/jobs")
+    expect(page.locator(f'tr[data-job="{job_id}"] .badge')).to_have_text("stopped")
+    shot(page, "7-jobs-narrow")
+
+
+def test_a_bad_field_shows_its_error(page, shot):
+    page.goto("/#/launch")
+    page.fill("#f-solver-lr-base_lr", "0")
+    page.get_by_role("button", name="Launch").click()
+    error = page.locator('[data-field="hypes.solver.lr.base_lr"] .field-error')
+    expect(error).to_contain_text("expected a number > 0")
+    expect(page.locator(".form-error")).to_contain_text("not queued")
+    shot(page, "8-launch-error")
+    page.fill("#f-solver-lr-base_lr", "0.05")
+    page.fill("#f-gpus", "4")
+    page.get_by_role("button", name="Launch").click()
+    expect(page.locator('[data-field="resources.gpus"] .field-error')).to_contain_text("asked for 4 GPUs")
+    expect(page.locator('[data-field="hypes.solver.lr.base_lr"] .field-error')).to_be_hidden()
