@@ -16,14 +16,14 @@ import cauchy.models  # noqa: F401
 from cauchy.datasets.transforms import Compose, build_transforms as compose_transforms
 from cauchy.engine.lr import LRSchedule
 from cauchy.engine.trainer import EpochBatchSampler
-from cauchy.hypes import HypesError
+from cauchy.hypes import TASK_SECTIONS, HypesError
 from cauchy.methods.base import Method
 from cauchy.registry import DATASETS, EVALUATORS, LOSSES, METHODS, MODELS, Registry, UnknownComponentError
 from cauchy.weights import load_pretrained
 
 log = logging.getLogger("cauchy.build")
 
-DEFAULT_EVALUATOR = {"cls": "cls"}
+DEFAULT_EVALUATOR = {"cls": "cls", "det": "coco"}
 
 
 def build_component(registry: Registry, name: str, key: str, **kwargs: Any) -> Any:
@@ -97,12 +97,14 @@ def data_transformer_specs(dt: dict[str, Any], key: str) -> list[dict[str, Any]]
     return [{"name": "resize", "size": [size[1], size[0]], "keep_ratio": mode == "keep_ratio"}]
 
 
-def build_dataset(h: dict[str, Any], split: str, transforms: Callable | None = None) -> Dataset:
+def build_dataset(h: dict[str, Any], split: str, transforms: Callable | None = None,
+                  class_names: list[str] | None = None) -> Dataset:
+    """``class_names`` (the train split's, for the other splits) wins over ``data.class_names``."""
     data = h["data"]
     return build_component(
         DATASETS, data["format"], "data.format", root=data["data_dir"], split=data[f"{split}_split"],
         transforms=transforms if transforms is not None else build_transforms(h, split),
-        skip_bad_images=data["skip_bad_images"], class_names=data["class_names"], **data["params"])
+        skip_bad_images=data["skip_bad_images"], class_names=class_names or data["class_names"], **data["params"])
 
 
 def build_loader(h: dict[str, Any], split: str, dataset: Dataset, method: type[Method] | Method) -> DataLoader:
@@ -145,14 +147,20 @@ def build_loss(h: dict[str, Any]) -> nn.Module | None:
 
 
 def build_method(h: dict[str, Any], num_classes: int) -> Method:
-    return build_component(METHODS, h["method"], "method", model=build_model(h, num_classes), loss=build_loss(h))
+    """The task's own hypes sections (det: ``anchor``, ``res``) go to the method as keyword arguments."""
+    sections = {name: h[name] for name in TASK_SECTIONS.get(h["task"], {})}
+    return build_component(METHODS, h["method"], "method", model=build_model(h, num_classes), loss=build_loss(h),
+                           **sections)
 
 
-def build_evaluator(h: dict[str, Any], split: str, num_classes: int, class_names: list[str]) -> Any:
+def build_evaluator(h: dict[str, Any], split: str, num_classes: int, class_names: list[str],
+                    metadata: dict[str, Any] | None = None) -> Any:
+    """``metadata`` is the dataset's (``dataset.metadata``, e.g. COCO category ids), passed as keyword arguments."""
     name = h[split]["evaluator"] or DEFAULT_EVALUATOR.get(h["task"])
     if name is None:
         raise HypesError(f"{split}.evaluator", f"task {h['task']} has no default evaluator; name one")
-    return build_component(EVALUATORS, name, f"{split}.evaluator", num_classes=num_classes, class_names=class_names)
+    return build_component(EVALUATORS, name, f"{split}.evaluator", num_classes=num_classes, class_names=class_names,
+                           **(metadata or {}))
 
 
 def build_optimizer(h: dict[str, Any], method: nn.Module) -> torch.optim.Optimizer:

@@ -8,6 +8,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 
@@ -15,6 +16,7 @@ from cauchy import exitcodes
 from cauchy.build import (build_dataset, build_evaluator, build_loader, build_lr_schedule, build_method,
                           build_optimizer, build_transforms, max_iters, select_device)
 from cauchy.datasets.images import ImageFiles
+from cauchy.datasets.io import read_image
 from cauchy.engine.checkpoint import CheckpointHook, load_checkpoint, resolve_resume
 from cauchy.engine.evaluation import inference_on_dataset, scalar_metrics
 from cauchy.engine.hooks import EvalHook, LoggerHook, PlateauObserver, StopHook, StopRequest
@@ -69,13 +71,13 @@ def train(h: dict[str, Any], opts: RunOptions) -> int:
     train_set = build_dataset(h, "train")
     class_names = list(train_set.class_names)
     num_classes = check_num_classes(h, class_names)
-    val_set = build_dataset(h, "val")
+    val_set = build_dataset(h, "val", class_names=class_names)
     method = build_method(h, num_classes).to(device)
     if h["details"]["channels_last"]:
         method.to(memory_format=torch.channels_last)
     train_loader = build_loader(h, "train", train_set, method)
     val_loader = build_loader(h, "val", val_set, method)
-    evaluator = build_evaluator(h, "val", num_classes, class_names)
+    evaluator = build_evaluator(h, "val", num_classes, class_names, getattr(val_set, "metadata", None))
     optimizer = build_optimizer(h, method)
     solver = h["solver"]
     schedule = build_lr_schedule(h, len(train_loader))
@@ -139,9 +141,9 @@ def load_for_inference(h: dict[str, Any], opts: RunOptions, device: torch.device
 def test(h: dict[str, Any], opts: RunOptions) -> int:
     device = select_device(h)
     method, class_names = load_for_inference(h, opts, device)
-    dataset = build_dataset(h, "test")
+    dataset = build_dataset(h, "test", class_names=class_names)
     loader = build_loader(h, "test", dataset, method)
-    evaluator = build_evaluator(h, "test", len(class_names), class_names)
+    evaluator = build_evaluator(h, "test", len(class_names), class_names, getattr(dataset, "metadata", None))
     predictions: list[dict[str, Any]] = []
 
     def keep(batch: dict[str, Any], preds: list[dict[str, Any]]) -> None:
@@ -153,6 +155,8 @@ def test(h: dict[str, Any], opts: RunOptions) -> int:
         sink.write(make_event(name, value, step=0, epoch=0.0, phase="test"))
     sink.close()
     write_json(os.path.join(opts.run_dir, "results.json"), {"metrics": metrics, "predictions": predictions})
+    if hasattr(evaluator, "results"):  # e.g. detections in COCO's results format
+        write_json(os.path.join(opts.run_dir, "detections.json"), evaluator.results())
     log.info("test on %d images: %s", len(dataset), " ".join(f"{k}={v:.4f}" for k, v in scalar_metrics(metrics).items()))
     return exitcodes.OK
 
@@ -165,10 +169,16 @@ def predict(h: dict[str, Any], opts: RunOptions) -> int:
     dataset = ImageFiles(opts.input, transforms=build_transforms(h, "test"))
     loader = torch.utils.data.DataLoader(dataset, batch_size=h["test"]["batch_size"], collate_fn=method.collate)
     out: list[dict[str, Any]] = []
+    draw = getattr(method, "draw", None)  # methods that can draw (detection) also write annotated images
+    os.makedirs(os.path.join(opts.run_dir, "predictions"), exist_ok=True)
     with torch.no_grad():
         for batch in loader:
             preds = method.predict(move_to(batch, device))
             out.extend(describe(p, path, class_names) for p, path in zip(preds, batch["path"]))
+            for p, path in zip(preds if draw else [], batch["path"]):
+                drawn = draw(read_image(path), p, class_names)
+                cv2.imwrite(os.path.join(opts.run_dir, "predictions", os.path.basename(path)),
+                            cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
     write_json(os.path.join(opts.run_dir, "predictions", "predictions.json"), {"predictions": out})
     log.info("predicted %d images into %s", len(out), os.path.join(opts.run_dir, "predictions"))
     return exitcodes.OK
@@ -181,6 +191,8 @@ def describe(prediction: dict[str, Any], path: str, class_names: list[str]) -> d
         out[key] = value.tolist() if isinstance(value, torch.Tensor) else value
     if "label" in out and isinstance(out["label"], int):
         out["class_name"] = class_names[out["label"]]
+    if isinstance(out.get("labels"), list) and all(isinstance(v, int) for v in out["labels"]):
+        out["class_names"] = [class_names[v] for v in out["labels"]]
     if "scores" in out and "label" in out and isinstance(out["label"], int):
         out["score"] = out["scores"][out["label"]]
     return out

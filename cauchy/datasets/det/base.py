@@ -124,3 +124,16 @@ class DetDataset(Dataset):
         sample = {"image": image, "boxes": r.boxes.copy(), "labels": r.labels.copy(), "difficult": r.difficult.copy(),
                   "iscrowd": r.iscrowd.copy(), "image_id": r.image_id, "path": r.path, "orig_size": image.shape[:2]}
         return self.transforms(sample) if self.transforms is not None else sample
+
+
+def to_original(boxes: Any, scale_factor: Any, orig_size: Any) -> Any:
+    """Boxes in network-input pixels -> original-image pixels (undo ``resize``; clip to the image).
+
+    ``scale_factor`` is the sample's ``[sx, sy]`` and ``orig_size`` its ``(h, w)``; tensors in, tensors out.
+    """
+    sx, sy = (float(v) for v in scale_factor)
+    h, w = (float(v) for v in orig_size)
+    out = boxes / boxes.new_tensor([sx, sy, sx, sy])
+    out[:, 0::2] = out[:, 0::2].clamp(0, w)
+    out[:, 1::2] = out[:, 1::2].clamp(0, h)
+    return out

@@ -1,0 +1,156 @@
+"""Object detection: what the detectors share (batching images of different sizes, crowd boxes
+left out of training, predictions mapped back to original pixels, drawing) and the two families:
+torchvision's detectors, which compute their own losses, and YOLOv3, whose assignment, loss and
+decoding live in ``cauchy.models.det.yolov3``. Both train through the same engine and Trainer."""
+from __future__ import annotations
+
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+
+from cauchy.datasets.det.base import to_original
+from cauchy.hypes import HypesError
+from cauchy.methods.base import Method
+from cauchy.models.det.torchvision_detectors import TorchvisionDetector
+from cauchy.models.det.yolov3 import COCO_ANCHORS, YOLOv3, YOLOv3Loss, check_anchors, decode
+from cauchy.registry import METHODS
+
+BOX_FIELDS = ("boxes", "labels", "difficult", "iscrowd")
+DEFAULT_RES = {"score_thresh": 0.05, "nms_iou": 0.5, "max_dets": 100}
+
+
+def collate_detection(samples: list[dict[str, Any]], size_divisor: int = 32) -> dict[str, Any]:
+    """Images zero-padded (bottom/right) to one size divisible by ``size_divisor``, ``image_sizes``
+    [B, 2] (h, w before padding); per-box fields as lists of tensors; ``scale_factor`` and
+    ``orig_size`` as [B, 2] tensors; everything else as lists."""
+    sizes = torch.tensor([list(s["image"].shape[-2:]) for s in samples])
+    h, w = (-(-int(v) // size_divisor) * size_divisor for v in sizes.max(dim=0).values)
+    images = torch.zeros(len(samples), samples[0]["image"].shape[0], h, w, dtype=samples[0]["image"].dtype)
+    for image, sample in zip(images, samples):
+        image[:, :sample["image"].shape[1], :sample["image"].shape[2]].copy_(sample["image"])
+    batch: dict[str, Any] = {"image": images, "image_sizes": sizes,
+                             "scale_factor": torch.stack([torch.as_tensor(s.get("scale_factor", (1.0, 1.0)),
+                                                                          dtype=torch.float32) for s in samples]),
+                             "orig_size": torch.tensor([list(s["orig_size"]) for s in samples])}
+    for key in samples[0]:
+        if key not in batch:
+            batch[key] = [torch.as_tensor(s[key]) if key in BOX_FIELDS else s[key] for s in samples]
+    return batch
+
+
+def training_targets(batch: dict[str, Any]) -> list[dict[str, torch.Tensor]]:
+    """Boxes and labels per image, crowd boxes left out (they mark regions, not instances)."""
+    targets = []
+    for i, (boxes, labels) in enumerate(zip(batch["boxes"], batch["labels"])):
+        keep = ~batch["iscrowd"][i] if "iscrowd" in batch else torch.ones_like(labels, dtype=torch.bool)
+        targets.append({"boxes": boxes[keep].float(), "labels": labels[keep]})
+    return targets
+
+
+def draw_detections(image: np.ndarray, prediction: dict[str, Any], class_names: list[str]) -> np.ndarray:
+    """An RGB copy of ``image`` with each box, class name and score drawn on it."""
+    out = image.copy()
+    palette = [(230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180), (70, 240, 240)]
+    for box, score, label in zip(prediction["boxes"].tolist(), prediction["scores"].tolist(),
+                                 prediction["labels"].tolist()):
+        color = palette[label % len(palette)]
+        x1, y1, x2, y2 = (round(v) for v in box)
+        cv2.rectangle(out, (x1, y1), (x2, y2), color, 2)
+        cv2.putText(out, f"{class_names[label]} {score:.2f}", (x1, max(y1 - 3, 10)), cv2.FONT_HERSHEY_SIMPLEX,
+                    0.4, color, 1, cv2.LINE_AA)
+    return out
+
+
+class DetectionMethod(Method):
+    """Subclasses implement ``forward_train`` and ``detect`` (boxes in network-input pixels)."""
+
+    def __init__(self, model: nn.Module, loss: nn.Module | None = None, res: dict[str, Any] | None = None) -> None:
+        super().__init__(model, loss)
+        res = {**DEFAULT_RES, **(res or {})}
+        self.score_thresh, self.nms_iou, self.max_dets = res["score_thresh"], res["nms_iou"], res["max_dets"]
+
+    collate = staticmethod(collate_detection)
+
+    def detect(self, batch: dict[str, Any]) -> list[dict[str, torch.Tensor]]:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def predict(self, batch: dict[str, Any]) -> list[dict[str, Any]]:
+        """``{"boxes" (original-image pixels, xyxy), "scores", "labels"}`` per image."""
+        detections = self.detect(batch)
+        return [{"boxes": to_original(d["boxes"].float(), scale, size), "scores": d["scores"].float(),
+                 "labels": d["labels"]} for d, scale, size in zip(detections, batch["scale_factor"], batch["orig_size"])]
+
+    def draw(self, image: np.ndarray, prediction: dict[str, Any], class_names: list[str]) -> np.ndarray:
+        return draw_detections(image, prediction, class_names)
+
+
+def no_anchor_settings(method: str, anchor: dict[str, Any] | None) -> None:
+    if anchor:
+        raise HypesError(f"anchor.{sorted(anchor)[0]}", f"method {method} takes its anchors from network.params "
+                                                        "(torchvision's anchor generator); leave anchor empty")
+
+
+@METHODS.register("faster_rcnn")
+@METHODS.register("retinanet")
+@METHODS.register("ssd")
+class TorchvisionDetection(DetectionMethod):
+    """torchvision's Faster R-CNN, RetinaNet and SSD: the model computes its losses from targets."""
+
+    def __init__(self, model: nn.Module, loss: nn.Module | None = None, res: dict[str, Any] | None = None,
+                 anchor: dict[str, Any] | None = None) -> None:
+        if not isinstance(model, TorchvisionDetector):
+            raise HypesError("network.model_name", f"this method needs one of torchvision's detectors, got "
+                                                   f"{type(model).__name__}")
+        if loss is not None:
+            raise HypesError("loss.loss_type", "torchvision's detectors compute their own losses; use \"none\"")
+        no_anchor_settings("torchvision detection", anchor)
+        super().__init__(model, None, res)
+        model.set_inference(self.score_thresh, self.nms_iou, self.max_dets)
+
+    @staticmethod
+    def images(batch: dict[str, Any]) -> list[torch.Tensor]:
+        return [image[:, :h, :w] for image, (h, w) in zip(batch["image"], batch["image_sizes"].tolist())]
+
+    def forward_train(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        losses = self.model(self.images(batch), training_targets(batch))
+        return {"loss": sum(losses.values()), **{k if k.startswith("loss_") else f"loss_{k}": v
+                                                 for k, v in losses.items()}}
+
+    def detect(self, batch: dict[str, Any]) -> list[dict[str, torch.Tensor]]:
+        return self.model(self.images(batch))
+
+
+@METHODS.register("yolov3")
+class YOLOv3Detection(DetectionMethod):
+    """YOLOv3 with anchors from the hypes: ``anchor: {"anchors": [[[w, h] x 3] x 3 scales]}`` in
+    input pixels (default: the COCO anchors of the paper, for 416-pixel inputs)."""
+
+    def __init__(self, model: nn.Module, loss: nn.Module | None = None, res: dict[str, Any] | None = None,
+                 anchor: dict[str, Any] | None = None) -> None:
+        if not isinstance(model, YOLOv3):
+            raise HypesError("network.model_name", f"method yolov3 needs a YOLOv3 model, got {type(model).__name__}")
+        anchor = dict(anchor or {})
+        unknown = sorted(set(anchor) - {"anchors"})
+        if unknown:
+            raise HypesError(f"anchor.{unknown[0]}", "unknown key; valid keys here: anchors")
+        try:
+            anchors = check_anchors(anchor.get("anchors", COCO_ANCHORS))
+        except ValueError as exc:
+            raise HypesError("anchor.anchors", str(exc).partition(": ")[2]) from None
+        if anchors.shape[1] != model.num_anchors:
+            raise HypesError("anchor.anchors", f"{anchors.shape[1]} anchors per scale but the model has "
+                                               f"{model.num_anchors}")
+        super().__init__(model, loss if loss is not None else YOLOv3Loss(), res)
+        self.register_buffer("anchors", anchors, persistent=False)
+
+    def forward_train(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        images = batch["image"]
+        return self.loss(self.model(images), training_targets(batch), self.anchors, tuple(images.shape[-2:]))
+
+    def detect(self, batch: dict[str, Any]) -> list[dict[str, torch.Tensor]]:
+        return decode(self.model(batch["image"]), self.anchors, score_thresh=self.score_thresh, nms_iou=self.nms_iou,
+                      max_dets=self.max_dets)
