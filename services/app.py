@@ -44,6 +44,13 @@ def create_app(settings: Settings | None = None) -> Flask:
     return app
 
 
+def waitress_options(settings: Settings) -> dict:
+    """Waitress settings. Its default limit of 100 connections stalls every client once reached (100
+    simultaneous submissions hung for minutes), so the limit is higher and poll() replaces select()."""
+    return {"threads": settings.threads, "connection_limit": settings.connection_limit, "asyncore_use_poll": True,
+            "max_request_body_size": settings.max_request_bytes, "ident": "cauchy"}
+
+
 def serve(settings: Settings | None = None) -> None:
     """Run the service under waitress until interrupted; running jobs are left to the next start."""
     from waitress import serve as waitress_serve
@@ -52,7 +59,6 @@ def serve(settings: Settings | None = None) -> None:
     settings = settings or load_settings()
     app = create_app(settings)
     try:
-        waitress_serve(app, host=settings.host, port=settings.port, threads=settings.threads,
-                       max_request_body_size=settings.max_request_bytes, ident="cauchy")
+        waitress_serve(app, host=settings.host, port=settings.port, **waitress_options(settings))
     finally:
         app.extensions["cauchy"].supervisor.shutdown()

@@ -37,6 +37,7 @@ class Settings:
     job_memory_limit_mb: int = 0  # 0: no limit beyond the kernel's
     max_request_bytes: int = 16 * 1024 * 1024
     threads: int = 16
+    connection_limit: int = 1000
     poll_interval_s: float = 0.5
     run_jobs: bool = True  # False: API only, no scheduler thread (used by some tests)
 
@@ -111,6 +112,7 @@ _CONVERTERS = {
     "job_memory_limit_mb": int,
     "max_request_bytes": int,
     "threads": int,
+    "connection_limit": int,
     "task_command": split_command,
 }
 

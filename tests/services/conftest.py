@@ -12,7 +12,7 @@ import pytest
 import requests
 from waitress.server import create_server
 
-from services.app import create_app
+from services.app import create_app, waitress_options
 from services.config import Settings
 from services.jobs.store import ENDED
 
@@ -42,7 +42,7 @@ class LiveService:
     def __init__(self, settings: Settings, port: int) -> None:
         self.settings = settings
         self.app = create_app(settings)
-        self.server = create_server(self.app, host="127.0.0.1", port=port, threads=settings.threads)
+        self.server = create_server(self.app, host="127.0.0.1", port=port, **waitress_options(settings))
         self.url = f"http://127.0.0.1:{port}"
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
