@@ -38,9 +38,10 @@ class DetectionEvaluator:
         for i, pred in enumerate(predictions):
             size = batch["orig_size"][i]
             gt = to_original(batch["boxes"][i].float(), batch["scale_factor"][i], size)
-            ignore = batch["difficult"][i] if "difficult" in batch else torch.zeros(len(gt), dtype=torch.bool)
-            if "iscrowd" in batch:
-                ignore = ignore | batch["iscrowd"][i]
+            ignore = torch.zeros(len(gt), dtype=torch.bool, device=gt.device)
+            for key in ("difficult", "iscrowd"):
+                if key in batch:
+                    ignore = ignore | batch[key][i].bool()
             image_id = batch["image_id"][i] if "image_id" in batch else len(self.images)
             self.images.append({
                 "image_id": int(image_id), "height": int(size[0]), "width": int(size[1]),
