@@ -105,34 +105,43 @@ def describe(hypes: dict[str, Any], class_names: list[str]) -> dict[str, Any]:
             "input_size": hypes.get("train", {}).get("data_transformer", {}).get("input_size")}
 
 
+def _taken(directory: Path, name: str) -> WeightsStoreError | None:
+    if find_entry(directory, name) is not None:
+        return WeightsStoreError(f"weights named {name!r} already exist", "name", "exists")
+    return None
+
+
 def publish(directory: Path, name: str, checkpoint: Path, *, hypes: dict[str, Any], metrics: dict[str, float],
             source_job: int | None, python: str = sys.executable) -> dict[str, Any]:
-    """Export ``checkpoint`` as ``<name>.pth`` and add its manifest entry; the name must be new."""
+    """Export ``checkpoint`` as ``<name>.pth`` and add its manifest entry; the name must be new.
+
+    The export (seconds: a child imports torch) runs outside the lock; the name is checked again
+    under it, just before the rename and the manifest write.
+    """
     check_name(name)
-    with _locked(directory):
-        if find_entry(directory, name) is not None:
-            raise WeightsStoreError(f"weights named {name!r} already exist", "name", "exists")
-        target = directory / f"{name}.pth"
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".pth")
-        os.close(fd)
-        try:
-            done = subprocess.run([python, "-m", "services.weights_store", str(checkpoint), tmp],
-                                  capture_output=True, text=True, timeout=EXPORT_TIMEOUT_S,
-                                  cwd=Path(__file__).resolve().parent.parent)
-            if done.returncode != 0:
-                raise WeightsStoreError(f"cannot export {checkpoint.name}: {done.stderr.strip()[-500:]}", "checkpoint")
-            class_names = json.loads(done.stdout)["class_names"]
-            os.chmod(tmp, 0o644)
-            entry = {"name": name, "file": target.name, **describe(hypes, class_names),
-                     "sha256": sha256_file(Path(tmp)), "size": os.path.getsize(tmp), "metrics": metrics,
-                     "source_job": source_job, "created": time.time()}
-            os.replace(tmp, target)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        entries = [*read_manifest(directory), entry]
-        _write_atomic(directory / MANIFEST,
-                      lambda fh: fh.write(json.dumps({"weights": entries}, indent=1).encode()))
+    directory.mkdir(parents=True, exist_ok=True)
+    if error := _taken(directory, name):
+        raise error
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".pth")
+    os.close(fd)
+    try:
+        done = subprocess.run([python, "-m", "services.weights_store", str(checkpoint), tmp], capture_output=True,
+                              text=True, timeout=EXPORT_TIMEOUT_S, cwd=Path(__file__).resolve().parent.parent)
+        if done.returncode != 0:
+            raise WeightsStoreError(f"cannot export {checkpoint.name}: {done.stderr.strip()[-500:]}", "checkpoint")
+        os.chmod(tmp, 0o644)
+        entry = {"name": name, "file": f"{name}.pth", **describe(hypes, json.loads(done.stdout)["class_names"]),
+                 "sha256": sha256_file(Path(tmp)), "size": os.path.getsize(tmp), "metrics": metrics,
+                 "source_job": source_job, "created": time.time()}
+        with _locked(directory):
+            if error := _taken(directory, name):
+                raise error
+            os.replace(tmp, directory / entry["file"])
+            entries = [*read_manifest(directory), entry]
+            _write_atomic(directory / MANIFEST, lambda fh: fh.write(json.dumps({"weights": entries}, indent=1).encode()))
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
     return entry
 
 
