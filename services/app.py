@@ -46,9 +46,10 @@ def create_app(settings: Settings | None = None) -> Flask:
 
 def waitress_options(settings: Settings) -> dict:
     """Waitress settings. Its default limit of 100 connections stalls every client once reached (100
-    simultaneous submissions hung for minutes), so the limit is higher and poll() replaces select()."""
+    simultaneous submissions hung for minutes), so the limit is higher and poll() replaces select().
+    Flask answers a too-large body with a JSON 413; waitress's own, plain-text limit is a backstop."""
     return {"threads": settings.threads, "connection_limit": settings.connection_limit, "asyncore_use_poll": True,
-            "max_request_body_size": settings.max_request_bytes, "ident": "cauchy"}
+            "max_request_body_size": 4 * settings.max_request_bytes, "ident": "cauchy"}
 
 
 def serve(settings: Settings | None = None) -> None:

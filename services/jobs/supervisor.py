@@ -50,7 +50,6 @@ class Running:
     proc: Proc
     term_sent_at: float | None = None
     killed_reason: str | None = None
-    stats: list[dict[str, Any]] = field(default_factory=list)
     _cache: dict[int, psutil.Process] = field(default_factory=dict, repr=False)
 
 
@@ -116,9 +115,7 @@ class Supervisor:
             for job in self.store.in_states(ACTIVE):
                 proc = Proc.adopt(job.pid, job.pid_started)
                 if proc is not None:
-                    run = Running(job.id, job.user, tuple(filter(None, job.gpus.split(","))), proc)
-                    run.stats = self._sample(run)
-                    self.running[job.id] = run
+                    self.running[job.id] = Running(job.id, job.user, tuple(filter(None, job.gpus.split(","))), proc)
                     self._adopt_viewer(job, until=None)
                     continue
                 kill_leftovers(job.pid, job.pid_started)
@@ -186,9 +183,7 @@ class Supervisor:
                                   reason=f"could not start: {exc}")
             return
         proc = Proc.from_popen(popen)
-        run = Running(job.id, job.user, gpus, proc)
-        run.stats = self._sample(run)
-        self.running[job.id] = run
+        self.running[job.id] = Running(job.id, job.user, gpus, proc)
         self.last_start[job.user] = time.time()
         self.store.update(job.id, pid=proc.pid, pid_started=proc.started)
 
@@ -211,9 +206,10 @@ class Supervisor:
             if not run.proc.alive():
                 self._finish(run)
                 continue
-            run.stats = self._sample(run)
-            rss_mb = sum(p["rss_mb"] for p in run.stats)
-            if limit_mb and rss_mb > limit_mb and not run.killed_reason:
+            if not limit_mb or run.killed_reason:
+                continue
+            rss_mb = sum(p["rss_mb"] for p in self._sample(run))
+            if rss_mb > limit_mb:
                 run.killed_reason = f"killed for memory: {rss_mb:.0f} MB used, limit {limit_mb} MB"
                 run.proc.signal_group(signal.SIGKILL)
 
@@ -361,7 +357,7 @@ class Supervisor:
 
     def processes(self, job_id: int) -> list[dict[str, Any]]:
         run = self.running.get(job_id)
-        stats = list(run.stats) if run else []
+        stats = self._sample(run) if run else []
         viewer = self.viewers.get(job_id)
         if viewer is not None:
             for ps in viewer.proc.tree():

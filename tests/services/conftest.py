@@ -2,6 +2,7 @@
 real waitress on 127.0.0.1, running real processes (a stand-in task, or the real run_tasks.py)."""
 from __future__ import annotations
 
+import random
 import sys
 import threading
 import time
@@ -17,7 +18,12 @@ from services.config import Settings
 from services.jobs.store import ENDED
 
 FAKE_TASK = str(Path(__file__).with_name("fake_task.py"))
-TEST_PORTS = (18100, 18159)
+
+
+def port_range(size: int) -> tuple[int, int]:
+    """A random Visdom port range, so that two test runs at once rarely meet (the bind check covers the rest)."""
+    first = random.randrange(20000, 30000 - size)
+    return first, first + size - 1
 
 
 def make_hypes(mode: str = "ok", iters: int = 3) -> dict[str, Any]:
@@ -31,7 +37,7 @@ def make_hypes(mode: str = "ok", iters: int = 3) -> dict[str, Any]:
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     """Fast settings over a temporary home, with the stand-in task."""
-    return Settings(home=tmp_path / "home", visdom_ports=TEST_PORTS, cpu_slots=2, gpus=(),
+    return Settings(home=tmp_path / "home", visdom_ports=port_range(60), cpu_slots=2, gpus=(),
                     task_command=(sys.executable, FAKE_TASK), stop_grace_s=3.0, visdom_linger_s=30.0,
                     poll_interval_s=0.1, threads=8)
 
@@ -115,6 +121,12 @@ def service_factory() -> Iterator[Callable[..., LiveService]]:
 @pytest.fixture
 def service(settings: Settings, free_port: int, service_factory) -> LiveService:
     return service_factory(settings, free_port)
+
+
+@pytest.fixture
+def ports() -> Callable[[int], tuple[int, int]]:
+    """``ports(n)``: a fresh range of n Visdom ports."""
+    return port_range
 
 
 @pytest.fixture

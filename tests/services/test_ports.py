@@ -9,8 +9,8 @@ import pytest
 from services.jobs.ports import PortPool, PortsExhausted, can_bind
 
 
-def test_hundred_concurrent_allocations_never_share_a_port():
-    pool = PortPool(18200, 18299)
+def test_hundred_concurrent_allocations_never_share_a_port(ports):
+    pool = PortPool(*ports(100))
     with ThreadPoolExecutor(32) as executor:
         ports = list(executor.map(lambda _: pool.allocate(), range(100)))
     assert len(set(ports)) == 100
@@ -30,7 +30,8 @@ def test_a_port_another_program_listens_on_is_skipped():
         assert pool.allocate() == taken + 1
 
 
-def test_held_ports_from_adopted_jobs_are_not_given():
-    pool = PortPool(18300, 18302)
-    pool.hold([18300, 18301])
-    assert pool.allocate() == 18302 and pool.free_count() == 0 and not pool.is_free(18300)
+def test_held_ports_from_adopted_jobs_are_not_given(ports):
+    first, last = ports(3)
+    pool = PortPool(first, last)
+    pool.hold([first, first + 1])
+    assert pool.allocate() == last and pool.free_count() == 0 and not pool.is_free(first)

@@ -79,10 +79,10 @@ def test_stop_one_job_and_kill_9_another(real_settings, free_port, service_facto
 class ServiceProcess:
     """``python -m services`` as its own process, to be killed and started again."""
 
-    def __init__(self, home: Path, port: int, data_dir: str) -> None:
+    def __init__(self, home: Path, port: int, visdom_ports: tuple[int, int]) -> None:
         self.url = f"http://127.0.0.1:{port}/api/v1"
         self.env = {**os.environ, "CAUCHY_HOME": str(home), "CAUCHY_PORT": str(port), "CAUCHY_CPU_SLOTS": "1",
-                    "CAUCHY_VISDOM_PORTS": "18160-18179", "CAUCHY_GPUS": "none"}
+                    "CAUCHY_VISDOM_PORTS": "%d-%d" % visdom_ports, "CAUCHY_GPUS": "none"}
         self.log = home.parent / "service.log"
         self.proc: subprocess.Popen | None = None
 
@@ -115,8 +115,8 @@ class ServiceProcess:
 
 
 @pytest.fixture
-def service_process(tmp_path: Path, free_port: int, digits_dir: str) -> Iterator[ServiceProcess]:
-    live = ServiceProcess(tmp_path / "home", free_port, digits_dir)
+def service_process(tmp_path: Path, free_port: int, ports) -> Iterator[ServiceProcess]:
+    live = ServiceProcess(tmp_path / "home", free_port, ports(20))
     yield live
     if live.proc and live.proc.poll() is None:
         live.kill(signal.SIGTERM)
