@@ -94,3 +94,18 @@ def test_rendered_config_keeps_to_its_prefix(tmp_path: Path):
         if line.strip().startswith(("pid ", "error_log ", "access_log ", "client_body_temp_path ", "proxy_temp_path ")):
             assert str(door.prefix) in line, line
     assert f"root {REPO / 'webui'};" in text
+
+
+def test_without_nginx_the_service_serves_the_page_and_the_charts_link(stack):
+    """The fallback of ``make run`` when nginx is missing: the service answers on the front door's port."""
+    base = stack.service.url
+    page = requests.get(base + "/", timeout=10)
+    assert page.status_code == 200 and "<title>Cauchy</title>" in page.text
+    assert requests.get(base + "/assets/app.css", timeout=10).status_code == 200
+    assert requests.get(base + "/visdom/1/", timeout=10).status_code == 403
+    job = stack.service.submit(make_hypes("run"))
+    running = stack.service.wait(job["id"], lambda j: j["state"] == "running" and j["visdom"]["up"])
+    moved = requests.get(f"{base}/visdom/{job['id']}/", timeout=10, allow_redirects=False)
+    assert moved.status_code == 302 and moved.headers["Location"] == running["visdom"]["direct_url"]
+    stack.service.call("POST", f"/api/v1/jobs/{job['id']}/stop")
+    stack.service.wait_ended(job["id"])
