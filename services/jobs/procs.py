@@ -50,6 +50,12 @@ class Proc:
         except psutil.Error:
             return []
 
+    def send(self, signum: int) -> None:
+        try:
+            os.kill(self.pid, signum)
+        except ProcessLookupError:  # it just ended; the next watch records it
+            pass
+
     def signal_group(self, signum: int) -> None:
         """Signal the whole process group this process leads (each runs in its own session)."""
         try:

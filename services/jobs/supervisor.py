@@ -244,9 +244,10 @@ class Supervisor:
 
     def _record_end(self, job_id: int, status: dict[str, Any] | None, killed_reason: str | None) -> None:
         job = self.store.get(job_id)
-        if status is None:
-            fields = {"state": FAILED, "reason": killed_reason or "the task ended; its exit status is unknown"}
+        if status is None and killed_reason is None:
+            fields = {"state": FAILED, "reason": "the task ended; its exit status is unknown"}
         else:
+            status = status or {}
             outcome = judge(status.get("exit_code"), status.get("signal"),
                             read_tail(self.job_dir(job_id) / files.LOGS["stderr"]),
                             stop_requested=job.stop_requested_at is not None, killed_by_us=killed_reason)
@@ -267,7 +268,7 @@ class Supervisor:
                 continue
             if run.term_sent_at is None:
                 run.term_sent_at = time.time()
-                os.kill(run.proc.pid, signal.SIGTERM)  # wrap.py passes it on to the task
+                run.proc.send(signal.SIGTERM)  # wrap.py passes it on to the task
             elif time.time() - run.term_sent_at > grace and not run.killed_reason:
                 run.killed_reason = f"stopped: killed after the {grace:g} s grace period without a checkpoint"
                 run.proc.signal_group(signal.SIGKILL)
