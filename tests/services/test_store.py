@@ -28,3 +28,16 @@ def test_transitions_only_from_the_expected_state(tmp_path: Path):
     assert store.transition(job.id, [QUEUED], state=RUNNING)
     assert not store.transition(job.id, [QUEUED], state="stopped")
     assert store.get(job.id).state == RUNNING
+
+
+def test_the_schema_compiles_for_postgresql():
+    """Only portable types and DDL: the same tables on a PostgreSQL URL (no server needed to check)."""
+    from sqlalchemy.dialects import postgresql
+    from sqlalchemy.schema import CreateIndex, CreateTable
+
+    from services.jobs.store import Job
+
+    ddl = str(CreateTable(Job.__table__).compile(dialect=postgresql.dialect()))
+    assert "SERIAL" in ddl and "JSON" in ddl
+    for index in Job.__table__.indexes:
+        assert "CREATE INDEX" in str(CreateIndex(index).compile(dialect=postgresql.dialect()))
