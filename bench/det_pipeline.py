@@ -1,0 +1,142 @@
+"""Detection input pipeline: Cauchy (cv2) vs torchvision.transforms.v2 with tv_tensors boxes, side by side.
+
+Both read the same JPEGs (500x375, like Pascal VOC) with the same boxes through a DataLoader with
+the same batch size and workers, and deliver normalised float32 batches with per-image boxes and
+labels after: horizontal flip (p=0.5), random crop of 320x400 that clips boxes and drops those
+left empty, resize to 300x300, normalise. torchvision decodes with ``torchvision.io.decode_jpeg``
+(its fastest path) and sanitises boxes with ``SanitizeBoundingBoxes``; Cauchy decodes with cv2
+and its crop drops empty boxes itself. Rounds alternate so machine-load drifts hit both alike;
+each round is one pass over the images with persistent, warmed-up workers.
+
+    python bench/det_pipeline.py [--images 512] [--batch-size 32] [--workers 2] [--rounds 5]
+
+The last line of output is one JSON object with the figures and ``ratio`` (Cauchy / torchvision).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from functools import partial
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+from torchvision import tv_tensors
+from torchvision.io import decode_jpeg, read_file
+from torchvision.transforms import v2
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from cauchy.datasets.det.base import DetDataset, RawImage  # noqa: E402
+from cauchy.datasets.transforms import Compose, Normalize, RandomCrop, RandomHFlip, Resize  # noqa: E402
+from cauchy.methods.det import collate_detection  # noqa: E402
+
+MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+HEIGHT, WIDTH, CROP, OUT = 375, 500, (320, 400), (300, 300)
+
+
+def write_images(root: str, count: int, seed: int) -> list[RawImage]:
+    """Smooth random JPEGs (they compress like photos) with 1-8 random boxes each."""
+    gen = np.random.default_rng(seed)
+    images = []
+    for i in range(count):
+        low = gen.integers(0, 256, size=(12, 16, 3), dtype=np.uint8)
+        image = cv2.resize(low, (WIDTH, HEIGHT), interpolation=cv2.INTER_CUBIC)
+        n = int(gen.integers(1, 9))
+        xy = gen.uniform(0, [WIDTH - 40, HEIGHT - 40], size=(n, 2))
+        boxes = np.concatenate([xy, np.minimum(xy + gen.uniform(20, 200, size=(n, 2)), [WIDTH, HEIGHT])], axis=1)
+        for x1, y1, x2, y2 in boxes.astype(int):
+            cv2.rectangle(image, (x1, y1), (x2, y2), tuple(int(c) for c in gen.integers(0, 256, 3)), -1)
+        path = os.path.join(root, f"{i:05d}.jpg")
+        cv2.imwrite(path, image, [cv2.IMWRITE_JPEG_QUALITY, 90])
+        images.append(RawImage(path=path, source=path, names=[f"c{k}" for k in gen.integers(0, 5, size=n)],
+                               boxes=boxes.astype(np.float32), image_id=i, size=(HEIGHT, WIDTH)))
+    return images
+
+
+class TorchvisionDetSet(Dataset):
+    """The same images and boxes as ``(tv_tensors.Image, {"boxes": BoundingBoxes, "labels"})``."""
+
+    def __init__(self, cauchy_set: DetDataset, transforms: v2.Transform) -> None:
+        self.records, self.transforms = cauchy_set.records, transforms
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int):
+        r = self.records[index]
+        image = tv_tensors.Image(decode_jpeg(read_file(r.path)))
+        boxes = tv_tensors.BoundingBoxes(torch.from_numpy(r.boxes), format="XYXY", canvas_size=image.shape[-2:])
+        return self.transforms(image, {"boxes": boxes, "labels": torch.from_numpy(r.labels)})
+
+
+def torchvision_collate(batch: list) -> tuple[torch.Tensor, list]:
+    images, targets = zip(*batch)
+    return torch.stack(images), list(targets)
+
+
+def make_loaders(images: list[RawImage], batch_size: int, workers: int) -> dict[str, DataLoader]:
+    cauchy_set = DetDataset(images, "bench", transforms=Compose([
+        RandomHFlip(p=0.5), RandomCrop(size=list(CROP)), Resize(size=list(OUT)),
+        Normalize(div_value=255.0, mean=MEAN, std=STD)]))
+    tv_set = TorchvisionDetSet(cauchy_set, v2.Compose([
+        v2.RandomHorizontalFlip(p=0.5), v2.RandomCrop(CROP), v2.Resize(OUT), v2.SanitizeBoundingBoxes(),
+        v2.ToDtype(torch.float32, scale=True), v2.Normalize(MEAN, STD)]))
+    common = dict(batch_size=batch_size, num_workers=workers, shuffle=True, persistent_workers=workers > 0)
+    return {"cauchy": DataLoader(cauchy_set, collate_fn=partial(collate_detection, size_divisor=1), **common),
+            "torchvision": DataLoader(tv_set, collate_fn=torchvision_collate, **common)}
+
+
+def one_pass(loader: DataLoader) -> float:
+    """Images per second over one pass; checks the batches are normalised floats with boxes inside."""
+    count = 0
+    start = time.perf_counter()
+    for batch in loader:
+        images, boxes = (batch["image"], batch["boxes"]) if isinstance(batch, dict) else \
+            (batch[0], [t["boxes"] for t in batch[1]])
+        assert images.dtype == torch.float32 and tuple(images.shape[-2:]) == OUT, images.shape
+        assert all(bool((b[:, 2:] <= torch.tensor(OUT[::-1])).all()) for b in boxes)
+        count += len(images)
+    return count / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=512)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    with tempfile.TemporaryDirectory(prefix="cauchy-bench-") as root:
+        loaders = make_loaders(write_images(root, args.images, seed=0), args.batch_size, args.workers)
+        for loader in loaders.values():  # start workers, warm caches
+            one_pass(loader)
+        rates: dict[str, list[float]] = {name: [] for name in loaders}
+        for _ in range(args.rounds):
+            for name, loader in loaders.items():
+                rates[name].append(one_pass(loader))
+        del loaders
+    medians = {name: statistics.median(values) for name, values in rates.items()}
+    ratio = medians["cauchy"] / medians["torchvision"]
+    print(f"{args.images} JPEGs {WIDTH}x{HEIGHT} with 1-8 boxes -> hflip + crop {CROP[1]}x{CROP[0]} + resize "
+          f"{OUT[1]}x{OUT[0]} + normalise, batch {args.batch_size}, {args.workers} workers, {args.rounds} rounds")
+    for name, values in rates.items():
+        print(f"  {name:12s} median {medians[name]:8.1f} images/s   rounds: " + " ".join(f"{v:.0f}" for v in values))
+    print(f"  ratio cauchy/torchvision: {ratio:.2f}")
+    print(json.dumps({"cauchy_images_per_s": round(medians["cauchy"], 1),
+                      "torchvision_images_per_s": round(medians["torchvision"], 1),
+                      "ratio": round(ratio, 3), "images": args.images, "batch_size": args.batch_size,
+                      "workers": args.workers, "rounds": args.rounds,
+                      "cauchy_rounds": [round(v, 1) for v in rates["cauchy"]],
+                      "torchvision_rounds": [round(v, 1) for v in rates["torchvision"]]}))
+
+
+if __name__ == "__main__":
+    main()
