@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -165,27 +166,37 @@ class Supervisor:
                     return
 
     def _launch(self, job: Job, gpus: tuple[str, ...]) -> None:
+        """Start the task and its Visdom side by side: the viewer is ready while the task imports torch
+        (its Visdom sink retries until the server answers), so Visdom adds nothing to the launch."""
         directory = self.job_dir(job.id)
+        port = self._allocate_port([])
         try:
             directory.mkdir(parents=True, exist_ok=True)
             save_hypes(job.hypes, str(directory / files.HYPES_FILE))
-            self._start_viewer(job.id)
-            viewer = self.viewers[job.id]
-            argv = self.task_argv(job, viewer.port)
-            env = {**os.environ, "CUDA_VISIBLE_DEVICES": ",".join(gpus), "PYTHONUNBUFFERED": "1",
-                   "CAUCHY_HOME": str(self.settings.home)}  # where the task finds published weights
-            with open(directory / files.LOGS["stdout"], "ab") as out, open(directory / files.LOGS["stderr"], "ab") as err:
-                popen = subprocess.Popen(argv, cwd=self.settings.repo_root, env=env, stdin=subprocess.DEVNULL,
-                                         stdout=out, stderr=err, start_new_session=True)
-        except (OSError, VisdomStartError) as exc:
+            with ThreadPoolExecutor(1) as pool:
+                viewer = pool.submit(self._open_viewer, job.id, port, None)
+                proc = Proc.from_popen(self._spawn_task(job, gpus, port))
+                self.running[job.id] = Running(job.id, job.user, gpus, proc)
+                self.last_start[job.user] = time.time()
+                self.store.update(job.id, pid=proc.pid, pid_started=proc.started)
+                viewer.result()
+        except VisdomStartError as exc:  # the task must not plot to a port that goes to another job
+            self.ports.release(port)
+            self.running[job.id].killed_reason = f"could not start its Visdom: {exc}"
+            proc.signal_group(signal.SIGKILL)
+        except OSError as exc:
             self._stop_viewer(job.id)
+            self.ports.release(port)
             self.store.transition(job.id, ACTIVE, state=FAILED, ended_at=time.time(),
                                   reason=f"could not start: {exc}")
-            return
-        proc = Proc.from_popen(popen)
-        self.running[job.id] = Running(job.id, job.user, gpus, proc)
-        self.last_start[job.user] = time.time()
-        self.store.update(job.id, pid=proc.pid, pid_started=proc.started)
+
+    def _spawn_task(self, job: Job, gpus: tuple[str, ...], viz_port: int) -> subprocess.Popen:
+        directory = self.job_dir(job.id)
+        env = {**os.environ, "CUDA_VISIBLE_DEVICES": ",".join(gpus), "PYTHONUNBUFFERED": "1",
+               "CAUCHY_HOME": str(self.settings.home)}  # where the task finds published weights
+        with open(directory / files.LOGS["stdout"], "ab") as out, open(directory / files.LOGS["stderr"], "ab") as err:
+            return subprocess.Popen(self.task_argv(job, viz_port), cwd=self.settings.repo_root, env=env,
+                                    stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True)
 
     def task_argv(self, job: Job, viz_port: int) -> list[str]:
         directory = self.job_dir(job.id)
@@ -275,27 +286,29 @@ class Supervisor:
 
     # ----- Visdom viewers
 
-    def _start_viewer(self, job_id: int, until: float | None = None) -> Viewer:
-        """Start the job's Visdom on a fresh port, retrying on a port a foreign program grabbed."""
-        directory = self.job_dir(job_id)
+    def _start_viewer(self, job_id: int, until: float) -> Viewer:
+        """Start an ended job's Visdom on a fresh port, retrying on a port a foreign program grabbed."""
         tried: list[int] = []
         for attempt in range(VISDOM_ATTEMPTS):
             port = self._allocate_port(tried)
             try:
-                popen = start_visdom(port, visdom_base_url(job_id), str(directory / files.VISDOM_ENV_DIR),
-                                     str(directory / files.LOGS["visdom"]))
+                return self._open_viewer(job_id, port, until)
             except VisdomStartError:
                 self.ports.release(port)
                 tried.append(port)
                 if attempt == VISDOM_ATTEMPTS - 1:
                     raise
-                continue
-            viewer = Viewer(port, Proc.from_popen(popen), until)
-            self.viewers[job_id] = viewer
-            self.store.update(job_id, visdom_pid=viewer.proc.pid, visdom_started=viewer.proc.started,
-                              visdom_port=port, visdom_until=until)
-            return viewer
         raise AssertionError("unreachable")
+
+    def _open_viewer(self, job_id: int, port: int, until: float | None) -> Viewer:
+        directory = self.job_dir(job_id)
+        popen = start_visdom(port, visdom_base_url(job_id), str(directory / files.VISDOM_ENV_DIR),
+                             str(directory / files.LOGS["visdom"]))
+        viewer = Viewer(port, Proc.from_popen(popen), until)
+        self.viewers[job_id] = viewer
+        self.store.update(job_id, visdom_pid=viewer.proc.pid, visdom_started=viewer.proc.started,
+                          visdom_port=port, visdom_until=until)
+        return viewer
 
     def _allocate_port(self, avoid: list[int]) -> int:
         """A port from the pool; when all are taken, the viewer of the job that ended first gives its own."""

@@ -21,8 +21,9 @@ def test_train_check_stop_and_stop_visdom_like_the_php_site(service, fake_hypes)
     assert started["code"] == "100200"
     pid = started["content"]["pid"]
     service.wait_metrics(pid)
+    service.wait(pid, lambda job: legacy(service, "check_viz_started", pid=str(pid))["content"]["started"])
     viz = legacy(service, "check_viz_started", pid=str(pid))["content"]
-    assert viz["started"] is True and viz["url"] == f"/visdom/{pid}/" and viz["port"]
+    assert viz["url"] == f"/visdom/{pid}/" and viz["port"]
     refused = legacy(service, "stop_visdom", pid=str(pid))
     assert refused["code"] == "100409" and "still running" in refused["content"]
     assert legacy(service, "stop_training", pid=str(pid))["code"] == "100200"

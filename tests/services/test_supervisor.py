@@ -66,7 +66,8 @@ def test_crash_and_bad_input_give_the_reason(service, fake_hypes):
 
 def test_stop_saves_a_checkpoint_and_resume_continues_from_it(service, fake_hypes):
     job = service.submit(fake_hypes("run"))
-    running = service.wait_metrics(job["id"])
+    service.wait_metrics(job["id"])
+    running = service.wait(job["id"], lambda j: j["visdom"]["up"])  # it starts beside the task
     assert running["state"] == "running"
     roles = {p["role"] for p in running["processes"]}
     assert {"launcher", "task", "visdom"} <= roles
