@@ -15,20 +15,22 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 import time
+from functools import partial
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import cauchy.models  # noqa: E402,F401
 from cauchy.engine.trainer import Trainer  # noqa: E402
 from cauchy.methods.base import move_to  # noqa: E402
 from cauchy.methods.det import TorchvisionDetection, collate_detection, training_targets  # noqa: E402
 from cauchy.registry import MODELS  # noqa: E402
+from det_pipeline import alternate, summary  # noqa: E402
 
 
 class SyntheticBoxes(Dataset):
@@ -119,25 +121,14 @@ def main() -> None:
     optimizer = torch.optim.SGD(method.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
     loader = DataLoader(SyntheticBoxes(args.batch_size * 4, args.size, args.classes), batch_size=args.batch_size,
                         shuffle=True, collate_fn=collate_detection, drop_last=True)
-    runs = {"trainer": run_trainer, "plain": run_plain}
-    for run in runs.values():  # warm-up: cudnn autotuning, allocator, lazy inits
-        run(method, loader, optimizer, device, max(2, args.iters // 5))
-    rates: dict[str, list[float]] = {name: [] for name in runs}
-    for _ in range(args.rounds):
-        for name, run in runs.items():
-            rates[name].append(run(method, loader, optimizer, device, args.iters))
-    medians = {name: statistics.median(values) for name, values in rates.items()}
-    ratio = medians["trainer"] / medians["plain"]
+    runs = {name: partial(run, method, loader, optimizer, device, args.iters)
+            for name, run in (("trainer", run_trainer), ("plain", run_plain))}
+    rates = alternate(runs, args.rounds)
     where = torch.cuda.get_device_name() if device.type == "cuda" else "CPU (no mixed precision)"
     print(f"{args.model} {args.size}x{args.size}, batch {args.batch_size}, {args.iters} iterations x "
           f"{args.rounds} alternating rounds on {where}, amp {amp_dtype(device) if device.type == 'cuda' else 'off'}")
-    for name, values in rates.items():
-        print(f"  {name:8s} median {medians[name]:8.2f} images/s   rounds: " + " ".join(f"{v:.2f}" for v in values))
-    print(f"  ratio trainer/plain: {ratio:.3f}")
-    print(json.dumps({"trainer_images_per_s": round(medians["trainer"], 2), "plain_images_per_s":
-                      round(medians["plain"], 2), "ratio": round(ratio, 3), "device": where, "model": args.model,
-                      "size": args.size, "batch_size": args.batch_size, "iters": args.iters, "rounds": args.rounds}))
-
+    print(json.dumps(summary(rates, "images/s", device=where, model=args.model, size=args.size,
+                             batch_size=args.batch_size, iters=args.iters, rounds=args.rounds)))
 
 if __name__ == "__main__":
     main()

@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 from functools import partial
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -106,6 +107,30 @@ def one_pass(loader: DataLoader) -> float:
     return count / (time.perf_counter() - start)
 
 
+def alternate(runs: dict[str, Callable[[], float]], rounds: int) -> dict[str, list[float]]:
+    """One warm-up call of each, then ``rounds`` rounds calling each in turn: ``{name: [rate per round]}``."""
+    for run in runs.values():
+        run()
+    rates: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(rounds):
+        for name, run in runs.items():
+            rates[name].append(run())
+    return rates
+
+
+def summary(rates: dict[str, list[float]], unit: str, **facts: object) -> dict[str, object]:
+    """Prints each side's median and rounds; returns the figures for the final JSON line."""
+    medians = {name: statistics.median(values) for name, values in rates.items()}
+    first, second = list(rates)
+    for name, values in rates.items():
+        print(f"  {name:12s} median {medians[name]:8.2f} {unit}   rounds: " + " ".join(f"{v:.2f}" for v in values))
+    ratio = medians[first] / medians[second]
+    print(f"  ratio {first}/{second}: {ratio:.3f}")
+    figures: dict[str, object] = {f"{name}_{unit.replace('/', '_per_')}": round(m, 2) for name, m in medians.items()}
+    return {**figures, "ratio": round(ratio, 3), **facts, **{f"{n}_rounds": [round(v, 2) for v in r]
+                                                           for n, r in rates.items()}}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=512)
@@ -116,26 +141,12 @@ def main() -> None:
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory(prefix="cauchy-bench-") as root:
         loaders = make_loaders(write_images(root, args.images, seed=0), args.batch_size, args.workers)
-        for loader in loaders.values():  # start workers, warm caches
-            one_pass(loader)
-        rates: dict[str, list[float]] = {name: [] for name in loaders}
-        for _ in range(args.rounds):
-            for name, loader in loaders.items():
-                rates[name].append(one_pass(loader))
+        rates = alternate({name: partial(one_pass, loader) for name, loader in loaders.items()}, args.rounds)
         del loaders
-    medians = {name: statistics.median(values) for name, values in rates.items()}
-    ratio = medians["cauchy"] / medians["torchvision"]
     print(f"{args.images} JPEGs {WIDTH}x{HEIGHT} with 1-8 boxes -> hflip + crop {CROP[1]}x{CROP[0]} + resize "
           f"{OUT[1]}x{OUT[0]} + normalise, batch {args.batch_size}, {args.workers} workers, {args.rounds} rounds")
-    for name, values in rates.items():
-        print(f"  {name:12s} median {medians[name]:8.1f} images/s   rounds: " + " ".join(f"{v:.0f}" for v in values))
-    print(f"  ratio cauchy/torchvision: {ratio:.2f}")
-    print(json.dumps({"cauchy_images_per_s": round(medians["cauchy"], 1),
-                      "torchvision_images_per_s": round(medians["torchvision"], 1),
-                      "ratio": round(ratio, 3), "images": args.images, "batch_size": args.batch_size,
-                      "workers": args.workers, "rounds": args.rounds,
-                      "cauchy_rounds": [round(v, 1) for v in rates["cauchy"]],
-                      "torchvision_rounds": [round(v, 1) for v in rates["torchvision"]]}))
+    print(json.dumps(summary(rates, "images/s", images=args.images, batch_size=args.batch_size,
+                             workers=args.workers, rounds=args.rounds)))
 
 
 if __name__ == "__main__":
