@@ -106,7 +106,7 @@ def cmd_logs(args: argparse.Namespace, client: Client) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="cauchy", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="cauchy", description="Run the Cauchy control service, or drive its jobs.")
     p.add_argument("--url", default=os.environ.get("CAUCHY_URL", DEFAULT_URL), help="the service (CAUCHY_URL)")
     p.add_argument("--user", default=os.environ.get("CAUCHY_USER") or getpass.getuser())
     sub = p.add_subparsers(dest="command", required=True)
