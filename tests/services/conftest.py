@@ -45,11 +45,12 @@ def settings(tmp_path: Path) -> Settings:
 class LiveService:
     """The app under waitress in a thread of the test process, and a small client for it."""
 
-    def __init__(self, settings: Settings, port: int) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.app = create_app(settings)
-        self.server = create_server(self.app, host="127.0.0.1", port=port, **waitress_options(settings))
-        self.url = f"http://127.0.0.1:{port}"
+        # Port 0: the kernel picks a free port at bind, so no other test run can take it in between.
+        self.server = create_server(self.app, host="127.0.0.1", port=0, **waitress_options(settings))
+        self.url = f"http://127.0.0.1:{self.server.effective_port}"
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
         self.http = requests.Session()
@@ -108,8 +109,8 @@ class LiveService:
 def service_factory() -> Iterator[Callable[..., LiveService]]:
     started: list[LiveService] = []
 
-    def start(settings: Settings, port: int) -> LiveService:
-        live = LiveService(settings, port)
+    def start(settings: Settings) -> LiveService:
+        live = LiveService(settings)
         started.append(live)
         return live
 
@@ -119,8 +120,8 @@ def service_factory() -> Iterator[Callable[..., LiveService]]:
 
 
 @pytest.fixture
-def service(settings: Settings, free_port: int, service_factory) -> LiveService:
-    return service_factory(settings, free_port)
+def service(settings: Settings, service_factory) -> LiveService:
+    return service_factory(settings)
 
 
 @pytest.fixture

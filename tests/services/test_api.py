@@ -17,8 +17,8 @@ def error_of(response, status: int) -> dict:
     return response.json()["error"]
 
 
-def test_submit_by_hypes_name_with_overrides_resolves_and_queues(settings, free_port, service_factory):
-    service = service_factory(settings.replace(run_jobs=False), free_port)
+def test_submit_by_hypes_name_with_overrides_resolves_and_queues(settings, service_factory):
+    service = service_factory(settings.replace(run_jobs=False))
     response = service.call("POST", "/api/v1/jobs", headers={"X-Cauchy-User": "ada"},
                             json={"hypes": DIGITS, "overrides": {"solver.lr.base_lr": 0.01}, "priority": 5})
     job = response.json()
@@ -55,8 +55,8 @@ def test_bad_submissions_are_400_naming_the_field_and_queue_nothing(service, bod
     assert service.call("GET", "/api/v1/jobs").json()["total"] == 0
 
 
-def test_body_that_is_not_json_or_too_large(settings, free_port, service_factory):
-    service = service_factory(settings.replace(max_request_bytes=10_000, run_jobs=False), free_port)
+def test_body_that_is_not_json_or_too_large(settings, service_factory):
+    service = service_factory(settings.replace(max_request_bytes=10_000, run_jobs=False))
     err = error_of(service.call("POST", "/api/v1/jobs", data="hypes=x"), 400)
     assert err["code"] == "invalid_body" and "JSON" in err["message"]
     big = {"hypes": DIGITS, "name": "x" * 20_000}
@@ -96,8 +96,8 @@ def test_stop_or_resume_in_the_wrong_state_is_409(service, fake_hypes):
     assert err["message"] == f"job {failed['id']} saved no checkpoint"
 
 
-def test_listing_filters_and_pages(settings, free_port, service_factory, fake_hypes):
-    service = service_factory(settings.replace(run_jobs=False), free_port)
+def test_listing_filters_and_pages(settings, service_factory, fake_hypes):
+    service = service_factory(settings.replace(run_jobs=False))
     ids = [service.submit(fake_hypes("ok"), user="u1" if i % 2 else "u2")["id"] for i in range(7)]
     service.call("POST", f"/api/v1/jobs/{ids[0]}/stop")
     page = service.call("GET", "/api/v1/jobs", params={"limit": 3, "offset": 2}).json()

@@ -32,8 +32,8 @@ def real_settings(settings):
     return settings.replace(task_command=(sys.executable, "run_tasks.py"), stop_grace_s=60.0)
 
 
-def test_two_iteration_digits_job_end_to_end(real_settings, free_port, service_factory, digits_dir):
-    service = service_factory(real_settings, free_port)
+def test_two_iteration_digits_job_end_to_end(real_settings, service_factory, digits_dir):
+    service = service_factory(real_settings)
     job = service.submit(DIGITS, overrides=digits_overrides(digits_dir, 2), name="digits x2")
     running = service.wait_metrics(job["id"], timeout=120)
     first = service.call("GET", f"/api/v1/jobs/{job['id']}/metrics").json()["events"][0]
@@ -58,8 +58,8 @@ def test_two_iteration_digits_job_end_to_end(real_settings, free_port, service_f
     assert viewer["up"] and requests.get(viewer["direct_url"], timeout=10).status_code == 200
 
 
-def test_stop_one_job_and_kill_9_another(real_settings, free_port, service_factory, digits_dir):
-    service = service_factory(real_settings, free_port)
+def test_stop_one_job_and_kill_9_another(real_settings, service_factory, digits_dir):
+    service = service_factory(real_settings)
     to_stop = service.submit(DIGITS, overrides=digits_overrides(digits_dir, 100000))
     to_kill = service.submit(DIGITS, overrides=digits_overrides(digits_dir, 100000))
     for job in (to_stop, to_kill):

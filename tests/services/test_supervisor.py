@@ -108,8 +108,8 @@ def test_kill_9_of_the_task_is_a_failure_with_the_signal(service, fake_hypes):
     assert "SIGKILL" in ended["reason"]
 
 
-def test_stop_a_queued_job_cancels_it(settings, free_port, service_factory, fake_hypes):
-    service = service_factory(settings.replace(cpu_slots=1), free_port)
+def test_stop_a_queued_job_cancels_it(settings, service_factory, fake_hypes):
+    service = service_factory(settings.replace(cpu_slots=1))
     first = service.submit(fake_hypes("run"))
     second = service.submit(fake_hypes("ok"))
     service.wait_metrics(first["id"])
@@ -120,9 +120,9 @@ def test_stop_a_queued_job_cancels_it(settings, free_port, service_factory, fake
     service.wait_ended(first["id"])
 
 
-def test_cpu_slots_priority_and_fair_share(settings, free_port, service_factory, fake_hypes):
+def test_cpu_slots_priority_and_fair_share(settings, service_factory, fake_hypes):
     """One slot: a blocker runs; then the high-priority job, then users alternate at equal priority."""
-    service = service_factory(settings.replace(cpu_slots=1, visdom_linger_s=0), free_port)
+    service = service_factory(settings.replace(cpu_slots=1, visdom_linger_s=0))
     blocker = service.submit(fake_hypes("run"), user="alice")
     service.wait_metrics(blocker["id"])
     alice = [service.submit(fake_hypes("ok", 1), user="alice")["id"] for _ in range(3)]
@@ -139,8 +139,8 @@ def test_cpu_slots_priority_and_fair_share(settings, free_port, service_factory,
         assert job["state"] == "succeeded"
 
 
-def test_memory_limit_kills_the_job_with_the_reason(settings, free_port, service_factory, fake_hypes):
-    service = service_factory(settings.replace(job_memory_limit_mb=200), free_port)
+def test_memory_limit_kills_the_job_with_the_reason(settings, service_factory, fake_hypes):
+    service = service_factory(settings.replace(job_memory_limit_mb=200))
     job = service.submit(fake_hypes("hog"))
     ended = service.wait_ended(job["id"])
     assert ended["state"] == "failed" and ended["reason"].startswith("killed for memory"), ended
@@ -157,18 +157,18 @@ def test_viewer_restarts_on_demand_from_the_saved_env(service, fake_hypes):
     assert viewer["up"] and is_visdom_up(viewer["port"], f"/visdom/{job['id']}")
 
 
-def test_viewer_is_shut_after_the_linger_time_and_its_port_freed(settings, free_port, service_factory, fake_hypes):
-    service = service_factory(settings.replace(visdom_linger_s=0.5), free_port)
+def test_viewer_is_shut_after_the_linger_time_and_its_port_freed(settings, service_factory, fake_hypes):
+    service = service_factory(settings.replace(visdom_linger_s=0.5))
     free_before = service.call("GET", "/api/v1/health").json()["free_ports"]
     job = service.wait_ended(service.submit(fake_hypes("ok"))["id"])
     service.wait(job["id"], lambda j: j["visdom"]["port"] is None, timeout=10)
     assert service.call("GET", "/api/v1/health").json()["free_ports"] == free_before
 
 
-def test_hundred_concurrent_submissions_none_lost_and_no_port_given_twice(settings, free_port, service_factory,
-                                                                         fake_hypes, ports):
+def test_hundred_concurrent_submissions_none_lost_and_no_port_given_twice(settings, service_factory, fake_hypes,
+                                                                         ports):
     six_ports = ports(6)
-    service = service_factory(settings.replace(cpu_slots=4, visdom_linger_s=0, visdom_ports=six_ports), free_port)
+    service = service_factory(settings.replace(cpu_slots=4, visdom_linger_s=0, visdom_ports=six_ports))
 
     def submit(i: int) -> int:
         return service.submit(fake_hypes("ok", 1), name=f"burst {i}")["id"]
