@@ -146,7 +146,7 @@ def check_viz_started():
 def predict_job(p: dict[str, Any], inputs: str) -> Job:
     """A predict job on the checkpoint of the training job named in ``p``."""
     source = legacy_job(p)
-    source_id, checkpoint = source_checkpoint(services().settings, services().store, source.id, "predict")
+    source_id, checkpoint = source_checkpoint(services().settings, services().store, source.id)
     return services().store.add(
         name=f"predict with job {source_id}", user=request.headers.get("X-Cauchy-User") or source.user,
         phase="predict", priority=as_int(p.get("priority", 0), "priority"), gpus_requested=0,

@@ -54,7 +54,7 @@ SCHEMAS: dict[str, Any] = {
             "priority": {"type": "integer", "minimum": PRIORITY_RANGE[0], "maximum": PRIORITY_RANGE[1], "default": 0},
             "name": {"type": "string", "maxLength": 200},
             "user": {"type": "string", "maxLength": 100, "description": "else the X-Cauchy-User header, else anonymous"},
-            "from_job": {"type": "integer", "description": "start from that job's checkpoint (best for test, latest to train)"},
+            "from_job": {"type": "integer", "description": "test phase: evaluate that job's best (else latest) checkpoint"},
         },
     },
     "JobSummary": {

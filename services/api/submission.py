@@ -63,13 +63,12 @@ def resolve(doc: Any, overrides: list[str]) -> dict[str, Any]:
         raise ApiError(400, "invalid_hypes", str(exc), field) from None
 
 
-def source_checkpoint(settings: Settings, store: Store, job_id: Any, phase: str) -> tuple[int, str]:
-    """The checkpoint another job left for this one: its latest to train on, its best to test with."""
+def source_checkpoint(settings: Settings, store: Store, job_id: Any) -> tuple[int, str]:
+    """The checkpoint a test or predict job evaluates: another job's best, else its latest."""
     source = store.get(job_id) if isinstance(job_id, int) and not isinstance(job_id, bool) else None
     if source is None:
         raise bad_request(f"no job {json.dumps(job_id)}", "from_job", "unknown_job")
-    directory = files.job_dir(settings.jobs_dir, source.id)
-    path = files.last_checkpoint(directory) if phase in ("train", "finetune") else files.model_checkpoint(directory)
+    path = files.model_checkpoint(files.job_dir(settings.jobs_dir, source.id))
     if path is None:
         raise bad_request(f"job {source.id} saved no checkpoint", "from_job", "no_checkpoint")
     return source.id, str(path)
@@ -94,8 +93,12 @@ def job_fields(body: Any, settings: Settings, store: Store, user: str | None,
     phase = body.get("phase", "train")
     if phase not in phases:
         raise bad_request(f"expected one of {', '.join(phases)}, got {json.dumps(phase)}", "phase")
-    from_job, resume_from = (source_checkpoint(settings, store, body["from_job"], phase)
-                             if body.get("from_job") is not None else (None, None))
+    from_job, resume_from = None, None
+    if body.get("from_job") is not None:
+        if phase != "test":
+            raise bad_request("from_job is for the test phase: resume training with POST /jobs/<id>/resume, "
+                              "finetune from published weights (network.pretrained)", "from_job")
+        from_job, resume_from = source_checkpoint(settings, store, body["from_job"])
     resources = body.get("resources", {"gpus": body.get("gpus", 0)})
     if not isinstance(resources, Mapping) or set(resources) - {"gpus"}:
         raise bad_request('expected {"gpus": N}', "resources")

@@ -47,6 +47,7 @@ def test_submit_by_hypes_name_with_overrides_resolves_and_queues(settings, servi
     ({"hypes": DIGITS, "name": ""}, 400, "name", "expected a string of 1 to 200 characters"),
     ({"hypes": DIGITS, "colour": "red"}, 400, "colour", "unknown field 'colour'"),
     ({"hypes": DIGITS, "phase": "test", "from_job": 999}, 400, "from_job", "no job 999"),
+    ({"hypes": DIGITS, "phase": "train", "from_job": 1}, 400, "from_job", "from_job is for the test phase"),
     ([1, 2], 400, None, "the request body must be a JSON object"),
 ])
 def test_bad_submissions_are_400_naming_the_field_and_queue_nothing(service, body, status, field, message):

@@ -190,3 +190,12 @@ def test_hundred_concurrent_submissions_none_lost_and_no_port_given_twice(settin
     assert {job["state"] for job in ended} <= {"succeeded", "stopped"}, [job["reason"] for job in ended]
     assert "succeeded" in {job["state"] for job in ended}
     assert set(ports_seen) <= set(range(six_ports[0], six_ports[1] + 1))
+
+
+def test_a_test_job_evaluates_another_jobs_checkpoint(service, fake_hypes):
+    trained = service.wait_ended(service.submit(fake_hypes("ok"))["id"])
+    tested = service.submit(fake_hypes("ok"), phase="test", from_job=trained["id"])
+    assert tested["from_job"] == trained["id"] and tested["resume_from"] == trained["last_checkpoint"]
+    assert service.wait_ended(tested["id"])["state"] == "succeeded"
+    log = service.call("GET", f"/api/v1/jobs/{tested['id']}/logs").json()["text"]
+    assert "phase=test" in log and f"resume={trained['last_checkpoint']}" in log
