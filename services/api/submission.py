@@ -74,8 +74,7 @@ def source_checkpoint(settings: Settings, store: Store, job_id: Any) -> tuple[in
     return source.id, str(path)
 
 
-def job_fields(body: Any, settings: Settings, store: Store, user: str | None,
-               phases: tuple[str, ...] = PHASES) -> dict[str, Any]:
+def job_fields(body: Any, settings: Settings, store: Store, user: str | None) -> dict[str, Any]:
     """The columns of a new job from a ``POST /jobs`` body (see the OpenAPI document for its shape)."""
     if not isinstance(body, Mapping):
         raise bad_request("the request body must be a JSON object", None, "invalid_body")
@@ -91,8 +90,8 @@ def job_fields(body: Any, settings: Settings, store: Store, user: str | None,
         raise bad_request("expected a hypes object or the name of a file under hypes/", "hypes")
     overrides = parse_overrides(body.get("overrides", []))
     phase = body.get("phase", "train")
-    if phase not in phases:
-        raise bad_request(f"expected one of {', '.join(phases)}, got {json.dumps(phase)}", "phase")
+    if phase not in PHASES:
+        raise bad_request(f"expected one of {', '.join(PHASES)}, got {json.dumps(phase)}", "phase")
     from_job, resume_from = None, None
     if body.get("from_job") is not None:
         if phase != "test":
