@@ -11,7 +11,7 @@ from typing import Any, Iterator, Sequence
 
 from sqlalchemy import JSON, Float, Index, Integer, String, Text, create_engine, event, func, inspect, or_, select, text, update
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, defer, mapped_column, sessionmaker
 
 QUEUED, RUNNING, STOPPING = "queued", "running", "stopping"
 SUCCEEDED, FAILED, STOPPED, LOST = "succeeded", "failed", "stopped", "lost"
@@ -121,7 +121,7 @@ class Store:
 
     def list(self, states: Sequence[str] = (), limit: int = 50, offset: int = 0,
              user: str | None = None) -> tuple[list[Job], int]:
-        """A page of jobs, newest first, and the number of jobs matching the filter."""
+        """A page of jobs, newest first, and the number of jobs matching the filter (hypes not loaded)."""
         query = select(Job)
         if states:
             query = query.where(Job.state.in_(states))
@@ -129,7 +129,8 @@ class Store:
             query = query.where(Job.user == user)
         with self.session() as session:
             total = session.scalar(select(func.count()).select_from(query.subquery()))
-            rows = session.scalars(query.order_by(Job.id.desc()).limit(limit).offset(offset)).all()
+            page = query.options(defer(Job.hypes)).order_by(Job.id.desc()).limit(limit).offset(offset)
+            rows = session.scalars(page).all()
         return list(rows), int(total or 0)
 
     def in_states(self, states: Sequence[str], limit: int | None = None) -> list[Job]:
