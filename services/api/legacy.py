@@ -78,14 +78,10 @@ def legacy_job(p: dict[str, Any]) -> Job:
 
 def submit_body(p: dict[str, Any]) -> dict[str, Any]:
     """A ``POST /jobs`` body from legacy parameters (forms send everything as strings)."""
-    body: dict[str, Any] = {}
     hypes = p.get("hypes")
-    if isinstance(hypes, str) and hypes.lstrip().startswith("{"):
-        try:
-            hypes = json.loads(hypes)
-        except json.JSONDecodeError as exc:
-            raise bad_request(f"hypes is not valid JSON: {exc}", "hypes") from None
-    body["hypes"] = hypes
+    if isinstance(hypes, str) and hypes.lstrip().startswith("{"):  # a document; else a name under hypes/
+        hypes = as_json(hypes, "hypes")
+    body: dict[str, Any] = {"hypes": hypes}
     for key in ("phase", "name", "user"):
         if p.get(key) is not None:
             body[key] = p[key]
@@ -94,8 +90,15 @@ def submit_body(p: dict[str, Any]) -> dict[str, Any]:
             body[key] = as_int(p[key], key)
     if p.get("overrides") is not None:
         overrides = p["overrides"]
-        body["overrides"] = json.loads(overrides) if isinstance(overrides, str) else overrides
+        body["overrides"] = as_json(overrides, "overrides") if isinstance(overrides, str) else overrides
     return body
+
+
+def as_json(text: str, name: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise bad_request(f"{name} is not valid JSON: {exc}", name) from None
 
 
 def job_content(job: Job) -> dict[str, Any]:

@@ -49,6 +49,7 @@ def test_errors_keep_the_legacy_shape(service):
     bad = legacy(service, "train", hypes=json.dumps({"task": "cls", "bogus": 1}))
     assert bad["code"] == "100400" and bad["content"].startswith("bogus: unknown key")
     assert legacy(service, "train", hypes="{not json")["code"] == "100400"
+    assert legacy(service, "train", hypes=DIGITS, overrides="[oops")["code"] == "100400"
     assert legacy(service, "stop_training", pid="77")["code"] == "100404"
     assert legacy(service, "stop_training")["code"] == "100400"
     assert legacy(service, "check_viz_started", pid="x")["code"] == "100400"
