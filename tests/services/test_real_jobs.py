@@ -53,6 +53,7 @@ def test_two_iteration_digits_job_end_to_end(real_settings, service_factory, dig
     checkpoint = service.call("GET", f"/api/v1/jobs/{job['id']}/artifacts/checkpoints/latest.pth")
     assert checkpoint.status_code == 200 and len(checkpoint.content) > 1000
     # Charts after the end: shut the viewer, open the charts, and it is back from the saved env.
+    assert list((Path(done["job_dir"]) / "visdom").glob("*.json")), "the task saved no Visdom env"
     assert service.call("DELETE", f"/api/v1/jobs/{job['id']}/visdom").status_code == 200
     viewer = service.call("POST", f"/api/v1/jobs/{job['id']}/visdom").json()
     assert viewer["up"] and requests.get(viewer["direct_url"], timeout=10).status_code == 200
