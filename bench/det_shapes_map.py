@@ -6,8 +6,9 @@
 Without ``--data`` the set is generated first (scripts/det/shapes/prepare.py, 800 train / 200 val
 images; not timed). Training runs through ``run_tasks.py`` exactly as a job would, on the CPU, with
 validation only at the end; ``minutes`` is the wall-clock time of the whole train phase, that final
-validation included. ``map50`` is the VOC mAP@0.5 of that validation; a test phase then adds
-COCO's figures (``coco_map``, ``coco_map50``).
+validation included (``cpu_minutes`` and the load average tell how much of it other processes
+took on a shared machine). ``map50`` is the VOC mAP@0.5 of that validation; a test phase then
+adds COCO's figures (``coco_map``, ``coco_map50``).
 
 The last line of output is one JSON object with ``map50`` and ``minutes``.
 """
@@ -65,10 +66,13 @@ def main() -> None:
         if args.iters:
             sets.append(f"solver.max_iters={args.iters}")
         common = ["--hypes", args.hypes, "--tmp_dir", run_dir, *[a for s in sets for a in ("--set", s)]]
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), os.times()
         if run_tasks.main(common) != exitcodes.OK:
             raise SystemExit("training failed")
         minutes = (time.perf_counter() - start) / 60
+        cpu_minutes = sum(getattr(os.times(), k) - getattr(cpu_start, k) for k in
+                          ("user", "system", "children_user", "children_system")) / 60
+        load = os.getloadavg()[1]
         map50 = last_value(run_dir, "val", "map50")
         if run_tasks.main([*common, "--phase", "test", "--set", "test.evaluator=coco"]) != exitcodes.OK:
             raise SystemExit("test phase failed")
@@ -76,8 +80,11 @@ def main() -> None:
         iters = int(last_value(run_dir, "train", "max_iters"))
     print(f"{os.path.basename(args.hypes)}: {iters} iterations in {minutes:.1f} min on {args.threads} CPU threads: "
           f"VOC mAP@0.5 {map50:.3f}, COCO mAP {coco_map:.3f} (AP50 {coco_map50:.3f})")
+    print(f"  CPU time {cpu_minutes:.1f} min over {args.threads} threads; machine load average {load:.1f} "
+          f"(other processes share the cores when it exceeds {args.threads})")
     print(json.dumps({"map50": round(map50, 4), "minutes": round(minutes, 2), "coco_map": round(coco_map, 4),
                       "coco_map50": round(coco_map50, 4), "iters": iters, "threads": args.threads,
+                      "cpu_minutes": round(cpu_minutes, 2), "load_avg_5min": round(load, 2),
                       "hypes": os.path.relpath(args.hypes, REPO)}))
 
 
