@@ -199,3 +199,21 @@ def test_a_test_job_evaluates_another_jobs_checkpoint(service, fake_hypes):
     assert service.wait_ended(tested["id"])["state"] == "succeeded"
     log = service.call("GET", f"/api/v1/jobs/{tested['id']}/logs").json()["text"]
     assert "phase=test" in log and f"resume={trained['last_checkpoint']}" in log
+
+
+def test_each_gpu_goes_to_one_job_at_a_time_through_cuda_visible_devices(settings, service_factory, fake_hypes):
+    service = service_factory(settings.replace(gpus=("0", "1"), cpu_slots=1))
+    jobs = [service.submit(fake_hypes("run"), resources={"gpus": 1})["id"] for _ in range(3)]
+    first, second = (service.wait_metrics(job_id) for job_id in jobs[:2])
+    assert {tuple(first["resources"]["assigned_gpus"]), tuple(second["resources"]["assigned_gpus"])} == {("0",), ("1",)}
+    for job in (first, second):
+        log = service.call("GET", f"/api/v1/jobs/{job['id']}/logs").json()["text"]
+        assert f"gpus='{job['resources']['assigned_gpus'][0]}'" in log
+    waiting = service.job(jobs[2])
+    assert waiting["state"] == "queued" and waiting["queue_position"] == 1
+    service.call("POST", f"/api/v1/jobs/{first['id']}/stop")
+    third = service.wait_metrics(jobs[2])
+    assert third["resources"]["assigned_gpus"] == first["resources"]["assigned_gpus"]
+    for job_id in jobs[1:]:
+        service.call("POST", f"/api/v1/jobs/{job_id}/stop")
+        service.wait_ended(job_id)
