@@ -99,3 +99,11 @@ def kill_leftovers(pgid: int | None, since: float | None) -> None:
                 ps.kill()
         except (ProcessLookupError, psutil.Error):
             continue
+
+
+def find_by_argument(argument: str) -> "Proc | None":
+    """The process with ``argument`` on its command line (a job's own exit-file path is unique)."""
+    for ps in psutil.process_iter(["cmdline", "create_time"]):
+        if argument in (ps.info["cmdline"] or []):
+            return Proc.adopt(ps.pid, ps.info["create_time"])
+    return None

@@ -27,7 +27,7 @@ from services.config import Settings
 from services.jobs import files
 from services.jobs.outcome import judge, read_tail
 from services.jobs.ports import PortPool, PortsExhausted
-from services.jobs.procs import Proc, kill_leftovers
+from services.jobs.procs import Proc, find_by_argument, kill_leftovers
 from services.jobs.scheduler import Capacity, pick
 from services.jobs.store import ACTIVE, FAILED, LOST, QUEUED, RUNNING, STOPPED, STOPPING, Job, Store
 from services.visdom_server import VisdomStartError, is_visdom_up, start_visdom
@@ -115,6 +115,10 @@ class Supervisor:
         with self._lock:
             for job in self.store.in_states(ACTIVE):
                 proc = Proc.adopt(job.pid, job.pid_started)
+                if proc is None and job.pid is None:  # the service died between spawn and recording the pid
+                    proc = find_by_argument(str(self.job_dir(job.id) / files.EXIT_FILE))
+                    if proc is not None:
+                        self.store.update(job.id, pid=proc.pid, pid_started=proc.started)
                 if proc is not None:
                     self.running[job.id] = Running(job.id, job.user, tuple(filter(None, job.gpus.split(","))), proc)
                     self._adopt_viewer(job, until=None)

@@ -90,14 +90,19 @@ class LiveService:
             time.sleep(0.05)
         return self.job(job_id)
 
+    def close_keeping_jobs(self) -> None:
+        """Stop serving and supervising, as a service that goes down; its jobs keep running."""
+        if self.thread.is_alive():
+            # Close every channel from inside waitress's loop, which then ends (closing from here races its select).
+            self.server.trigger.pull_trigger(lambda: [channel.close() for channel in list(self.server._map.values())])
+            self.thread.join(5)
+            self.server.task_dispatcher.shutdown()
+        self.supervisor.shutdown()
+
     def close(self) -> None:
         """Stop serving and end every process the service started (tests leave nothing behind)."""
-        # Close every channel from inside waitress's loop, which then ends (closing from here races its select).
-        self.server.trigger.pull_trigger(lambda: [channel.close() for channel in list(self.server._map.values())])
-        self.thread.join(5)
-        self.server.task_dispatcher.shutdown()
+        self.close_keeping_jobs()
         supervisor = self.supervisor
-        supervisor.shutdown()
         for run in list(supervisor.running.values()):
             run.proc.terminate_group(grace=0.5)
         for viewer in list(supervisor.viewers.values()):

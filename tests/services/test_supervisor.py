@@ -217,3 +217,17 @@ def test_each_gpu_goes_to_one_job_at_a_time_through_cuda_visible_devices(setting
     for job_id in jobs[1:]:
         service.call("POST", f"/api/v1/jobs/{job_id}/stop")
         service.wait_ended(job_id)
+
+
+def test_a_task_whose_pid_was_never_recorded_is_found_and_adopted(settings, service_factory, fake_hypes):
+    """The service died between spawning a task and writing its pid: the next one still finds it."""
+    first = service_factory(settings)
+    job = first.wait_metrics(first.submit(fake_hypes("run"))["id"])
+    launcher = next(p["pid"] for p in job["processes"] if p["role"] == "launcher")
+    first.close_keeping_jobs()
+    first.app.extensions["cauchy"].store.update(job["id"], pid=None, pid_started=None)
+    second = service_factory(settings)
+    adopted = second.job(job["id"])
+    assert adopted["state"] == "running" and launcher in {p["pid"] for p in adopted["processes"]}
+    second.call("POST", f"/api/v1/jobs/{job['id']}/stop")
+    assert second.wait_ended(job["id"])["state"] == "stopped"
