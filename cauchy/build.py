@@ -3,6 +3,7 @@ arguments for a registered component, and reports a bad name or parameter by its
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any, Callable
 
 import torch
@@ -185,7 +186,9 @@ def max_iters(h: dict[str, Any], iters_per_epoch: int) -> int:
 def build_lr_schedule(h: dict[str, Any], iters_per_epoch: int) -> LRSchedule:
     lr = h["solver"]["lr"]
     policy, unit = lr["lr_policy"], lr["metric"]
-    total = h["solver"]["max_epoch"] if unit == "epoch" else max_iters(h, iters_per_epoch)
+    total = max_iters(h, iters_per_epoch)
+    if unit == "epoch":
+        total = math.ceil(total / iters_per_epoch)
     gamma = lr[policy]["gamma"] if policy in ("step", "multistep") else 0.1
     return LRSchedule(
         policy, unit=unit, total=total, warm_iters=lr["warm"]["warm_iters"], warm_start_factor=lr["warm"]["start_factor"],

@@ -243,9 +243,6 @@ def _check_consistency(h: dict[str, Any]) -> None:
     solver = h["solver"]
     if (solver["max_epoch"] is None) == (solver["max_iters"] is None):
         raise HypesError("solver.max_epoch", "give exactly one of solver.max_epoch and solver.max_iters")
-    if solver["max_iters"] is not None and solver["lr"]["metric"] == "epoch" \
-            and solver["lr"]["lr_policy"] in ("step", "multistep"):
-        raise HypesError("solver.lr.metric", '"epoch" needs solver.max_epoch; use "iters" with max_iters')
     names = h["data"]["class_names"]
     if names is not None and h["data"]["num_classes"] not in (None, len(names)):
         raise HypesError("data.num_classes", f"is {h['data']['num_classes']} but data.class_names "

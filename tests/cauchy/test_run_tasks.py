@@ -62,7 +62,9 @@ def test_resume_mid_epoch_continues_exactly(tmp_path, digits3):
 
 
 def test_train_writes_run_directory(tmp_path, digits_dir):
-    assert run_main(tmp_path, digits_dir, "solver.max_iters=6", "solver.test_interval=3") == exitcodes.OK
+    # Iterations as the length, epochs as the schedule's unit: the cosine spans ceil(6 / 45) = 1 epoch.
+    assert run_main(tmp_path, digits_dir, "solver.max_iters=6", "solver.test_interval=3",
+                    "solver.lr.metric=epoch") == exitcodes.OK
     hypes = json.loads((tmp_path / "hypes.json").read_text())
     assert hypes["solver"]["max_iters"] == 6 and hypes["data"]["data_dir"] == digits_dir
     events = read_events(str(tmp_path / "metrics.jsonl"))
