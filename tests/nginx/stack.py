@@ -31,15 +31,10 @@ FAKE_TASK = service_fixtures.FAKE_TASK
 make_hypes = service_fixtures.make_hypes
 
 
-def free_ports(count: int) -> list[int]:
-    socks = [socket.socket() for _ in range(count)]
-    try:
-        for sock in socks:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in socks]
-    finally:
-        for sock in socks:
-            sock.close()
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def fast_settings(home: Path, **changes) -> Settings:
@@ -52,9 +47,10 @@ class Stack:
     """nginx on ``url`` in front of a live service; ``close()`` ends both and every job process."""
 
     def __init__(self, settings: Settings) -> None:
-        service_port, front_port = free_ports(2)
-        self.service = service_fixtures.LiveService(settings, service_port)
-        self.door = frontdoor.FrontDoor("127.0.0.1", front_port, f"127.0.0.1:{service_port}", settings.home)
+        front_port = free_port()
+        self.service = service_fixtures.LiveService(settings)
+        self.door = frontdoor.FrontDoor("127.0.0.1", front_port, self.service.url.removeprefix("http://"),
+                                        settings.home)
         try:
             self.nginx = frontdoor.start(self.door)
         except BaseException:

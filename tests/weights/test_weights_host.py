@@ -75,8 +75,8 @@ def test_a_name_resolves_through_the_manifest(tmp_path, monkeypatch):
         fetch_weights("named")
 
 
-def test_publish_api_and_the_services_own_weights_route(tmp_path, free_port):
-    service = service_fixtures.LiveService(fast_settings(tmp_path / "home"), free_port)
+def test_publish_api_and_the_services_own_weights_route(tmp_path):
+    service = service_fixtures.LiveService(fast_settings(tmp_path / "home"))
     try:
         running = service.submit(make_hypes("run"))
         service.wait(running["id"], lambda j: j["state"] == "running")
