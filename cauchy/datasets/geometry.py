@@ -103,7 +103,9 @@ def resize(sample: Sample, h: int, w: int, interpolation: int = cv2.INTER_LINEAR
         out["mask"] = sample["mask"][_nearest_indices(old_h, h)[:, None], _nearest_indices(old_w, w)]
     sx, sy = w / old_w, h / old_h
     if "boxes" in sample:
-        out["boxes"] = sample["boxes"] * np.array([sx, sy, sx, sy], dtype=np.float32)
+        boxes = sample["boxes"] * np.array([sx, sy, sx, sy], dtype=np.float32)
+        np.clip(boxes, 0, np.array([w, h, w, h], dtype=np.float32), out=boxes)  # float32 rounding can overshoot
+        out["boxes"] = boxes
     if "keypoints" in sample:
         kps = sample["keypoints"].copy()
         kps[..., 0] *= sx

@@ -156,3 +156,9 @@ def test_transforms_do_not_modify_their_input():
 def test_bad_parameters_are_named(factory, message):
     with pytest.raises(ValueError, match=message):
         factory()
+
+
+def test_resize_keeps_a_border_box_inside_despite_float32_rounding():
+    # 27 * (30 / 27) is 30.000002 in float32: found by the property test above.
+    sample = {"image": np.zeros((27, 4, 3), np.uint8), "boxes": np.array([[0, 0, 1, 27]], np.float32)}
+    assert Resize(size=[30, 20])(sample)["boxes"].tolist() == [[0.0, 0.0, 5.0, 30.0]]
