@@ -7,27 +7,19 @@ from typing import Sequence
 
 import cv2
 import numpy as np
-import torch.utils.data
 
 from cauchy.datasets.errors import DatasetError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
-_threads_limited_in_pid: int | None = None
-
-
-def _limit_cv2_threads_in_worker() -> None:
-    """Each DataLoader worker is already one of many processes; cv2's own pool would oversubscribe."""
-    global _threads_limited_in_pid
-    pid = os.getpid()
-    if _threads_limited_in_pid != pid and torch.utils.data.get_worker_info() is not None:
-        cv2.setNumThreads(1)
-        _threads_limited_in_pid = pid
+# cv2's thread pool does not survive fork: a DataLoader worker forked after the parent used the
+# pool deadlocks in its first cv2 call that touches it (seen with cv2.resize before the loader).
+# Each worker is one of several processes anyway, so cv2 runs single-threaded everywhere.
+cv2.setNumThreads(1)
 
 
 def read_image(path: str) -> np.ndarray:
     """Decode ``path`` to an HxWx3 uint8 RGB array (grey and RGBA files too); errors name the file."""
-    _limit_cv2_threads_in_worker()
     try:
         data = np.fromfile(path, dtype=np.uint8)
     except FileNotFoundError:
