@@ -5,7 +5,9 @@ the same batch size and workers, and deliver normalised float32 batches with per
 labels after: horizontal flip (p=0.5), random crop of 320x400 that clips boxes and drops those
 left empty, resize to 300x300, normalise. torchvision decodes with ``torchvision.io.decode_jpeg``
 (its fastest path) and sanitises boxes with ``SanitizeBoundingBoxes``; Cauchy decodes with cv2
-and its crop drops empty boxes itself. Rounds alternate so machine-load drifts hit both alike;
+and its crop drops empty boxes itself. Both stack images with ``default_collate`` (shared memory
+in the workers); Cauchy's collate also packs each per-box field into one buffer per batch, where
+torchvision's references keep per-image target tensors. Rounds alternate so machine-load drifts hit both alike;
 each round is one pass over the images with persistent, warmed-up workers.
 
     python bench/det_pipeline.py [--images 512] [--batch-size 32] [--workers 2] [--rounds 5]
@@ -27,7 +29,7 @@ from typing import Callable
 import cv2
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, default_collate
 from torchvision import tv_tensors
 from torchvision.io import decode_jpeg, read_file
 from torchvision.transforms import v2
@@ -78,8 +80,10 @@ class TorchvisionDetSet(Dataset):
 
 
 def torchvision_collate(batch: list) -> tuple[torch.Tensor, list]:
+    """Images stacked by ``default_collate`` (into shared memory in a worker, as Cauchy's collate
+    does); targets per image, as in torchvision's detection references."""
     images, targets = zip(*batch)
-    return torch.stack(images), list(targets)
+    return default_collate([image.as_subclass(torch.Tensor) for image in images]), list(targets)
 
 
 def make_loaders(images: list[RawImage], batch_size: int, workers: int) -> dict[str, DataLoader]:

@@ -9,7 +9,9 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
+from torch.utils.data import default_collate
 
 from cauchy.datasets.det.base import to_original
 from cauchy.hypes import HypesError
@@ -25,19 +27,27 @@ DEFAULT_RES = {"score_thresh": 0.05, "nms_iou": 0.5, "max_dets": 100}
 def collate_detection(samples: list[dict[str, Any]], size_divisor: int = 32) -> dict[str, Any]:
     """Images zero-padded (bottom/right) to one size divisible by ``size_divisor``, ``image_sizes``
     [B, 2] (h, w before padding); per-box fields as lists of tensors; ``scale_factor`` and
-    ``orig_size`` as [B, 2] tensors; everything else as lists."""
+    ``orig_size`` as [B, 2] tensors; everything else as lists.
+
+    Built to cross from a DataLoader worker cheaply: the image batch goes through
+    ``default_collate`` (which allocates it in shared memory there), and each per-box field is
+    one tensor split into per-image views, so a batch is a handful of shared buffers rather than
+    four per image.
+    """
     sizes = torch.tensor([list(s["image"].shape[-2:]) for s in samples])
     h, w = (-(-int(v) // size_divisor) * size_divisor for v in sizes.max(dim=0).values)
-    images = torch.zeros(len(samples), samples[0]["image"].shape[0], h, w, dtype=samples[0]["image"].dtype)
-    for image, sample in zip(images, samples):
-        image[:, :sample["image"].shape[1], :sample["image"].shape[2]].copy_(sample["image"])
-    batch: dict[str, Any] = {"image": images, "image_sizes": sizes,
-                             "scale_factor": torch.stack([torch.as_tensor(s.get("scale_factor", (1.0, 1.0)),
-                                                                          dtype=torch.float32) for s in samples]),
+    images = [s["image"] if tuple(s["image"].shape[-2:]) == (h, w) else
+              F.pad(s["image"], (0, w - s["image"].shape[-1], 0, h - s["image"].shape[-2])) for s in samples]
+    batch: dict[str, Any] = {"image": default_collate(images), "image_sizes": sizes,
+                             "scale_factor": torch.tensor([list(s.get("scale_factor", (1.0, 1.0))) for s in samples],
+                                                          dtype=torch.float32),
                              "orig_size": torch.tensor([list(s["orig_size"]) for s in samples])}
+    counts = [len(s["boxes"]) for s in samples] if "boxes" in samples[0] else []
     for key in samples[0]:
-        if key not in batch:
-            batch[key] = [torch.as_tensor(s[key]) if key in BOX_FIELDS else s[key] for s in samples]
+        if key in BOX_FIELDS:
+            batch[key] = list(torch.cat([torch.as_tensor(s[key]) for s in samples]).split(counts))
+        elif key not in batch:
+            batch[key] = [s[key] for s in samples]
     return batch
 
 
