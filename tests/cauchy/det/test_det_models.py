@@ -89,7 +89,7 @@ def test_yolo_loss_assigns_each_box_to_its_best_anchor_and_learns_it() -> None:
         optimizer.zero_grad()
         losses["loss"].backward()
         optimizer.step()
-    assert float(losses["loss"]) < 0.3 * first
+    assert float(losses["loss"].detach()) < 0.3 * first
     det.eval()
     det.score_thresh = 0.3
     pred = det.predict(batch)[0]
@@ -118,3 +118,14 @@ def test_bad_settings_name_their_key() -> None:
         build("faster_rcnn", "fasterrcnn_mobilenet_v3_large_fpn", SMALL).__init__(
             MODELS.build("fasterrcnn_mobilenet_v3_large_fpn", num_classes=3), anchor=ANCHORS)
     assert isinstance(YOLOv3Loss(), torch.nn.Module)
+
+
+def test_yolo_loss_on_a_batch_without_boxes_only_learns_background() -> None:
+    det = build("yolov3", "yolov3_small", {})
+    batch = tiny_batch()
+    batch["boxes"], batch["labels"] = [torch.zeros(0, 4)] * 2, [torch.zeros(0, dtype=torch.int64)] * 2
+    batch["iscrowd"] = [torch.zeros(0, dtype=torch.bool)] * 2
+    losses = det.forward_train(batch)
+    losses["loss"].backward()
+    values = {k: float(v.detach()) for k, v in losses.items()}
+    assert values["loss_obj"] > 0 and values["loss_xy"] == values["loss_wh"] == values["loss_cls"] == 0.0
