@@ -13,9 +13,11 @@ from cauchy.models.det.yolov3 import COCO_ANCHORS, YOLOv3Loss, check_anchors, de
 from cauchy.registry import METHODS, MODELS
 
 SMALL = {"min_size": 64, "max_size": 64}
+FEW_ROIS = {"rpn_pre_nms_top_n_train": 200, "rpn_post_nms_top_n_train": 100, "rpn_pre_nms_top_n_test": 100,
+            "rpn_post_nms_top_n_test": 50, "box_batch_size_per_image": 64}  # the box head is most of the cost
 DETECTORS = [  # (method, model, params)
-    ("faster_rcnn", "fasterrcnn_resnet50_fpn", SMALL),
-    ("faster_rcnn", "fasterrcnn_mobilenet_v3_large_fpn", SMALL),
+    ("faster_rcnn", "fasterrcnn_resnet50_fpn", {**SMALL, **FEW_ROIS}),
+    ("faster_rcnn", "fasterrcnn_mobilenet_v3_large_fpn", {**SMALL, **FEW_ROIS}),
     ("retinanet", "retinanet_resnet50_fpn", SMALL),
     ("ssd", "ssdlite320_mobilenet_v3_large", {}),
     pytest.param("ssd", "ssd300_vgg16", {}, marks=pytest.mark.slow),

@@ -28,6 +28,9 @@ def tiny_overrides(path: str, data_dir: str) -> list[str]:
             items.append(f"{split}.data_transformer.input_size=[64,64]")
     if "min_size" in h["network"].get("params", {}):
         items += ["network.params.min_size=64", "network.params.max_size=64"]
+    if h["network"]["model_name"].startswith("fasterrcnn"):  # fewer proposals: the box head is most of the cost
+        items += ["network.params.rpn_post_nms_top_n_train=100", "network.params.rpn_post_nms_top_n_test=50",
+                  "network.params.box_batch_size_per_image=64"]
     return [arg for item in items for arg in ("--set", item)]
 
 
