@@ -1,8 +1,8 @@
 """Trainer overhead: the Trainer with all its hooks against a hand-written PyTorch loop.
 
 Both train the same model on the same in-memory data with the same batch size, in alternating
-rounds of one run. Both do the same useful work per round: ``--iters`` SGD steps, one evaluation
-of the validation batches and one checkpoint. The Trainer adds its hooks (lr schedule with
+rounds of one run. Both do the same useful work per round: ``--iters`` SGD steps (one epoch), one
+evaluation of the validation batches and the latest and best checkpoints. The Trainer adds its hooks (lr schedule with
 warm-up, loss logging to metrics.jsonl, progress, stop-signal polling, best/latest checkpoints).
 Prints images/s of each and their ratio; the last line is one JSON object.
 """
@@ -78,8 +78,9 @@ def plain_round(args: argparse.Namespace, data: TensorDataset, val: DataLoader, 
     with torch.no_grad():
         for batch in val:
             correct += int((method.model(batch["image"]).argmax(1) == batch["label"]).sum())
-    atomic_save({"model": method.model.state_dict(), "optimizer": optimizer.state_dict()},
-                os.path.join(run_dir, "plain.pth"))
+    state = {"model": method.model.state_dict(), "optimizer": optimizer.state_dict(), "top1": correct}
+    for name in ("latest.pth", "best.pth"):  # what the checkpoint hook writes at the end of a first epoch
+        atomic_save(state, os.path.join(run_dir, name))
     elapsed = time.perf_counter() - start
     return args.iters * args.batch_size / elapsed
 
