@@ -175,10 +175,11 @@ def predict(h: dict[str, Any], opts: RunOptions) -> int:
         for batch in loader:
             preds = method.predict(move_to(batch, device))
             out.extend(describe(p, path, class_names) for p, path in zip(preds, batch["path"]))
-            for p, path in zip(preds if draw else [], batch["path"]):
-                drawn = draw(read_image(path), p, class_names)
-                cv2.imwrite(os.path.join(opts.run_dir, "predictions", os.path.basename(path)),
-                            cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
+            if draw is not None:
+                for p, path in zip(preds, batch["path"]):
+                    drawn = draw(read_image(path), p, class_names)
+                    cv2.imwrite(os.path.join(opts.run_dir, "predictions", os.path.basename(path)),
+                                cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
     write_json(os.path.join(opts.run_dir, "predictions", "predictions.json"), {"predictions": out})
     log.info("predicted %d images into %s", len(out), os.path.join(opts.run_dir, "predictions"))
     return exitcodes.OK
