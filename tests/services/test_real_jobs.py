@@ -1,6 +1,7 @@
 """The real thing: waitress, Visdom and run_tasks.py training the digits classifier on 127.0.0.1."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -57,6 +58,25 @@ def test_two_iteration_digits_job_end_to_end(real_settings, service_factory, dig
     assert service.call("DELETE", f"/api/v1/jobs/{job['id']}/visdom").status_code == 200
     viewer = service.call("POST", f"/api/v1/jobs/{job['id']}/visdom").json()
     assert viewer["up"] and requests.get(viewer["direct_url"], timeout=10).status_code == 200
+
+
+def test_detection_job_plots_its_loss_in_visdom_like_classification(real_settings, service_factory, tmp_path):
+    shapes = tmp_path / "shapes"
+    subprocess.run([sys.executable, "scripts/det/shapes/prepare.py", "--out", str(shapes), "--train", "4",
+                    "--val", "2", "--size", "64"], cwd=REPO_ROOT, check=True, capture_output=True)
+    service = service_factory(real_settings)
+    job = service.submit("det/yolov3_small_shapes.json", name="shapes x2", overrides=[
+        f"data.data_dir={shapes}", "data.workers=0", "solver.max_iters=2", "solver.display_iter=1",
+        "train.batch_size=2", "train.data_transformer.input_size=[64,64]", "val.data_transformer.input_size=[64,64]",
+        "logging.progress_bar=false"])
+    done = service.wait_ended(job["id"], timeout=180)
+    assert done["state"] == "succeeded", done
+    names = {(e["phase"], e["name"]) for e in service.call("GET", f"/api/v1/jobs/{job['id']}/metrics").json()["events"]}
+    assert {("train", "loss"), ("val", "map50")} <= names
+    envs = list((Path(done["job_dir"]) / "visdom").glob("*.json"))
+    assert envs, "the task saved no Visdom env"
+    titles = {w["title"] for w in json.loads(envs[0].read_text())["jsons"].values()}
+    assert {"loss", "map50"} <= titles
 
 
 def test_stop_one_job_and_kill_9_another(real_settings, service_factory, digits_dir):
