@@ -22,6 +22,7 @@ from cauchy.engine.evaluation import inference_on_dataset, scalar_metrics
 from cauchy.engine.hooks import EvalHook, LoggerHook, PlateauObserver, StopHook, StopRequest
 from cauchy.engine.lr import LRHook
 from cauchy.engine.trainer import Trainer
+from cauchy.files import atomic_write
 from cauchy.hypes import HypesError, save_hypes
 from cauchy.methods.base import Method, move_to
 from cauchy.visualizer import build_sinks, make_event
@@ -200,8 +201,4 @@ def describe(prediction: dict[str, Any], path: str, class_names: list[str]) -> d
 
 
 def write_json(path: str, obj: Any) -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(obj, fh, indent=1)
-    os.replace(tmp, path)
+    atomic_write(path, lambda fh: fh.write(json.dumps(obj, indent=1).encode()))

@@ -6,7 +6,6 @@ the user names), and a file whose hash differs from the expected one is refused.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import tempfile
@@ -16,6 +15,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from cauchy.files import sha256_file
+from cauchy.manifest import MANIFEST, find_entry, read_manifest
+
 log = logging.getLogger("cauchy.weights")
 
 
@@ -23,17 +25,12 @@ class WeightsError(ValueError):
     """Weights could not be fetched, failed their hash check, or do not fit the model."""
 
 
+def cauchy_home() -> str:
+    return os.environ.get("CAUCHY_HOME", os.path.join(os.getcwd(), "var"))
+
+
 def default_cache_dir() -> str:
-    home = os.environ.get("CAUCHY_HOME", os.path.join(os.getcwd(), "var"))
-    return os.environ.get("CAUCHY_WEIGHTS_CACHE", os.path.join(home, "cache", "weights"))
-
-
-def sha256_file(path: str, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
+    return os.environ.get("CAUCHY_WEIGHTS_CACHE", os.path.join(cauchy_home(), "cache", "weights"))
 
 
 def _check(path: str, sha256: str | None, source: str) -> None:
@@ -43,23 +40,18 @@ def _check(path: str, sha256: str | None, source: str) -> None:
 
 def weights_host_dir() -> str:
     """The weights host's directory (``$CAUCHY_HOME/weights``), whose ``manifest.json`` names entries."""
-    return os.path.join(os.environ.get("CAUCHY_HOME", os.path.join(os.getcwd(), "var")), "weights")
+    return os.path.join(cauchy_home(), "weights")
 
 
 def resolve_name(name: str, directory: str | None = None) -> tuple[str, str]:
     """The file and sha256 of the manifest entry ``name``."""
     directory = directory or weights_host_dir()
-    manifest = os.path.join(directory, "manifest.json")
-    try:
-        with open(manifest, encoding="utf-8") as fh:
-            entries = json.load(fh)["weights"]
-    except FileNotFoundError:
-        entries = []
-    for entry in entries:
-        if entry["name"] == name:
-            return os.path.join(directory, entry["file"]), entry["sha256"]
-    known = ", ".join(entry["name"] for entry in entries) or "none published"
-    raise WeightsError(f"pretrained weights {name}: no such file, and no entry of that name in {manifest} ({known})")
+    entry = find_entry(directory, name)
+    if entry is None:
+        known = ", ".join(e["name"] for e in read_manifest(directory)) or "none published"
+        raise WeightsError(f"pretrained weights {name}: no such file, and no entry of that name in "
+                           f"{os.path.join(directory, MANIFEST)} ({known})")
+    return os.path.join(directory, entry["file"]), entry["sha256"]
 
 
 def fetch_weights(ref: str, sha256: str | None = None, cache_dir: str | None = None, timeout: float = 60.0) -> str:

@@ -9,7 +9,6 @@ half of either, and never an entry whose file is missing.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import os
 import re
@@ -21,7 +20,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-MANIFEST = "manifest.json"
+from cauchy.files import atomic_write, sha256_file
+from cauchy.manifest import MANIFEST, find_entry, read_manifest
+
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 EXPORT_TIMEOUT_S = 300
 
@@ -38,41 +39,13 @@ def weights_dir(home: Path) -> Path:
     return home / "weights"
 
 
-def read_manifest(directory: Path) -> list[dict[str, Any]]:
-    """The entries, oldest first; an absent manifest is an empty host."""
-    try:
-        return json.loads((directory / MANIFEST).read_text(encoding="utf-8"))["weights"]
-    except FileNotFoundError:
-        return []
-
-
 def ensure_manifest(directory: Path) -> None:
     """An empty manifest for a new host, so ``/weights/`` answers ``{"weights": []}`` rather than 403."""
     directory.mkdir(parents=True, exist_ok=True)
     if not (directory / MANIFEST).exists():
         with _locked(directory):
             if not (directory / MANIFEST).exists():
-                _write_atomic(directory / MANIFEST, lambda fh: fh.write(b'{"weights": []}'))
-
-
-def find_entry(directory: Path, name: str) -> dict[str, Any] | None:
-    return next((entry for entry in read_manifest(directory) if entry["name"] == name), None)
-
-
-def _write_atomic(path: Path, write: Any) -> None:
-    """``write(fh)`` into a temporary file beside ``path``, fsync, world-readable, then rename."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)  # nginx workers read it
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+                atomic_write(directory / MANIFEST, lambda fh: fh.write(b'{"weights": []}'), mode=0o644)
 
 
 @contextmanager
@@ -81,14 +54,6 @@ def _locked(directory: Path) -> Iterator[None]:
     with open(directory / ".lock", "a") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         yield
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def check_name(name: Any) -> str:
@@ -138,7 +103,8 @@ def publish(directory: Path, name: str, checkpoint: Path, *, hypes: dict[str, An
                 raise error
             os.replace(tmp, directory / entry["file"])
             entries = [*read_manifest(directory), entry]
-            _write_atomic(directory / MANIFEST, lambda fh: fh.write(json.dumps({"weights": entries}, indent=1).encode()))
+            atomic_write(directory / MANIFEST, lambda fh: fh.write(json.dumps({"weights": entries}, indent=1).encode()),
+                         mode=0o644)  # nginx workers read it
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -19,7 +19,8 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from services.api.weights import final_metrics  # noqa: E402
-from services.weights_store import find_entry, publish, weights_dir  # noqa: E402
+from cauchy.manifest import find_entry  # noqa: E402
+from services.weights_store import publish, weights_dir  # noqa: E402
 
 NAME = "small_cnn_digits"
 HYPES = REPO / "hypes/cls/image_classifier_smallcnn_digits.json"

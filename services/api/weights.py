@@ -8,10 +8,11 @@ from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request, send_from_directory
 
+from cauchy.manifest import read_manifest
 from services.api.errors import ApiError, bad_request, conflict, not_found
 from services.jobs import files
 from services.jobs.store import ENDED
-from services.weights_store import WeightsStoreError, publish, read_manifest, weights_dir
+from services.weights_store import WeightsStoreError, publish, weights_dir
 
 bp = Blueprint("weights", __name__)
 

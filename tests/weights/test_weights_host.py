@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from cauchy.weights import WeightsError, fetch_weights, resolve_name, sha256_file
-from services.weights_store import WeightsStoreError, publish, read_manifest
+from cauchy.manifest import read_manifest
+from services.weights_store import WeightsStoreError, publish
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests/nginx"))

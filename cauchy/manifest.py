@@ -1,0 +1,21 @@
+"""The weights host's ``manifest.json``: the task resolves names in it, the service writes it (torch-free)."""
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+MANIFEST = "manifest.json"
+
+
+def read_manifest(directory: str | os.PathLike) -> list[dict[str, Any]]:
+    """The entries, oldest first; an absent manifest is an empty host."""
+    try:
+        with open(os.path.join(directory, MANIFEST), encoding="utf-8") as fh:
+            return json.load(fh)["weights"]
+    except FileNotFoundError:
+        return []
+
+
+def find_entry(directory: str | os.PathLike, name: str) -> dict[str, Any] | None:
+    return next((entry for entry in read_manifest(directory) if entry["name"] == name), None)
