@@ -124,12 +124,12 @@ def check_num_classes(h: dict[str, Any], class_names: list[str]) -> int:
 
 def load_for_inference(h: dict[str, Any], opts: RunOptions, device: torch.device) -> tuple[Method, list[str]]:
     """The model to test or predict with: ``--resume PATH``, else the run's best or latest checkpoint."""
-    candidates = [opts.resume] if opts.resume else [
+    candidates = [resolve_resume(opts.run_dir, opts.resume)] if opts.resume else [
         os.path.join(opts.run_dir, "checkpoints", name) for name in ("best.pth", "latest.pth")]
-    path = next((p for p in candidates if p and os.path.isfile(resolve_resume(opts.run_dir, p))), None)
+    path = next((p for p in candidates if os.path.isfile(p)), None)
     if path is None:
-        raise HypesError("", f"no checkpoint to evaluate: looked for {', '.join(c for c in candidates if c)}")
-    state = load_checkpoint(resolve_resume(opts.run_dir, path))
+        raise HypesError("", f"no checkpoint to evaluate: looked for {', '.join(candidates)}")
+    state = load_checkpoint(path)
     class_names = state.get("class_names") or h["data"]["class_names"]
     if not class_names:
         raise HypesError("data.class_names", f"{path} does not record class names; give data.class_names")

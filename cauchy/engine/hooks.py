@@ -57,9 +57,9 @@ class EvalHook(HookBase):
     """Evaluates every ``interval`` epochs or iterations and at the end; tells observers the result."""
 
     def __init__(self, loader: Any, evaluator: Any, *, interval: int, unit: str, sink: Sink,
-                 observers: Iterable[MetricObserver] = (), main_metric: str | None = None) -> None:
+                 observers: Iterable[MetricObserver] = ()) -> None:
         self.loader, self.evaluator, self.interval, self.unit = loader, evaluator, interval, unit
-        self.sink, self.observers, self.main_metric = sink, list(observers), main_metric
+        self.sink, self.observers = sink, list(observers)
         self.last_metrics: dict[str, Any] = {}
         self.seconds = 0.0
 
