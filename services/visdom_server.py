@@ -80,6 +80,7 @@ def serve(port: int, base_url: str, env_path: str, static_dir: str) -> None:
         base_url=normalize_base_url(base_url),
         env_path=env_path,
         bind_local=True,
+        readonly=True,  # browsers only watch: socket commands (close pane, save or delete env) are ignored
         print_func=ready,
     )
 

@@ -40,7 +40,8 @@ def test_a_jobs_visdom_and_its_websocket(stack):
     assert requests.get(f"{stack.url}/visdom/{job['id']}", timeout=10, allow_redirects=False).status_code == 301
     ws = websocket.create_connection(base.replace("http://", "ws://") + "socket", timeout=10)
     try:
-        assert json.loads(ws.recv())["command"] == "register"
+        register = json.loads(ws.recv())
+        assert register["command"] == "register" and register["readonly"] is True  # its commands are ignored
     finally:
         ws.close()
     # The page's own reads work; the write endpoints only the task may use are refused.

@@ -94,8 +94,12 @@ class LiveService:
         """Stop serving and supervising, as a service that goes down; its jobs keep running."""
         if self.thread.is_alive():
             # Close every channel from inside waitress's loop, which then ends (closing from here races its select).
-            self.server.trigger.pull_trigger(lambda: [channel.close() for channel in list(self.server._map.values())])
+            try:
+                self.server.trigger.pull_trigger(lambda: [channel.close() for channel in list(self.server._map.values())])
+            except OSError:
+                pass  # the loop woke for a response between queueing the thunk and the wake-up byte, and closed the trigger
             self.thread.join(5)
+            assert not self.thread.is_alive(), "waitress did not stop"
             self.server.task_dispatcher.shutdown()
         self.supervisor.shutdown()
 

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 
 from services.visdom_server import (
     DEFAULT_STATIC_DIR,
@@ -80,6 +81,23 @@ def test_the_pages_websocket_answers_under_the_prefix(visdom):
         assert json.loads(ws.recv())["command"] == "register"
     finally:
         ws.close()
+
+
+def test_browsers_only_watch(visdom):
+    """The task's POST /events draws; a browser's socket command to close that pane is ignored."""
+    import websocket
+
+    _, port, _ = visdom
+    base = f"http://127.0.0.1:{port}{BASE_URL}"
+    pane = {"data": [{"content": "loss", "type": "text"}], "win": "w1", "eid": "main", "opts": {}}
+    assert requests.post(f"{base}/events", json=pane, timeout=5).text == "w1"
+    ws = websocket.create_connection(f"ws://127.0.0.1:{port}{BASE_URL}/socket", timeout=5)
+    try:
+        assert json.loads(ws.recv())["readonly"] is True
+        ws.send(json.dumps({"cmd": "close", "data": "w1", "eid": "main"}))
+    finally:
+        ws.close()  # waits for the server's close frame: the command before it has been handled
+    assert requests.post(f"{base}/win_exists", json={"win": "w1", "eid": "main"}, timeout=5).text == "true"
 
 
 def test_server_stays_small_without_torch(visdom):
