@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from cauchy.datasets.rng import SeededSamples  # noqa: E402
 from cauchy.engine.checkpoint import CheckpointHook, atomic_save  # noqa: E402
 from cauchy.engine.hooks import EvalHook, LoggerHook, StopHook, StopRequest  # noqa: E402
 from cauchy.engine.lr import LRHook, LRSchedule  # noqa: E402
@@ -44,7 +45,7 @@ def make_method(model_name: str, seed: int) -> ImageClassifier:
 def trainer_round(args: argparse.Namespace, data: TensorDataset, val: DataLoader, run_dir: str) -> float:
     method = make_method(args.model, 0)
     sampler = EpochBatchSampler(len(data), args.batch_size, shuffle=True, drop_last=True)
-    loader = DataLoader(data, batch_sampler=sampler, collate_fn=as_dicts)
+    loader = DataLoader(SeededSamples(data), batch_sampler=sampler, collate_fn=as_dicts)
     optimizer = torch.optim.SGD(method.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
     sink = __import__("cauchy.visualizer", fromlist=["build_sinks"]).build_sinks(run_dir)
     checkpoints = CheckpointHook(os.path.join(run_dir, "checkpoints"), extra={}, best_metric="top1")
@@ -63,7 +64,7 @@ def trainer_round(args: argparse.Namespace, data: TensorDataset, val: DataLoader
 def plain_round(args: argparse.Namespace, data: TensorDataset, val: DataLoader, run_dir: str) -> float:
     method = make_method(args.model, 0)
     sampler = EpochBatchSampler(len(data), args.batch_size, shuffle=True, drop_last=True)
-    loader = DataLoader(data, batch_sampler=sampler, collate_fn=as_dicts)
+    loader = DataLoader(SeededSamples(data), batch_sampler=sampler, collate_fn=as_dicts)
     optimizer = torch.optim.SGD(method.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
     criterion = torch.nn.CrossEntropyLoss()
     start = time.perf_counter()

@@ -14,6 +14,7 @@ import cauchy.datasets  # noqa: F401  (registers readers and transforms)
 import cauchy.methods  # noqa: F401
 import cauchy.metrics  # noqa: F401
 import cauchy.models  # noqa: F401
+from cauchy.datasets.rng import SeededSamples
 from cauchy.datasets.transforms import Compose, build_transforms as compose_transforms
 from cauchy.engine.lr import LRSchedule
 from cauchy.engine.trainer import EpochBatchSampler
@@ -114,6 +115,7 @@ def build_loader(h: dict[str, Any], split: str, dataset: Dataset, method: type[M
         sampler = EpochBatchSampler(len(dataset), cfg["batch_size"], shuffle=cfg["shuffle"],
                                     drop_last=cfg["drop_last"], seed=h["details"]["seed"])
         kwargs: dict[str, Any] = {"batch_sampler": sampler}
+        dataset = SeededSamples(dataset)
     else:
         kwargs = {"batch_size": cfg["batch_size"], "shuffle": False}
     return DataLoader(dataset, num_workers=workers, collate_fn=method.collate, persistent_workers=workers > 0,

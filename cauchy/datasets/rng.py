@@ -1,24 +1,39 @@
-"""Random numbers for augmentation, reproducible under ``torch.manual_seed`` and per DataLoader worker.
+"""Random numbers for augmentation: in training, one stream per sample, seeded by (run seed, epoch, index).
 
-Torch seeds each worker with ``base_seed + worker_id`` (``base_seed`` drawn from the main
-process's generator), so a numpy generator derived from ``torch.initial_seed()`` differs per worker
-and per epoch, yet repeats when the run is seeded. The generator is rebuilt whenever that seed
-changes (a new worker, a new ``torch.manual_seed`` value). Calling ``torch.manual_seed`` again
-with the *same* value does not restart it: call :func:`reseed` for that (tests, notebooks).
+The training sampler hands out :class:`SampleKey` s and :class:`SeededSamples` loads each sample with
+its own stream current, so a sample's augmentation depends on the run seed, the epoch and its index
+alone: the same with 0 or 8 workers, and a run resumed mid-epoch draws exactly what the uninterrupted
+run drew (no per-worker stream to save in checkpoints).
+
+Outside such a sample (evaluation, tests, notebooks) transforms draw from a process stream that
+follows torch's seed: ``torch.manual_seed`` with a new value restarts it; :func:`reseed` restarts it
+with the same value.
 """
 from __future__ import annotations
 
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator, NamedTuple
 
 import numpy as np
 import torch
+from torch.utils.data import Dataset
 
 _seed: int | None = None
 _generator: np.random.Generator | None = None
+_sample_entropy: tuple[int, ...] | None = None  # set while a keyed sample loads; its stream is made on first use
+_sample_generator: np.random.Generator | None = None
+
+
+class SampleKey(NamedTuple):
+    """What the training sampler yields: which sample, and the (run seed, epoch) its stream derives from."""
+
+    index: int
+    seed: int
+    epoch: int
 
 
 def reseed(seed: int) -> np.random.Generator:
-    """Restart the augmentation stream from ``seed`` (also after a repeated ``manual_seed(seed)``)."""
+    """Restart the process stream from ``seed`` (also after a repeated ``manual_seed(seed)``)."""
     global _seed, _generator
     _seed = seed
     _generator = np.random.default_rng(seed)
@@ -26,34 +41,39 @@ def reseed(seed: int) -> np.random.Generator:
 
 
 def rng() -> np.random.Generator:
-    """The generator for the current process, following torch's (worker) seed."""
+    """The current sample's stream while a keyed sample loads, else this process's stream."""
+    global _sample_generator
+    if _sample_entropy is not None:
+        if _sample_generator is None:
+            _sample_generator = np.random.default_rng(_sample_entropy)
+        return _sample_generator
     seed = torch.initial_seed()
     if _generator is None or seed != _seed:
         return reseed(seed)
     return _generator
 
 
-def get_state() -> dict:
-    """This process's augmentation stream (seed and generator position), for checkpoints."""
-    generator = rng()
-    return {"seed": _seed, "bit_generator": generator.bit_generator.state}
+@contextmanager
+def sample_stream(key: SampleKey) -> Iterator[None]:
+    """Make ``key``'s own stream the one :func:`rng` returns (created only if a transform draws)."""
+    global _sample_entropy, _sample_generator
+    saved = _sample_entropy, _sample_generator
+    _sample_entropy, _sample_generator = (key.seed, key.epoch, key.index), None
+    try:
+        yield
+    finally:
+        _sample_entropy, _sample_generator = saved
 
 
-def set_state(state: dict) -> None:
-    """Continue the augmentation stream exactly where ``get_state`` left it (exact resume)."""
-    reseed(state["seed"]).bit_generator.state = state["bit_generator"]
+class SeededSamples(Dataset):
+    """``dataset`` indexed by :class:`SampleKey`: each sample is loaded with its own augmentation stream."""
 
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
 
-def get_state() -> dict[str, Any]:
-    """The current process's stream position, for checkpoints (matters when workers == 0)."""
-    generator = rng()
-    return {"seed": _seed, "bit_generator": generator.bit_generator.state}
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
 
-
-def set_state(state: dict[str, Any]) -> None:
-    """Continue the stream saved by :func:`get_state`.
-
-    The stream is restarted whenever torch's initial seed changes, so restore torch's RNG state
-    (``torch.set_rng_state`` carries its seed) before calling this.
-    """
-    reseed(state["seed"]).bit_generator.state = state["bit_generator"]
+    def __getitem__(self, key: SampleKey) -> Any:
+        with sample_stream(key):
+            return self.dataset[key.index]

@@ -6,7 +6,7 @@ decodes to RGB), plus optional ``boxes``/``labels``/``mask``/``keypoints`` (see
 image uint8 until ``normalize``, the last step, turns it into a float32 CHW tensor: uint8 ops are
 several times cheaper, and cropping happens before resizing so only the kept pixels are scaled.
 
-Randomness comes from ``cauchy.datasets.rng.rng()``, which follows torch's per-worker seed.
+Randomness comes from ``cauchy.datasets.rng.rng()``: in training, each sample's own seeded stream.
 """
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
 
-from cauchy.datasets import rng as augment_rng
+from cauchy.datasets.rng import SampleKey
 from cauchy.methods.base import Method, move_to
 
 
@@ -29,8 +29,12 @@ class HookBase:
         return None
 
 
-class EpochBatchSampler(Sampler[list[int]]):
-    """Batches of a seeded per-epoch permutation that can start mid-epoch (for exact resume)."""
+class EpochBatchSampler(Sampler[list[SampleKey]]):
+    """Batches of a seeded per-epoch permutation that can start mid-epoch (for exact resume).
+
+    It yields :class:`SampleKey` s, which carry each sample's augmentation seed: load them through
+    ``cauchy.datasets.rng.SeededSamples``.
+    """
 
     def __init__(self, size: int, batch_size: int, *, shuffle: bool, drop_last: bool, seed: int = 0) -> None:
         self.size, self.batch_size = size, batch_size
@@ -44,13 +48,13 @@ class EpochBatchSampler(Sampler[list[int]]):
         full, rest = divmod(self.size, self.batch_size)
         return full if self.drop_last or rest == 0 else full + 1
 
-    def __iter__(self) -> Iterator[list[int]]:
+    def __iter__(self) -> Iterator[list[SampleKey]]:
         if self.shuffle:
             order = torch.randperm(self.size, generator=torch.Generator().manual_seed(self.seed + self.epoch)).tolist()
         else:
             order = list(range(self.size))
         for b in range(self.start_batch, len(self)):
-            yield order[b * self.batch_size:(b + 1) * self.batch_size]
+            yield [SampleKey(i, self.seed, self.epoch) for i in order[b * self.batch_size:(b + 1) * self.batch_size]]
 
 
 def rng_state() -> dict[str, Any]:
@@ -58,7 +62,7 @@ def rng_state() -> dict[str, Any]:
     kind, keys, pos, has_gauss, cached = np.random.get_state()
     state = {"python": random.getstate(), "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss,
                                                       cached),
-             "torch": torch.get_rng_state(), "augment": augment_rng.get_state()}
+             "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -69,7 +73,6 @@ def set_rng_state(state: dict[str, Any]) -> None:
     kind, keys, pos, has_gauss, cached = state["numpy"]
     np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
     torch.set_rng_state(state["torch"])
-    augment_rng.set_state(state["augment"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 

@@ -47,7 +47,8 @@ def train_losses(run_dir, after=0):
 
 def test_resume_mid_epoch_continues_exactly(tmp_path, digits3):
     # 14 iterations per epoch: the checkpoint at 9 is mid-epoch and the run crosses an epoch boundary.
-    common = ("solver.max_iters=20", "solver.checkpoint.every=9", "details.deterministic=true",
+    # Two workers: each sample's augmentation is seeded by (seed, epoch, index), not by a worker's stream.
+    common = ("solver.max_iters=20", "solver.checkpoint.every=9", "details.deterministic=true", "data.workers=2",
               'train.aug_trans={"trans_seq": ["random_hflip"], "random_hflip": {"p": 0.5}}',
               "solver.test_interval=12", "solver.lr.lr_policy=cosine")
     assert run_main(tmp_path / "full", digits3, *common) == exitcodes.OK

@@ -7,7 +7,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from cauchy.datasets import rng
+from cauchy.datasets.rng import SeededSamples
 from cauchy.datasets.transforms import ColorJitter, Compose, Normalize, RandomCrop, build_transforms
+from cauchy.engine.trainer import EpochBatchSampler
 from cauchy.registry import TRANSFORMS
 
 
@@ -96,13 +98,28 @@ def test_augmentation_is_reproducible_and_differs_per_worker():
     assert _crop_origins(seed=0, workers=0) == _crop_origins(seed=0, workers=0)
 
 
-def test_rng_state_round_trip():
-    torch.manual_seed(3)
-    rng.rng().random()
-    state = rng.get_state()
-    expected = rng.rng().random(3)
-    torch.manual_seed(4)
-    rng.rng().random()
-    torch.manual_seed(3)
-    rng.set_state(state)
-    np.testing.assert_array_equal(rng.rng().random(3), expected)
+class CroppedGradients(GradientImages):
+    """Augmented in ``__getitem__``, like the real readers."""
+
+    crop = Compose([RandomCrop(size=8)])
+
+    def __getitem__(self, index: int) -> dict:
+        return self.crop(super().__getitem__(index))
+
+
+def _keyed_crop_origins(workers: int, epoch: int, start_batch: int = 0) -> list[tuple[int, int]]:
+    """Crop origins of one training epoch, loaded the way the Trainer loads (keys, seeded samples)."""
+    torch.manual_seed(workers)  # the process and worker streams differ per call: keyed samples ignore them
+    sampler = EpochBatchSampler(8, 2, shuffle=True, drop_last=False, seed=5)
+    sampler.set_epoch(epoch, start_batch)
+    loader = DataLoader(SeededSamples(CroppedGradients()), batch_sampler=sampler, num_workers=workers,
+                        collate_fn=lambda samples: [sample["image"] for sample in samples])
+    return [(int(image[0, 0, 0]), int(image[0, 0, 1])) for batch in loader for image in batch]
+
+
+def test_a_samples_augmentation_depends_on_seed_epoch_and_index_only():
+    epoch0 = _keyed_crop_origins(workers=0, epoch=0)
+    assert _keyed_crop_origins(workers=2, epoch=0) == epoch0  # any number of workers
+    assert _keyed_crop_origins(workers=2, epoch=0, start_batch=3) == epoch0[6:]  # resumed mid-epoch
+    assert _keyed_crop_origins(workers=0, epoch=1) != epoch0
+    assert len(set(epoch0)) > 1
