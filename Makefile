@@ -22,14 +22,14 @@ data: $(STAMP)
 # The whole stack: nginx on 8080 in front of the control service, with the digits data and the first
 # pretrained weights made when absent. Ctrl-C stops everything.
 run: data visdom-assets
-	scripts/system_packages.sh --optional
+	scripts/system_packages.sh --optional nginx
 	$(PY) scripts/weights/make_first.py
 	$(PY) scripts/nginx/run_stack.py
 
 test: $(STAMP) visdom-assets system-packages
 	$(PY) -m pytest
 
-# nginx and chromium from Debian (the nginx and browser tests need both); quick when present.
+# nginx, chromium and postgresql from Debian (for the nginx, browser and PostgreSQL tests); quick when present.
 .PHONY: system-packages
 system-packages:
 	scripts/system_packages.sh

@@ -1,21 +1,26 @@
 #!/usr/bin/env bash
-# Debian packages the stack needs beyond Python: nginx (the front door) and chromium (browser tests).
+# Debian packages the stack needs beyond Python: nginx (the front door), chromium (browser tests) and
+# postgresql (the tests run the job store on a throwaway PostgreSQL server too).
 # Installs only what is missing and returns at once when everything is present; needs root (or
 # sudo) and a reachable Debian mirror only when something is missing.
 #
-# Usage: scripts/system_packages.sh [--optional]
+# Usage: scripts/system_packages.sh [--optional] [PACKAGE...]   (default: all three)
 #   --optional  report a failed install and exit 0 (`make run` falls back to the service on 8080)
 set -uo pipefail
 
-declare -A WANT=([nginx]=/usr/sbin/nginx [chromium]=/usr/bin/chromium)
-missing=()
-for pkg in "${!WANT[@]}"; do
-    [[ -x "${WANT[$pkg]}" ]] || missing+=("$pkg")
-done
-[[ ${#missing[@]} -eq 0 ]] && exit 0
+declare -A WANT=([nginx]=/usr/sbin/nginx [chromium]=/usr/bin/chromium [postgresql]='/usr/lib/postgresql/*/bin/initdb')
+present() { compgen -G "${WANT[$1]}" >/dev/null; }
 
 OPTIONAL=0
-[[ "${1:-}" == "--optional" ]] && OPTIONAL=1
+[[ "${1:-}" == "--optional" ]] && OPTIONAL=1 && shift
+wanted=("$@")
+[[ ${#wanted[@]} -eq 0 ]] && wanted=("${!WANT[@]}")
+missing=()
+for pkg in "${wanted[@]}"; do
+    [[ -n "${WANT[$pkg]:-}" ]] || { echo "system packages: unknown package $pkg (known: ${!WANT[*]})" >&2; exit 2; }
+    present "$pkg" || missing+=("$pkg")
+done
+[[ ${#missing[@]} -eq 0 ]] && exit 0
 fail() {
     echo "system packages: $*" >&2
     [[ $OPTIONAL == 1 ]] && exit 0
@@ -41,6 +46,6 @@ if [[ ! -e $POLICY ]]; then
 fi
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || fail "apt-get install ${missing[*]} failed"
 for pkg in "${missing[@]}"; do
-    [[ -x "${WANT[$pkg]}" ]] || fail "$pkg installed but ${WANT[$pkg]} is missing"
+    present "$pkg" || fail "$pkg installed but ${WANT[$pkg]} is missing"
 done
 echo "system packages: installed ${missing[*]}"

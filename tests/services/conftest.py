@@ -17,6 +17,9 @@ from services.app import create_app, waitress_options
 from services.config import Settings
 from services.jobs.store import ENDED
 
+sys.path.insert(0, str(Path(__file__).parent))
+from postgres import Cluster  # noqa: E402
+
 FAKE_TASK = str(Path(__file__).with_name("fake_task.py"))
 
 
@@ -34,12 +37,29 @@ def make_hypes(mode: str = "ok", iters: int = 3) -> dict[str, Any]:
             "solver": {"max_iters": iters, "lr": {"metric": "iters", "base_lr": 0.1}}}
 
 
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Cluster]:
+    """One PostgreSQL server for the session; ``postgres.new_database()`` per test."""
+    cluster = Cluster()
+    cluster.start()
+    yield cluster
+    cluster.stop()
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+def database_url(request: pytest.FixtureRequest) -> str:
+    """SQLite under the test's home (the default); parametrize with ``"postgresql"`` for a fresh PostgreSQL database."""
+    if getattr(request, "param", "sqlite") == "postgresql":
+        return request.getfixturevalue("postgres").new_database()
+    return ""
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
     """Fast settings over a temporary home, with the stand-in task."""
     return Settings(home=tmp_path / "home", visdom_ports=port_range(60), cpu_slots=2, gpus=(),
                     task_command=(sys.executable, FAKE_TASK), stop_grace_s=3.0, visdom_linger_s=30.0,
-                    poll_interval_s=0.1, threads=8)
+                    poll_interval_s=0.1, threads=8, database_url=database_url)
 
 
 class LiveService:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from sqlalchemy import create_engine, inspect, text
 
 from services.jobs.store import QUEUED, RUNNING, Store
@@ -22,22 +23,28 @@ def test_an_older_database_gains_the_new_columns_and_keeps_its_rows(tmp_path: Pa
     assert store.get(1).name == "old" and store.get(1).visdom_port is None
 
 
-def test_transitions_only_from_the_expected_state(tmp_path: Path):
-    store = Store(f"sqlite:///{tmp_path / 'c.db'}")
-    job = store.add(name="j", user="u", phase="train", hypes={}, overrides=[])
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "postgresql":
+        return request.getfixturevalue("postgres").new_database()
+    return f"sqlite:///{tmp_path / 'c.db'}"
+
+
+def test_transitions_only_from_the_expected_state(store_url: str):
+    store = Store(store_url)
+    job = store.add(name="j", user="u", phase="train", hypes={"a": [1]}, overrides=["x=1"])
     assert store.transition(job.id, [QUEUED], state=RUNNING)
     assert not store.transition(job.id, [QUEUED], state="stopped")
-    assert store.get(job.id).state == RUNNING
+    assert store.get(job.id).state == RUNNING and store.get(job.id).hypes == {"a": [1]}
 
 
-def test_the_schema_compiles_for_postgresql():
-    """Only portable types and DDL: the same tables on a PostgreSQL URL (no server needed to check)."""
-    from sqlalchemy.dialects import postgresql
-    from sqlalchemy.schema import CreateIndex, CreateTable
-
-    from services.jobs.store import Job
-
-    ddl = str(CreateTable(Job.__table__).compile(dialect=postgresql.dialect()))
-    assert "SERIAL" in ddl and "JSON" in ddl
-    for index in Job.__table__.indexes:
-        assert "CREATE INDEX" in str(CreateIndex(index).compile(dialect=postgresql.dialect()))
+def test_listing_and_queue_order_and_a_second_start_upgrades_nothing(store_url: str):
+    store = Store(store_url)
+    ids = [store.add(name=f"j{i}", user="u", phase="train", hypes={}, overrides=[], priority=i % 2).id
+           for i in range(4)]
+    rows, total = store.list(states=[QUEUED], limit=2)
+    assert total == 4 and [row.id for row in rows] == ids[:1:-1]
+    assert [job.id for job in store.in_states([QUEUED])] == [ids[1], ids[3], ids[0], ids[2]]
+    assert store.queue_position(store.get(ids[0])) == 3
+    store.engine.dispose()
+    assert Store(store_url).get(ids[3]).name == "j3"  # the schema is there: a restart creates nothing

@@ -7,9 +7,13 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import psutil
+import pytest
 import requests
 
 from services.visdom_server import is_visdom_up
+
+# The queue, the port allocation and a restart on PostgreSQL too (SQLite is the default).
+both_databases = pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
 
 
 def alive(pid: int) -> bool:
@@ -64,6 +68,7 @@ def test_crash_and_bad_input_give_the_reason(service, fake_hypes):
     assert "error: data.data_dir: no such directory" in bad["reason"]
 
 
+@both_databases
 def test_stop_saves_a_checkpoint_and_resume_continues_from_it(service, fake_hypes):
     job = service.submit(fake_hypes("run"))
     service.wait_metrics(job["id"])
@@ -120,6 +125,7 @@ def test_stop_a_queued_job_cancels_it(settings, service_factory, fake_hypes):
     service.wait_ended(first["id"])
 
 
+@both_databases
 def test_cpu_slots_priority_and_fair_share(settings, service_factory, fake_hypes):
     """One slot: a blocker runs; then the high-priority job, then users alternate at equal priority."""
     service = service_factory(settings.replace(cpu_slots=1, visdom_linger_s=0))
@@ -165,6 +171,7 @@ def test_viewer_is_shut_after_the_linger_time_and_its_port_freed(settings, servi
     assert service.call("GET", "/api/v1/health").json()["free_ports"] == free_before
 
 
+@both_databases
 def test_hundred_concurrent_submissions_none_lost_and_no_port_given_twice(settings, service_factory, fake_hypes,
                                                                          ports):
     six_ports = ports(6)
@@ -219,6 +226,7 @@ def test_each_gpu_goes_to_one_job_at_a_time_through_cuda_visible_devices(setting
         service.wait_ended(job_id)
 
 
+@both_databases
 def test_a_task_whose_pid_was_never_recorded_is_found_and_adopted(settings, service_factory, fake_hypes):
     """The service died between spawning a task and writing its pid: the next one still finds it."""
     first = service_factory(settings)
