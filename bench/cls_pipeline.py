@@ -32,7 +32,9 @@ from torchvision.transforms import v2
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from cauchy.datasets.rng import SeededSamples  # noqa: E402
 from cauchy.datasets.transforms import Compose, Normalize, RandomHFlip, RandomResizedCrop  # noqa: E402
+from cauchy.engine.trainer import EpochBatchSampler  # noqa: E402
 from cauchy.registry import DATASETS  # noqa: E402
 import cauchy.datasets  # noqa: E402,F401  (registers the readers)
 
@@ -60,10 +62,11 @@ def make_loaders(root: str, batch_size: int, workers: int) -> dict[str, DataLoad
     tv_set = tv_datasets.ImageFolder(os.path.join(root, "train"), transform=v2.Compose([
         v2.RandomResizedCrop(224), v2.RandomHorizontalFlip(), v2.ToImage(),
         v2.ToDtype(torch.float32, scale=True), v2.Normalize(MEAN, STD)]))
-    common = dict(batch_size=batch_size, num_workers=workers, shuffle=True, persistent_workers=True,
-                  prefetch_factor=2)
-    return {"cauchy": DataLoader(cauchy_set, **common),
-            "torchvision": DataLoader(tv_set, **common)}
+    common = dict(num_workers=workers, persistent_workers=True, prefetch_factor=2)
+    # Cauchy's side loads as the Trainer does: keyed batches, each sample with its own seeded stream.
+    sampler = EpochBatchSampler(len(cauchy_set), batch_size, shuffle=True, drop_last=False)
+    return {"cauchy": DataLoader(SeededSamples(cauchy_set), batch_sampler=sampler, **common),
+            "torchvision": DataLoader(tv_set, batch_size=batch_size, shuffle=True, **common)}
 
 
 def one_pass(loader: DataLoader) -> float:
