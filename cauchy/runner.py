@@ -73,7 +73,8 @@ def train(h: dict[str, Any], opts: RunOptions) -> int:
     class_names = list(train_set.class_names)
     num_classes = check_num_classes(h, class_names)
     val_set = build_dataset(h, "val", class_names=class_names)
-    method = build_method(h, num_classes).to(device)
+    resume_path = resolve_resume(opts.run_dir, opts.resume) if opts.resume else None
+    method = build_method(without_pretrained(h) if resume_path else h, num_classes).to(device)
     if h["details"]["channels_last"]:
         method.to(memory_format=torch.channels_last)
     train_loader = build_loader(h, "train", train_set, method)
@@ -98,10 +99,9 @@ def train(h: dict[str, Any], opts: RunOptions) -> int:
                         progress_bar=h["logging"]["progress_bar"])]
     trainer = Trainer(method, train_loader, optimizer, max_iters=max_iters(h, len(train_loader)), device=device,
                       hooks=hooks, amp=solver["amp"], clip_grad_norm=solver["clip_grad_norm"])
-    if opts.resume:
-        path = resolve_resume(opts.run_dir, opts.resume)
-        trainer.load_state_dict(load_checkpoint(path))
-        log.info("resumed from %s at iteration %d", path, trainer.iter)
+    if resume_path:
+        trainer.load_state_dict(load_checkpoint(resume_path))
+        log.info("resumed from %s at iteration %d", resume_path, trainer.iter)
     log.info("training %s on %s: %d images, %d classes, %d iterations on %s", h["network"]["model_name"],
              h["data"]["data_dir"], len(train_set), num_classes, trainer.max_iters, device)
     try:
@@ -112,6 +112,11 @@ def train(h: dict[str, Any], opts: RunOptions) -> int:
         log.warning("stopped by signal %s at iteration %d; checkpoint saved", opts.stop.signum, trainer.iter)
         return exitcodes.STOPPED
     return exitcodes.OK
+
+
+def without_pretrained(h: dict[str, Any]) -> dict[str, Any]:
+    """``h`` for a model whose weights come from a checkpoint: no loading (or downloading) of pretrained ones."""
+    return {**h, "network": {**h["network"], "pretrained": None}}
 
 
 def check_num_classes(h: dict[str, Any], class_names: list[str]) -> int:
@@ -133,7 +138,7 @@ def load_for_inference(h: dict[str, Any], opts: RunOptions, device: torch.device
     class_names = state.get("class_names") or h["data"]["class_names"]
     if not class_names:
         raise HypesError("data.class_names", f"{path} does not record class names; give data.class_names")
-    method = build_method({**h, "network": {**h["network"], "pretrained": None}}, len(class_names))
+    method = build_method(without_pretrained(h), len(class_names))
     method.model.load_state_dict(state["model"])
     log.info("loaded %s", path)
     return method.to(device).eval(), class_names

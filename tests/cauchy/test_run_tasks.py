@@ -109,6 +109,16 @@ def test_finetune_replaces_head_and_freezes(tmp_path, digits_dir, caplog):
     after = torch.load(tmp_path / "ft/checkpoints/latest.pth", weights_only=True)["model"]
     assert torch.equal(before["features.0.0.weight"], after["features.0.0.weight"])
     assert after["classifier.1.weight"].shape == (5, 64)
+    # Resuming takes the weights from the checkpoint: the pretrained file is not needed any more.
+    os.remove(pretrained)
+    code = run_tasks.main(["--hypes", DIGITS, "--phase", "finetune", "--tmp_dir", str(tmp_path / "ft"),
+                           "--resume", "latest",
+                           *sets(f"data.data_dir={five}", *QUICK, "data.num_classes=5", "solver.max_iters=5",
+                                 f"network.pretrained={pretrained}", 'network.freeze=["features"]')])
+    assert code == exitcodes.OK
+    resumed = torch.load(tmp_path / "ft/checkpoints/latest.pth", weights_only=True)
+    assert resumed["trainer"]["iter"] == 5
+    assert torch.equal(before["features.0.0.weight"], resumed["model"]["features.0.0.weight"])  # still frozen
 
 
 def cli(*args, **kwargs):
