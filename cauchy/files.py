@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import tempfile
 from typing import IO, Callable
 
@@ -25,6 +26,20 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], object], 
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def atomic_link(source: str | os.PathLike, path: str | os.PathLike) -> None:
+    """Give the file ``source`` a second name ``path`` at once (a hard link renamed into place); a
+    copy where links are not supported. Later atomic writes of either name leave the other intact."""
+    directory = os.path.dirname(os.path.abspath(path))
+    tmp = os.path.join(directory, f".tmp-link-{os.getpid()}-{os.path.basename(path)}")
+    try:
+        os.link(source, tmp)
+    except OSError:
+        with open(source, "rb") as src:
+            atomic_write(path, lambda fh: shutil.copyfileobj(src, fh, 1 << 20))
+        return
+    os.replace(tmp, path)
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:

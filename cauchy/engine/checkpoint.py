@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from cauchy.engine.trainer import HookBase
-from cauchy.files import atomic_write
+from cauchy.files import atomic_link, atomic_write
 
 
 def atomic_save(obj: Any, path: str) -> None:
@@ -35,7 +35,13 @@ def resolve_resume(run_dir: str, resume: str) -> str:
 
 class CheckpointHook(HookBase):
     """Saves ``latest.pth`` each epoch and at the end, ``best.pth`` on a better metric,
-    ``iter_NNNNNNN.pth`` every ``every`` iterations (keeping the last ``keep``)."""
+    ``iter_NNNNNNN.pth`` every ``every`` iterations (keeping the last ``keep``).
+
+    The names due at one iteration share one file: the state is serialized once and the other names
+    are hard links to it (a better metric at the end of an epoch costs one write, not two). A best
+    reported by the evaluation hook is written with that iteration's other checkpoints, so after
+    every observer (a plateau schedule, say) has seen the metric.
+    """
 
     def __init__(self, directory: str, *, extra: dict[str, Any], every: int | None = None, keep: int = 3,
                  best_metric: str | None = None, best_mode: str = "max") -> None:
@@ -43,35 +49,46 @@ class CheckpointHook(HookBase):
         self.every, self.keep = every, keep
         self.best_metric, self.best_mode = best_metric, best_mode
         self.best_value = -math.inf if best_mode == "max" else math.inf
+        self.best_due = False
 
-    def save(self, name: str) -> str:
+    def save(self, names: list[str]) -> None:
+        """Write the trainer's state under ``names`` (plus ``best.pth`` when a better metric is pending)."""
+        if self.best_due:
+            names, self.best_due = [*names, "best.pth"], False
+        if not names:
+            return
         state = self.trainer.state_dict()
         state.update(self.extra)
-        path = os.path.join(self.directory, name)
-        atomic_save(state, path)
-        return path
+        first = os.path.join(self.directory, names[0])
+        atomic_save(state, first)
+        for name in names[1:]:
+            atomic_link(first, os.path.join(self.directory, name))
+
+    def before_step(self) -> None:
+        self.save([])  # a best reported after our after_step, when the evaluation hook comes later
 
     def after_step(self) -> None:
         it = self.trainer.iter
-        if self.every and it % self.every == 0:
-            self.save(f"iter_{it:07d}.pth")
+        names = [f"iter_{it:07d}.pth"] if self.every and it % self.every == 0 else []
+        if self.trainer.epoch_finished and it < self.trainer.max_iters:
+            names.append("latest.pth")
+        self.save(names)
+        if names and self.every:
             for old in sorted(glob.glob(os.path.join(self.directory, "iter_*.pth")))[:-self.keep]:
                 os.unlink(old)
-        if self.trainer.epoch_finished and it < self.trainer.max_iters:
-            self.save("latest.pth")
 
     def after_train(self) -> None:
-        self.save("latest.pth")
+        self.save(["latest.pth"])
 
     def observe(self, metrics: dict[str, Any]) -> None:
-        """Called by the evaluation hook; keeps ``best.pth`` for the chosen metric."""
+        """Called by the evaluation hook; ``best.pth`` is due when the chosen metric improved."""
         value = metrics.get(self.best_metric) if self.best_metric else None
         if not isinstance(value, (int, float)):
             return
         better = value > self.best_value if self.best_mode == "max" else value < self.best_value
         if better:
             self.best_value = value
-            self.save("best.pth")
+            self.best_due = True
 
     def state_dict(self) -> dict[str, Any]:
         return {"best_value": self.best_value}
