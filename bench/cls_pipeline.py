@@ -32,9 +32,8 @@ from torchvision.transforms import v2
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from cauchy.datasets.rng import SeededSamples  # noqa: E402
 from cauchy.datasets.transforms import Compose, Normalize, RandomHFlip, RandomResizedCrop  # noqa: E402
-from cauchy.engine.trainer import EpochBatchSampler  # noqa: E402
+from cauchy.engine.trainer import training_loader  # noqa: E402
 from cauchy.registry import DATASETS  # noqa: E402
 import cauchy.datasets  # noqa: E402,F401  (registers the readers)
 
@@ -64,8 +63,7 @@ def make_loaders(root: str, batch_size: int, workers: int) -> dict[str, DataLoad
         v2.ToDtype(torch.float32, scale=True), v2.Normalize(MEAN, STD)]))
     common = dict(num_workers=workers, persistent_workers=True, prefetch_factor=2)
     # Cauchy's side loads as the Trainer does: keyed batches, each sample with its own seeded stream.
-    sampler = EpochBatchSampler(len(cauchy_set), batch_size, shuffle=True, drop_last=False)
-    return {"cauchy": DataLoader(SeededSamples(cauchy_set), batch_sampler=sampler, **common),
+    return {"cauchy": training_loader(cauchy_set, batch_size, **common),
             "torchvision": DataLoader(tv_set, batch_size=batch_size, shuffle=True, **common)}
 
 

@@ -38,6 +38,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from cauchy.datasets.det.base import DetDataset, RawImage  # noqa: E402
 from cauchy.datasets.transforms import Compose, Normalize, RandomCrop, RandomHFlip, Resize  # noqa: E402
+from cauchy.engine.trainer import training_loader  # noqa: E402
 from cauchy.methods.det import collate_detection  # noqa: E402
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -93,9 +94,12 @@ def make_loaders(images: list[RawImage], batch_size: int, workers: int) -> dict[
     tv_set = TorchvisionDetSet(cauchy_set, v2.Compose([
         v2.RandomHorizontalFlip(p=0.5), v2.RandomCrop(CROP), v2.Resize(OUT), v2.SanitizeBoundingBoxes(),
         v2.ToDtype(torch.float32, scale=True), v2.Normalize(MEAN, STD)]))
-    common = dict(batch_size=batch_size, num_workers=workers, shuffle=True, persistent_workers=workers > 0)
-    return {"cauchy": DataLoader(cauchy_set, collate_fn=partial(collate_detection, size_divisor=1), **common),
-            "torchvision": DataLoader(tv_set, collate_fn=torchvision_collate, **common)}
+    common = dict(num_workers=workers, persistent_workers=workers > 0)
+    # Cauchy's side loads as the Trainer does: keyed batches, each sample with its own seeded stream.
+    return {"cauchy": training_loader(cauchy_set, batch_size, collate_fn=partial(collate_detection, size_divisor=1),
+                                      **common),
+            "torchvision": DataLoader(tv_set, batch_size=batch_size, shuffle=True, collate_fn=torchvision_collate,
+                                      **common)}
 
 
 def one_pass(loader: DataLoader) -> float:

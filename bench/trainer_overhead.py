@@ -23,11 +23,10 @@ from torch.utils.data import DataLoader, TensorDataset
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from cauchy.datasets.rng import SeededSamples  # noqa: E402
 from cauchy.engine.checkpoint import CheckpointHook, atomic_save  # noqa: E402
 from cauchy.engine.hooks import EvalHook, LoggerHook, StopHook, StopRequest  # noqa: E402
 from cauchy.engine.lr import LRHook, LRSchedule  # noqa: E402
-from cauchy.engine.trainer import EpochBatchSampler, Trainer  # noqa: E402
+from cauchy.engine.trainer import Trainer, training_loader  # noqa: E402
 from cauchy.methods.cls import ImageClassifier  # noqa: E402
 from cauchy.metrics.cls import ClassificationEvaluator  # noqa: E402
 from cauchy.registry import MODELS  # noqa: E402
@@ -46,8 +45,7 @@ def make_method(model_name: str, seed: int) -> ImageClassifier:
 
 def trainer_round(args: argparse.Namespace, data: TensorDataset, val: DataLoader, run_dir: str) -> float:
     method = make_method(args.model, 0)
-    sampler = EpochBatchSampler(len(data), args.batch_size, shuffle=True, drop_last=True)
-    loader = DataLoader(SeededSamples(data), batch_sampler=sampler, collate_fn=as_dicts)
+    loader = training_loader(data, args.batch_size, drop_last=True, collate_fn=as_dicts)
     optimizer = torch.optim.SGD(method.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
     sink = __import__("cauchy.visualizer", fromlist=["build_sinks"]).build_sinks(run_dir)
     checkpoints = CheckpointHook(os.path.join(run_dir, "checkpoints"), extra={}, best_metric="top1")
@@ -65,8 +63,7 @@ def trainer_round(args: argparse.Namespace, data: TensorDataset, val: DataLoader
 
 def plain_round(args: argparse.Namespace, data: TensorDataset, val: DataLoader, run_dir: str) -> float:
     method = make_method(args.model, 0)
-    sampler = EpochBatchSampler(len(data), args.batch_size, shuffle=True, drop_last=True)
-    loader = DataLoader(SeededSamples(data), batch_sampler=sampler, collate_fn=as_dicts)
+    loader = training_loader(data, args.batch_size, drop_last=True, collate_fn=as_dicts)
     optimizer = torch.optim.SGD(method.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
     criterion = torch.nn.CrossEntropyLoss()
     start = time.perf_counter()

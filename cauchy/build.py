@@ -14,10 +14,9 @@ import cauchy.datasets  # noqa: F401  (registers readers and transforms)
 import cauchy.methods  # noqa: F401
 import cauchy.metrics  # noqa: F401
 import cauchy.models  # noqa: F401
-from cauchy.datasets.rng import SeededSamples
 from cauchy.datasets.transforms import Compose, build_transforms as compose_transforms
 from cauchy.engine.lr import LRSchedule
-from cauchy.engine.trainer import EpochBatchSampler
+from cauchy.engine.trainer import training_loader
 from cauchy.hypes import TASK_SECTIONS, HypesError
 from cauchy.methods.base import Method
 from cauchy.registry import DATASETS, EVALUATORS, LOSSES, METHODS, MODELS, Registry, UnknownComponentError
@@ -110,17 +109,13 @@ def build_dataset(h: dict[str, Any], split: str, transforms: Callable | None = N
 
 
 def build_loader(h: dict[str, Any], split: str, dataset: Dataset, method: type[Method] | Method) -> DataLoader:
-    cfg, workers = h[split], h["data"]["workers"]
+    cfg, workers, seed = h[split], h["data"]["workers"], h["details"]["seed"]
+    common: dict[str, Any] = dict(num_workers=workers, collate_fn=method.collate, persistent_workers=workers > 0,
+                                  pin_memory=torch.cuda.is_available(), generator=torch.Generator().manual_seed(seed))
     if split == "train":
-        sampler = EpochBatchSampler(len(dataset), cfg["batch_size"], shuffle=cfg["shuffle"],
-                                    drop_last=cfg["drop_last"], seed=h["details"]["seed"])
-        kwargs: dict[str, Any] = {"batch_sampler": sampler}
-        dataset = SeededSamples(dataset)
-    else:
-        kwargs = {"batch_size": cfg["batch_size"], "shuffle": False}
-    return DataLoader(dataset, num_workers=workers, collate_fn=method.collate, persistent_workers=workers > 0,
-                      pin_memory=torch.cuda.is_available(), generator=torch.Generator().manual_seed(h["details"]["seed"]),
-                      **kwargs)
+        return training_loader(dataset, cfg["batch_size"], shuffle=cfg["shuffle"], drop_last=cfg["drop_last"],
+                               seed=seed, **common)
+    return DataLoader(dataset, batch_size=cfg["batch_size"], shuffle=False, **common)
 
 
 def build_model(h: dict[str, Any], num_classes: int) -> nn.Module:

@@ -6,9 +6,9 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
-from cauchy.datasets.rng import SampleKey
+from cauchy.datasets.rng import SampleKey, SeededSamples
 from cauchy.methods.base import Method, move_to
 
 
@@ -55,6 +55,15 @@ class EpochBatchSampler(Sampler[list[SampleKey]]):
             order = list(range(self.size))
         for b in range(self.start_batch, len(self)):
             yield [SampleKey(i, self.seed, self.epoch) for i in order[b * self.batch_size:(b + 1) * self.batch_size]]
+
+
+def training_loader(dataset: Dataset, batch_size: int, *, shuffle: bool = True, drop_last: bool = False,
+                    seed: int = 0, **kwargs: Any) -> DataLoader:
+    """The loader the Trainer expects: resumable seeded batches of keys, each sample augmented from its
+    own stream. ``kwargs`` go to the DataLoader (workers, collate_fn, ...)."""
+    sampler = EpochBatchSampler(len(dataset), batch_size, shuffle=shuffle, drop_last=drop_last,  # type: ignore[arg-type]
+                                seed=seed)
+    return DataLoader(SeededSamples(dataset), batch_sampler=sampler, **kwargs)
 
 
 def rng_state() -> dict[str, Any]:

@@ -7,9 +7,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from cauchy.datasets import rng
-from cauchy.datasets.rng import SeededSamples
 from cauchy.datasets.transforms import ColorJitter, Compose, Normalize, RandomCrop, build_transforms
-from cauchy.engine.trainer import EpochBatchSampler
+from cauchy.engine.trainer import training_loader
 from cauchy.registry import TRANSFORMS
 
 
@@ -110,10 +109,9 @@ class CroppedGradients(GradientImages):
 def _keyed_crop_origins(workers: int, epoch: int, start_batch: int = 0) -> list[tuple[int, int]]:
     """Crop origins of one training epoch, loaded the way the Trainer loads (keys, seeded samples)."""
     torch.manual_seed(workers)  # the process and worker streams differ per call: keyed samples ignore them
-    sampler = EpochBatchSampler(8, 2, shuffle=True, drop_last=False, seed=5)
-    sampler.set_epoch(epoch, start_batch)
-    loader = DataLoader(SeededSamples(CroppedGradients()), batch_sampler=sampler, num_workers=workers,
-                        collate_fn=lambda samples: [sample["image"] for sample in samples])
+    loader = training_loader(CroppedGradients(), 2, seed=5, num_workers=workers,
+                             collate_fn=lambda samples: [sample["image"] for sample in samples])
+    loader.batch_sampler.set_epoch(epoch, start_batch)
     return [(int(image[0, 0, 0]), int(image[0, 0, 1])) for batch in loader for image in batch]
 
 
