@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from flask import Flask, jsonify
+from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
 
@@ -31,10 +32,10 @@ def register_error_handlers(app: Flask) -> None:
     """JSON errors everywhere (the legacy blueprint adds its own reply shape on top)."""
 
     @app.errorhandler(ApiError)
-    def api_error(exc: ApiError):
+    def api_error(exc: ApiError) -> ResponseReturnValue:
         return jsonify(error_body(exc.code, exc.message, exc.field)), exc.status
 
     @app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException):
+    def http_error(exc: HTTPException) -> ResponseReturnValue:
         code = (exc.name or "error").lower().replace(" ", "_")
         return jsonify(error_body(code, exc.description or exc.name)), exc.code

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, jsonify, redirect, request, send_from_directory
+from flask.typing import ResponseReturnValue
 
 from services.api.errors import ApiError
 from services.api.submission import load_named_hypes
@@ -25,7 +26,7 @@ def viewer_port(job_id: int) -> int | None:
 
 
 @bp.get("/api/v1/templates")
-def templates():
+def templates() -> ResponseReturnValue:
     """Every hypes file, by task (its first directory), with the document itself."""
     settings = current_app.extensions["cauchy"].settings
     items = []
@@ -39,7 +40,7 @@ def templates():
 
 
 @bp.get("/_frontdoor/visdom/<int:job_id>")
-def visdom_port(job_id: int):
+def visdom_port(job_id: int) -> ResponseReturnValue:
     port = viewer_port(job_id)
     if port is None:
         return Response(status=403)
@@ -47,7 +48,7 @@ def visdom_port(job_id: int):
 
 
 @bp.get("/visdom/<int:job_id>/")
-def visdom_direct(job_id: int):
+def visdom_direct(job_id: int) -> ResponseReturnValue:
     port = viewer_port(job_id)
     if port is None:
         raise ApiError(403, "no_viewer", f"job {job_id} has no Visdom running; open its charts to start one")
@@ -56,6 +57,6 @@ def visdom_direct(job_id: int):
 
 @bp.get("/")
 @bp.get("/assets/<path:path>")
-def page(path: str | None = None):
+def page(path: str | None = None) -> ResponseReturnValue:
     root = current_app.extensions["cauchy"].settings.repo_root / WEBUI_DIR
     return send_from_directory(root, f"assets/{path}" if path else "index.html")

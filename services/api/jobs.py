@@ -5,6 +5,7 @@ import time
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, redirect, request, send_from_directory, url_for
+from flask.typing import ResponseReturnValue
 
 from services.api.errors import ApiError, bad_request, conflict, not_found
 from services.api.submission import job_fields
@@ -73,7 +74,7 @@ def detail(job: Job) -> dict[str, Any]:
     }
 
 
-def created(job: Job):
+def created(job: Job) -> ResponseReturnValue:
     services().supervisor.wake()
     response = jsonify(detail(job))
     response.status_code = 201
@@ -82,7 +83,7 @@ def created(job: Job):
 
 
 @bp.post("/jobs")
-def submit():
+def submit() -> ResponseReturnValue:
     body = request.get_json(silent=True)
     if body is None:
         raise bad_request("send a JSON object with Content-Type: application/json", None, "invalid_body")
@@ -91,7 +92,7 @@ def submit():
 
 
 @bp.get("/jobs")
-def index():
+def index() -> ResponseReturnValue:
     states = [s for s in request.args.get("state", "").split(",") if s]
     unknown = sorted(set(states) - set(STATES))
     if unknown:
@@ -103,7 +104,7 @@ def index():
 
 
 @bp.get("/jobs/<int:job_id>")
-def show(job_id: int):
+def show(job_id: int) -> ResponseReturnValue:
     return jsonify(detail(find_job(job_id)))
 
 
@@ -120,14 +121,14 @@ def request_stop(job_id: int) -> Job:
 
 
 @bp.post("/jobs/<int:job_id>/stop")
-def stop(job_id: int):
+def stop(job_id: int) -> ResponseReturnValue:
     response = jsonify(detail(request_stop(job_id)))
     response.status_code = 202
     return response
 
 
 @bp.post("/jobs/<int:job_id>/resume")
-def resume(job_id: int):
+def resume(job_id: int) -> ResponseReturnValue:
     """A new job that continues training from this job's last checkpoint."""
     job = find_job(job_id)
     if job.state not in ENDED:
@@ -145,7 +146,7 @@ def resume(job_id: int):
 
 
 @bp.get("/jobs/<int:job_id>/logs")
-def logs(job_id: int):
+def logs(job_id: int) -> ResponseReturnValue:
     """Incremental: pass the returned ``next_offset`` as ``offset``; without it, the last 64 KiB."""
     find_job(job_id)
     stream = request.args.get("stream", "stdout")
@@ -157,7 +158,7 @@ def logs(job_id: int):
 
 
 @bp.get("/jobs/<int:job_id>/metrics")
-def metrics(job_id: int):
+def metrics(job_id: int) -> ResponseReturnValue:
     """Events of metrics.jsonl from the cursor ``since`` (0 first, then the returned ``next``)."""
     find_job(job_id)
     path = services().supervisor.job_dir(job_id) / files.METRICS_FILE
@@ -165,7 +166,7 @@ def metrics(job_id: int):
 
 
 @bp.get("/jobs/<int:job_id>/artifacts")
-def artifacts(job_id: int):
+def artifacts(job_id: int) -> ResponseReturnValue:
     find_job(job_id)
     items = files.list_artifacts(services().supervisor.job_dir(job_id))
     for item in items:
@@ -174,7 +175,7 @@ def artifacts(job_id: int):
 
 
 @bp.get("/jobs/<int:job_id>/artifacts/<path:path>")
-def artifact(job_id: int, path: str):
+def artifact(job_id: int, path: str) -> ResponseReturnValue:
     find_job(job_id)
     return send_from_directory(services().supervisor.job_dir(job_id), path, as_attachment=True)
 
@@ -191,13 +192,13 @@ def _viewer(job_id: int) -> dict[str, Any]:
 
 
 @bp.post("/jobs/<int:job_id>/visdom")
-def visdom(job_id: int):
+def visdom(job_id: int) -> ResponseReturnValue:
     """Make sure the job's Visdom is up (started again from its saved env after the job ended)."""
     return jsonify(_viewer(job_id))
 
 
 @bp.delete("/jobs/<int:job_id>/visdom")
-def visdom_stop(job_id: int):
+def visdom_stop(job_id: int) -> ResponseReturnValue:
     find_job(job_id)
     if not services().supervisor.stop_viewer(job_id):
         raise conflict(f"job {job_id} has no viewer to shut down (none up, or the job is still running)")
@@ -205,14 +206,14 @@ def visdom_stop(job_id: int):
 
 
 @bp.get("/jobs/<int:job_id>/charts")
-def charts(job_id: int):
+def charts(job_id: int) -> ResponseReturnValue:
     """Open the charts: start the viewer if needed, then go to ``/visdom/<id>/`` (proxied by nginx)."""
     _viewer(job_id)
     return redirect(visdom_base_url(job_id) + "/")
 
 
 @bp.get("/health")
-def health():
+def health() -> ResponseReturnValue:
     svc = services()
     return jsonify({"status": "ok", "gpus": list(svc.settings.gpus), "cpu_slots": svc.settings.cpu_slots,
                     "free_ports": svc.supervisor.ports.free_count()})

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, jsonify, request
+from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
 from services.api.errors import ApiError, bad_request, conflict
@@ -38,19 +39,19 @@ METHODS = ["GET", "POST"]
 IMAGE_SIGNATURES = {b"\x89PNG": ".png", b"\xff\xd8": ".jpg", b"BM": ".bmp", b"RIFF": ".webp"}
 
 
-def reply(content: Any, code: str = OK):
+def reply(content: Any, code: str = OK) -> ResponseReturnValue:
     return jsonify({"code": code, "content": content})
 
 
 @bp.errorhandler(ApiError)
-def api_error(exc: ApiError):
+def api_error(exc: ApiError) -> ResponseReturnValue:
     named = not exc.field or exc.message.startswith(exc.field.removeprefix("hypes."))  # hypes errors name their key
     content = exc.message if named else f"{exc.field}: {exc.message}"
     return reply(content, f"100{exc.status}")
 
 
 @bp.errorhandler(HTTPException)
-def http_error(exc: HTTPException):
+def http_error(exc: HTTPException) -> ResponseReturnValue:
     return reply(exc.description or exc.name, f"100{exc.code}")
 
 
@@ -107,7 +108,7 @@ def job_content(job: Job) -> dict[str, Any]:
 
 
 @bp.route("/free_port", methods=METHODS)
-def free_port():
+def free_port() -> ResponseReturnValue:
     first, last = services().settings.visdom_ports
     held = services().supervisor.ports
     for port in range(first, last + 1):
@@ -117,7 +118,7 @@ def free_port():
 
 
 @bp.route("/train", methods=METHODS)
-def train():
+def train() -> ResponseReturnValue:
     p = params()
     fields = job_fields(submit_body(p), services().settings, services().store, request.headers.get("X-Cauchy-User"))
     job = services().store.add(**fields)
@@ -126,12 +127,12 @@ def train():
 
 
 @bp.route("/stop_training", methods=METHODS)
-def stop_training():
+def stop_training() -> ResponseReturnValue:
     return reply(job_content(request_stop(legacy_job(params()).id)))
 
 
 @bp.route("/stop_visdom", methods=METHODS)
-def stop_visdom():
+def stop_visdom() -> ResponseReturnValue:
     job = legacy_job(params())
     if not services().supervisor.stop_viewer(job.id):
         raise conflict(f"job {job.id} has no viewer to shut down (none up, or the job is still running)")
@@ -139,7 +140,7 @@ def stop_visdom():
 
 
 @bp.route("/check_viz_started", methods=METHODS)
-def check_viz_started():
+def check_viz_started() -> ResponseReturnValue:
     job = legacy_job(params())
     status = services().supervisor.viewer_status(job.id)
     return reply({"started": bool(status["up"]), "port": status["port"], "url": visdom_base_url(job.id) + "/",
@@ -172,7 +173,7 @@ def predictions(job: Job) -> list[dict[str, Any]]:
     return json.loads(path.read_text(encoding="utf-8"))["predictions"]
 
 
-def finished_reply(job: Job, single: bool):
+def finished_reply(job: Job, single: bool) -> ResponseReturnValue:
     if job.state not in ENDED:
         return reply({"job_id": job.id, "state": job.state, "message": "still running; poll the job"}, "100408")
     if job.state != SUCCEEDED:
@@ -182,7 +183,7 @@ def finished_reply(job: Job, single: bool):
 
 
 @bp.route("/test_single", methods=METHODS)
-def test_single():
+def test_single() -> ResponseReturnValue:
     p = params()
     raw = str(p.get("image") or "")
     try:
@@ -201,7 +202,7 @@ def test_single():
 
 
 @bp.route("/test_batch", methods=METHODS)
-def test_batch():
+def test_batch() -> ResponseReturnValue:
     p = params()
     directory = p.get("dir") or p.get("directory")
     if not isinstance(directory, str) or not Path(directory).is_dir():

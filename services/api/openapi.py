@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, jsonify
+from flask.typing import ResponseReturnValue
 
 from services.api.submission import PHASES, PRIORITY_RANGE
 from services.jobs.files import LOGS
@@ -213,5 +214,5 @@ DOCUMENT: dict[str, Any] = {
 
 
 @bp.get("/openapi.json")
-def document():
+def document() -> ResponseReturnValue:
     return jsonify(DOCUMENT)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request, send_from_directory
+from flask.typing import ResponseReturnValue
 
 from cauchy.manifest import read_manifest
 from services.api.errors import ApiError, bad_request, conflict, not_found
@@ -40,12 +41,12 @@ def final_metrics(path: Path) -> dict[str, float]:
 
 
 @bp.get("/api/v1/weights")
-def index():
+def index() -> ResponseReturnValue:
     return jsonify({"weights": [with_url(entry) for entry in reversed(read_manifest(_dir()))]})
 
 
 @bp.post("/api/v1/jobs/<int:job_id>/publish")
-def publish_job(job_id: int):
+def publish_job(job_id: int) -> ResponseReturnValue:
     """Publish the job's best checkpoint (else its latest) under a new name."""
     svc = current_app.extensions["cauchy"]
     job = svc.store.get(job_id)
@@ -72,5 +73,5 @@ def publish_job(job_id: int):
 
 @bp.get("/weights/")
 @bp.get("/weights/<path:path>")
-def download(path: str = "manifest.json"):
+def download(path: str = "manifest.json") -> ResponseReturnValue:
     return send_from_directory(_dir(), path, conditional=True)

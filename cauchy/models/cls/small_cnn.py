@@ -1,6 +1,7 @@
 """A small CNN for tiny images (8x8 to 32x32), such as the digits demo: trains in seconds on a CPU."""
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from cauchy.registry import MODELS
@@ -21,5 +22,5 @@ class SmallCNN(nn.Module):
         )
         self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * width, num_classes))
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x))
