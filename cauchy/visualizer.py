@@ -67,7 +67,7 @@ def read_events(path: str) -> list[dict[str, Any]]:
     events = []
     with open(path, encoding="utf-8") as fh:
         for line in fh:
-            if line.endswith("\n"):
+            if line.endswith("\n") and line.strip():
                 events.append(json.loads(line))
     return events
 

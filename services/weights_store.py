@@ -22,6 +22,7 @@ from typing import Any, Iterator
 
 from cauchy.files import atomic_write, sha256_file
 from cauchy.manifest import MANIFEST, find_entry, read_manifest
+from cauchy.visualizer import read_events
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 EXPORT_TIMEOUT_S = 300
@@ -68,6 +69,15 @@ def describe(hypes: dict[str, Any], class_names: list[str]) -> dict[str, Any]:
     return {"task": hypes.get("task"), "architecture": hypes.get("network", {}).get("model_name"),
             "num_classes": len(class_names), "class_names": class_names,
             "input_size": hypes.get("train", {}).get("data_transformer", {}).get("input_size")}
+
+
+def final_metrics(metrics_jsonl: Path) -> dict[str, float]:
+    """The last value of each validation or test metric of a run: what its weights are published with."""
+    try:
+        events = read_events(str(metrics_jsonl))
+    except FileNotFoundError:
+        return {}
+    return {event["name"]: event["value"] for event in events if event.get("phase") in ("val", "test")}
 
 
 def _taken(directory: Path, name: str) -> WeightsStoreError | None:

@@ -18,9 +18,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from services.api.weights import final_metrics  # noqa: E402
 from cauchy.manifest import find_entry  # noqa: E402
-from services.weights_store import publish, weights_dir  # noqa: E402
+from services.jobs import files  # noqa: E402
+from services.weights_store import final_metrics, publish, weights_dir  # noqa: E402
 
 NAME = "small_cnn_digits"
 HYPES = REPO / "hypes/cls/image_classifier_smallcnn_digits.json"
@@ -40,11 +40,10 @@ def make_first(home: Path, data: str, epochs: int, name: str = NAME) -> dict:
         done = subprocess.run(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         if done.returncode != 0:
             raise SystemExit(f"training the first weights failed:\n{done.stderr.strip()[-2000:]}")
-        hypes = json.loads((Path(run_dir) / "hypes.json").read_text(encoding="utf-8"))
-        best = Path(run_dir) / "checkpoints/best.pth"
-        checkpoint = best if best.is_file() else Path(run_dir) / "checkpoints/latest.pth"
-        return publish(weights_dir(home), name, checkpoint, hypes=hypes,
-                       metrics=final_metrics(Path(run_dir) / "metrics.jsonl"), source_job=None)
+        run = Path(run_dir)
+        hypes = json.loads((run / files.HYPES_FILE).read_text(encoding="utf-8"))
+        return publish(weights_dir(home), name, files.model_checkpoint(run), hypes=hypes,
+                       metrics=final_metrics(run / files.METRICS_FILE), source_job=None)
 
 
 def main() -> int:

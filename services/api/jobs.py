@@ -180,7 +180,7 @@ def artifact(job_id: int, path: str) -> ResponseReturnValue:
     return send_from_directory(services().supervisor.job_dir(job_id), path, as_attachment=True)
 
 
-def _viewer(job_id: int) -> dict[str, Any]:
+def _ensure_viewer(job_id: int) -> None:
     job = find_job(job_id)
     if job.state == QUEUED:
         raise conflict(f"job {job_id} has not started yet")
@@ -188,13 +188,13 @@ def _viewer(job_id: int) -> dict[str, Any]:
         services().supervisor.ensure_viewer(job_id)
     except (VisdomStartError, PortsExhausted, OSError) as exc:
         raise ApiError(503, "visdom_unavailable", f"Visdom for job {job_id} did not start: {exc}") from None
-    return services().supervisor.viewer_status(job_id)
 
 
 @bp.post("/jobs/<int:job_id>/visdom")
 def visdom(job_id: int) -> ResponseReturnValue:
     """Make sure the job's Visdom is up (started again from its saved env after the job ended)."""
-    return jsonify(_viewer(job_id))
+    _ensure_viewer(job_id)
+    return jsonify(services().supervisor.viewer_status(job_id))
 
 
 @bp.delete("/jobs/<int:job_id>/visdom")
@@ -208,7 +208,7 @@ def visdom_stop(job_id: int) -> ResponseReturnValue:
 @bp.get("/jobs/<int:job_id>/charts")
 def charts(job_id: int) -> ResponseReturnValue:
     """Open the charts: start the viewer if needed, then go to ``/visdom/<id>/`` (proxied by nginx)."""
-    _viewer(job_id)
+    _ensure_viewer(job_id)
     return redirect(visdom_base_url(job_id) + "/")
 
 

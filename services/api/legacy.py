@@ -29,7 +29,7 @@ from werkzeug.exceptions import HTTPException
 from services.api.errors import ApiError, bad_request, conflict
 from services.api.jobs import find_job, request_stop, services
 from services.api.submission import job_fields, source_checkpoint
-from services.jobs.ports import can_bind
+from services.jobs.ports import PortsExhausted
 from services.jobs.store import ENDED, SUCCEEDED, Job
 from services.jobs.supervisor import visdom_base_url
 
@@ -103,18 +103,17 @@ def as_json(text: str, name: str) -> Any:
 
 
 def job_content(job: Job) -> dict[str, Any]:
-    viewer = services().supervisor.viewer_status(job.id)
-    return {"job_id": job.id, "pid": job.id, "state": job.state, "port": viewer["port"], "visdom_url": viewer["url"]}
+    viewer = services().supervisor.viewers.get(job.id)
+    return {"job_id": job.id, "pid": job.id, "state": job.state, "port": viewer.port if viewer else None,
+            "visdom_url": visdom_base_url(job.id) + "/"}
 
 
 @bp.route("/free_port", methods=METHODS)
 def free_port() -> ResponseReturnValue:
-    first, last = services().settings.visdom_ports
-    held = services().supervisor.ports
-    for port in range(first, last + 1):
-        if held.is_free(port) and can_bind(port):
-            return reply({"port": port})
-    raise ApiError(503, "no_port", f"no free port in {first}-{last}")
+    try:
+        return reply({"port": services().supervisor.ports.first_free()})
+    except PortsExhausted as exc:
+        raise ApiError(503, "no_port", str(exc)) from None
 
 
 @bp.route("/train", methods=METHODS)

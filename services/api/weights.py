@@ -2,7 +2,6 @@
 ``/weights/<file>`` (range requests) for when the service stands in for nginx."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -10,10 +9,11 @@ from flask import Blueprint, current_app, jsonify, request, send_from_directory
 from flask.typing import ResponseReturnValue
 
 from cauchy.manifest import read_manifest
-from services.api.errors import ApiError, bad_request, conflict, not_found
+from services.api.errors import ApiError, bad_request, conflict
+from services.api.jobs import find_job
 from services.jobs import files
 from services.jobs.store import ENDED
-from services.weights_store import WeightsStoreError, publish, weights_dir
+from services.weights_store import WeightsStoreError, final_metrics, publish, weights_dir
 
 bp = Blueprint("weights", __name__)
 
@@ -26,20 +26,6 @@ def with_url(entry: dict[str, Any]) -> dict[str, Any]:
     return {**entry, "url": f"/weights/{entry['file']}"}
 
 
-def final_metrics(path: Path) -> dict[str, float]:
-    """The last value of each validation or test metric in a job's ``metrics.jsonl``."""
-    found: dict[str, float] = {}
-    try:
-        with open(path, encoding="utf-8") as fh:
-            for line in fh:
-                event = json.loads(line) if line.endswith("\n") and line.strip() else None
-                if event and event.get("phase") in ("val", "test"):
-                    found[event["name"]] = event["value"]
-    except FileNotFoundError:
-        pass
-    return found
-
-
 @bp.get("/api/v1/weights")
 def index() -> ResponseReturnValue:
     return jsonify({"weights": [with_url(entry) for entry in reversed(read_manifest(_dir()))]})
@@ -49,9 +35,7 @@ def index() -> ResponseReturnValue:
 def publish_job(job_id: int) -> ResponseReturnValue:
     """Publish the job's best checkpoint (else its latest) under a new name."""
     svc = current_app.extensions["cauchy"]
-    job = svc.store.get(job_id)
-    if job is None:
-        raise not_found(f"no job {job_id}")
+    job = find_job(job_id)
     if job.state not in ENDED:
         raise conflict(f"job {job_id} is {job.state}; publish it once it has ended")
     directory = svc.supervisor.job_dir(job_id)

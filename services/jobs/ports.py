@@ -37,14 +37,23 @@ class PortPool:
         with self._lock:
             self._held.update(ports)
 
-    def allocate(self, avoid: Iterable[int] = ()) -> int:
-        skip = set(avoid)
-        with self._lock:
-            for port in range(self.first, self.last + 1):
-                if port not in self._held and port not in skip and can_bind(port):
-                    self._held.add(port)
-                    return port
+    def _first_free(self, skip: set[int]) -> int:
+        """Call with the lock held."""
+        for port in range(self.first, self.last + 1):
+            if port not in self._held and port not in skip and can_bind(port):
+                return port
         raise PortsExhausted(f"no free port in {self.first}-{self.last}")
+
+    def allocate(self, avoid: Iterable[int] = ()) -> int:
+        with self._lock:
+            port = self._first_free(set(avoid))
+            self._held.add(port)
+            return port
+
+    def first_free(self) -> int:
+        """The port ``allocate`` would give now, without holding it (the legacy ``free_port``)."""
+        with self._lock:
+            return self._first_free(set())
 
     def release(self, port: int | None) -> None:
         with self._lock:
