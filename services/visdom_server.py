@@ -21,10 +21,10 @@ import urllib.error
 import urllib.request
 
 from cauchy.exitcodes import BAD_INPUT
+from services.config import REPO_ROOT
 
 READY = "VISDOM_READY"
 VISDOM_VERSION = "0.2.4"
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_STATIC_DIR = os.path.join(REPO_ROOT, "services", "visdom_static")
 
 

@@ -23,6 +23,7 @@ from typing import Any, Iterator
 from cauchy.files import atomic_write, sha256_file
 from cauchy.manifest import MANIFEST, find_entry, read_manifest
 from cauchy.visualizer import read_events
+from services.config import REPO_ROOT
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 EXPORT_TIMEOUT_S = 300
@@ -101,7 +102,7 @@ def publish(directory: Path, name: str, checkpoint: Path, *, hypes: dict[str, An
     os.close(fd)
     try:
         done = subprocess.run([python, "-m", "services.weights_store", str(checkpoint), tmp], capture_output=True,
-                              text=True, timeout=EXPORT_TIMEOUT_S, cwd=Path(__file__).resolve().parent.parent)
+                              text=True, timeout=EXPORT_TIMEOUT_S, cwd=REPO_ROOT)
         if done.returncode != 0:
             raise WeightsStoreError(f"cannot export {checkpoint.name}: {done.stderr.strip()[-500:]}", "checkpoint")
         os.chmod(tmp, 0o644)

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.weights_store import ensure_manifest
+from services.weights_store import ensure_manifest, weights_dir
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -47,9 +47,13 @@ class FrontDoor:
         return self.prefix / "cauchy.conf"
 
     @property
+    def connect_host(self) -> str:
+        """Where a client on this machine reaches it (a wildcard listen answers on loopback)."""
+        return "127.0.0.1" if self.listen_host in ("0.0.0.0", "") else self.listen_host
+
+    @property
     def url(self) -> str:
-        host = "127.0.0.1" if self.listen_host in ("0.0.0.0", "") else self.listen_host
-        return f"http://{host}:{self.listen_port}"
+        return f"http://{self.connect_host}:{self.listen_port}"
 
 
 def nginx_binary() -> str | None:
@@ -60,12 +64,12 @@ def render(door: FrontDoor) -> Path:
     """Write the configuration and the directories it names; returns the configuration's path."""
     for sub in ("logs", *(f"tmp/{name}" for name in TEMP_DIRS)):
         (door.prefix / sub).mkdir(parents=True, exist_ok=True)
-    ensure_manifest(door.home / "weights")
+    ensure_manifest(weights_dir(door.home))
     # Run as root, nginx would hand requests to "nobody", who may not read a private $CAUCHY_HOME.
     user = "user root;" if os.geteuid() == 0 else ""
     listen = f"{door.listen_host}:{door.listen_port}" if door.listen_host else str(door.listen_port)
     values = {"user": user, "prefix": door.prefix, "mime_types": MIME_TYPES, "max_body": door.max_body,
-              "listen": listen, "webui": door.webui, "service": door.service, "weights": door.home / "weights"}
+              "listen": listen, "webui": door.webui, "service": door.service, "weights": weights_dir(door.home)}
     text = TEMPLATE.read_text(encoding="utf-8")
     for key, value in values.items():
         text = text.replace("{{" + key + "}}", str(value))
@@ -103,8 +107,7 @@ def start(door: FrontDoor, timeout: float = 15.0) -> subprocess.Popen:
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
     log.close()
     try:
-        wait_listening("127.0.0.1" if door.listen_host in ("0.0.0.0", "") else door.listen_host,
-                       door.listen_port, proc, timeout)
+        wait_listening(door.connect_host, door.listen_port, proc, timeout)
     except FrontDoorError as exc:
         stop(proc)
         errors = (door.prefix / "logs" / "error.log").read_text(errors="replace").strip().splitlines()[-3:]

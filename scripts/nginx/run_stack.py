@@ -107,7 +107,8 @@ def main() -> int:
     nginx = None
     try:
         if use_nginx:
-            door = frontdoor.FrontDoor(args.host, args.port, f"127.0.0.1:{service_port}", settings.home.resolve())
+            door = frontdoor.FrontDoor(args.host, args.port, f"127.0.0.1:{service_port}", settings.home.resolve(),
+                                       max_body=str(settings.max_request_bytes))  # the service's own limit
             nginx = frontdoor.start(door)
         print(f"Cauchy is up: http://{socket.gethostname()}:{args.port}/ (on this machine http://127.0.0.1:{args.port}/)"
               f"\n  service log {settings.home / 'service.log'}; Ctrl-C stops everything", flush=True)
