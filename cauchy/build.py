@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -98,13 +98,12 @@ def data_transformer_specs(dt: dict[str, Any], key: str) -> list[dict[str, Any]]
     return [{"name": "resize", "size": [size[1], size[0]], "keep_ratio": mode == "keep_ratio"}]
 
 
-def build_dataset(h: dict[str, Any], split: str, transforms: Callable | None = None,
-                  class_names: list[str] | None = None) -> Dataset:
+def build_dataset(h: dict[str, Any], split: str, class_names: list[str] | None = None) -> Dataset:
     """``class_names`` (the train split's, for the other splits) wins over ``data.class_names``."""
     data = h["data"]
     return build_component(
         DATASETS, data["format"], "data.format", root=data["data_dir"], split=data[f"{split}_split"],
-        transforms=transforms if transforms is not None else build_transforms(h, split),
+        transforms=build_transforms(h, split),
         skip_bad_images=data["skip_bad_images"], class_names=class_names or data["class_names"], **data["params"])
 
 

@@ -11,6 +11,8 @@ import json
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
 
+from cauchy.files import atomic_write
+
 REQUIRED = object()
 
 
@@ -310,6 +312,6 @@ def load_hypes(path: str) -> dict[str, Any]:
 
 
 def save_hypes(hypes: Mapping[str, Any], path: str) -> None:
-    with open(path, "w", encoding="utf-8") as fh:
-        json.dump(hypes, fh, indent=2, sort_keys=True)
-        fh.write("\n")
+    """Written whole or not at all: a job's hypes.json is also its input when it resumes."""
+    text = json.dumps(hypes, indent=2, sort_keys=True) + "\n"
+    atomic_write(path, lambda fh: fh.write(text.encode("utf-8")))

@@ -1,7 +1,7 @@
 """Name -> component registries: hypes files name components by string, never by if/elif."""
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 
 class UnknownComponentError(KeyError):
@@ -43,12 +43,6 @@ class Registry:
 
     def __contains__(self, name: object) -> bool:
         return name in self._entries
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.names())
-
-    def __len__(self) -> int:
-        return len(self._entries)
 
 
 MODELS = Registry("model")

@@ -156,14 +156,15 @@ def test(h: dict[str, Any], opts: RunOptions) -> int:
         predictions.extend(describe(p, path, class_names) for p, path in zip(preds, batch["path"]))
 
     metrics = inference_on_dataset(method, loader, evaluator, device, on_batch=keep)
+    scalars = scalar_metrics(metrics)
     sink = build_sinks(opts.run_dir)
-    for name, value in scalar_metrics(metrics).items():
+    for name, value in scalars.items():
         sink.write(make_event(name, value, step=0, epoch=0.0, phase="test"))
     sink.close()
     write_json(os.path.join(opts.run_dir, "results.json"), {"metrics": metrics, "predictions": predictions})
     if hasattr(evaluator, "results"):  # e.g. detections in COCO's results format
         write_json(os.path.join(opts.run_dir, "detections.json"), evaluator.results())
-    log.info("test on %d images: %s", len(dataset), " ".join(f"{k}={v:.4f}" for k, v in scalar_metrics(metrics).items()))
+    log.info("test on %d images: %s", len(dataset), " ".join(f"{k}={v:.4f}" for k, v in scalars.items()))
     return exitcodes.OK
 
 

@@ -8,14 +8,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import tempfile
 import urllib.request
-from typing import Any
+from typing import IO, Any
 
 import torch
 from torch import nn
 
-from cauchy.files import sha256_file
+from cauchy.files import atomic_write, sha256_file
 from cauchy.manifest import MANIFEST, find_entry, read_manifest
 
 log = logging.getLogger("cauchy.weights")
@@ -71,19 +70,21 @@ def fetch_weights(ref: str, sha256: str | None = None, cache_dir: str | None = N
         if sha256 is None or sha256_file(path) == key:
             return path
         os.unlink(path)
-    os.makedirs(cache_dir, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=".download-")
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(ref, timeout=timeout) as resp:
+
+    def download(out: IO[bytes]) -> None:
+        """Stream into the cache file, hashing as it goes (no second read to check it)."""
+        digest = hashlib.sha256()
+        with urllib.request.urlopen(ref, timeout=timeout) as resp:
             while block := resp.read(1 << 20):
                 out.write(block)
-        _check(tmp, sha256, ref)
-        os.replace(tmp, path)
+                digest.update(block)
+        if sha256 is not None and digest.hexdigest() != sha256.lower():
+            raise WeightsError(f"{ref}: sha256 mismatch: expected {sha256.lower()}, got {digest.hexdigest()}")
+
+    try:
+        atomic_write(path, download)
     except OSError as exc:
         raise WeightsError(f"cannot download {ref}: {exc}") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 

@@ -75,10 +75,6 @@ class LRHook(HookBase):
         for group, base in zip(self.trainer.optimizer.param_groups, self.base_lrs):
             group["lr"] = base * f
 
-    @property
-    def lr(self) -> float:
-        return self.trainer.optimizer.param_groups[0]["lr"]
-
     def state_dict(self) -> dict[str, Any]:
         return self.schedule.state_dict()
 

@@ -34,8 +34,6 @@ class YOLOv3(nn.Module):
     """Returns, per scale (strides 8, 16, 32), raw outputs ``[B, anchors, H, W, 5 + classes]``:
     x, y, w, h, objectness, class logits."""
 
-    strides = STRIDES
-
     def __init__(self, num_classes: int, width: int = 32, depths: tuple[int, ...] = (1, 2, 8, 8, 4),
                  num_anchors: int = 3, prior_prob: float = 0.01) -> None:
         super().__init__()
