@@ -10,11 +10,16 @@ from cauchy.datasets.errors import DatasetError
 from cauchy.registry import DATASETS
 
 
+def has_path_label(header: list[str] | None) -> bool:
+    """Whether a CSV header names the two columns this format needs (the format detector asks too)."""
+    return {"path", "label"} <= set(header or [])
+
+
 def read_csv_list(list_path: str, root: str) -> list[tuple[str, int]]:
     with open(list_path, encoding="utf-8", newline="") as fh:
         reader = csv.DictReader(fh)
         header = reader.fieldnames or []
-        if "path" not in header or "label" not in header:
+        if not has_path_label(header):
             raise DatasetError(f"{list_path}:1: expected a header with columns 'path,label', got {header}")
         samples = []
         for row in reader:

@@ -2,20 +2,19 @@
 from __future__ import annotations
 
 import os
-from typing import Callable
+from typing import Callable, Iterator
 
 from cauchy.datasets.cls.base import ClsDataset, Sample
 from cauchy.datasets.errors import DatasetError
-from cauchy.datasets.io import is_image_file
+from cauchy.datasets.io import IMAGE_EXTENSIONS, is_image_file
 from cauchy.registry import DATASETS
 
 
-def _images_under(folder: str) -> list[str]:
-    found = []
+def images_under(folder: str) -> Iterator[str]:
+    """Every image below ``folder``, in a stable order (lazily: the format detector stops at the first)."""
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
         dirnames.sort()
-        found.extend(os.path.join(dirpath, name) for name in sorted(filenames) if is_image_file(name))
-    return found
+        yield from (os.path.join(dirpath, name) for name in sorted(filenames) if is_image_file(name))
 
 
 @DATASETS.register("image_folder")
@@ -32,8 +31,8 @@ def image_folder(root: str, split: str, transforms: Callable[[Sample], Sample] |
     if unknown:
         raise DatasetError(f"{split_dir}: class folders {unknown} are not in class_names {names}")
     samples = [(path, index[folder]) for folder in folders
-               for path in _images_under(os.path.join(split_dir, folder))]
+               for path in images_under(os.path.join(split_dir, folder))]
     if not samples:
         raise DatasetError(f"{split_dir}: no images found (expected <class>/<image> with one of "
-                           f"the extensions .png, .jpg, .jpeg, .bmp, .webp, .tif)")
+                           f"the extensions {', '.join(IMAGE_EXTENSIONS)})")
     return ClsDataset(samples, names, split_dir, transforms, skip_bad_images)

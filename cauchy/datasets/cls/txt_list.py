@@ -13,14 +13,22 @@ from cauchy.datasets.errors import DatasetError
 from cauchy.registry import DATASETS
 
 
+def split_line(line: str) -> list[str] | None:
+    """A line's fields, path then label; None for a blank or comment line (the format detector uses it too)."""
+    text = line.strip()
+    if not text or text.startswith("#"):
+        return None
+    return text.rsplit(None, 1)
+
+
 def read_txt_list(list_path: str, root: str) -> list[tuple[str, int]]:
     samples = []
     with open(list_path, encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, 1):
-            text = line.strip()
-            if not text or text.startswith("#"):
+            fields = split_line(line)
+            if fields is None:
                 continue
-            fields = text.rsplit(None, 1)
+            text = line.strip()
             where = f"{list_path}:{lineno}"
             if len(fields) != 2:
                 raise DatasetError(f"{where}: expected 'relative/path label', got {text!r}")

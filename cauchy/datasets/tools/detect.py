@@ -8,8 +8,11 @@ from __future__ import annotations
 import csv
 import os
 
+from cauchy.datasets.cls.csv_list import has_path_label
+from cauchy.datasets.cls.image_folder import images_under
+from cauchy.datasets.cls.txt_list import split_line
 from cauchy.datasets.errors import DatasetError
-from cauchy.datasets.io import is_image_file
+
 
 def _entries(root: str) -> list[os.DirEntry]:
     return sorted(os.scandir(root), key=lambda entry: entry.name)
@@ -23,33 +26,28 @@ def _is_csv_list(root: str) -> bool:
     for entry in _entries(root):
         if entry.is_file() and entry.name.lower().endswith(".csv"):
             with open(entry.path, encoding="utf-8", errors="replace", newline="") as fh:
-                header = next(csv.reader(fh), [])
-            if {"path", "label"} <= {column.strip() for column in header}:
-                return True
+                if has_path_label(next(csv.reader(fh), [])):
+                    return True
     return False
 
 
-def _first_line(path: str) -> str:
+def _first_fields(path: str) -> list[str]:
     with open(path, encoding="utf-8", errors="replace") as fh:
-        return next((line.strip() for line in fh if line.strip() and not line.lstrip().startswith("#")), "")
+        return next((fields for fields in map(split_line, fh) if fields is not None), [])
 
 
 def _is_txt_list(root: str) -> bool:
     for entry in _entries(root):
         if entry.is_file() and entry.name.lower().endswith(".txt"):
-            fields = _first_line(entry.path).rsplit(None, 1)
+            fields = _first_fields(entry.path)
             if len(fields) == 2 and fields[1].isdigit():
                 return True
     return False
 
 
 def _is_image_folder(root: str) -> bool:
-    for split in _entries(root):
-        if split.is_dir():
-            for cls in _entries(split.path):
-                if cls.is_dir() and any(f.is_file() and is_image_file(f.name) for f in os.scandir(cls.path)):
-                    return True
-    return False
+    return any(cls.is_dir() and next(images_under(cls.path), None) is not None
+               for split in _entries(root) if split.is_dir() for cls in _entries(split.path))
 
 
 _FORMATS = {  # name: (check, layout for the error message), in the order they are tried
