@@ -1,9 +1,11 @@
-"""Image decoding for all readers: one place that knows cv2's flags, threads and failure modes."""
+"""File reading for all readers: image decoding (one place that knows cv2's flags, threads and failure
+modes), annotation JSON, and the errors that name the file."""
 from __future__ import annotations
 
+import json
 import os
 from concurrent.futures import ThreadPoolExecutor
-from typing import Sequence
+from typing import Any, Sequence
 
 import cv2
 import numpy as np
@@ -30,6 +32,21 @@ def read_image(path: str) -> np.ndarray:
     if image is None:
         raise DatasetError(f"{path}: not a decodable image ({data.size} bytes)")
     return image
+
+
+def require_file(path: str, what: str) -> str:
+    if not os.path.isfile(path):
+        raise DatasetError(f"{path}: {what} not found")
+    return path
+
+
+def load_json(path: str) -> Any:
+    """An annotation or list file's JSON; a broken one is a DatasetError naming the file and line."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except json.JSONDecodeError as exc:
+        raise DatasetError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
 
 
 def is_image_file(name: str) -> bool:

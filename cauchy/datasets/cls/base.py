@@ -14,7 +14,6 @@ workers would not.
 """
 from __future__ import annotations
 
-import os
 from typing import Any, Callable, Sequence
 
 from torch.utils.data import Dataset
@@ -23,12 +22,6 @@ from cauchy.datasets.errors import DatasetError
 from cauchy.datasets.io import check_images, read_image
 
 Sample = dict[str, Any]
-
-
-def require_file(path: str, what: str) -> str:
-    if not os.path.isfile(path):
-        raise DatasetError(f"{path}: {what} not found")
-    return path
 
 
 def parse_label(value: Any, where: str, line: str) -> int:

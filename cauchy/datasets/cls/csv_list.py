@@ -5,8 +5,9 @@ import csv
 import os
 from typing import Callable
 
-from cauchy.datasets.cls.base import ClsDataset, Sample, indexed_dataset, parse_label, require_file
+from cauchy.datasets.cls.base import ClsDataset, Sample, indexed_dataset, parse_label
 from cauchy.datasets.errors import DatasetError
+from cauchy.datasets.io import require_file
 from cauchy.registry import DATASETS
 
 

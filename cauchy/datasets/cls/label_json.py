@@ -6,17 +6,14 @@ import json
 import os
 from typing import Callable
 
-from cauchy.datasets.cls.base import ClsDataset, Sample, indexed_dataset, parse_label, require_file
+from cauchy.datasets.cls.base import ClsDataset, Sample, indexed_dataset, parse_label
 from cauchy.datasets.errors import DatasetError
+from cauchy.datasets.io import load_json, require_file
 from cauchy.registry import DATASETS
 
 
 def read_label_json(list_path: str, image_dir: str) -> list[tuple[str, int]]:
-    try:
-        with open(list_path, encoding="utf-8") as fh:
-            entries = json.load(fh)
-    except json.JSONDecodeError as exc:
-        raise DatasetError(f"{list_path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+    entries = load_json(list_path)
     if not isinstance(entries, list):
         raise DatasetError(f"{list_path}: expected a list of {{image_path, label}} objects")
     samples = []

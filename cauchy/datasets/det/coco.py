@@ -8,16 +8,15 @@ detection methods leave them out of training.
 """
 from __future__ import annotations
 
-import json
 import os
 from collections import defaultdict
 from typing import Any, Callable
 
 import numpy as np
 
-from cauchy.datasets.cls.base import require_file
 from cauchy.datasets.det.base import DetDataset, RawImage, Sample
 from cauchy.datasets.errors import DatasetError
+from cauchy.datasets.io import load_json, require_file
 from cauchy.registry import DATASETS
 
 
@@ -28,11 +27,7 @@ def _field(entry: Any, key: str, kind: type | tuple[type, ...], where: str) -> A
 
 
 def load_coco(path: str) -> dict[str, Any]:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            doc = json.load(fh)
-    except json.JSONDecodeError as exc:
-        raise DatasetError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+    doc = load_json(path)
     if not isinstance(doc, dict) or not all(isinstance(doc.get(k), list) for k in ("images", "categories")):
         raise DatasetError(f"{path}: expected a COCO object with 'images' and 'categories' lists")
     return doc

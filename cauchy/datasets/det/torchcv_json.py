@@ -7,7 +7,6 @@
 """
 from __future__ import annotations
 
-import json
 import os
 from typing import Any, Callable
 
@@ -15,7 +14,7 @@ import numpy as np
 
 from cauchy.datasets.det.base import DetDataset, RawImage, Sample
 from cauchy.datasets.errors import DatasetError
-from cauchy.datasets.io import is_image_file
+from cauchy.datasets.io import is_image_file, load_json
 from cauchy.registry import DATASETS
 
 
@@ -32,11 +31,7 @@ def _label_name(label: Any, class_names: list[str] | None, where: str) -> str:
 
 
 def read_torchcv_json(path: str, image_path: str, image_id: int, class_names: list[str] | None) -> RawImage:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            doc = json.load(fh)
-    except json.JSONDecodeError as exc:
-        raise DatasetError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+    doc = load_json(path)
     if not isinstance(doc, dict) or not isinstance(doc.get("objects", []), list):
         raise DatasetError(f"{path}: expected {{\"width\", \"height\", \"objects\": [...]}}")
     names, boxes, difficult, iscrowd = [], [], [], []

@@ -13,9 +13,9 @@ from typing import Callable
 
 import numpy as np
 
-from cauchy.datasets.cls.base import require_file
 from cauchy.datasets.det.base import DetDataset, RawImage, Sample
 from cauchy.datasets.errors import DatasetError
+from cauchy.datasets.io import require_file
 from cauchy.registry import DATASETS
 
 
