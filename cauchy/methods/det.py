@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import default_collate
 
+from cauchy.datasets import geometry
 from cauchy.datasets.det.base import to_original
 from cauchy.hypes import HypesError
 from cauchy.methods.base import Method
@@ -20,7 +21,7 @@ from cauchy.models.det.torchvision_detectors import TorchvisionDetector
 from cauchy.models.det.yolov3 import COCO_ANCHORS, YOLOv3, YOLOv3Loss, check_anchors, decode
 from cauchy.registry import METHODS
 
-BOX_FIELDS = ("boxes", "labels", "difficult", "iscrowd")
+BOX_FIELDS = ("boxes", *geometry.BOX_FIELDS)  # collated as lists of tensors
 DEFAULT_RES = {"score_thresh": 0.05, "nms_iou": 0.5, "max_dets": 100}
 
 

@@ -139,28 +139,26 @@ class VOCEvaluator(DetectionEvaluator):
     def class_curve(self, label: int) -> tuple[np.ndarray, np.ndarray, int]:
         """Recall and precision after each detection of class ``label``, and its ground-truth count."""
         positives, found = 0, []
+        truth = []  # per image: this class's boxes, their ignore flags, and which are matched so far
         for index, im in enumerate(self.images):
             mine = im["gt_labels"] == label
+            truth.append((im["gt_boxes"][mine], im["gt_ignore"][mine], np.zeros(int(mine.sum()), dtype=bool)))
             positives += int((mine & ~im["gt_ignore"]).sum())
             sel = im["labels"] == label
             found.extend((score, index, box) for score, box in zip(im["scores"][sel], im["boxes"][sel]))
         found.sort(key=lambda item: -item[0])
-        matched = {index: np.zeros(int((im["gt_labels"] == label).sum()), dtype=bool)
-                   for index, im in enumerate(self.images)}
         hits = np.zeros(len(found))
         misses = np.zeros(len(found))
         for d, (_, index, box) in enumerate(found):
-            im = self.images[index]
-            mine = im["gt_labels"] == label
-            gt, ignore = im["gt_boxes"][mine], im["gt_ignore"][mine]
+            gt, ignore, matched = truth[index]
             overlaps = box_iou(box, gt) if len(gt) else np.zeros(0)
             best = int(overlaps.argmax()) if len(gt) else -1
             if best < 0 or overlaps[best] < self.iou:
                 misses[d] = 1
             elif ignore[best]:
                 continue
-            elif not matched[index][best]:
-                matched[index][best] = True
+            elif not matched[best]:
+                matched[best] = True
                 hits[d] = 1
             else:
                 misses[d] = 1
