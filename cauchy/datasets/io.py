@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import os
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence, TypeVar
 
 import cv2
 import numpy as np
 
 from cauchy.datasets.errors import DatasetError
+
+T = TypeVar("T")
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
@@ -77,3 +79,11 @@ def check_images(paths: Sequence[str], source: str, skip_bad_images: bool) -> li
     with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
         problems = list(pool.map(_problem, paths))
     return [(path, why) for path, why in zip(paths, problems) if why]
+
+
+def drop_bad_images(items: Sequence[T], path_of: Callable[[T], str], source: str,
+                    skip_bad_images: bool) -> tuple[list[T], list[tuple[str, str]]]:
+    """``items`` whose image passes :func:`check_images`, and ``(path, reason)`` for the others."""
+    bad_images = check_images([path_of(item) for item in items], source, skip_bad_images)
+    bad = {path for path, _ in bad_images}
+    return [item for item in items if path_of(item) not in bad], bad_images

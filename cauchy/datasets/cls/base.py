@@ -19,7 +19,7 @@ from typing import Any, Callable, Sequence
 from torch.utils.data import Dataset
 
 from cauchy.datasets.errors import DatasetError
-from cauchy.datasets.io import check_images, read_image
+from cauchy.datasets.io import drop_bad_images, read_image
 
 Sample = dict[str, Any]
 
@@ -45,10 +45,11 @@ class ClsDataset(Dataset):
             if not 0 <= label < len(self.class_names):
                 raise DatasetError(f"{source}: label {label} of {path} is outside 0..{len(self.class_names) - 1} "
                                    f"({len(self.class_names)} class names)")
-        self.bad_images = check_images([path for path, _ in samples], source, skip_bad_images)
-        bad = {path for path, _ in self.bad_images}
-        self.samples = [sample for sample in samples if sample[0] not in bad]
-        self.skipped = len(self.bad_images)
+        self.samples, self.bad_images = drop_bad_images(samples, lambda sample: sample[0], source, skip_bad_images)
+
+    @property
+    def skipped(self) -> int:
+        return len(self.bad_images)
 
     def __len__(self) -> int:
         return len(self.samples)

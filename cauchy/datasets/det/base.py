@@ -22,7 +22,7 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from cauchy.datasets.errors import DatasetError
-from cauchy.datasets.io import check_images, read_image
+from cauchy.datasets.io import drop_bad_images, read_image
 
 Sample = dict[str, Any]
 
@@ -104,16 +104,20 @@ class DetDataset(Dataset):
         self.class_names = list(class_names) if class_names is not None else class_names_of(images)
         self.transforms = transforms
         self.metadata = metadata or {}
-        self.bad_images = check_images([image.path for image in images], source, skip_bad_images)
-        bad_paths = {path for path, _ in self.bad_images}
-        images = [image for image in images if image.path not in bad_paths]
-        self.skipped = len(self.bad_images)
+        images, self.bad_images = drop_bad_images(images, lambda image: image.path, source, skip_bad_images)
         index = {name: i for i, name in enumerate(self.class_names)}
         self.bad_boxes: list[tuple[str, str]] = []
         self.records = [check_image(image, index, skip_bad_boxes, self.bad_boxes) for image in images]
-        self.skipped_boxes = len(self.bad_boxes)
         if self.skipped or self.skipped_boxes:
             log.warning("%s: skipped %d bad images and %d bad boxes", source, self.skipped, self.skipped_boxes)
+
+    @property
+    def skipped(self) -> int:
+        return len(self.bad_images)
+
+    @property
+    def skipped_boxes(self) -> int:
+        return len(self.bad_boxes)
 
     def __len__(self) -> int:
         return len(self.records)
