@@ -18,10 +18,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 import tempfile
 import time
+from functools import partial
 
 import cv2
 import numpy as np
@@ -36,6 +36,7 @@ from cauchy.datasets.transforms import Compose, Normalize, RandomHFlip, RandomRe
 from cauchy.engine.trainer import training_loader  # noqa: E402
 from cauchy.registry import DATASETS  # noqa: E402
 import cauchy.datasets  # noqa: E402,F401  (registers the readers)
+from rounds import alternate, summary  # noqa: E402
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
@@ -61,7 +62,7 @@ def make_loaders(root: str, batch_size: int, workers: int) -> dict[str, DataLoad
     tv_set = tv_datasets.ImageFolder(os.path.join(root, "train"), transform=v2.Compose([
         v2.RandomResizedCrop(224), v2.RandomHorizontalFlip(), v2.ToImage(),
         v2.ToDtype(torch.float32, scale=True), v2.Normalize(MEAN, STD)]))
-    common = dict(num_workers=workers, persistent_workers=True, prefetch_factor=2)
+    common = dict(num_workers=workers, persistent_workers=workers > 0)
     # Cauchy's side loads as the Trainer does: keyed batches, each sample with its own seeded stream.
     return {"cauchy": training_loader(cauchy_set, batch_size, **common),
             "torchvision": DataLoader(tv_set, batch_size=batch_size, shuffle=True, **common)}
@@ -93,28 +94,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="cauchy-bench-") as root:
         write_images(root, args.images, args.classes, 256, seed=0)
         loaders = make_loaders(root, args.batch_size, args.workers)
-        for loader in loaders.values():  # start workers, warm caches
-            one_pass(loader)
-        rates: dict[str, list[float]] = {name: [] for name in loaders}
-        for _ in range(args.rounds):
-            for name, loader in loaders.items():
-                rates[name].append(one_pass(loader))
+        rates = alternate({name: partial(one_pass, loader) for name, loader in loaders.items()}, args.rounds)
         del loaders
-    medians = {name: statistics.median(values) for name, values in rates.items()}
-    ratio = medians["cauchy"] / medians["torchvision"]
     print(f"{args.images} JPEGs 256x256 -> RandomResizedCrop(224) + hflip + normalise, "
-          f"batch {args.batch_size}, {args.workers} workers, {args.rounds} alternating rounds")
-    for name, values in rates.items():
-        print(f"  {name:12s} median {medians[name]:8.1f} images/s   rounds: "
-              + " ".join(f"{v:.0f}" for v in values))
-    print(f"  ratio cauchy/torchvision: {ratio:.2f}")
-    print(json.dumps({"cauchy_images_per_s": round(medians["cauchy"], 1),
-                      "torchvision_images_per_s": round(medians["torchvision"], 1),
-                      "ratio": round(ratio, 3), "images": args.images, "batch_size": args.batch_size,
-                      "workers": args.workers, "rounds": args.rounds,
-                      "cauchy_rounds": [round(v, 1) for v in rates["cauchy"]],
-                      "torchvision_rounds": [round(v, 1) for v in rates["torchvision"]]}))
-
+          f"batch {args.batch_size}, {args.workers} workers, {args.rounds} rounds")
+    print(json.dumps(summary(rates, "images/s", images=args.images, batch_size=args.batch_size,
+                             workers=args.workers, rounds=args.rounds)))
 
 if __name__ == "__main__":
     main()

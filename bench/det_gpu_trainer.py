@@ -30,7 +30,7 @@ from cauchy.engine.trainer import Trainer  # noqa: E402
 from cauchy.methods.base import move_to  # noqa: E402
 from cauchy.methods.det import TorchvisionDetection, collate_detection, training_targets  # noqa: E402
 from cauchy.registry import MODELS  # noqa: E402
-from det_pipeline import alternate, summary  # noqa: E402
+from rounds import alternate, summary  # noqa: E402
 
 
 class SyntheticBoxes(Dataset):

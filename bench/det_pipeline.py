@@ -19,12 +19,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 import tempfile
 import time
 from functools import partial
-from typing import Callable
 
 import cv2
 import numpy as np
@@ -40,6 +38,7 @@ from cauchy.datasets.det.base import DetDataset, RawImage  # noqa: E402
 from cauchy.datasets.transforms import Compose, Normalize, RandomCrop, RandomHFlip, Resize  # noqa: E402
 from cauchy.engine.trainer import training_loader  # noqa: E402
 from cauchy.methods.det import collate_detection  # noqa: E402
+from rounds import alternate, summary  # noqa: E402
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 HEIGHT, WIDTH, CROP, OUT = 375, 500, (320, 400), (300, 300)
@@ -113,30 +112,6 @@ def one_pass(loader: DataLoader) -> float:
         assert all(bool((b[:, 2:] <= torch.tensor(OUT[::-1])).all()) for b in boxes)
         count += len(images)
     return count / (time.perf_counter() - start)
-
-
-def alternate(runs: dict[str, Callable[[], float]], rounds: int) -> dict[str, list[float]]:
-    """One warm-up call of each, then ``rounds`` rounds calling each in turn: ``{name: [rate per round]}``."""
-    for run in runs.values():
-        run()
-    rates: dict[str, list[float]] = {name: [] for name in runs}
-    for _ in range(rounds):
-        for name, run in runs.items():
-            rates[name].append(run())
-    return rates
-
-
-def summary(rates: dict[str, list[float]], unit: str, **facts: object) -> dict[str, object]:
-    """Prints each side's median and rounds; returns the figures for the final JSON line."""
-    medians = {name: statistics.median(values) for name, values in rates.items()}
-    first, second = list(rates)
-    for name, values in rates.items():
-        print(f"  {name:12s} median {medians[name]:8.2f} {unit}   rounds: " + " ".join(f"{v:.2f}" for v in values))
-    ratio = medians[first] / medians[second]
-    print(f"  ratio {first}/{second}: {ratio:.3f}")
-    figures: dict[str, object] = {f"{name}_{unit.replace('/', '_per_')}": round(m, 2) for name, m in medians.items()}
-    return {**figures, "ratio": round(ratio, 3), **facts, **{f"{n}_rounds": [round(v, 2) for v in r]
-                                                           for n, r in rates.items()}}
 
 
 def main() -> None:

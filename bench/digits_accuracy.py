@@ -15,6 +15,10 @@ import tempfile
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+from cauchy.visualizer import read_events  # noqa: E402
+
 TARGET = 0.97
 
 
@@ -30,8 +34,8 @@ def main() -> None:
                         "--set", f"data.data_dir={args.data}", "--set", "logging.progress_bar=false"],
                        check=True, cwd=REPO, stdout=subprocess.DEVNULL)
         seconds = time.perf_counter() - start
-        with open(os.path.join(run_dir, "metrics.jsonl")) as fh:
-            top1 = [e for e in map(json.loads, fh) if e["phase"] == "val" and e["name"] == "top1"]
+        top1 = [e for e in read_events(os.path.join(run_dir, "metrics.jsonl"))
+                if e["phase"] == "val" and e["name"] == "top1"]
     final = top1[-1]["value"]
     print(f"{os.path.basename(args.hypes)}: final val top-1 {final:.4f} (best {max(e['value'] for e in top1):.4f}) "
           f"in {seconds:.1f} s wall, process start included; target >= {TARGET} in < 120 s")

@@ -29,6 +29,7 @@ import requests
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from services.jobs.procs import Proc  # noqa: E402
 from services.jobs.store import ENDED, Job, Store  # noqa: E402
 from services.visdom_server import is_visdom_up, start_visdom  # noqa: E402
 
@@ -84,19 +85,12 @@ class ServiceProcess:
         self.proc.terminate()
         self.proc.wait(30)
         store = Store(f"sqlite:///{self.home / 'cauchy.db'}")
-        for job in store.in_states(["running", "stopping"]):
-            kill_group(job.pid)
-        for job in store.with_viewer():
-            kill_group(job.visdom_pid)
+        left = [(job.pid, job.pid_started) for job in store.in_states(["running", "stopping"])]
+        left += [(job.visdom_pid, job.visdom_started) for job in store.with_viewer()]
         store.engine.dispose()
-
-
-def kill_group(pid: int | None) -> None:
-    if pid:
-        try:
-            os.killpg(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        for pid, started in left:  # adopt checks the start time: a reused pid is not ours to kill
+            if (proc := Proc.adopt(pid, started)) is not None:
+                proc.signal_group(signal.SIGKILL)
 
 
 def seed_jobs(db_url: str, count: int, hypes: dict) -> None:

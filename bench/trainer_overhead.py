@@ -30,6 +30,7 @@ from cauchy.engine.trainer import Trainer, training_loader  # noqa: E402
 from cauchy.methods.cls import ImageClassifier  # noqa: E402
 from cauchy.metrics.cls import ClassificationEvaluator  # noqa: E402
 from cauchy.registry import MODELS  # noqa: E402
+from cauchy.visualizer import build_sinks  # noqa: E402
 import cauchy.models  # noqa: E402,F401
 
 
@@ -47,7 +48,7 @@ def trainer_round(args: argparse.Namespace, data: TensorDataset, val: DataLoader
     method = make_method(args.model, 0)
     loader = training_loader(data, args.batch_size, drop_last=True, collate_fn=as_dicts)
     optimizer = torch.optim.SGD(method.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
-    sink = __import__("cauchy.visualizer", fromlist=["build_sinks"]).build_sinks(run_dir)
+    sink = build_sinks(run_dir)
     checkpoints = CheckpointHook(os.path.join(run_dir, "checkpoints"), extra={}, best_metric="top1")
     eval_hook = EvalHook(val, ClassificationEvaluator(10), interval=1, unit="epoch", sink=sink, observers=[checkpoints])
     schedule = LRSchedule("cosine", unit="iters", total=args.iters, warm_iters=5)

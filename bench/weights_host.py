@@ -12,12 +12,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import requests
@@ -26,14 +25,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "scripts/nginx")]
 
 import frontdoor  # noqa: E402
+from job_launch import ServiceProcess, free_port  # noqa: E402
+from rounds import alternate  # noqa: E402
 
 CHUNK = 1 << 20
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def make_file(path: Path, size_mb: int) -> None:
@@ -41,21 +36,6 @@ def make_file(path: Path, size_mb: int) -> None:
         for _ in range(size_mb):
             fh.write(os.urandom(CHUNK))
     os.chmod(path, 0o644)
-
-
-def start_service(home: Path, port: int) -> subprocess.Popen:
-    env = {**os.environ, "CAUCHY_HOME": str(home), "CAUCHY_PORT": str(port), "CAUCHY_VISDOM_PORTS": "18290-18299"}
-    proc = subprocess.Popen([sys.executable, "-m", "services"], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=1).ok:
-                return proc
-        except requests.ConnectionError:
-            time.sleep(0.2)
-    proc.kill()
-    raise SystemExit("the control service did not start")
 
 
 def download_mb_s(url: str, size: int) -> float:
@@ -82,24 +62,18 @@ def main() -> int:
         weights = home / "weights" / "bench.pth"
         make_file(weights, args.size_mb)
         size = weights.stat().st_size
-        service_port, front_port = free_port(), free_port()
-        service = start_service(home, service_port)
+        service = ServiceProcess(home, visdom_ports="18290-18299")
+        service_port, front_port = service.port, free_port()
         nginx = None
         try:
             nginx = frontdoor.start(frontdoor.FrontDoor("127.0.0.1", front_port, f"127.0.0.1:{service_port}", home))
             urls = {"nginx": f"http://127.0.0.1:{front_port}/weights/bench.pth",
                     "service": f"http://127.0.0.1:{service_port}/weights/bench.pth"}
-            for url in urls.values():  # warm the page cache and both servers
-                download_mb_s(url, size)
-            rates: dict[str, list[float]] = {name: [] for name in urls}
-            for _ in range(args.rounds):
-                for name, url in urls.items():
-                    rates[name].append(download_mb_s(url, size))
+            rates = alternate({name: partial(download_mb_s, url, size) for name, url in urls.items()}, args.rounds)
         finally:
             if nginx is not None:
                 frontdoor.stop(nginx)
-            service.terminate()
-            service.wait(15)
+            service.close()
     medians = {name: statistics.median(values) for name, values in rates.items()}
     print(f"{args.size_mb} MB weights file, {args.rounds} rounds, MB/s (median, min-max)")
     for name, values in rates.items():

@@ -1,0 +1,30 @@
+"""Side-by-side rounds shared by the benchmarks: a warm-up of each side, then alternating rounds, and the
+summary whose figures end up on a benchmark's last (JSON) line. Torch-free."""
+from __future__ import annotations
+
+import statistics
+from typing import Callable
+
+
+def alternate(runs: dict[str, Callable[[], float]], rounds: int) -> dict[str, list[float]]:
+    """One warm-up call of each, then ``rounds`` rounds calling each in turn: ``{name: [rate per round]}``."""
+    for run in runs.values():
+        run()
+    rates: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(rounds):
+        for name, run in runs.items():
+            rates[name].append(run())
+    return rates
+
+
+def summary(rates: dict[str, list[float]], unit: str, **facts: object) -> dict[str, object]:
+    """Prints each side's median and rounds; returns the figures for the final JSON line."""
+    medians = {name: statistics.median(values) for name, values in rates.items()}
+    first, second = list(rates)
+    for name, values in rates.items():
+        print(f"  {name:12s} median {medians[name]:8.2f} {unit}   rounds: " + " ".join(f"{v:.2f}" for v in values))
+    ratio = medians[first] / medians[second]
+    print(f"  ratio {first}/{second}: {ratio:.3f}")
+    figures: dict[str, object] = {f"{name}_{unit.replace('/', '_per_')}": round(m, 2) for name, m in medians.items()}
+    return {**figures, "ratio": round(ratio, 3), **facts, **{f"{n}_rounds": [round(v, 2) for v in r]
+                                                           for n, r in rates.items()}}
