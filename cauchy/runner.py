@@ -24,7 +24,7 @@ from cauchy.engine.lr import LRHook
 from cauchy.engine.trainer import Trainer
 from cauchy.files import atomic_write
 from cauchy.hypes import HypesError, save_hypes
-from cauchy.methods.base import Method, move_to
+from cauchy.methods.base import Method
 from cauchy.visualizer import build_sinks, make_event
 
 log = logging.getLogger("cauchy.run")
@@ -174,19 +174,19 @@ def predict(h: dict[str, Any], opts: RunOptions) -> int:
     device = select_device(h)
     method, class_names = load_for_inference(h, opts, device)
     dataset = ImageFiles(opts.input, transforms=build_transforms(h, "test"))
-    loader = torch.utils.data.DataLoader(dataset, batch_size=h["test"]["batch_size"], collate_fn=method.collate)
     out: list[dict[str, Any]] = []
     draw = getattr(method, "draw", None)  # methods that can draw (detection) also write annotated images
     os.makedirs(os.path.join(opts.run_dir, "predictions"), exist_ok=True)
-    with torch.no_grad():
-        for batch in loader:
-            preds = method.predict(move_to(batch, device))
-            out.extend(describe(p, path, class_names) for p, path in zip(preds, batch["path"]))
-            if draw is not None:
-                for p, path in zip(preds, batch["path"]):
-                    drawn = draw(read_image(path), p, class_names)
-                    cv2.imwrite(os.path.join(opts.run_dir, "predictions", os.path.basename(path)),
-                                cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
+
+    def keep(batch: dict[str, Any], preds: list[dict[str, Any]]) -> None:
+        out.extend(describe(p, path, class_names) for p, path in zip(preds, batch["path"]))
+        if draw is not None:
+            for p, path in zip(preds, batch["path"]):
+                drawn = draw(read_image(path), p, class_names)
+                cv2.imwrite(os.path.join(opts.run_dir, "predictions", os.path.basename(path)),
+                            cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
+
+    inference_on_dataset(method, build_loader(h, "test", dataset, method), None, device, on_batch=keep)
     write_json(os.path.join(opts.run_dir, "predictions", "predictions.json"), {"predictions": out})
     log.info("predicted %d images into %s", len(out), os.path.join(opts.run_dir, "predictions"))
     return exitcodes.OK

@@ -9,23 +9,26 @@ from cauchy.methods.base import Method, move_to
 
 
 @torch.no_grad()
-def inference_on_dataset(method: Method, loader: Iterable[Any], evaluator: Any, device: torch.device, *,
+def inference_on_dataset(method: Method, loader: Iterable[Any], evaluator: Any | None, device: torch.device, *,
                          on_batch: Callable[[dict[str, Any], list[dict[str, Any]]], None] | None = None
                          ) -> dict[str, Any]:
-    """Runs ``method.predict`` on every batch; returns ``evaluator.evaluate()``. Restores train mode."""
+    """Runs ``method.predict`` on every batch; returns ``evaluator.evaluate()`` ({} without one, as when
+    predicting on unlabelled images). Restores train mode."""
     was_training = method.training
     method.eval()
-    evaluator.reset()
+    if evaluator is not None:
+        evaluator.reset()
     try:
         for batch in loader:
             batch = move_to(batch, device)
             predictions = method.predict(batch)
-            evaluator.process(batch, predictions)
+            if evaluator is not None:
+                evaluator.process(batch, predictions)
             if on_batch is not None:
                 on_batch(batch, predictions)
     finally:
         method.train(was_training)
-    return evaluator.evaluate()
+    return evaluator.evaluate() if evaluator is not None else {}
 
 
 def scalar_metrics(metrics: dict[str, Any]) -> dict[str, float]:
