@@ -15,7 +15,7 @@ VISDOM_PORTS = (18200, 18259)
 
 
 def load(path: Path, name: str) -> ModuleType:
-    """A module by file path (scripts/ and the service tests' conftest are no packages)."""
+    """A module by file path (scripts/ is no package)."""
     if name in sys.modules:
         return sys.modules[name]
     spec = importlib.util.spec_from_file_location(name, path)
@@ -26,7 +26,8 @@ def load(path: Path, name: str) -> ModuleType:
 
 
 frontdoor = load(REPO / "scripts/nginx/frontdoor.py", "cauchy_frontdoor")
-service_fixtures = load(REPO / "tests/services/conftest.py", "cauchy_service_fixtures")
+sys.path.insert(0, str(REPO / "tests/services"))
+import live_service as service_fixtures  # noqa: E402  (the module the service tests' conftest uses too)
 FAKE_TASK = service_fixtures.FAKE_TASK
 make_hypes = service_fixtures.make_hypes
 

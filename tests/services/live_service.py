@@ -1,0 +1,105 @@
+"""The control service as the tests run it: the app under a real waitress on 127.0.0.1 in a thread of the
+test process, a small client for it, and hypes for the stand-in task. A plain module (not a conftest) so
+the nginx and weights tests import the same classes."""
+from __future__ import annotations
+
+import random
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import requests
+from waitress.server import create_server
+
+from services.app import create_app, waitress_options
+from services.config import Settings
+from services.jobs.store import ENDED
+
+FAKE_TASK = str(Path(__file__).with_name("fake_task.py"))
+
+
+def port_range(size: int) -> tuple[int, int]:
+    """A random Visdom port range, so that two test runs at once rarely meet (the bind check covers the rest)."""
+    first = random.randrange(20000, 30000 - size)
+    return first, first + size - 1
+
+
+def make_hypes(mode: str = "ok", iters: int = 3) -> dict[str, Any]:
+    """A valid hypes document; ``dataset`` tells fake_task.py how to behave."""
+    return {"task": "cls", "method": "image_classifier", "dataset": mode,
+            "data": {"format": "image_folder", "data_dir": "data/digits"},
+            "network": {"model_name": "small_cnn"},
+            "solver": {"max_iters": iters, "lr": {"metric": "iters", "base_lr": 0.1}}}
+
+
+class LiveService:
+    """The app under waitress in a thread of the test process, and a small client for it."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.app = create_app(settings)
+        # Port 0: the kernel picks a free port at bind, so no other test run can take it in between.
+        self.server = create_server(self.app, host="127.0.0.1", port=0, **waitress_options(settings))
+        self.url = f"http://127.0.0.1:{self.server.effective_port}"
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        self.http = requests.Session()
+
+    @property
+    def supervisor(self):
+        return self.app.extensions["cauchy"].supervisor
+
+    def call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        return self.http.request(method, self.url + path, timeout=30, **kwargs)
+
+    def submit(self, hypes: Any, **fields: Any) -> dict[str, Any]:
+        response = self.call("POST", "/api/v1/jobs", json={"hypes": hypes, **fields})
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    def job(self, job_id: int) -> dict[str, Any]:
+        return self.call("GET", f"/api/v1/jobs/{job_id}").json()
+
+    def wait(self, job_id: int, until: Callable[[dict[str, Any]], bool], timeout: float = 60.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            job = self.job(job_id)
+            if until(job):
+                return job
+            assert time.monotonic() < deadline, f"timed out waiting on job {job_id}: {job}"
+            time.sleep(0.05)
+
+    def wait_ended(self, job_id: int, timeout: float = 60.0) -> dict[str, Any]:
+        return self.wait(job_id, lambda job: job["state"] in ENDED, timeout)
+
+    def wait_metrics(self, job_id: int, timeout: float = 60.0) -> dict[str, Any]:
+        """Wait until the job runs and its metrics.jsonl has a line."""
+        deadline = time.monotonic() + timeout
+        while not self.call("GET", f"/api/v1/jobs/{job_id}/metrics").json()["events"]:
+            assert time.monotonic() < deadline, f"job {job_id} wrote no metrics: {self.job(job_id)}"
+            time.sleep(0.05)
+        return self.job(job_id)
+
+    def close_keeping_jobs(self) -> None:
+        """Stop serving and supervising, as a service that goes down; its jobs keep running."""
+        if self.thread.is_alive():
+            # Close every channel from inside waitress's loop, which then ends (closing from here races its select).
+            try:
+                self.server.trigger.pull_trigger(lambda: [channel.close() for channel in list(self.server._map.values())])
+            except OSError:
+                pass  # the loop woke for a response between queueing the thunk and the wake-up byte, and closed the trigger
+            self.thread.join(5)
+            assert not self.thread.is_alive(), "waitress did not stop"
+            self.server.task_dispatcher.shutdown()
+        self.supervisor.shutdown()
+
+    def close(self) -> None:
+        """Stop serving and end every process the service started (tests leave nothing behind)."""
+        self.close_keeping_jobs()
+        supervisor = self.supervisor
+        for run in list(supervisor.running.values()):
+            run.proc.terminate_group(grace=0.5)
+        for viewer in list(supervisor.viewers.values()):
+            viewer.proc.terminate_group(grace=0.5)
+        self.app.extensions["cauchy"].store.engine.dispose()
