@@ -133,11 +133,18 @@ class Store:
             rows = session.scalars(page).all()
         return list(rows), int(total or 0)
 
-    def in_states(self, states: Sequence[str], limit: int | None = None) -> list[Job]:
-        """Jobs in ``states`` in scheduling order: higher priority first, then first come."""
+    def in_states(self, states: Sequence[str], limit: int | None = None, with_hypes: bool = True) -> list[Job]:
+        """Jobs in ``states`` in scheduling order: higher priority first, then first come. Without hypes
+        (the scheduler's scan of the queue, each tick) their JSON is not loaded; reading it then raises."""
         query = select(Job).where(Job.state.in_(states)).order_by(Job.priority.desc(), Job.id)
+        if not with_hypes:
+            query = query.options(defer(Job.hypes, raiseload=True))
         with self.session() as session:
             return list(session.scalars(query.limit(limit)).all())
+
+    def hypes(self, job_id: int) -> dict[str, Any]:
+        with self.session() as session:
+            return session.scalar(select(Job.hypes).where(Job.id == job_id))
 
     def with_viewer(self) -> list[Job]:
         """Ended jobs whose Visdom viewer may still be up."""

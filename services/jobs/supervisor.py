@@ -161,7 +161,7 @@ class Supervisor:
         cap = self._capacity()
         if cap.free_ports <= 0 or (cap.free_cpu_slots <= 0 and not cap.free_gpus):
             return
-        for job, gpus in pick(self.store.in_states([QUEUED], QUEUE_SCAN), cap):
+        for job, gpus in pick(self.store.in_states([QUEUED], QUEUE_SCAN, with_hypes=False), cap):
             if self.store.transition(job.id, [QUEUED], state=RUNNING, started_at=time.time(), gpus=",".join(gpus)):
                 try:
                     self._launch(job, gpus)
@@ -176,7 +176,7 @@ class Supervisor:
         port = self._allocate_port([])
         try:
             directory.mkdir(parents=True, exist_ok=True)
-            save_hypes(job.hypes, str(directory / files.HYPES_FILE))
+            save_hypes(self.store.hypes(job.id), str(directory / files.HYPES_FILE))
             with ThreadPoolExecutor(1) as pool:
                 viewer = pool.submit(self._open_viewer, job.id, port, None)
                 proc = Proc.from_popen(self._spawn_task(job, gpus, port))
