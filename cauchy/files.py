@@ -1,6 +1,7 @@
 """Files written whole or not at all, and their sha256: shared by the task and the service (torch-free)."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -33,6 +34,8 @@ def atomic_link(source: str | os.PathLike, path: str | os.PathLike) -> None:
     copy where links are not supported. Later atomic writes of either name leave the other intact."""
     directory = os.path.dirname(os.path.abspath(path))
     tmp = os.path.join(directory, f".tmp-link-{os.getpid()}-{os.path.basename(path)}")
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)  # left by a process of the same pid that died between link and rename
     try:
         os.link(source, tmp)
     except OSError:

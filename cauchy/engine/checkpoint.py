@@ -69,11 +69,12 @@ class CheckpointHook(HookBase):
 
     def after_step(self) -> None:
         it = self.trainer.iter
-        names = [f"iter_{it:07d}.pth"] if self.every and it % self.every == 0 else []
+        periodic = bool(self.every) and it % self.every == 0
+        names = [f"iter_{it:07d}.pth"] if periodic else []
         if self.trainer.epoch_finished and it < self.trainer.max_iters:
             names.append("latest.pth")
         self.save(names)
-        if names and self.every:
+        if periodic:
             for old in sorted(glob.glob(os.path.join(self.directory, "iter_*.pth")))[:-self.keep]:
                 os.unlink(old)
 
