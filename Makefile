@@ -27,6 +27,7 @@ run: data visdom-assets
 	$(PY) scripts/nginx/run_stack.py
 
 test: $(STAMP) visdom-assets system-packages
+	$(PY) -m ruff check .
 	$(PY) -m pytest
 
 # nginx, chromium and postgresql from Debian (for the nginx, browser and PostgreSQL tests); quick when present.

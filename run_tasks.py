@@ -46,9 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stdout)
-    from cauchy.engine.hooks import StopRequest  # imports torch: after argument errors are reported
-
     from cauchy.datasets.errors import DatasetError
+    from cauchy.engine.hooks import StopRequest  # imports torch: after argument errors are reported
     from cauchy.registry import UnknownComponentError
     from cauchy.weights import WeightsError
 

@@ -21,12 +21,11 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable
 
 import requests
-
 from job_launch import DIGITS, REPO, ServiceProcess, percentile, seed_jobs  # also puts the repository on sys.path
 
 from cauchy.hypes import load_hypes, resolve_hypes

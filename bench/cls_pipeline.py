@@ -32,11 +32,12 @@ from torchvision.transforms import v2
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from cauchy.datasets.transforms import Compose, Normalize, RandomHFlip, RandomResizedCrop  # noqa: E402
-from cauchy.engine.trainer import training_loader  # noqa: E402
-from cauchy.registry import DATASETS  # noqa: E402
-import cauchy.datasets  # noqa: E402,F401  (registers the readers)
-from rounds import alternate, summary  # noqa: E402
+from rounds import alternate, summary
+
+import cauchy.datasets  # noqa: F401  (registers the readers)
+from cauchy.datasets.transforms import Compose, Normalize, RandomHFlip, RandomResizedCrop
+from cauchy.engine.trainer import training_loader
+from cauchy.registry import DATASETS
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 

@@ -25,12 +25,13 @@ from torch.utils.data import DataLoader, Dataset
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import cauchy.models  # noqa: E402,F401
-from cauchy.engine.trainer import Trainer  # noqa: E402
-from cauchy.methods.base import move_to  # noqa: E402
-from cauchy.methods.det import TorchvisionDetection, collate_detection, training_targets  # noqa: E402
-from cauchy.registry import MODELS  # noqa: E402
-from rounds import alternate, summary  # noqa: E402
+from rounds import alternate, summary
+
+import cauchy.models  # noqa: F401
+from cauchy.engine.trainer import Trainer
+from cauchy.methods.base import move_to
+from cauchy.methods.det import TorchvisionDetection, collate_detection, training_targets
+from cauchy.registry import MODELS
 
 
 class SyntheticBoxes(Dataset):

@@ -34,11 +34,12 @@ from torchvision.transforms import v2
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from cauchy.datasets.det.base import DetDataset, RawImage  # noqa: E402
-from cauchy.datasets.transforms import Compose, Normalize, RandomCrop, RandomHFlip, Resize  # noqa: E402
-from cauchy.engine.trainer import training_loader  # noqa: E402
-from cauchy.methods.det import collate_detection  # noqa: E402
-from rounds import alternate, summary  # noqa: E402
+from rounds import alternate, summary
+
+from cauchy.datasets.det.base import DetDataset, RawImage
+from cauchy.datasets.transforms import Compose, Normalize, RandomCrop, RandomHFlip, Resize
+from cauchy.engine.trainer import training_loader
+from cauchy.methods.det import collate_detection
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 HEIGHT, WIDTH, CROP, OUT = 375, 500, (320, 400), (300, 300)

@@ -29,9 +29,9 @@ import requests
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from services.jobs.procs import Proc  # noqa: E402
-from services.jobs.store import ENDED, Job, Store  # noqa: E402
-from services.visdom_server import is_visdom_up, start_visdom  # noqa: E402
+from services.jobs.procs import Proc
+from services.jobs.store import ENDED, Job, Store
+from services.visdom_server import is_visdom_up, start_visdom
 
 REPO = Path(__file__).resolve().parent.parent
 DIGITS = "cls/image_classifier_smallcnn_digits.json"

@@ -3,7 +3,7 @@ summary whose figures end up on a benchmark's last (JSON) line. Torch-free."""
 from __future__ import annotations
 
 import statistics
-from typing import Callable
+from collections.abc import Callable
 
 
 def alternate(runs: dict[str, Callable[[], float]], rounds: int) -> dict[str, list[float]]:

@@ -23,15 +23,15 @@ from torch.utils.data import DataLoader, TensorDataset
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from cauchy.engine.checkpoint import CheckpointHook, atomic_save  # noqa: E402
-from cauchy.engine.hooks import EvalHook, LoggerHook, StopHook, StopRequest  # noqa: E402
-from cauchy.engine.lr import LRHook, LRSchedule  # noqa: E402
-from cauchy.engine.trainer import Trainer, training_loader  # noqa: E402
-from cauchy.methods.cls import ImageClassifier  # noqa: E402
-from cauchy.metrics.cls import ClassificationEvaluator  # noqa: E402
-from cauchy.registry import MODELS  # noqa: E402
-from cauchy.visualizer import build_sinks  # noqa: E402
-import cauchy.models  # noqa: E402,F401
+import cauchy.models  # noqa: F401
+from cauchy.engine.checkpoint import CheckpointHook, atomic_save
+from cauchy.engine.hooks import EvalHook, LoggerHook, StopHook, StopRequest
+from cauchy.engine.lr import LRHook, LRSchedule
+from cauchy.engine.trainer import Trainer, training_loader
+from cauchy.methods.cls import ImageClassifier
+from cauchy.metrics.cls import ClassificationEvaluator
+from cauchy.registry import MODELS
+from cauchy.visualizer import build_sinks
 
 
 def as_dicts(batch: list[tuple[torch.Tensor, torch.Tensor]]) -> dict[str, torch.Tensor]:

@@ -10,11 +10,12 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-import cauchy.datasets  # noqa: F401  (registers readers and transforms)
-import cauchy.methods  # noqa: F401
-import cauchy.metrics  # noqa: F401
+import cauchy.datasets
+import cauchy.methods
+import cauchy.metrics
 import cauchy.models  # noqa: F401
-from cauchy.datasets.transforms import Compose, build_transforms as compose_transforms
+from cauchy.datasets.transforms import Compose
+from cauchy.datasets.transforms import build_transforms as compose_transforms
 from cauchy.engine.lr import LRSchedule
 from cauchy.engine.trainer import training_loader
 from cauchy.hypes import TASK_SECTIONS, HypesError

@@ -6,7 +6,8 @@ import hashlib
 import os
 import shutil
 import tempfile
-from typing import IO, Callable
+from collections.abc import Callable
+from typing import IO
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], object], mode: int | None = None) -> None:

@@ -1,7 +1,8 @@
 """Name -> component registries: hypes files name components by string, never by if/elif."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 
 class UnknownComponentError(KeyError):

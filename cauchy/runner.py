@@ -13,8 +13,17 @@ import numpy as np
 import torch
 
 from cauchy import exitcodes
-from cauchy.build import (build_dataset, build_evaluator, build_loader, build_lr_schedule, build_method,
-                          build_optimizer, build_transforms, max_iters, select_device)
+from cauchy.build import (
+    build_dataset,
+    build_evaluator,
+    build_loader,
+    build_lr_schedule,
+    build_method,
+    build_optimizer,
+    build_transforms,
+    max_iters,
+    select_device,
+)
 from cauchy.datasets.images import ImageFiles
 from cauchy.datasets.io import read_image
 from cauchy.engine.checkpoint import CheckpointHook, load_checkpoint, resolve_resume

@@ -9,7 +9,8 @@ import logging
 import os
 import threading
 import time
-from typing import Any, Iterable, Protocol
+from collections.abc import Iterable
+from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
 
@@ -207,7 +208,7 @@ class VisdomSink:
         """One send (and save); on failure: warn once, back off, redraw all once it answers."""
         try:
             self._send(save)
-        except Exception as exc:  # noqa: BLE001 - the live view must never take training down
+        except Exception as exc:
             self._backoff = min(max(2 * self._backoff, 1.0), self.max_backoff)
             self._retry_at = time.monotonic() + self._backoff
             with self._lock:

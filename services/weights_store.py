@@ -16,9 +16,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from cauchy.files import atomic_write, sha256_file
 from cauchy.manifest import MANIFEST, find_entry, read_manifest

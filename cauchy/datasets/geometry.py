@@ -11,7 +11,8 @@ image may come back as a view of the input when a crop lies inside it).
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import cv2
 import numpy as np

@@ -11,7 +11,8 @@ Randomness comes from ``cauchy.datasets.rng.rng()``: in training, each sample's 
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import cv2
 import numpy as np

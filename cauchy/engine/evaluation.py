@@ -1,7 +1,8 @@
 """Inference over a loader feeding an evaluator (reset / process / evaluate)."""
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import torch
 

@@ -5,7 +5,8 @@ import logging
 import signal
 import sys
 import time
-from typing import Any, Iterable, Protocol
+from collections.abc import Iterable
+from typing import Any, Protocol
 
 import torch
 
@@ -30,7 +31,7 @@ class StopRequest:
     def requested(self) -> bool:
         return self.signum is not None
 
-    def install(self, signums: Iterable[int] = (signal.SIGTERM, signal.SIGINT)) -> "StopRequest":
+    def install(self, signums: Iterable[int] = (signal.SIGTERM, signal.SIGINT)) -> StopRequest:
         for signum in signums:
             signal.signal(signum, self._handle)
         return self

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import random
-from typing import Any, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -15,7 +16,7 @@ from cauchy.methods.base import Method, move_to
 class HookBase:
     """Called around training; ``state_dict`` is saved in checkpoints so resume is exact."""
 
-    trainer: "Trainer"
+    trainer: Trainer
 
     def before_train(self) -> None: ...
     def after_train(self) -> None: ...

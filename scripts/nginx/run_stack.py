@@ -26,6 +26,7 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parents[1])]
 
 import frontdoor  # noqa: E402
+
 from services.config import load_settings  # noqa: E402
 
 STOP_WAIT_S = 60.0

@@ -6,8 +6,9 @@ names it and nothing reaches the queue.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from cauchy.hypes import HypesError, load_hypes, resolve_hypes
 from services.api.errors import ApiError, bad_request

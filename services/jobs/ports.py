@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import socket
 import threading
-from typing import Iterable
+from collections.abc import Iterable
 
 
 class PortsExhausted(RuntimeError):

@@ -18,12 +18,12 @@ class Proc:
     _ps: psutil.Process | None = field(default=None, repr=False)
 
     @classmethod
-    def from_popen(cls, popen: subprocess.Popen) -> "Proc":
+    def from_popen(cls, popen: subprocess.Popen) -> Proc:
         ps = psutil.Process(popen.pid)
         return cls(popen.pid, ps.create_time(), popen, ps)
 
     @classmethod
-    def adopt(cls, pid: int | None, started: float | None) -> "Proc | None":
+    def adopt(cls, pid: int | None, started: float | None) -> Proc | None:
         """The process ``pid`` if it is still the one created at ``started``, else None."""
         if not pid or started is None:
             return None
@@ -101,7 +101,7 @@ def kill_leftovers(pgid: int | None, since: float | None) -> None:
             continue
 
 
-def find_by_argument(argument: str) -> "Proc | None":
+def find_by_argument(argument: str) -> Proc | None:
     """The process with ``argument`` on its command line (a job's own exit-file path is unique)."""
     for ps in psutil.process_iter(["cmdline", "create_time"]):
         if argument in (ps.info["cmdline"] or []):

@@ -13,8 +13,9 @@ Policy:
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence
+from typing import Protocol
 
 
 class QueuedJob(Protocol):

@@ -6,8 +6,9 @@ types and queries are used. The schema is created and upgraded here, at start.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 from sqlalchemy import JSON, Float, Index, Integer, String, Text, create_engine, event, func, inspect, or_, select, text, update
 from sqlalchemy.engine import Engine

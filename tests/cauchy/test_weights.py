@@ -7,9 +7,9 @@ import threading
 import pytest
 import torch
 
+import cauchy.models  # noqa: F401
 from cauchy.registry import MODELS
 from cauchy.weights import WeightsError, fetch_weights, load_matching, load_pretrained, read_state_dict, sha256_file
-import cauchy.models  # noqa: F401
 
 
 @pytest.fixture

@@ -1,12 +1,11 @@
 """nginx in front of a live service, over a temporary home."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
-
-from stack import Stack, fast_settings  # noqa: E402  (tests/nginx is on sys.path for its conftest)
+from stack import Stack, fast_settings
 
 
 @pytest.fixture

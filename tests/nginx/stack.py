@@ -28,6 +28,7 @@ def load(path: Path, name: str) -> ModuleType:
 frontdoor = load(REPO / "scripts/nginx/frontdoor.py", "cauchy_frontdoor")
 sys.path.insert(0, str(REPO / "tests/services"))
 import live_service as service_fixtures  # noqa: E402  (the module the service tests' conftest uses too)
+
 FAKE_TASK = service_fixtures.FAKE_TASK
 make_hypes = service_fixtures.make_hypes
 

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from pathlib import Path
 
 import pytest
 import requests
 import websocket  # websocket-client, a dependency of visdom
+from stack import REPO, frontdoor, make_hypes
 
 from services.weights_store import publish
-from stack import REPO, frontdoor, make_hypes
 
 
 def test_routes(stack):

@@ -3,16 +3,17 @@ PostgreSQL), and live services (``live_service.py``) running real processes, sto
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 
 from services.config import Settings
 
 sys.path.insert(0, str(Path(__file__).parent))
-from live_service import FAKE_TASK, LiveService, make_hypes, port_range  # noqa: E402
-from postgres import Cluster  # noqa: E402
+from live_service import FAKE_TASK, LiveService, make_hypes, port_range
+from postgres import Cluster
 
 
 @pytest.fixture(scope="session")

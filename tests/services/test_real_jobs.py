@@ -7,8 +7,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import psutil
 import pytest
@@ -103,7 +103,7 @@ class ServiceProcess:
     def __init__(self, home: Path, port: int, visdom_ports: tuple[int, int]) -> None:
         self.url = f"http://127.0.0.1:{port}/api/v1"
         self.env = {**os.environ, "CAUCHY_HOME": str(home), "CAUCHY_PORT": str(port), "CAUCHY_CPU_SLOTS": "1",
-                    "CAUCHY_VISDOM_PORTS": "%d-%d" % visdom_ports, "CAUCHY_GPUS": "none"}
+                    "CAUCHY_VISDOM_PORTS": "{}-{}".format(*visdom_ports), "CAUCHY_GPUS": "none"}
         self.log = home.parent / "service.log"
         self.proc: subprocess.Popen | None = None
 

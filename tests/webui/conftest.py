@@ -5,13 +5,13 @@ Screenshots go to ``test-artifacts/webui/`` (git-ignored) for a person to look a
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "nginx"))
-from stack import REPO, Stack, fast_settings  # noqa: E402
+from stack import REPO, Stack, fast_settings
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = REPO / "test-artifacts" / "webui"

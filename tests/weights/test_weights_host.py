@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from cauchy.weights import WeightsError, fetch_weights, resolve_name, sha256_file
 from cauchy.manifest import read_manifest
+from cauchy.weights import WeightsError, fetch_weights, resolve_name, sha256_file
 from services.weights_store import WeightsStoreError, publish
 
 REPO = Path(__file__).resolve().parents[2]

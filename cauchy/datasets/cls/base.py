@@ -14,7 +14,8 @@ workers would not.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from torch.utils.data import Dataset
 

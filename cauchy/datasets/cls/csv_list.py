@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import csv
 import os
-from typing import Callable
+from collections.abc import Callable
 
 from cauchy.datasets.cls.base import ClsDataset, Sample, indexed_dataset, parse_label
 from cauchy.datasets.errors import DatasetError

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 from cauchy.datasets.cls.base import ClsDataset, Sample
 from cauchy.datasets.errors import DatasetError

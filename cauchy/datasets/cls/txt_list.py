@@ -6,7 +6,7 @@ may contain spaces.
 from __future__ import annotations
 
 import os
-from typing import Callable
+from collections.abc import Callable
 
 from cauchy.datasets.cls.base import ClsDataset, Sample, indexed_dataset, parse_label
 from cauchy.datasets.errors import DatasetError

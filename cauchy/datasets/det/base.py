@@ -15,8 +15,9 @@ are handled as in the classification readers (``cauchy.datasets.io.check_images`
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 from torch.utils.data import Dataset

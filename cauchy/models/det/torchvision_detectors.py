@@ -7,8 +7,9 @@ models' own normalisation is switched off (mean 0, std 1); their resize is left 
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torchvision.models.detection as tvd

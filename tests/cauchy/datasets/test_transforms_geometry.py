@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cauchy.datasets import geometry
-from cauchy.datasets.transforms import (CenterCrop, RandomCrop, RandomExpand, RandomHFlip, RandomResizedCrop,
-                                        Resize)
+from cauchy.datasets.transforms import CenterCrop, RandomCrop, RandomExpand, RandomHFlip, RandomResizedCrop, Resize
 
 SETTINGS = settings(max_examples=60, deadline=None, database=None)  # no .hypothesis/ in the checkout
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torchvision.ops import box_iou
 
-import cauchy.methods  # noqa: F401
+import cauchy.methods
 import cauchy.models  # noqa: F401
 from cauchy.hypes import HypesError
 from cauchy.methods.det import collate_detection

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cauchy.datasets.det.base import to_original
 from cauchy.datasets.rng import reseed
