@@ -100,14 +100,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def sign_in(client: Client, name: str, password: str, token_name: str) -> dict[str, Any]:
+    """Sign in with a password, make a token named ``token_name`` and sign out; returns the new token's
+    reply (``token`` holds the secret). Scripts and benchmarks use it to get a token for a service."""
+    signed_in = client.call("POST", "/auth/login", json={"name": name, "password": password})
+    client.http.headers["X-CSRF-Token"] = signed_in["csrf_token"]
+    token = client.call("POST", "/tokens", json={"name": token_name[:100]})
+    client.call("POST", "/auth/logout")
+    del client.http.headers["X-CSRF-Token"]
+    return token
+
+
 def cmd_login(args: argparse.Namespace, client: Client) -> int:
     """Sign in with a password once, make a token for this machine and keep it; the session ends."""
     name = args.name or getpass.getuser()
-    password = read_password(args)
-    signed_in = client.call("POST", "/auth/login", json={"name": name, "password": password})
-    client.http.headers["X-CSRF-Token"] = signed_in["csrf_token"]
-    token = client.call("POST", "/tokens", json={"name": f"cauchy login on {socket.gethostname()}"[:100]})
-    client.call("POST", "/auth/logout")
+    token = sign_in(client, name, read_password(args), f"cauchy login on {socket.gethostname()}")
     path = store_token(client.url, token["token"])
     print(f"signed in as {name}; token {token['id']} saved in {path}")
     return 0
