@@ -74,9 +74,11 @@ def create_app(settings: Settings | None = None, *, password_hasher: PasswordHas
 def waitress_options(settings: Settings) -> dict:
     """Waitress settings. Its default limit of 100 connections stalls every client once reached (100
     simultaneous submissions hung for minutes), so the limit is higher and poll() replaces select().
-    Flask answers a too-large body with a JSON 413; waitress's own, plain-text limit is a backstop."""
+    Flask answers a too-large body with a JSON 413; waitress's own, plain-text limit is a backstop.
+    nginx on this machine says whether the browser came over https (the session cookie is then Secure)."""
     return {"threads": settings.threads, "connection_limit": settings.connection_limit, "asyncore_use_poll": True,
-            "max_request_body_size": 4 * settings.max_request_bytes, "ident": "cauchy"}
+            "max_request_body_size": 4 * settings.max_request_bytes, "ident": "cauchy",
+            "trusted_proxy": "127.0.0.1", "trusted_proxy_headers": {"x-forwarded-proto"}}
 
 
 def serve(settings: Settings | None = None) -> None:

@@ -111,9 +111,10 @@ class Accounts:
             user = session.scalar(select(User).where(User.name == name).with_for_update())
             if user is None:
                 raise not_found(f"no user {name!r}")
+            was_admin = user.role == ADMIN and not user.disabled
             for key, value in values.items():
                 setattr(user, key, value)
-            if user.role != ADMIN or user.disabled:
+            if was_admin and (user.role != ADMIN or user.disabled):
                 others = select(func.count()).select_from(User).where(
                     User.role == ADMIN, User.disabled.is_(False), User.id != user.id)
                 if not session.scalar(others):
