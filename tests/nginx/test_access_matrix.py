@@ -14,7 +14,7 @@ import requests
 from stack import make_hypes
 
 from services.api.openapi import DOCUMENT
-from services.weights_store import _write_manifest
+from services.weights_store import write_manifest
 
 CALLERS = ("anonymous", "other", "group", "owner", "admin")
 PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\x00" * 16).decode()
@@ -34,7 +34,7 @@ class World:
         assert self.service.wait_ended(self.job)["state"] == "succeeded"
         weights = self.service.settings.home / "weights"
         (weights / "w_team.pth").write_bytes(b"weights")
-        _write_manifest(weights, [{"name": "w_team", "file": "w_team.pth", "owner": "olive", "visibility": "group:team"}])
+        write_manifest(weights, [{"name": "w_team", "file": "w_team.pth", "owner": "olive", "visibility": "group:team"}])
 
     def fresh_owner_token(self) -> str:
         olive = self.service.accounts.user("olive")
