@@ -103,7 +103,11 @@ def main() -> int:
                 http.headers.update(headers)
                 runs[side] = partial(p50_ms, http, url, args.requests)
             print(f"GET /api/v1/jobs/<id>: p50 of {args.requests} sequential requests per round, {args.rounds} rounds")
-            figures = summary(alternate(runs, args.rounds), "ms", rounds=args.rounds, requests=args.requests)
+            rates = alternate(runs, args.rounds)
+            # On a busy machine rounds swing; the median of per-round ratios pairs neighbours in time.
+            paired = statistics.median(t / o for t, o in zip(rates["token"], rates["off"]))
+            print(f"  median of per-round ratios: {paired:.3f}")
+            figures = summary(rates, "ms", rounds=args.rounds, requests=args.requests, paired_ratio=round(paired, 3))
         finally:
             for proc in procs:
                 proc.terminate()

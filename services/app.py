@@ -14,7 +14,7 @@ from services.auth.accounts import Accounts
 from services.auth.bootstrap import bootstrap
 from services.auth.hosts import default_allowed_hosts
 from services.auth.identity import Caller
-from services.auth.secrets import derive_key, server_secret
+from services.auth.secrets import session_key, token_key
 from services.config import Settings, load_settings
 from services.jobs.store import Store
 from services.jobs.supervisor import Supervisor
@@ -49,15 +49,14 @@ def create_app(settings: Settings | None = None, *, password_hasher: PasswordHas
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.json.sort_keys = False
     store = Store(settings.db_url)
-    secret = server_secret(settings.home)
-    accounts = Accounts(store, derive_key(secret, "api tokens"), password_hasher)
+    accounts = Accounts(store, token_key(settings.home), password_hasher)
     admin = bootstrap(accounts, store, settings.home, settings.admin_password)
     supervisor = Supervisor(settings, store)
     services = Services(settings, store, supervisor, accounts, admin, settings.allowed_hosts or default_allowed_hosts())
     if without_auth_for_benchmark:
         services.without_auth = accounts.caller(accounts.user(admin).id)
     app.extensions["cauchy"] = services
-    seam.install(app, derive_key(secret, "session cookie"))
+    seam.install(app, session_key(settings.home))
     register_error_handlers(app)
     app.register_blueprint(auth.bp)
     app.register_blueprint(sharing.bp)
