@@ -153,6 +153,17 @@ def test_visdom_weights_files_and_the_list_through_the_front_door(stack, tmp_pat
     assert seen == {"anonymous": [], "other": [], "group": ["w_team"], "owner": ["w_team"], "admin": ["w_team"]}
     listed = {who: world.call(who, "GET", "/api/v1/jobs").json().get("total") for who in CALLERS[1:]}
     assert listed == {"other": 0, "group": 1, "owner": 1, "admin": 1}
+    # Signed in by cookie rather than token: the same answers for reading; legacy endpoints and
+    # state changes without the CSRF header are refused.
+    for name, status in (("otto", 403), ("gus", 200)):
+        browser = requests.Session()
+        signed_in = browser.post(stack.url + "/api/v1/auth/login", json={"name": name, "password": "test-user-password"},
+                                 timeout=30)
+        assert signed_in.status_code == 200, signed_in.text
+        assert browser.get(f"{stack.url}/visdom/{world.job}/", timeout=30).status_code == status, name
+        assert browser.get(f"{stack.url}/cauchy/check_viz_started", params={"pid": world.job}, timeout=30).json()["code"] == "100401"
+        refused = browser.post(stack.url + "/api/v1/jobs", json={"hypes": make_hypes("ok", 1)}, timeout=30)
+        assert refused.status_code == 403 and refused.json()["error"]["code"] == "csrf_failed"
 
 
 def test_the_front_door_refuses_other_hosts(stack):
