@@ -11,6 +11,7 @@ from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 
 from services.api.submission import PHASES, PRIORITY_RANGE
+from services.auth.seam import open_to_anonymous
 from services.jobs.files import LOGS
 from services.jobs.store import STATES
 
@@ -214,5 +215,6 @@ DOCUMENT: dict[str, Any] = {
 
 
 @bp.get("/openapi.json")
+@open_to_anonymous
 def document() -> ResponseReturnValue:
     return jsonify(DOCUMENT)
