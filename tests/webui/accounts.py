@@ -39,7 +39,7 @@ class Account:
     def add_group(self, name: str, *members: str) -> None:
         self.call("POST", "/groups", 201, json={"name": name})
         for member in members:
-            self.call("POST", f"/groups/{name}/members", 201, json={"user": member})
+            self.call("POST", f"/groups/{name}/members", 200, json={"user": member})
 
 
 def sign_in(tab: Any, name: str, password: str, url: str = "/") -> None:
