@@ -14,6 +14,7 @@ export class ApiError extends Error {
 
 const SAFE = ["GET", "HEAD"];
 const session = {user: null, csrf: ""};
+const inflight = new Set();  // requests not answered yet: sign-out waits for them (see signOut)
 
 // The signed-in user ({name, display_name, role, groups, max_priority}), or null.
 export function me() {
@@ -40,10 +41,14 @@ export async function api(method, path, body) {
     init.body = JSON.stringify(body);
   }
   let response;
+  const request = fetch(`/api/v1${path}`, init);
+  inflight.add(request);
   try {
-    response = await fetch(`/api/v1${path}`, init);
+    response = await request;
   } catch (exc) {
     throw new ApiError(0, {error: {code: "offline", message: "The control service cannot be reached."}});
+  } finally {
+    inflight.delete(request);
   }
   const data = await response.json().catch(() => null);
   if (!response.ok) {
@@ -77,7 +82,10 @@ export async function signIn(name, password) {
   return remember(await post("/auth/login", {name, password}));
 }
 
+// The caller stops its polling first. A reply still on its way may carry the session cookie again
+// (the service refreshes it on every answer), so sign-out waits for those before it ends the session.
 export async function signOut() {
+  while (inflight.size) await Promise.allSettled([...inflight]);
   try {
     await post("/auth/logout");
   } finally {

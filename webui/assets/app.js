@@ -84,6 +84,9 @@ async function checkHealth() {
 }
 
 document.getElementById("sign-out").addEventListener("click", async () => {
+  cleanup();
+  cleanup = () => {};
+  stopHealth();
   await signOut().catch(() => null);
   askToSignIn();
 });
