@@ -14,6 +14,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "nginx"))
 from accounts import Account
 from stack import REPO, Stack, fast_settings
+from stack import service_fixtures as live_service
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = REPO / "test-artifacts" / "webui"
@@ -39,7 +40,7 @@ def real_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """One CPU slot, so a second job waits in the queue; the real run_tasks.py."""
     settings = fast_settings(tmp_path_factory.mktemp("webui") / "home", cpu_slots=1,
                              task_command=(sys.executable, "run_tasks.py"), stop_grace_s=60.0,
-                             admin_password=ADMIN_PASSWORD)
+                             admin_password=ADMIN_PASSWORD, visdom_ports=live_service.port_range(20))
     live = Stack(settings)
     yield live
     live.close()

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 from accounts import Account, sign_in, sign_out
-from conftest import ADMIN_PASSWORD
+from conftest import ADMIN_PASSWORD, live_service
 from playwright.sync_api import expect
 from stack import FAKE_TASK, Stack, fast_settings, make_hypes
 
@@ -29,7 +29,7 @@ PASSWORDS = {"alice": "alice's password", "bob": "bob's password", "carol": "car
 def front(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """The stand-in task (a "run" job keeps running until stopped), so the jobs here cost nothing."""
     live = Stack(fast_settings(tmp_path_factory.mktemp("access") / "home", task_command=(sys.executable, FAKE_TASK),
-                               admin_password=ADMIN_PASSWORD))
+                               admin_password=ADMIN_PASSWORD, visdom_ports=live_service.port_range(20)))
     yield live
     live.close()
 
