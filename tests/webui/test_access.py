@@ -54,7 +54,7 @@ def show_scope(tab, label: str, expected: list[int]) -> None:
     assert job_rows(tab) == sorted(expected)
 
 
-def test_bad_password_is_said_in_the_form(page, people, shot):
+def test_sign_in_errors_are_said_in_the_form(page, front, people, shot):
     page.goto("/")
     expect(page.locator("#signin-name")).to_be_visible()
     assert page.request.get("/api/v1/auth/me").status == 401
@@ -65,6 +65,17 @@ def test_bad_password_is_said_in_the_form(page, people, shot):
     expect(page.locator("#signin-password")).to_have_value("")
     expect(page.locator("#account")).to_be_hidden()
     shot(page, "access-1-bad-password")
+
+    for _ in range(10):  # the service allows 10 failed sign-ins per name in a quarter of an hour
+        guess = requests.post(f"{front.url}/api/v1/auth/login", json={"name": "mallory", "password": "a guess"},
+                              timeout=30)
+        assert guess.status_code == 401, guess.text
+    page.fill("#signin-name", "mallory")
+    page.fill("#signin-password", "one more guess")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("form.signin .form-error")).to_contain_text(re.compile(r"Too many failed sign-ins\. Try again in \d+ s\."))
+
+    page.fill("#signin-name", "alice")
     page.fill("#signin-password", PASSWORDS["alice"])
     page.get_by_role("button", name="Sign in").click()
     expect(page.locator("#who")).to_have_text("Alice")
