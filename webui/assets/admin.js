@@ -99,7 +99,8 @@ function usersCard(onChange) {
           h("td", {"data-label": "Name", class: "name"}, u.name),
           h("td", {"data-label": "Display name"}, u.display_name || ""),
           h("td", {"data-label": "Role"}, userSetting(u, "role", role, (c) => c.value, onChange)),
-          h("td", {"data-label": "Max priority"}, userSetting(u, "max_priority", priority, (c) => Number(c.value), onChange)),
+          h("td", {"data-label": "Max priority"}, u.role === "admin" ? h("span", {class: "muted"}, `any (up to ${PRIORITY_RANGE[1]})`)
+            : userSetting(u, "max_priority", priority, (c) => Number(c.value), onChange)),
           h("td", {"data-label": "Disabled"}, userSetting(u, "disabled", disabled, (c) => c.checked, onChange)),
           h("td", {"data-label": "Groups"}, (u.groups || []).map((g) => h("span", {class: "chip"}, g))),
           h("td", {"data-label": "Created"}, formatTime(u.created_at)),
