@@ -47,6 +47,12 @@ export function renderJob(view, id) {
     try {
       job = await get(`/jobs/${id}`);
     } catch (exc) {
+      if (exc.status === 404) {  // none, or not shared with the caller: the service does not say which
+        replace(view, h("div", {class: "page-head"}, h("a", {class: "back", href: "#/jobs"}, "← Jobs"), h("h1", {}, `Job #${id}`)),
+          errorNotice(exc, `Could not load job ${id}`),
+          h("p", {class: "muted"}, "It does not exist, or its owner has not shared it with you."));
+        return;
+      }
       replace(el.status, errorNotice(exc, `Could not load job ${id}`));
       el.title.textContent = `Job #${id}`;
       return;
