@@ -95,5 +95,5 @@ def download(path: str) -> ResponseReturnValue:
 @bp.get("/_frontdoor/weights/<path:path>")
 @open_to_anonymous
 def may_download(path: str) -> ResponseReturnValue:
-    """nginx's ``auth_request`` before it serves ``/weights/<path>`` from disk: 204 or 404."""
-    return Response(status=204 if file_readable(path) else 404)
+    """nginx's ``auth_request`` before it serves ``/weights/<path>`` from disk: 204, or 403 (nginx needs 401 or 403)."""
+    return Response(status=204 if file_readable(path) else 403)

@@ -1,6 +1,7 @@
 """The one place a request's caller is read (flaskr's ``load_logged_in_user``), before every view.
 
-- ``Authorization: Bearer <token>`` on every route; on the legacy ``/cauchy/*`` also ``token=``.
+- ``Authorization: Bearer <token>`` on every route; on the legacy ``/cauchy/*`` also a ``token``
+  parameter (query string, form or JSON, like their other parameters).
 - The signed session cookie on every route but the legacy ones, which never honour it: a page on
   another site could otherwise drive them through a signed-in browser.
 - A state-changing request authenticated by the cookie must carry the session's CSRF token in the
@@ -71,10 +72,17 @@ def client_address() -> str:
     return forwarded if forwarded and local else remote
 
 
+def _legacy_token() -> str | None:
+    """``token=`` among a legacy request's parameters (query string, form or JSON object, as its others)."""
+    body = request.get_json(silent=True)
+    token = request.args.get("token") or request.form.get("token") or (body.get("token") if isinstance(body, dict) else None)
+    return token if isinstance(token, str) and token else None
+
+
 def _bearer() -> str | None:
     header = request.headers.get("Authorization")
     if header is None:
-        return request.args.get("token") if request.path.startswith(LEGACY_PREFIX) else None
+        return _legacy_token() if request.path.startswith(LEGACY_PREFIX) else None
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise unauthenticated("expected Authorization: Bearer <token>")
@@ -117,10 +125,11 @@ def load_logged_in_user() -> None:
 
 
 class SessionInterface(SecureCookieSessionInterface):
-    """Flask's signed cookie, ``Secure`` when the request came over https (directly or through nginx)."""
+    """Flask's signed cookie, ``Secure`` when the request came over https (directly, or through nginx's
+    ``X-Forwarded-Proto``, which waitress trusts from 127.0.0.1 only)."""
 
     def get_cookie_secure(self, app: Flask) -> bool:
-        return request.is_secure or request.headers.get("X-Forwarded-Proto") == "https"
+        return request.is_secure
 
 
 def install(app: Flask, secret_key: bytes) -> None:
