@@ -18,7 +18,7 @@ from stack import service_fixtures as live_service
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = REPO / "test-artifacts" / "webui"
-ADMIN_PASSWORD = "the admin's test password"
+ADMIN_PASSWORD = live_service.ADMIN_PASSWORD  # the first admin's, made by LiveService
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
 
@@ -40,7 +40,7 @@ def real_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """One CPU slot, so a second job waits in the queue; the real run_tasks.py."""
     settings = fast_settings(tmp_path_factory.mktemp("webui") / "home", cpu_slots=1,
                              task_command=(sys.executable, "run_tasks.py"), stop_grace_s=60.0,
-                             admin_password=ADMIN_PASSWORD, visdom_ports=live_service.port_range(20))
+                             visdom_ports=live_service.port_range(20))
     live = Stack(settings)
     yield live
     live.close()

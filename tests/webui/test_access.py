@@ -29,7 +29,7 @@ PASSWORDS = {"alice": "alice's password", "bob": "bob's password", "carol": "car
 def front(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """The stand-in task (a "run" job keeps running until stopped), so the jobs here cost nothing."""
     live = Stack(fast_settings(tmp_path_factory.mktemp("access") / "home", task_command=(sys.executable, FAKE_TASK),
-                               admin_password=ADMIN_PASSWORD, visdom_ports=live_service.port_range(20)))
+                               visdom_ports=live_service.port_range(20)))
     yield live
     live.close()
 
