@@ -98,9 +98,9 @@ export function mayManage(owner) {
   return Boolean(session.user) && (session.user.role === "admin" || session.user.name === owner);
 }
 
-// The highest priority the signed-in user may ask for (admins: the API's maximum).
+// The API's priority range, and the highest priority the signed-in user may ask for (/auth/me says:
+// what an admin allowed them, the top of the range for admins).
 export const PRIORITY_RANGE = [-100, 100];
 export function maxPriority() {
-  if (!session.user) return 0;
-  return session.user.role === "admin" ? PRIORITY_RANGE[1] : Math.min(PRIORITY_RANGE[1], session.user.max_priority || 0);
+  return session.user ? session.user.max_priority : 0;
 }

@@ -31,7 +31,7 @@ export function renderJob(view, id) {
   const streamSelect = h("select", {"aria-label": "Log stream", onchange: (ev) => {
     log.stream = ev.target.value; log.offset = null; log.text = ""; el.log.textContent = ""; updateLog();
   }}, ["stdout", "stderr", "visdom"].map((s) => h("option", {value: s}, s)));
-  let job = null, chartsFor = null, publishShown = false, visibility = null;
+  let job = null, chartsFor = null, publishShown = false, visibility = null, closed = false;
 
   replace(view,
     h("div", {class: "page-head"}, h("a", {class: "back", href: "#/jobs"}, "← Jobs"), el.title, el.state, el.actions),
@@ -48,6 +48,7 @@ export function renderJob(view, id) {
       job = await get(`/jobs/${id}`);
     } catch (exc) {
       if (exc.status === 404) {  // none, or not shared with the caller: the service does not say which
+        if (closed) return;  // a reply that came after the page was left: the view is another page's now
         replace(view, h("div", {class: "page-head"}, h("a", {class: "back", href: "#/jobs"}, "← Jobs"), h("h1", {}, `Job #${id}`)),
           errorNotice(exc, `Could not load job ${id}`),
           h("p", {class: "muted"}, "It does not exist, or its owner has not shared it with you."));
@@ -195,5 +196,6 @@ export function renderJob(view, id) {
       form, result), {class: "card wide", id: "publish"}));
   }
 
-  return poll(update, 2000);
+  const stop = poll(update, 2000);
+  return () => { closed = true; stop(); };
 }
