@@ -157,7 +157,7 @@ def test_each_person_sees_their_own_and_shared_jobs(open_tab, front, people, dig
     carol.call("POST", f"/jobs/{carols['id']}/stop", 202)
 
 
-def test_admin_manages_people_and_groups_on_the_page(page, admin, people, shot):
+def test_admin_manages_people_and_groups_on_the_page(page, open_tab, admin, people, shot):
     sign_in(page, "admin", ADMIN_PASSWORD)
     page.get_by_role("link", name="Admin").click()
     users = page.locator("#users")
@@ -194,7 +194,22 @@ def test_admin_manages_people_and_groups_on_the_page(page, admin, people, shot):
     assert "optics" in user["groups"]
     assert requests.post(f"{admin.url}/api/v1/auth/login", json={"name": "dora", "password": "dora's first password"},
                          timeout=30).status_code == 401
-    Account(admin.url, "dora", "dora's new password")
+    # dora's launch form offers what the admin allowed; an admin's has the whole range.
+    doras = open_tab()
+    sign_in(doras, "dora", "dora's new password", "/#/launch")
+    expect(doras.locator('[data-field="priority"] .hint')).to_have_text("-100 to 20; higher starts first")
+    expect(doras.locator("#f-visibility option")).to_have_text(["private (owner only)", "group optics", "public (everyone)"])
+    page.locator("#role-dora").select_option("admin")
+    expect(page.locator('tr[data-user="dora"] td[data-label="Max priority"]')).to_have_text("any (up to 100)")
+    doras.reload()
+    expect(doras.locator('[data-field="priority"] .hint')).to_have_text("-100 to 100; higher starts first")
+    expect(doras.locator('[data-nav="admin"]')).to_be_visible()
+    page.locator("#role-dora").select_option("member")
+    expect(page.locator("#prio-dora")).to_be_visible()
+
+    optics.get_by_role("button", name="Remove dora from optics").click()
+    expect(optics).to_contain_text("no members")
+    assert "optics" not in {u["name"]: u for u in admin.call("GET", "/users", 200).json()["users"]}["dora"]["groups"]
 
     page.locator("#disabled-dora").check()
     expect(page.locator('tr[data-user="dora"]')).to_have_class("disabled")
