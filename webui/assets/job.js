@@ -1,9 +1,11 @@
 // One job: state and times, resources, live log tail, metrics summary, embedded Visdom charts,
-// downloads, and "publish as pretrained weights" once it has ended.
-import {get, post} from "./api.js";
+// downloads, its owner and who may see it, and "publish as pretrained weights" once it has ended (the
+// owner and admins only).
+import {get, mayManage, patch, post} from "./api.js";
 import {actionButtons, progressCell} from "./jobs.js";
 import {MetricsFollower} from "./metrics.js";
 import {errorNotice, formatBytes, formatDuration, formatTime, formatValue, h, notice, poll, replace, stateBadge} from "./ui.js";
+import {visibilityEditor, visibilityLabel, visibilitySelect} from "./visibility.js";
 
 const ACTIVE = ["queued", "running", "stopping"];
 const LOG_LIMIT = 200 * 1024;  // characters kept in the page
@@ -29,7 +31,7 @@ export function renderJob(view, id) {
   const streamSelect = h("select", {"aria-label": "Log stream", onchange: (ev) => {
     log.stream = ev.target.value; log.offset = null; log.text = ""; el.log.textContent = ""; updateLog();
   }}, ["stdout", "stderr", "visdom"].map((s) => h("option", {value: s}, s)));
-  let job = null, chartsFor = null, publishShown = false;
+  let job = null, chartsFor = null, publishShown = false, visibility = null, closed = false;
 
   replace(view,
     h("div", {class: "page-head"}, h("a", {class: "back", href: "#/jobs"}, "← Jobs"), el.title, el.state, el.actions),
@@ -45,6 +47,13 @@ export function renderJob(view, id) {
     try {
       job = await get(`/jobs/${id}`);
     } catch (exc) {
+      if (exc.status === 404) {  // none, or not shared with the caller: the service does not say which
+        if (closed) return;  // a reply that came after the page was left: the view is another page's now
+        replace(view, h("div", {class: "page-head"}, h("a", {class: "back", href: "#/jobs"}, "← Jobs"), h("h1", {}, `Job #${id}`)),
+          errorNotice(exc, `Could not load job ${id}`),
+          h("p", {class: "muted"}, "It does not exist, or its owner has not shared it with you."));
+        return;
+      }
       replace(el.status, errorNotice(exc, `Could not load job ${id}`));
       el.title.textContent = `Job #${id}`;
       return;
@@ -52,13 +61,16 @@ export function renderJob(view, id) {
     el.title.textContent = `#${job.id} ${job.name}`;
     replace(el.state, stateBadge(job.state));
     replace(el.actions, actionButtons(job, update));
+    visibility = visibility || (mayManage(job.user)
+      ? visibilityEditor(job.visibility, (value) => patch(`/jobs/${id}`, {visibility: value}), "job-visibility")
+      : h("span", {id: "job-visibility"}, visibilityLabel(job.visibility)));
     if (job.state !== "queued") await follower.update().catch(() => null);
     replace(el.status, definitions([
       ["State", job.state],
       ["Progress", progressCell(job, follower, job.queue_position)],
       job.reason && ["Reason", job.reason],
       job.exit_code !== null && ["Exit code", String(job.exit_code)],
-      ["Phase", job.phase], ["User", job.user], ["Priority", String(job.priority)],
+      ["Phase", job.phase], ["Owner", job.user], ["Visibility", visibility], ["Priority", String(job.priority)],
       ["Hypes", job.hypes_name || "submitted document"],
       job.from_job && ["From job", h("a", {href: `#/jobs/${job.from_job}`}, `#${job.from_job}`)],
     ]));
@@ -151,11 +163,12 @@ export function renderJob(view, id) {
   }
 
   function updatePublish() {
-    const can = !ACTIVE.includes(job.state) && job.last_checkpoint && ["train", "finetune"].includes(job.phase);
+    const can = mayManage(job.user) && !ACTIVE.includes(job.state) && job.last_checkpoint && ["train", "finetune"].includes(job.phase);
     if (!can || publishShown) return;
     publishShown = true;
     const name = h("input", {id: "publish-name", autocomplete: "off", maxlength: 100,
       value: `${job.hypes.network.model_name}_${job.hypes.dataset || "job"}_${job.id}`.replace(/[^A-Za-z0-9_.-]/g, "_")});
+    const shareWith = visibilitySelect({id: "publish-visibility"}, "public");
     const error = h("div", {class: "field-error", role: "alert"});
     const result = h("div");
     const button = h("button", {class: "btn", type: "submit"}, "Publish");
@@ -165,7 +178,7 @@ export function renderJob(view, id) {
       form.querySelector(".field").classList.remove("invalid");
       button.disabled = true;
       try {
-        const entry = await post(`/jobs/${id}/publish`, {name: name.value.trim()});
+        const entry = await post(`/jobs/${id}/publish`, {name: name.value.trim(), visibility: shareWith.value});
         replace(result, notice(`Published as ${entry.name} (${formatBytes(entry.size)}). `, "ok"),
           h("a", {href: "#/weights"}, "See the weights →"));
       } catch (exc) {
@@ -176,11 +189,13 @@ export function renderJob(view, id) {
       }
     }},
       h("div", {class: "field", "data-field": "name"}, h("label", {for: "publish-name"}, "Weights name"), name, error),
+      h("div", {class: "field narrow", "data-field": "visibility"}, h("label", {for: "publish-visibility"}, "Visible to"), shareWith),
       button);
     replace(el.publish, card("Publish as pretrained weights", h("div", {},
       h("p", {class: "muted"}, "Copies the best checkpoint's model weights to the weights host, where new jobs can start from them."),
       form, result), {class: "card wide", id: "publish"}));
   }
 
-  return poll(update, 2000);
+  const stop = poll(update, 2000);
+  return () => { closed = true; stop(); };
 }

@@ -1,7 +1,9 @@
 // Launch: a template from hypes/ (or a job to clone), the usual fields in a form or the whole hypes as
-// JSON; the API's validation errors appear next to the field they name.
-import {get, post, setUser, user} from "./api.js";
+// JSON; the API's validation errors appear next to the field they name. The job belongs to the signed-in
+// user, who picks who else may see it and a priority up to what an admin allows them.
+import {get, maxPriority, post, PRIORITY_RANGE} from "./api.js";
 import {errorNotice, formatValue, h, notice, replace} from "./ui.js";
+import {visibilityChoices, visibilitySelect} from "./visibility.js";
 
 // Form fields that live in the hypes: [field name the API reports, label, path in the hypes, hint].
 const HYPES_FIELDS = [
@@ -64,10 +66,11 @@ async function load(view, cloneId) {
     tasks.map((t) => h("option", {value: t}, t)));
   el.template = h("select", {id: "f-template", onchange: () => pickTemplate()});
   el.name = input("f-name", {placeholder: "defaults to the template's name", maxlength: 200});
-  el.user = input("f-user", {placeholder: "anonymous", value: user(), maxlength: 100});
+  el.visibility = visibilitySelect({id: "f-visibility"}, "private");
   el.phase = h("select", {id: "f-phase"}, ["train", "finetune", "test"].map((p) => h("option", {value: p}, p)));
   el.gpus = input("f-gpus", {inputmode: "numeric", value: "0"});
-  el.priority = input("f-priority", {inputmode: "numeric", value: "0"});
+  const [lowest, highest] = [PRIORITY_RANGE[0], maxPriority()];
+  el.priority = input("f-priority", {type: "number", min: lowest, max: highest, step: 1, value: "0"});
   el.pretrained = h("select", {id: "f-pretrained", onchange: () => syncPretrained()},
     h("option", {value: ""}, "None (random initialisation)"),
     weights.weights.map((w) => h("option", {value: w.name},
@@ -104,10 +107,11 @@ async function load(view, cloneId) {
           : [field("task", "Task", el.task), field("template", "Template", el.template)])),
     h("fieldset", {}, h("legend", {}, "Job"),
       h("div", {class: "grid"},
-        field("name", "Name", el.name), field("user", "Your name", el.user),
+        field("name", "Name", el.name), field("visibility", "Visible to", el.visibility),
         field("phase", "Phase", el.phase),
         field("resources.gpus", "GPUs", el.gpus, `This host has ${health.gpus.length} GPU${health.gpus.length === 1 ? "" : "s"}; 0 runs on the CPU`),
-        field("priority", "Priority", el.priority, "-100 to 100; higher starts first"))),
+        field("priority", "Priority", el.priority, highest > 0 ? `${lowest} to ${highest}; higher starts first`
+          : `${lowest} to 0; higher starts first (an admin can allow you more)`))),
     tabs, formPane, jsonPane,
     h("div", {class: "form-actions"}, el.submit, h("a", {class: "btn ghost", href: "#/jobs"}, "Cancel")));
   replace(view, h("div", {class: "page-head"}, h("h1", {}, source ? `Clone job #${source.id}` : "Launch a job")), form);
@@ -198,9 +202,13 @@ async function load(view, cloneId) {
     clearErrors();
     if (state.mode === "json" && !readJson()) return;
     if (state.mode === "form") formToDoc();
-    setUser(el.user.value.trim());
+    const priority = parseValue(el.priority.value) ?? 0;
+    if (typeof priority === "number" && priority > highest) {
+      showError("priority", `at most ${highest} for you${highest ? "" : ": a higher priority needs an admin"}`);
+      return;
+    }
     const body = {hypes: state.doc, phase: el.phase.value, resources: {gpus: parseValue(el.gpus.value) ?? 0},
-      priority: parseValue(el.priority.value) ?? 0};
+      priority, visibility: el.visibility.value};
     if (el.name.value.trim()) body.name = el.name.value.trim();
     else if (!source) body.name = el.template.value.split("/").pop().replace(/\.json$/, "");
     el.submit.disabled = true;
@@ -221,7 +229,8 @@ async function load(view, cloneId) {
     el.name.value = `${source.name} (copy)`.slice(0, 200);
     el.phase.value = source.phase;
     el.gpus.value = String(source.resources.gpus);
-    el.priority.value = String(source.priority);
+    el.priority.value = String(Math.min(source.priority, highest));
+    el.visibility.value = visibilityChoices().includes(source.visibility) ? source.visibility : "private";
     docToForm();
   } else {
     fillTemplates();

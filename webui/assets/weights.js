@@ -1,6 +1,8 @@
-// The weights host's manifest: what new jobs can start from.
-import {get} from "./api.js";
+// The weights host's manifest as far as the caller may see it: what new jobs can start from, who
+// published each and who may use it (its owner and admins change that).
+import {get, mayManage, patch} from "./api.js";
 import {errorNotice, formatBytes, formatTime, formatValue, h, notice, replace} from "./ui.js";
+import {visibilityEditor, visibilityLabel} from "./visibility.js";
 
 export function renderWeights(view) {
   const body = h("div", {}, notice("Loading the weights…"));
@@ -13,7 +15,7 @@ export function renderWeights(view) {
       return;
     }
     replace(body, h("table", {class: "weights"},
-      h("thead", {}, h("tr", {}, ["Name", "Task", "Architecture", "Classes", "Size", "Metrics", "Source", "Created", ""]
+      h("thead", {}, h("tr", {}, ["Name", "Task", "Architecture", "Classes", "Size", "Metrics", "Source", "Owner", "Visibility", "Created", ""]
         .map((t) => h("th", {}, t)))),
       h("tbody", {}, weights.map((w) => h("tr", {"data-weights": w.name},
         h("td", {"data-label": "Name", class: "name"}, w.name, h("div", {class: "muted mono", title: w.sha256}, `sha256 ${w.sha256.slice(0, 12)}…`)),
@@ -25,6 +27,10 @@ export function renderWeights(view) {
         h("td", {"data-label": "Metrics"}, metricList(w.metrics)),
         h("td", {"data-label": "Source"}, w.source_job ? h("a", {href: `#/jobs/${w.source_job}`}, `job #${w.source_job}`)
           : h("span", {class: "muted"}, "setup script")),
+        h("td", {"data-label": "Owner"}, w.owner),
+        h("td", {"data-label": "Visibility"}, mayManage(w.owner)
+          ? visibilityEditor(w.visibility, (value) => patch(`/weights/${encodeURIComponent(w.name)}`, {visibility: value}))
+          : visibilityLabel(w.visibility)),
         h("td", {"data-label": "Created"}, formatTime(w.created)),
         h("td", {class: "row-actions"}, h("a", {class: "btn small ghost", href: w.url, download: w.file}, "Download")))))));
   }).catch((exc) => replace(body, errorNotice(exc, "Could not load the weights")));
