@@ -11,6 +11,7 @@ from services.api.errors import register_error_handlers
 from services.config import Settings, load_settings
 from services.jobs.store import Store
 from services.jobs.supervisor import Supervisor
+from services.private import private_dir
 
 
 @dataclass
@@ -26,7 +27,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     """The Flask app over ``settings`` (default: environment and config file); starts the supervisor
     thread unless ``settings.run_jobs`` is false."""
     settings = settings or load_settings()
-    settings.jobs_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.home)
+    private_dir(settings.jobs_dir)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.json.sort_keys = False

@@ -14,6 +14,8 @@ from sqlalchemy import JSON, Float, Index, Integer, String, Text, create_engine,
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, defer, mapped_column, sessionmaker
 
+from services.private import private_sqlite
+
 QUEUED, RUNNING, STOPPING = "queued", "running", "stopping"
 SUCCEEDED, FAILED, STOPPED, LOST = "succeeded", "failed", "stopped", "lost"
 ACTIVE = (RUNNING, STOPPING)
@@ -85,6 +87,7 @@ class Store:
 
     def __init__(self, url: str) -> None:
         is_sqlite = url.startswith("sqlite")
+        private_sqlite(url)
         self.engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30} if is_sqlite else {},
                                     pool_size=20 if is_sqlite else 5)
         if is_sqlite:

@@ -25,11 +25,13 @@ import psutil
 from cauchy.hypes import save_hypes
 from services.config import Settings
 from services.jobs import files
+from services.jobs.environment import JOB_UMASK, job_environment
 from services.jobs.outcome import judge, read_tail
 from services.jobs.ports import PortPool, PortsExhausted
 from services.jobs.procs import Proc, find_by_argument, kill_leftovers
 from services.jobs.scheduler import Capacity, pick
 from services.jobs.store import ACTIVE, FAILED, LOST, QUEUED, RUNNING, STOPPED, STOPPING, Job, Store
+from services.private import open_private, private_dir
 from services.visdom_server import VisdomStartError, is_visdom_up, start_visdom
 
 log = logging.getLogger(__name__)
@@ -175,7 +177,7 @@ class Supervisor:
         directory = self.job_dir(job.id)
         port = self._allocate_port([])
         try:
-            directory.mkdir(parents=True, exist_ok=True)
+            private_dir(directory)
             save_hypes(self.store.hypes(job.id), str(directory / files.HYPES_FILE))
             with ThreadPoolExecutor(1) as pool:
                 viewer = pool.submit(self._open_viewer, job.id, port, None)
@@ -196,11 +198,12 @@ class Supervisor:
 
     def _spawn_task(self, job: Job, gpus: tuple[str, ...], viz_port: int) -> subprocess.Popen:
         directory = self.job_dir(job.id)
-        env = {**os.environ, "CUDA_VISIBLE_DEVICES": ",".join(gpus), "PYTHONUNBUFFERED": "1",
-               "CAUCHY_HOME": str(self.settings.home)}  # where the task finds published weights
-        with open(directory / files.LOGS["stdout"], "ab") as out, open(directory / files.LOGS["stderr"], "ab") as err:
+        env = job_environment(os.environ, CUDA_VISIBLE_DEVICES=",".join(gpus),
+                              CAUCHY_HOME=str(self.settings.home))  # where the task finds published weights
+        with open_private(directory / files.LOGS["stdout"]) as out, open_private(directory / files.LOGS["stderr"]) as err:
             return subprocess.Popen(self.task_argv(job, viz_port), cwd=self.settings.repo_root, env=env,
-                                    stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True)
+                                    umask=JOB_UMASK, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                    start_new_session=True)
 
     def task_argv(self, job: Job, viz_port: int) -> list[str]:
         directory = self.job_dir(job.id)
