@@ -23,7 +23,7 @@ from pathlib import Path
 
 from cauchy.exitcodes import BAD_INPUT
 from services.config import REPO_ROOT
-from services.jobs.environment import JOB_UMASK, job_environment
+from services.jobs.environment import JOB_UMASK, scrubbed_environment
 from services.private import open_private
 
 READY = "VISDOM_READY"
@@ -144,7 +144,7 @@ def start_visdom(
     with open_private(Path(log_path)) as log:  # a job's viewer gets a job's environment and umask
         offset = log.tell()
         proc = subprocess.Popen(
-            cmd, cwd=REPO_ROOT, env=job_environment(os.environ), umask=JOB_UMASK, stdin=subprocess.DEVNULL,
+            cmd, cwd=REPO_ROOT, env=scrubbed_environment(os.environ), umask=JOB_UMASK, stdin=subprocess.DEVNULL,
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
     deadline = time.monotonic() + timeout

@@ -23,7 +23,7 @@ PASSED = (
 PASSED_PREFIXES = ("LC_",)
 
 
-def job_environment(environ: Mapping[str, str], **extra: str) -> dict[str, str]:
+def scrubbed_environment(environ: Mapping[str, str], **extra: str) -> dict[str, str]:
     """The allowed part of ``environ`` plus ``extra`` (what the service sets: GPUs, CAUCHY_HOME, ...)."""
     env = {key: value for key, value in environ.items() if key in PASSED or key.startswith(PASSED_PREFIXES)}
     env["PYTHONUNBUFFERED"] = "1"  # logs reach the files as they are written

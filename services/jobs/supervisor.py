@@ -25,7 +25,7 @@ import psutil
 from cauchy.hypes import save_hypes
 from services.config import Settings
 from services.jobs import files
-from services.jobs.environment import JOB_UMASK, job_environment
+from services.jobs.environment import JOB_UMASK, scrubbed_environment
 from services.jobs.outcome import judge, read_tail
 from services.jobs.ports import PortPool, PortsExhausted
 from services.jobs.procs import Proc, find_by_argument, kill_leftovers
@@ -198,7 +198,7 @@ class Supervisor:
 
     def _spawn_task(self, job: Job, gpus: tuple[str, ...], viz_port: int) -> subprocess.Popen:
         directory = self.job_dir(job.id)
-        env = job_environment(os.environ, CUDA_VISIBLE_DEVICES=",".join(gpus),
+        env = scrubbed_environment(os.environ, CUDA_VISIBLE_DEVICES=",".join(gpus),
                               CAUCHY_HOME=str(self.settings.home))  # where the task finds published weights
         with open_private(directory / files.LOGS["stdout"]) as out, open_private(directory / files.LOGS["stderr"]) as err:
             return subprocess.Popen(self.task_argv(job, viz_port), cwd=self.settings.repo_root, env=env,
