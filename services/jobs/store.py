@@ -137,14 +137,25 @@ class Store:
             rows = session.scalars(page).all()
         return list(rows), int(total or 0)
 
-    def in_states(self, states: Sequence[str], limit: int | None = None, with_hypes: bool = True) -> list[Job]:
-        """Jobs in ``states`` in scheduling order: higher priority first, then first come. Without hypes
-        (the scheduler's scan of the queue, each tick) their JSON is not loaded; reading it then raises."""
-        query = select(Job).where(Job.state.in_(states)).order_by(Job.priority.desc(), Job.id)
-        if not with_hypes:
-            query = query.options(defer(Job.hypes, raiseload=True))
+    def in_states(self, states: Sequence[str]) -> list[Job]:
+        """Jobs in ``states`` in scheduling order: higher priority first, then first come (hypes not loaded:
+        reading them raises)."""
+        query = (select(Job).where(Job.state.in_(states)).order_by(Job.priority.desc(), Job.id)
+                 .options(defer(Job.hypes, raiseload=True)))
         with self.session() as session:
-            return list(session.scalars(query.limit(limit)).all())
+            return list(session.scalars(query).all())
+
+    def queue_heads(self, per_group: int) -> list[Job]:
+        """The first ``per_group`` queued jobs of each (priority, user, GPU or CPU) group, in scheduling order,
+        hypes not loaded: all a scheduling pass can start (``scheduler.most_starts``), from a queue of any
+        length in one query (the window function runs inside the database)."""
+        rank = func.row_number().over(partition_by=(Job.priority, Job.user, Job.gpus_requested > 0),
+                                      order_by=Job.id).label("rank")
+        heads = select(Job.id, rank).where(Job.state == QUEUED).subquery()
+        query = (select(Job).join(heads, heads.c.id == Job.id).where(heads.c.rank <= per_group)
+                 .order_by(Job.priority.desc(), Job.id).options(defer(Job.hypes, raiseload=True)))
+        with self.session() as session:
+            return list(session.scalars(query).all())
 
     def hypes(self, job_id: int) -> dict[str, Any]:
         with self.session() as session:

@@ -29,7 +29,7 @@ from services.jobs.environment import JOB_UMASK, scrubbed_environment
 from services.jobs.outcome import judge, read_tail
 from services.jobs.ports import PortPool, PortsExhausted
 from services.jobs.procs import Proc, find_by_argument, kill_leftovers
-from services.jobs.scheduler import Capacity, pick
+from services.jobs.scheduler import Capacity, most_starts, pick
 from services.jobs.store import ACTIVE, FAILED, LOST, QUEUED, RUNNING, STOPPED, STOPPING, Job, Store
 from services.private import open_private, private_dir
 from services.visdom_server import VisdomStartError, is_visdom_up, start_visdom
@@ -38,7 +38,6 @@ log = logging.getLogger(__name__)
 
 WRAP_SCRIPT = Path(__file__).with_name("wrap.py")
 VISDOM_ATTEMPTS = 3
-QUEUE_SCAN = 1000
 
 
 def visdom_base_url(job_id: int) -> str:
@@ -163,7 +162,7 @@ class Supervisor:
         cap = self._capacity()
         if cap.free_ports <= 0 or (cap.free_cpu_slots <= 0 and not cap.free_gpus):
             return
-        for job, gpus in pick(self.store.in_states([QUEUED], QUEUE_SCAN, with_hypes=False), cap):
+        for job, gpus in pick(self.store.queue_heads(most_starts(cap)), cap):
             if self.store.transition(job.id, [QUEUED], state=RUNNING, started_at=time.time(), gpus=",".join(gpus)):
                 try:
                     self._launch(job, gpus)

@@ -9,7 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 import psutil
 import pytest
 import requests
+from sqlalchemy import update
 
+from services.jobs.store import QUEUED, Job
 from services.visdom_server import is_visdom_up
 
 # The queue, the port allocation and a restart on PostgreSQL too (SQLite is the default).
@@ -239,3 +241,23 @@ def test_a_task_whose_pid_was_never_recorded_is_found_and_adopted(settings, serv
     assert adopted["state"] == "running" and launcher in {p["pid"] for p in adopted["processes"]}
     second.call("POST", f"/api/v1/jobs/{job['id']}/stop")
     assert second.wait_ended(job["id"])["state"] == "stopped"
+
+
+def test_the_scheduler_sees_the_whole_queue(settings, service_factory, fake_hypes):
+    """1001 queued jobs of one user and one of another, at equal priority: the other's job starts next."""
+    service = service_factory(settings.replace(cpu_slots=1, visdom_linger_s=0))
+    blocker = service.wait_metrics(service.submit(fake_hypes("run"), user="flood")["id"])
+    store = service.app.extensions["cauchy"].store
+    with store.session() as session:
+        session.bulk_insert_mappings(Job, [
+            {"name": f"flood {i}", "user": "flood", "phase": "train", "state": QUEUED, "priority": 0,
+             "gpus_requested": 0, "hypes": fake_hypes("ok", 1), "overrides": [], "created_at": time.time()}
+            for i in range(1001)])
+    other = service.submit(fake_hypes("ok", 1), user="other")["id"]
+    service.call("POST", f"/api/v1/jobs/{blocker['id']}/stop")
+    started = service.wait(other, lambda job: job["state"] != "queued")
+    flood_started = [job.started_at for job in store.list(states=["running", "succeeded"], user="flood")[0]
+                     if job.id != blocker["id"]]
+    assert all(at > started["started_at"] for at in flood_started)
+    with store.session() as session:  # cancel the flood without 1001 requests
+        session.execute(update(Job).where(Job.state == QUEUED).values(state="stopped"))
