@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 WRAP_SCRIPT = Path(__file__).with_name("wrap.py")
 VISDOM_ATTEMPTS = 3
+DISK_CHECK_S = 2.0  # a job directory's size is read this often (a walk of its files)
 
 
 def visdom_base_url(job_id: int) -> str:
@@ -52,6 +53,7 @@ class Running:
     proc: Proc
     term_sent_at: float | None = None
     killed_reason: str | None = None
+    disk_checked_at: float = 0.0
     _cache: dict[int, psutil.Process] = field(default_factory=dict, repr=False)
 
 
@@ -218,17 +220,35 @@ class Supervisor:
     # ----- watch and end
 
     def _watch(self) -> None:
-        limit_mb = self.settings.job_memory_limit_mb
         for run in list(self.running.values()):
             if not run.proc.alive():
                 self._finish(run)
-                continue
-            if not limit_mb or run.killed_reason:
-                continue
+            elif not run.killed_reason:
+                self._enforce_limits(run)
+
+    def _enforce_limits(self, run: Running) -> None:
+        """Memory past the cap: killed at once (the machine is at stake). Wall clock or disk past theirs:
+        stopped as a user would (SIGTERM, a checkpoint, the grace period), the limit in its reason."""
+        limits = self.settings
+        if limits.job_memory_limit_mb:
             rss_mb = sum(p["rss_mb"] for p in self._sample(run))
-            if rss_mb > limit_mb:
-                run.killed_reason = f"killed for memory: {rss_mb:.0f} MB used, limit {limit_mb} MB"
+            if rss_mb > limits.job_memory_limit_mb:
+                run.killed_reason = f"killed for memory: {rss_mb:.0f} MB used, limit {limits.job_memory_limit_mb} MB"
                 run.proc.signal_group(signal.SIGKILL)
+                return
+        now = time.time()
+        if limits.job_wall_clock_limit_s and now - run.proc.started > limits.job_wall_clock_limit_s:
+            self._stop_for_limit(run, f"wall-clock limit of {limits.job_wall_clock_limit_s:g} s reached")
+        elif limits.job_disk_quota_mb and now - run.disk_checked_at > DISK_CHECK_S:
+            run.disk_checked_at = now
+            used_mb = files.disk_usage(self.job_dir(run.job_id)) / 2**20
+            if used_mb > limits.job_disk_quota_mb:
+                self._stop_for_limit(run, f"disk quota of {limits.job_disk_quota_mb} MB for the job directory "
+                                          f"exceeded ({used_mb:.0f} MB used)")
+
+    def _stop_for_limit(self, run: Running, reason: str) -> None:
+        """Ask for the stop ``_enforce_stops`` carries out; the reason is kept until the job's end."""
+        self.store.transition(run.job_id, [RUNNING], state=STOPPING, stop_requested_at=time.time(), reason=reason)
 
     def _sample(self, run: Running) -> list[dict[str, Any]]:
         """CPU and memory of the job's processes; ``cpu_percent`` needs the same Process object twice."""
@@ -270,6 +290,8 @@ class Supervisor:
                             stop_requested=job.stop_requested_at is not None, killed_by_us=killed_reason)
             fields = {"state": outcome.state, "reason": outcome.reason,
                       "exit_code": outcome.exit_code, "exit_signal": outcome.signal}
+        if job.state == STOPPING and job.reason:  # stopped for a limit (``_stop_for_limit``): say which first
+            fields["reason"] = f"{job.reason}; {fields['reason']}"
         until = time.time() + self.settings.visdom_linger_s
         self.store.transition(job_id, ACTIVE, ended_at=time.time(), visdom_until=until, **fields)
         if job_id in self.viewers:

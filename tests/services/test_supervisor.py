@@ -261,3 +261,32 @@ def test_the_scheduler_sees_the_whole_queue(settings, service_factory, fake_hype
     assert all(at > started["started_at"] for at in flood_started)
     with store.session() as session:  # cancel the flood without 1001 requests
         session.execute(update(Job).where(Job.state == QUEUED).values(state="stopped"))
+
+
+def test_default_limits_are_on():
+    from services.config import Settings, load_settings
+
+    defaults = load_settings(environ={"CAUCHY_GPUS": "none"})
+    assert defaults.job_memory_limit_mb == Settings.job_memory_limit_mb == 8192
+    assert defaults.job_wall_clock_limit_s > 0 and defaults.job_disk_quota_mb > 0
+    chosen = load_settings(environ={"CAUCHY_JOB_WALL_CLOCK_LIMIT_S": "3600", "CAUCHY_JOB_DISK_QUOTA_MB": "100"})
+    assert (chosen.job_wall_clock_limit_s, chosen.job_disk_quota_mb) == (3600.0, 100)
+
+
+def test_wall_clock_limit_stops_the_job_with_a_checkpoint(settings, service_factory, fake_hypes):
+    service = service_factory(settings.replace(job_wall_clock_limit_s=1.5))
+    job = service.submit(fake_hypes("run"))
+    ended = service.wait_ended(job["id"])
+    assert ended["state"] == "stopped" and ended["exit_code"] == 3, ended
+    assert ended["reason"] == "wall-clock limit of 1.5 s reached; stopped after saving a checkpoint"
+    assert ended["last_checkpoint"] and ended["ended_at"] - ended["started_at"] >= 1.5
+
+
+def test_disk_quota_stops_the_job_naming_the_quota(settings, service_factory, fake_hypes):
+    service = service_factory(settings.replace(job_disk_quota_mb=5))
+    job = service.submit(fake_hypes("fill"))
+    ended = service.wait_ended(job["id"])
+    assert ended["state"] == "stopped" and ended["exit_code"] == 3, ended
+    assert ended["reason"].startswith("disk quota of 5 MB for the job directory exceeded (")
+    assert ended["reason"].endswith("MB used); stopped after saving a checkpoint")
+    assert ended["last_checkpoint"]
