@@ -54,9 +54,10 @@ def summary(values: list[float]) -> dict[str, float]:
 
 
 class ServiceProcess:
-    """``python -m services`` on a free port over a fresh home; ``settings`` are CAUCHY_* variables."""
+    """``python -m services`` (of the checkout ``repo``) on a free port over a fresh home; ``settings`` are
+    CAUCHY_* variables."""
 
-    def __init__(self, home: Path, **settings: str) -> None:
+    def __init__(self, home: Path, repo: Path = REPO, **settings: str) -> None:
         self.home = home
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/api/v1"
@@ -64,7 +65,7 @@ class ServiceProcess:
                **{f"CAUCHY_{key.upper()}": value for key, value in settings.items()}}
         home.mkdir(parents=True, exist_ok=True)
         with open(home / "service.log", "ab") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "services"], cwd=REPO, env=env, stdout=log,
+            self.proc = subprocess.Popen([sys.executable, "-m", "services"], cwd=repo, env=env, stdout=log,
                                          stderr=log)
         self.http = requests.Session()
         deadline = time.monotonic() + 60
