@@ -3,9 +3,10 @@ submissions.
 
 1. Two services over copies of one database of 10,000 jobs: this checkout's and the baseline's (the
    checkout of ``--baseline-ref``, by default 08d5888, the code before the list became plain rows; ``git
-   archive`` into a temporary directory). ``GET /api/v1/jobs`` (a page of 50) and ``GET /api/v1/jobs/<id>``
-   (random ids) from 1 and then 16 concurrent clients, each measurement in ``--rounds`` alternating
-   rounds of the two services (``--seconds`` in all per service): p50/p99 latency, requests/s, and the
+   archive`` into a temporary directory). This checkout's with token auth on (the admin's token: every
+   job readable), the baseline's without (it predates accounts). ``GET /api/v1/jobs`` (a page of 50) and
+   ``GET /api/v1/jobs/<id>`` (random ids) from 1 and then 16 concurrent clients, each measurement in
+   ``--rounds`` alternating rounds of the two services (``--seconds`` in all per service): p50/p99 latency, requests/s, and the
    CPU used by the clients (this process) and by the service, in percent of one core: they share the
    machine's cores.
 2. 100 threads released at once each POST a job to this checkout's service (a stand-in task that prints
@@ -73,15 +74,16 @@ def cpu_seconds(process: psutil.Process) -> float:
     return times.user + times.system
 
 
-def load(url_of: Callable[[random.Random], str], clients: int, seconds: float, service: psutil.Process,
-         into: Measured) -> None:
-    """``clients`` threads issuing GETs back to back for ``seconds``, added to ``into``."""
+def load(url_of: Callable[[random.Random], str], clients: int, seconds: float, headers: dict[str, str],
+         service: psutil.Process, into: Measured) -> None:
+    """``clients`` threads issuing GETs (with ``headers``) back to back for ``seconds``, added to ``into``."""
     latencies: list[float] = []
     lock = threading.Lock()
     deadline = time.perf_counter() + seconds
 
     def client(seed: int) -> None:
         rng, http, mine = random.Random(seed), requests.Session(), []
+        http.headers.update(headers)
         while time.perf_counter() < deadline:
             started = time.perf_counter()
             response = http.get(url_of(rng), timeout=30)
@@ -112,9 +114,9 @@ def burst(service: ServiceProcess, count: int) -> list[requests.Response]:
     barrier = threading.Barrier(count)
 
     def submit(i: int) -> requests.Response:
-        body = {"hypes": DIGITS, "name": f"burst {i}", "user": f"user{i % 5}"}
+        body = {"hypes": DIGITS, "name": f"burst {i}", "user": f"user{i % 5}"}  # the admin submits for them
         barrier.wait()
-        return requests.post(service.url + "/jobs", json=body, timeout=120)
+        return requests.post(service.url + "/jobs", json=body, headers=service.headers, timeout=120)
 
     with ThreadPoolExecutor(count) as pool:
         return list(pool.map(submit, range(count)))
@@ -152,7 +154,7 @@ def main() -> None:
     baseline_repo = baseline_checkout(args.baseline_ref, root / "baseline")
     services = {"new": ServiceProcess(root / "home", cpu_slots="32", visdom_linger_s="0",
                                       task_command=shlex.join([sys.executable, "-c", STAND_IN])),
-                "baseline": ServiceProcess(root / "baseline-home", repo=baseline_repo, cpu_slots="1")}
+                "baseline": ServiceProcess(root / "baseline-home", repo=baseline_repo, accounts=False, cpu_slots="1")}
     try:
         measurements = {"list_1_client": ("/jobs", 1), "list": ("/jobs", args.clients),
                         "show_1_client": (None, 1), "show": (None, args.clients)}
@@ -164,9 +166,12 @@ def main() -> None:
                     url = services[side].url
                     url_of = ((lambda rng, url=url: f"{url}/jobs") if path else
                               (lambda rng, url=url: f"{url}/jobs/{rng.randint(1, args.seed_jobs)}"))
-                    load(url_of, clients, args.seconds / args.rounds, psutil.Process(services[side].proc.pid),
-                         results[side][name])
+                    load(url_of, clients, args.seconds / args.rounds, services[side].headers,
+                         psutil.Process(services[side].proc.pid), results[side][name])
         service = services["new"]
+        for i in range(5):  # the owners of the burst's jobs
+            service.http.post(service.url + "/users", json={"name": f"user{i}", "password": f"password-of-user{i}"},
+                              timeout=60).raise_for_status()
         started = time.perf_counter()
         responses = burst(service, args.submissions)
         burst_s = time.perf_counter() - started

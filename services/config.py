@@ -45,6 +45,12 @@ class Settings:
     connection_limit: int = 1000
     poll_interval_s: float = 0.5
     run_jobs: bool = True  # False: API only, no scheduler thread (used by some tests)
+    # The first admin's password when no admin exists yet; else one is generated (services.auth.bootstrap).
+    admin_password: str = dataclasses.field(default="", repr=False)
+    # Host header values the service answers (services.auth.hosts); empty: default_allowed_hosts().
+    allowed_hosts: tuple[str, ...] = ()
+    # Where browsers reach the front door; the no-nginx /visdom/<id>/ redirect is built on it, never on Host.
+    public_url: str = "http://localhost:8080"
 
     @property
     def db_url(self) -> str:
@@ -85,6 +91,12 @@ def split_command(command: str | list[str]) -> tuple[str, ...]:
     return tuple(command) if isinstance(command, list) else tuple(shlex.split(command))
 
 
+def parse_hosts(text: str | list[str]) -> tuple[str, ...]:
+    """``"a.example, b:8080"`` (or a list in the file) -> ``("a.example", "b:8080")``."""
+    parts = text if isinstance(text, list) else str(text).split(",")
+    return tuple(part.strip().lower() for part in parts if part.strip())
+
+
 def detect_gpus(environ: Mapping[str, str]) -> tuple[str, ...]:
     """GPUs this host may hand out, found without importing torch.
 
@@ -121,6 +133,9 @@ _CONVERTERS = {
     "threads": int,
     "connection_limit": int,
     "task_command": split_command,
+    "admin_password": str,
+    "allowed_hosts": parse_hosts,
+    "public_url": lambda text: str(text).rstrip("/"),
 }
 
 

@@ -10,6 +10,8 @@ from flask.typing import ResponseReturnValue
 
 from services.api.errors import ApiError, bad_request, conflict, not_found
 from services.api.submission import job_fields
+from services.auth.access import can_read, can_write, readable_by
+from services.auth.seam import login_required, open_to_anonymous
 from services.jobs import files
 from services.jobs.ports import PortsExhausted
 from services.jobs.store import ACTIVE, ENDED, QUEUED, RUNNING, STATES, STOPPED, STOPPING, Job, list_row
@@ -38,19 +40,29 @@ def query_int(name: str, default: int | None, low: int = 0, high: int = 2**62) -
 
 
 def find_job(job_id: int) -> Job:
+    """The job, if the caller may read it; one it may not is as absent as one that never existed (404)."""
     job = services().store.get(job_id)
-    if job is None:
+    if job is None or not can_read(login_required(), job.user, job.visibility):
         raise not_found(f"no job {job_id}")
+    return job
+
+
+def find_owned_job(job_id: int) -> Job:
+    """The job, if the caller may change it (its owner or an admin): 403 for a reader, else 404."""
+    job = find_job(job_id)
+    if not can_write(login_required(), job.user):
+        raise ApiError(403, "forbidden", f"job {job_id} is {job.user}'s: only its owner or an admin may change it")
     return job
 
 
 def summary(row: Sequence[Any]) -> dict[str, Any]:
     """What a list shows, from a row of ``store.LIST_COLUMNS`` (unpacked by position: the cheapest read, a
     page of 500 stays cheap); no file system or process look-ups."""
-    (job_id, name, user, phase, state, priority, gpus_requested, gpus, created_at, started_at, ended_at,
-     exit_code, exit_signal, reason, hypes_name, from_job) = row
+    (job_id, name, user, visibility, phase, state, priority, gpus_requested, gpus, created_at, started_at,
+     ended_at, exit_code, exit_signal, reason, hypes_name, from_job) = row
     return {
-        "id": job_id, "name": name, "user": user, "phase": phase, "state": state, "priority": priority,
+        "id": job_id, "name": name, "user": user, "visibility": visibility, "phase": phase, "state": state,
+        "priority": priority,
         "resources": {"gpus": gpus_requested, "assigned_gpus": [g for g in gpus.split(",") if g] if gpus else []},
         "created_at": created_at, "started_at": started_at, "ended_at": ended_at,
         "exit_code": exit_code, "exit_signal": exit_signal, "reason": reason,
@@ -90,7 +102,7 @@ def submit() -> ResponseReturnValue:
     body = request.get_json(silent=True)
     if body is None:
         raise bad_request("send a JSON object with Content-Type: application/json", None, "invalid_body")
-    fields = job_fields(body, services().settings, services().store, request.headers.get("X-Cauchy-User"))
+    fields = job_fields(body, services().settings, services().store, login_required())
     return created(services().store.add(**fields))
 
 
@@ -102,7 +114,8 @@ def index() -> ResponseReturnValue:
         raise bad_request(f"unknown state {unknown[0]!r}; states: {', '.join(STATES)}", "state")
     limit = query_int("limit", 50, 1, MAX_PAGE)
     offset = query_int("offset", 0)
-    jobs, total = services().store.list(states, limit, offset, request.args.get("user"))
+    readable = readable_by(login_required(), Job.user, Job.visibility)
+    jobs, total = services().store.list(states, limit, offset, request.args.get("user"), readable)
     return jsonify({"jobs": [summary(job) for job in jobs], "total": total, "limit": limit, "offset": offset})
 
 
@@ -113,7 +126,7 @@ def show(job_id: int) -> ResponseReturnValue:
 
 def request_stop(job_id: int) -> Job:
     """Queued: cancelled at once. Running: SIGTERM, a grace period for the checkpoint, then SIGKILL."""
-    find_job(job_id)
+    find_owned_job(job_id)
     store, now = services().store, time.time()
     if not (store.transition(job_id, [QUEUED], state=STOPPED, ended_at=now, reason="cancelled before it started")
             or store.transition(job_id, [RUNNING], state=STOPPING, stop_requested_at=now)
@@ -132,8 +145,8 @@ def stop(job_id: int) -> ResponseReturnValue:
 
 @bp.post("/jobs/<int:job_id>/resume")
 def resume(job_id: int) -> ResponseReturnValue:
-    """A new job that continues training from this job's last checkpoint."""
-    job = find_job(job_id)
+    """A new job of the same owner and visibility that continues training from this job's last checkpoint."""
+    job = find_owned_job(job_id)
     if job.state not in ENDED:
         raise conflict(f"job {job_id} is {job.state}; stop it before resuming")
     if job.phase not in ("train", "finetune"):
@@ -142,7 +155,7 @@ def resume(job_id: int) -> ResponseReturnValue:
     if checkpoint is None:
         raise conflict(f"job {job_id} saved no checkpoint")
     new = services().store.add(
-        name=f"{job.name} (resumed)"[:200], user=request.headers.get("X-Cauchy-User") or job.user, phase=job.phase,
+        name=f"{job.name} (resumed)"[:200], user=job.user, visibility=job.visibility, phase=job.phase,
         priority=job.priority, gpus_requested=job.gpus_requested, hypes=job.hypes, hypes_name=job.hypes_name,
         overrides=job.overrides, from_job=job.id, resume_from=str(checkpoint))
     return created(new)
@@ -202,7 +215,7 @@ def visdom(job_id: int) -> ResponseReturnValue:
 
 @bp.delete("/jobs/<int:job_id>/visdom")
 def visdom_stop(job_id: int) -> ResponseReturnValue:
-    find_job(job_id)
+    find_owned_job(job_id)
     if not services().supervisor.stop_viewer(job_id):
         raise conflict(f"job {job_id} has no viewer to shut down (none up, or the job is still running)")
     return jsonify(services().supervisor.viewer_status(job_id))
@@ -216,6 +229,7 @@ def charts(job_id: int) -> ResponseReturnValue:
 
 
 @bp.get("/health")
+@open_to_anonymous
 def health() -> ResponseReturnValue:
     svc = services()
     return jsonify({"status": "ok", "gpus": list(svc.settings.gpus), "cpu_slots": svc.settings.cpu_slots,

@@ -27,8 +27,10 @@ from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
 from services.api.errors import ApiError, bad_request, conflict
-from services.api.jobs import find_job, request_stop, services
-from services.api.submission import job_fields, source_checkpoint
+from services.api.jobs import find_job, find_owned_job, request_stop, services
+from services.api.submission import allowed_priority, job_fields, source_checkpoint
+from services.auth.access import JOB_DEFAULT
+from services.auth.seam import login_required
 from services.jobs.ports import PortsExhausted
 from services.jobs.store import ENDED, SUCCEEDED, Job
 from services.jobs.supervisor import visdom_base_url
@@ -119,7 +121,7 @@ def free_port() -> ResponseReturnValue:
 @bp.route("/train", methods=METHODS)
 def train() -> ResponseReturnValue:
     p = params()
-    fields = job_fields(submit_body(p), services().settings, services().store, request.headers.get("X-Cauchy-User"))
+    fields = job_fields(submit_body(p), services().settings, services().store, login_required())
     job = services().store.add(**fields)
     services().supervisor.wake()
     return reply(job_content(job))
@@ -127,12 +129,12 @@ def train() -> ResponseReturnValue:
 
 @bp.route("/stop_training", methods=METHODS)
 def stop_training() -> ResponseReturnValue:
-    return reply(job_content(request_stop(legacy_job(params()).id)))
+    return reply(job_content(request_stop(legacy_job(params()).id)))  # request_stop checks ownership
 
 
 @bp.route("/stop_visdom", methods=METHODS)
 def stop_visdom() -> ResponseReturnValue:
-    job = legacy_job(params())
+    job = find_owned_job(legacy_job(params()).id)
     if not services().supervisor.stop_viewer(job.id):
         raise conflict(f"job {job.id} has no viewer to shut down (none up, or the job is still running)")
     return reply(job_content(job))
@@ -147,12 +149,12 @@ def check_viz_started() -> ResponseReturnValue:
 
 
 def predict_job(p: dict[str, Any], inputs: str) -> Job:
-    """A predict job on the checkpoint of the training job named in ``p``."""
-    source = legacy_job(p)
-    source_id, checkpoint = source_checkpoint(services().settings, services().store, source.id)
+    """The caller's predict job on the checkpoint of the training job named in ``p`` (which it may read)."""
+    source, caller = legacy_job(p), login_required()
+    source_id, checkpoint = source_checkpoint(services().settings, services().store, source.id, caller)
     return services().store.add(
-        name=f"predict with job {source_id}", user=request.headers.get("X-Cauchy-User") or source.user,
-        phase="predict", priority=as_int(p.get("priority", 0), "priority"), gpus_requested=0,
+        name=f"predict with job {source_id}", user=caller.name, visibility=JOB_DEFAULT,
+        phase="predict", priority=allowed_priority(as_int(p.get("priority", 0), "priority"), caller), gpus_requested=0,
         hypes=source.hypes, hypes_name=source.hypes_name, overrides=[], from_job=source_id,
         resume_from=checkpoint, inputs=inputs)
 

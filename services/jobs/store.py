@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    ColumnElement,
     Float,
     Index,
     Integer,
@@ -32,6 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine, Row
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, defer, mapped_column, sessionmaker
 
+from services.auth.access import JOB_DEFAULT
 from services.private import private_sqlite
 
 QUEUED, RUNNING, STOPPING = "queued", "running", "stopping"
@@ -48,11 +50,14 @@ class Base(DeclarativeBase):
 class Job(Base):
     __tablename__ = "jobs"
     __table_args__ = (Index("ix_jobs_state_priority_id", "state", "priority", "id"),
+                      Index("ix_jobs_user_id", "user", "id"), Index("ix_jobs_visibility_id", "visibility", "id"),
                       {"sqlite_autoincrement": True})
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(200))
-    user: Mapped[str] = mapped_column(String(100), index=True)
+    user: Mapped[str] = mapped_column(String(100), index=True)  # the owner's name
+    # private, public or group:<name> (services.auth.access); NULL only in a database made before users
+    visibility: Mapped[str | None] = mapped_column(String(120), default=JOB_DEFAULT)
     phase: Mapped[str] = mapped_column(String(20))
     state: Mapped[str] = mapped_column(String(20))
     priority: Mapped[int] = mapped_column(Integer, default=0)
@@ -80,7 +85,7 @@ class Job(Base):
 
 
 # What a list of jobs shows (``services.api.jobs.summary``): no hypes, overrides or process fields.
-LIST_COLUMNS = (Job.id, Job.name, Job.user, Job.phase, Job.state, Job.priority, Job.gpus_requested, Job.gpus,
+LIST_COLUMNS = (Job.id, Job.name, Job.user, Job.visibility, Job.phase, Job.state, Job.priority, Job.gpus_requested, Job.gpus,
                 Job.created_at, Job.started_at, Job.ended_at, Job.exit_code, Job.exit_signal, Job.reason,
                 Job.hypes_name, Job.from_job)
 
@@ -90,10 +95,10 @@ def list_row(job: Job) -> tuple[Any, ...]:
     return tuple(getattr(job, column.key) for column in LIST_COLUMNS)
 
 
-@functools.cache
-def list_statements(by_state: bool, by_user: bool) -> tuple[Select[Any], Select[Any]]:
+def build_list_statements(by_state: bool, by_user: bool, where: ColumnElement[bool] | None = None
+                          ) -> tuple[Select[Any], Select[Any]]:
     """The page and count queries of ``Store.list`` for one combination of filters, values bound per call."""
-    conditions = []
+    conditions = [] if where is None else [where]
     if by_state:
         conditions.append(Job.state.in_(bindparam("states", expanding=True)))
     if by_user:
@@ -101,6 +106,12 @@ def list_statements(by_state: bool, by_user: bool) -> tuple[Select[Any], Select[
     page = (select(*LIST_COLUMNS).where(*conditions).order_by(Job.id.desc())
             .limit(bindparam("limit")).offset(bindparam("offset")))
     return page, select(func.count()).select_from(Job).where(*conditions)
+
+
+@functools.cache
+def list_statements(by_state: bool, by_user: bool) -> tuple[Select[Any], Select[Any]]:
+    """``build_list_statements`` without a read rule, built once."""
+    return build_list_statements(by_state, by_user)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -112,7 +123,8 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 
 def upgrade_schema(engine: Engine) -> None:
-    """Create missing tables and add columns a newer version declares (every added column is nullable)."""
+    """Create missing tables, and add the columns and indexes a newer version declares (every added
+    column is nullable)."""
     Base.metadata.create_all(engine)
     inspector = inspect(engine)
     with engine.begin() as conn:
@@ -122,6 +134,10 @@ def upgrade_schema(engine: Engine) -> None:
                 if col.name not in present:
                     col_type = col.type.compile(dialect=engine.dialect)
                     conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{col.name}" {col_type}'))
+            indexes = {index["name"] for index in inspector.get_indexes(table.name)}
+            for index in table.indexes:
+                if index.name not in indexes:
+                    index.create(conn)
 
 
 class Store:
@@ -166,11 +182,15 @@ class Store:
             return session.execute(query).rowcount == 1
 
     def list(self, states: Sequence[str] = (), limit: int = 50, offset: int = 0,
-             user: str | None = None) -> tuple[list[Row[Any]], int]:
-        """A page of jobs, newest first (rows of ``LIST_COLUMNS``), and the
-        number of jobs matching the filter. Plain rows from statements built once: a page costs two indexed
-        queries and no work per row beyond reading it."""
-        page, count = list_statements(bool(states), bool(user))
+             user: str | None = None, where: ColumnElement[bool] | None = None) -> tuple[list[Row[Any]], int]:
+        """A page of jobs, newest first (rows of ``LIST_COLUMNS``), and the number of jobs matching the filter;
+        ``where`` narrows it further (the caller's read rule, services.auth.access.readable_by). Plain rows
+        from statements built once per filter combination (or once per call with a ``where``): a page costs
+        two indexed queries and no work per row beyond reading it."""
+        if where is None:
+            page, count = list_statements(bool(states), bool(user))
+        else:
+            page, count = build_list_statements(bool(states), bool(user), where)
         params = {"states": list(states), "user": user}
         with self.engine.connect() as conn:
             rows = conn.execute(page, {**params, "limit": limit, "offset": offset}).all()
