@@ -9,7 +9,10 @@ submissions.
    ``--rounds`` alternating rounds of the two services (``--seconds`` in all per service): p50/p99 latency, requests/s, and the
    CPU used by the clients (this process) and by the service, in percent of one core: they share the
    machine's cores.
-2. 100 threads released at once each POST a job to this checkout's service (a stand-in task that prints
+2. The supervisor's scheduling pass of each checkout over ``--queued-jobs`` (10,000) queued jobs of five
+   users, each with a job running, and one job of a sixth user queued last: its time, and whether it
+   starts the sixth user's job (the baseline looked at the first 1,000 only).
+3. 100 threads released at once each POST a job to this checkout's service (a stand-in task that prints
    its Visdom port and its lifetime, so the run is about the service, not torch): every POST answered
    201, 100 new distinct ids in the database, every job succeeded, and no two jobs alive at the same
    time were given the same port.
@@ -101,6 +104,43 @@ def load(url_of: Callable[[random.Random], str], clients: int, seconds: float, h
     into.service_cpu += cpu_seconds(service) - service_cpu
     into.latencies.extend(latencies)
 
+# One scheduling pass of the supervisor, timed in the checkout it runs in: argv = database URL, the pass.
+SCHEDULE_PASS = """
+import statistics, sys, time
+from services.jobs import scheduler
+from services.jobs.scheduler import Capacity, pick
+from services.jobs.store import Store
+store = Store(sys.argv[1])
+cap = Capacity([], free_cpu_slots=1, free_ports=60, running_per_user={f"user{i}": 1 for i in range(5)})
+most_starts = getattr(scheduler, "most_starts", None)  # this checkout's, absent from the baseline's
+times = []
+for _ in range(20):
+    started = time.perf_counter()
+    chosen = eval(sys.argv[2])
+    times.append(time.perf_counter() - started)
+print(round(statistics.median(times) * 1000, 2), chosen[0][0].user if chosen else None)
+"""
+PASSES = {"new": "pick(store.queue_heads(most_starts(cap)), cap)",
+          "baseline": "pick(store.in_states(['queued'], 1000, with_hypes=False), cap)"}
+
+
+def schedule_passes(root: Path, repos: dict[str, Path], queued: int) -> dict[str, object]:
+    """Each checkout's scheduling pass over ``queued`` jobs of five users (one running each) and then one job
+    of a sixth user: the pass's median time, and whether the sixth user's job is the one it starts."""
+    db_url = f"sqlite:///{root / 'queue.db'}"
+    seed_jobs(db_url, queued, {}, states=("queued",), users=5)
+    store = Store(db_url)
+    store.add(name="late", user="late", phase="train", hypes={}, overrides=[])
+    store.engine.dispose()
+    figures: dict[str, object] = {}
+    for side, repo in repos.items():
+        out = subprocess.run([sys.executable, "-c", SCHEDULE_PASS, db_url, PASSES[side]], cwd=repo, check=True,
+                             capture_output=True, text=True).stdout.split()
+        prefix = "" if side == "new" else "baseline_"
+        figures[f"{prefix}schedule_pass_ms"] = float(out[0])
+        figures[f"{prefix}schedule_pass_starts_the_late_user"] = out[1] == "late"
+    return figures
+
 
 def baseline_checkout(ref: str, into: Path) -> Path:
     """The repository at ``ref``, unpacked (no worktree of the repository is touched)."""
@@ -143,6 +183,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--submissions", type=int, default=100)
+    parser.add_argument("--queued-jobs", type=int, default=10_000, help="queue length for the scheduling pass")
     parser.add_argument("--baseline-ref", default=BASELINE_REF, help="git ref of the code to compare with")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="cauchy-bench-api-"))
@@ -152,6 +193,7 @@ def main() -> None:
     (root / "baseline-home").mkdir()
     shutil.copy(root / "home" / "cauchy.db", root / "baseline-home" / "cauchy.db")
     baseline_repo = baseline_checkout(args.baseline_ref, root / "baseline")
+    passes = schedule_passes(root, {"new": REPO, "baseline": baseline_repo}, args.queued_jobs)
     services = {"new": ServiceProcess(root / "home", cpu_slots="32", visdom_linger_s="0",
                                       task_command=shlex.join([sys.executable, "-c", STAND_IN])),
                 "baseline": ServiceProcess(root / "baseline-home", repo=baseline_repo, accounts=False, cpu_slots="1")}
@@ -206,6 +248,8 @@ def main() -> None:
         "ports_used": len(ports),
         "port_given_twice": overlaps,
         "service_rss_mb": round(service_rss, 1),
+        "queued_jobs": args.queued_jobs,
+        **passes,
         "p99_ratio": round(new_list["p99_ms"] / old_list["p99_ms"], 3),
         "ratio": round(new_list["rps"] / old_list["rps"], 3),
     })
@@ -218,6 +262,9 @@ def main() -> None:
                   f"{r['service_cpu_pct']:>14.1f}")
     print(f"GET /api/v1/jobs with {args.clients} clients, this checkout / {args.baseline_ref}: "
           f"{figures['ratio']}x the requests/s, p99 {new_list['p99_ms']} ms vs {old_list['p99_ms']} ms")
+    print(f"scheduling pass over {args.queued_jobs} queued jobs: {passes['schedule_pass_ms']} ms "
+          f"(starts the late user's job: {passes['schedule_pass_starts_the_late_user']}); baseline "
+          f"{passes['baseline_schedule_pass_ms']} ms ({passes['baseline_schedule_pass_starts_the_late_user']})")
     print(f"{args.submissions} simultaneous POSTs in {burst_s:.2f} s: {len(ids)} accepted, {len(set(ids))} distinct ids, "
           f"{figures['submissions_succeeded']} succeeded; {len(ports)} ports used, {overlaps} given twice; "
           f"{total} jobs in the database; service RSS {figures['service_rss_mb']} MB")

@@ -103,12 +103,11 @@ class ServiceProcess:
                 proc.signal_group(signal.SIGKILL)
 
 
-def seed_jobs(db_url: str, count: int, hypes: dict) -> None:
-    """``count`` finished jobs, written straight to the database (as months of use would leave it)."""
+def seed_jobs(db_url: str, count: int, hypes: dict, states: tuple[str, ...] = ENDED, users: int = 7) -> None:
+    """``count`` jobs (finished by default), written straight to the database (as months of use would leave it)."""
     store = Store(db_url)
     now = time.time()
-    states = [state for state in ENDED]
-    rows = [{"name": f"seeded {i}", "user": f"user{i % 7}", "phase": "train", "state": states[i % len(states)],
+    rows = [{"name": f"seeded {i}", "user": f"user{i % users}", "phase": "train", "state": states[i % len(states)],
              "priority": 0, "gpus_requested": 0, "gpus": "", "hypes": hypes, "overrides": [],
              "created_at": now - 86400 + i, "started_at": now - 86400 + i + 1, "ended_at": now - 86400 + i + 60,
              "exit_code": 0, "reason": "finished"} for i in range(count)]

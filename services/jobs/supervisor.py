@@ -254,13 +254,12 @@ class Supervisor:
         """CPU and memory of the job's processes; ``cpu_percent`` needs the same Process object twice."""
         stats = []
         tree = run.proc.tree()
-        roles = {run.proc.pid: "launcher"}
-        roles.update({p.pid: "task" for p in tree if p.pid != run.proc.pid and p.ppid() == run.proc.pid})
         for ps in tree:
             cached = run._cache.setdefault(ps.pid, ps)
-            try:
+            try:  # any of them may end while we look (a data-loader worker, the task itself)
                 with cached.oneshot():
-                    stats.append({"role": roles.get(ps.pid, "worker"), "pid": ps.pid,
+                    role = "launcher" if ps.pid == run.proc.pid else "task" if cached.ppid() == run.proc.pid else "worker"
+                    stats.append({"role": role, "pid": ps.pid,
                                   "cpu_percent": cached.cpu_percent(None),
                                   "rss_mb": round(cached.memory_info().rss / 2**20, 1)})
             except psutil.Error:
