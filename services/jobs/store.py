@@ -51,6 +51,7 @@ class Base(DeclarativeBase):
 class Job(Base):
     __tablename__ = "jobs"
     __table_args__ = (Index("ix_jobs_state_priority_id", "state", "priority", "id"),
+                      Index("ix_jobs_state_id", "state", "id"),  # a list by state, newest first, without a sort
                       Index("ix_jobs_user_id", "user", "id"), Index("ix_jobs_visibility_id", "visibility", "id"),
                       {"sqlite_autoincrement": True})
 
