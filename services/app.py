@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from flask import Flask
 
 from services.api import frontdoor, jobs, legacy, openapi, weights
-from services.api.errors import register_error_handlers
+from services.api.errors import JobIdConverter, register_error_handlers
+from services.api.jsonbody import CheckedJSONProvider
+from services.api.limits import LIMITS_KEY, UserLimits
 from services.config import Settings, load_settings
 from services.jobs.store import Store
 from services.jobs.supervisor import Supervisor
@@ -28,11 +30,14 @@ def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or load_settings()
     settings.jobs_dir.mkdir(parents=True, exist_ok=True)
     app = Flask(__name__)
+    app.json = CheckedJSONProvider(app)
+    app.url_map.converters["int"] = JobIdConverter  # before the blueprints' rules are built
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.json.sort_keys = False
     store = Store(settings.db_url)
     supervisor = Supervisor(settings, store)
     app.extensions["cauchy"] = Services(settings, store, supervisor)
+    app.extensions[LIMITS_KEY] = UserLimits(settings, store)
     register_error_handlers(app)
     app.register_blueprint(jobs.bp)
     app.register_blueprint(openapi.bp)
@@ -49,7 +54,8 @@ def waitress_options(settings: Settings) -> dict:
     simultaneous submissions hung for minutes), so the limit is higher and poll() replaces select().
     Flask answers a too-large body with a JSON 413; waitress's own, plain-text limit is a backstop."""
     return {"threads": settings.threads, "connection_limit": settings.connection_limit, "asyncore_use_poll": True,
-            "max_request_body_size": 4 * settings.max_request_bytes, "ident": "cauchy"}
+            "max_request_body_size": 4 * settings.max_request_bytes, "ident": "cauchy",
+            "channel_request_lookahead": 1}  # lets a waiting request see that its client went away
 
 
 def serve(settings: Settings | None = None) -> None:

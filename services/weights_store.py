@@ -11,7 +11,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -22,11 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from cauchy.files import atomic_write, sha256_file
-from cauchy.manifest import MANIFEST, find_entry, read_manifest
+from cauchy.manifest import MANIFEST, NAME_RE, find_entry, read_manifest
 from cauchy.visualizer import read_events
 from services.config import REPO_ROOT
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 EXPORT_TIMEOUT_S = 300
 
 
@@ -60,7 +58,7 @@ def _locked(directory: Path) -> Iterator[None]:
 
 
 def check_name(name: Any) -> str:
-    if not isinstance(name, str) or not NAME_RE.match(name):
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
         raise WeightsStoreError("expected 1 to 100 letters, digits, '_', '.' or '-', starting with a letter or digit",
                                 "name")
     return name

@@ -6,15 +6,17 @@ names it and nothing reaches the queue.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from cauchy.hypes import HypesError, load_hypes, resolve_hypes
 from services.api.errors import ApiError, bad_request
+from services.api.limits import check_job_limits, check_text
 from services.config import Settings
+from services.containment import MAX_JOB_ID, check_hypes
 from services.jobs import files
-from services.jobs.store import Store
+from services.jobs.store import Job, Store
 
 PHASES = ("train", "test", "finetune")
 PRIORITY_RANGE = (-100, 100)
@@ -30,13 +32,12 @@ def _int(body: Mapping[str, Any], key: str, default: int, low: int, high: int, f
 
 def _str(body: Mapping[str, Any], key: str, default: str | None, max_len: int = 200) -> str | None:
     value = body.get(key, default)
-    if value is not None and (not isinstance(value, str) or not 0 < len(value) <= max_len):
-        raise bad_request(f"expected a string of 1 to {max_len} characters, got {json.dumps(value)[:80]}", key)
-    return value
+    return None if value is None else check_text(value, key, max_len)
 
 
 def load_named_hypes(settings: Settings, name: str) -> dict[str, Any]:
     """A hypes file under the repository's ``hypes/`` directory, by relative name (``.json`` optional)."""
+    check_text(name, "hypes", 200)
     root = settings.hypes_dir.resolve()
     path = (root / (name if name.endswith(".json") else name + ".json")).resolve()
     if not path.is_relative_to(root) or not path.is_file():
@@ -66,7 +67,8 @@ def resolve(doc: Any, overrides: list[str]) -> dict[str, Any]:
 
 def source_checkpoint(settings: Settings, store: Store, job_id: Any) -> tuple[int, str]:
     """The checkpoint a test or predict job evaluates: another job's best, else its latest."""
-    source = store.get(job_id) if isinstance(job_id, int) and not isinstance(job_id, bool) else None
+    valid = isinstance(job_id, int) and not isinstance(job_id, bool) and 0 < job_id <= MAX_JOB_ID
+    source = store.get(job_id) if valid else None
     if source is None:
         raise bad_request(f"no job {json.dumps(job_id)}", "from_job", "unknown_job")
     path = files.model_checkpoint(files.job_dir(settings.jobs_dir, source.id))
@@ -75,8 +77,10 @@ def source_checkpoint(settings: Settings, store: Store, job_id: Any) -> tuple[in
     return source.id, str(path)
 
 
-def job_fields(body: Any, settings: Settings, store: Store, user: str | None) -> dict[str, Any]:
-    """The columns of a new job from a ``POST /jobs`` body (see the OpenAPI document for its shape)."""
+def job_fields(body: Any, settings: Settings, store: Store, user: str | None,
+               may_read: Callable[[Job], bool] | None = None) -> dict[str, Any]:
+    """The columns of a new job from a ``POST /jobs`` body (see the OpenAPI document for its shape);
+    ``may_read`` says whose jobs ``network.pretrained: "job:<id>"`` may name (None: every job)."""
     if not isinstance(body, Mapping):
         raise bad_request("the request body must be a JSON object", None, "invalid_body")
     unknown = sorted(set(body) - {"hypes", "overrides", "phase", "resources", "gpus", "priority", "name", "user",
@@ -106,6 +110,8 @@ def job_fields(body: Any, settings: Settings, store: Store, user: str | None) ->
     if gpus > len(settings.gpus):
         raise bad_request(f"asked for {gpus} GPUs; this host has {len(settings.gpus)}", "resources.gpus", "unsatisfiable")
     resolved = resolve(hypes, overrides)
+    check_job_limits(settings, resolved)
+    check_hypes(settings, store, resolved, may_read or (lambda job: True))
     return {
         "hypes": resolved,
         "hypes_name": hypes_name,
@@ -116,5 +122,5 @@ def job_fields(body: Any, settings: Settings, store: Store, user: str | None) ->
         "gpus_requested": gpus,
         "priority": _int(body, "priority", 0, *PRIORITY_RANGE),
         "name": _str(body, "name", None) or Path(hypes_name or resolved.get("dataset") or "job").stem,
-        "user": user or _str(body, "user", None, 100) or DEFAULT_USER,
+        "user": check_text(user, "X-Cauchy-User", 100) if user else _str(body, "user", None, 100) or DEFAULT_USER,
     }

@@ -24,7 +24,9 @@ import psutil
 
 from cauchy.hypes import save_hypes
 from services.config import Settings
+from services.containment import job_environment
 from services.jobs import files
+from services.jobs.endings import Endings
 from services.jobs.outcome import judge, read_tail
 from services.jobs.ports import PortPool, PortsExhausted
 from services.jobs.procs import Proc, find_by_argument, kill_leftovers
@@ -73,6 +75,7 @@ class Supervisor:
         self._wake = threading.Event()
         self._quit = threading.Event()
         self._thread: threading.Thread | None = None
+        self.endings = Endings()  # wakes requests waiting on a job's end
 
     # ----- life of the runner thread
 
@@ -193,11 +196,13 @@ class Supervisor:
             self.ports.release(port)
             self.store.transition(job.id, ACTIVE, state=FAILED, ended_at=time.time(),
                                   reason=f"could not start: {exc}")
+            self.endings.notify(job.id)
 
     def _spawn_task(self, job: Job, gpus: tuple[str, ...], viz_port: int) -> subprocess.Popen:
         directory = self.job_dir(job.id)
         env = {**os.environ, "CUDA_VISIBLE_DEVICES": ",".join(gpus), "PYTHONUNBUFFERED": "1",
-               "CAUCHY_HOME": str(self.settings.home)}  # where the task finds published weights
+               "CAUCHY_HOME": str(self.settings.home),  # where the task finds published weights
+               **job_environment(self.settings, self.store.hypes(job.id))}  # the weights it may fetch
         with open(directory / files.LOGS["stdout"], "ab") as out, open(directory / files.LOGS["stderr"], "ab") as err:
             return subprocess.Popen(self.task_argv(job, viz_port), cwd=self.settings.repo_root, env=env,
                                     stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True)
@@ -272,6 +277,7 @@ class Supervisor:
         self.store.transition(job_id, ACTIVE, ended_at=time.time(), visdom_until=until, **fields)
         if job_id in self.viewers:
             self.viewers[job_id].until = until
+        self.endings.notify(job_id)
 
     def _enforce_stops(self) -> None:
         grace = self.settings.stop_grace_s
@@ -280,6 +286,7 @@ class Supervisor:
             if run is None:  # stopped while its start was being undone
                 self.store.transition(job.id, [STOPPING], state=STOPPED, ended_at=time.time(),
                                       reason="cancelled before it started")
+                self.endings.notify(job.id)
                 continue
             if run.term_sent_at is None:
                 run.term_sent_at = time.time()
