@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -26,6 +27,7 @@ from cauchy.visualizer import read_events
 from services.config import REPO_ROOT
 
 EXPORT_TIMEOUT_S = 300
+log = logging.getLogger("cauchy.weights_store")
 
 
 class WeightsStoreError(ValueError):
@@ -102,8 +104,10 @@ def publish(directory: Path, name: str, checkpoint: Path, *, hypes: dict[str, An
     try:
         done = subprocess.run([python, "-m", "services.weights_store", str(checkpoint), tmp], capture_output=True,
                               text=True, timeout=EXPORT_TIMEOUT_S, cwd=REPO_ROOT)
-        if done.returncode != 0:
-            raise WeightsStoreError(f"cannot export {checkpoint.name}: {done.stderr.strip()[-500:]}", "checkpoint")
+        if done.returncode != 0:  # the child's traceback names server paths: it goes to the log, not the client
+            log.error("exporting %s failed:\n%s", checkpoint, done.stderr.strip()[-4000:])
+            raise WeightsStoreError(f"cannot export {checkpoint.name}: it is not a readable checkpoint (the service "
+                                    "log has the details)", "checkpoint", "unreadable_checkpoint")
         os.chmod(tmp, 0o644)
         entry = {"name": name, "file": f"{name}.pth", **describe(hypes, json.loads(done.stdout)["class_names"]),
                  "sha256": sha256_file(Path(tmp)), "size": os.path.getsize(tmp), "metrics": metrics,

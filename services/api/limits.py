@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 import threading
-import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -24,6 +23,7 @@ from services.config import Settings
 from services.jobs.store import ENDED, QUEUED, Job, Store
 from services.jobs.supervisor import Supervisor
 from services.ratelimit import RateLimiter
+from services.text import first_unprintable
 
 LIMITS_KEY = "cauchy.limits"
 
@@ -38,7 +38,7 @@ def check_text(value: Any, field: str, max_len: int) -> str:
     or format character (no escape sequences, no NUL, no bidirectional overrides)."""
     if not isinstance(value, str) or not 0 < len(value) <= max_len:
         raise bad_request(f"expected a string of 1 to {max_len} characters, got {json.dumps(value)[:80]}", field)
-    bad = next((ch for ch in value if unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Zl", "Zp")), None)
+    bad = first_unprintable(value)
     if bad is not None:
         raise bad_request(f"control character U+{ord(bad):04X} is not allowed", field)
     return value

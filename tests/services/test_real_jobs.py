@@ -29,8 +29,10 @@ def digits_overrides(data_dir: str, iters: int) -> list[str]:
 
 
 @pytest.fixture
-def real_settings(settings):
-    return settings.replace(task_command=(sys.executable, "run_tasks.py"), stop_grace_s=60.0)
+def real_settings(settings, tmp_path, digits_dir):
+    """The real task; the temporary data folders are data roots, as an admin would list them."""
+    return settings.replace(task_command=(sys.executable, "run_tasks.py"), stop_grace_s=60.0,
+                            data_roots=(Path(digits_dir).parent, tmp_path))
 
 
 def test_two_iteration_digits_job_end_to_end(real_settings, service_factory, digits_dir):
