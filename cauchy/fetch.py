@@ -181,7 +181,7 @@ def download(url: str, out: IO[bytes], policy: FetchPolicy, resolver: Resolver =
             if policy.max_bytes is not None and length and length.isdigit() and int(length) > policy.max_bytes:
                 raise FetchRefused(f"{url}: {int(length)} bytes, more than the {policy.max_bytes} allowed")
             digest, size = hashlib.sha256(), 0
-            while block := response.read(BLOCK):
+            while block := response.read1(BLOCK):  # what has arrived: a trickle still meets the deadline
                 size += len(block)
                 if policy.max_bytes is not None and size > policy.max_bytes:
                     raise FetchRefused(f"{url}: more than the {policy.max_bytes} bytes allowed")

@@ -132,6 +132,12 @@ def test_pretrained_job_reference_and_weights_name(door):
     source = trained_job(door)
     job = submit(door, with_keys(network__pretrained=f"job:{source}"))
     assert job.status_code == 201, job.text
+    door.service.wait_ended(job.json()["id"])
+    stdout = door.service.call("GET", f"/api/v1/jobs/{job.json()['id']}/logs").json()["text"]
+    policy = json.loads(stdout.split("weights_policy=", 1)[1].splitlines()[0])  # what the task process was given
+    checkpoint = files.job_dir(door.service.settings.jobs_dir, source) / files.LATEST_CHECKPOINT
+    assert policy["aliases"] == {f"job:{source}": str(checkpoint)}
+    assert policy["local_paths"] is False and policy["public_only"] is True and policy["max_bytes"] > 0
     refused(submit(door, with_keys(network__pretrained=f"job:{TOO_BIG_ID}")), 400, "hypes.network.pretrained")
     refused(submit(door, with_keys(network__pretrained="job:999999")), 400, "hypes.network.pretrained")
     refused(submit(door, with_keys(network__pretrained="nothing_published")), 400, "hypes.network.pretrained")
