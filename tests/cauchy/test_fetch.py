@@ -23,7 +23,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.0"
 
-    def do_GET(self) -> None:  # noqa: N802 (the handler's name)
+    def do_GET(self) -> None:
         self.send_response(200)
         if self.path == "/big":
             self.send_header("Content-Length", str(2 * 2**20))
