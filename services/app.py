@@ -2,14 +2,21 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from argon2 import PasswordHasher
 from flask import Flask
 
-from services.api import frontdoor, jobs, legacy, openapi, weights
+from services.api import auth, frontdoor, jobs, legacy, openapi, sharing, weights
 from services.api.errors import JobIdConverter, register_error_handlers
 from services.api.jsonbody import CheckedJSONProvider
 from services.api.limits import LIMITS_KEY, UserLimits
+from services.auth import seam
+from services.auth.accounts import Accounts
+from services.auth.bootstrap import bootstrap
+from services.auth.hosts import default_allowed_hosts
+from services.auth.identity import Caller
+from services.auth.secrets import derive_key, server_secret
 from services.config import Settings, load_settings
 from services.jobs.store import Store
 from services.jobs.supervisor import Supervisor
@@ -22,11 +29,22 @@ class Services:
     settings: Settings
     store: Store
     supervisor: Supervisor
+    accounts: Accounts
+    admin: str  # the first admin's name
+    allowed_hosts: tuple[str, ...]
+    sign_in_limits: auth.SignInLimits = field(default_factory=auth.SignInLimits)
+    without_auth: Caller | None = None  # bench/auth_overhead.py only: every request acts as this admin
 
 
-def create_app(settings: Settings | None = None) -> Flask:
+def create_app(settings: Settings | None = None, *, password_hasher: PasswordHasher | None = None,
+               without_auth_for_benchmark: bool = False) -> Flask:
     """The Flask app over ``settings`` (default: environment and config file); starts the supervisor
-    thread unless ``settings.run_jobs`` is false."""
+    thread unless ``settings.run_jobs`` is false. Creates the first admin when there is none.
+
+    ``password_hasher``: a cheaper argon2 for tests. ``without_auth_for_benchmark``: every request acts
+    as the admin, unchecked, for bench/auth_overhead.py to measure what checking costs; it is a
+    Python argument only, on purpose: no setting, variable or file can turn authentication off.
+    """
     settings = settings or load_settings()
     settings.jobs_dir.mkdir(parents=True, exist_ok=True)
     app = Flask(__name__)
@@ -35,10 +53,19 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.json.sort_keys = False
     store = Store(settings.db_url)
+    secret = server_secret(settings.home)
+    accounts = Accounts(store, derive_key(secret, "api tokens"), password_hasher)
+    admin = bootstrap(accounts, store, settings.home, settings.admin_password)
     supervisor = Supervisor(settings, store)
-    app.extensions["cauchy"] = Services(settings, store, supervisor)
+    services = Services(settings, store, supervisor, accounts, admin, settings.allowed_hosts or default_allowed_hosts())
+    if without_auth_for_benchmark:
+        services.without_auth = accounts.caller(accounts.user(admin).id)
+    app.extensions["cauchy"] = services
     app.extensions[LIMITS_KEY] = UserLimits(settings, store)
+    seam.install(app, derive_key(secret, "session cookie"))
     register_error_handlers(app)
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(sharing.bp)
     app.register_blueprint(jobs.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(legacy.bp)

@@ -1,8 +1,15 @@
 """``cauchy``: run the service (``serve``) or drive jobs over the REST API, so nothing needs the page.
 
     cauchy serve [--config FILE]
-    cauchy submit HYPES [--set k=v ...] [--phase P] [--gpus N] [--priority N] [--name NAME]
+    cauchy login [--name NAME] [--password-stdin]
+    cauchy submit HYPES [--set k=v ...] [--phase P] [--gpus N] [--priority N] [--name NAME] [--visibility V]
     cauchy list [--state S] [--limit N] | show ID | stop ID | resume ID | logs ID [--stream S] [--follow]
+    cauchy token create NAME [--expires-in-days N] | token list | token revoke ID
+    cauchy user add NAME [--admin] [--display-name D] [--max-priority N] | user passwd NAME | user disable NAME
+    cauchy group add NAME | group member GROUP USER [--admin] [--remove]
+
+Every request sends ``Authorization: Bearer <token>``: ``--token``, else ``CAUCHY_TOKEN``, else the
+token ``cauchy login`` stored for that service in ``$XDG_CONFIG_HOME/cauchy/tokens.json`` (0600).
 """
 from __future__ import annotations
 
@@ -10,6 +17,7 @@ import argparse
 import getpass
 import json
 import os
+import socket
 import sys
 import time
 from pathlib import Path
@@ -22,24 +30,63 @@ from services.text import printable
 DEFAULT_URL = "http://127.0.0.1:8399"
 
 
+def tokens_file() -> Path:
+    """Where ``cauchy login`` keeps a token per service URL."""
+    config = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(config) / "cauchy" / "tokens.json"
+
+
+def stored_tokens() -> dict[str, str]:
+    try:
+        return json.loads(tokens_file().read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+
+
+def store_token(url: str, token: str) -> Path:
+    """Save ``token`` for ``url``; the file is written 0600 (it is a password) and replaced atomically."""
+    path = tokens_file()
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tokens = {**stored_tokens(), url: token}
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(tokens, fh, indent=1)
+    os.replace(tmp, path)
+    return path
+
+
 class Client:
     """The REST API from a terminal; an error reply raises ``SystemExit`` with its message."""
 
-    def __init__(self, url: str, user: str) -> None:
-        self.base = url.rstrip("/") + "/api/v1"
+    def __init__(self, url: str, token: str | None) -> None:
+        self.url = url.rstrip("/")
+        self.base = self.url + "/api/v1"
         self.http = requests.Session()
-        self.http.headers["X-Cauchy-User"] = user
+        if token:
+            self.http.headers["Authorization"] = f"Bearer {token}"
 
     def call(self, method: str, path: str, **kwargs: Any) -> Any:
         try:
             response = self.http.request(method, self.base + path, timeout=60, **kwargs)
         except requests.ConnectionError:
             raise SystemExit(f"error: no Cauchy service at {self.base} (start it with `cauchy serve`)") from None
+        if response.status_code == 204:
+            return None
         body = response.json()
         if response.status_code >= 400:
             err = body["error"]
-            raise SystemExit(f"error: {printable(err['message'])}" + (f" [{printable(err['field'])}]" if err.get("field") else ""))
+            hint = " (run `cauchy login`, or set CAUCHY_TOKEN)" if response.status_code == 401 else ""
+            raise SystemExit(f"error: {printable(err['message'])}"
+                             + (f" [{printable(err['field'])}]" if err.get("field") else "") + hint)
         return body
+
+
+def read_password(args: argparse.Namespace, prompt: str = "Password: ") -> str:
+    """From standard input's first line with ``--password-stdin`` (scripts), else asked for without echo."""
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    return getpass.getpass(prompt)
 
 
 def hypes_argument(value: str) -> Any:
@@ -56,11 +103,85 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def sign_in(client: Client, name: str, password: str, token_name: str) -> dict[str, Any]:
+    """Sign in with a password, make a token named ``token_name`` and sign out; returns the new token's
+    reply (``token`` holds the secret). Scripts and benchmarks use it to get a token for a service."""
+    signed_in = client.call("POST", "/auth/login", json={"name": name, "password": password})
+    client.http.headers["X-CSRF-Token"] = signed_in["csrf_token"]
+    token = client.call("POST", "/tokens", json={"name": token_name[:100]})
+    client.call("POST", "/auth/logout")
+    del client.http.headers["X-CSRF-Token"]
+    return token
+
+
+def cmd_login(args: argparse.Namespace, client: Client) -> int:
+    """Sign in with a password once, make a token for this machine and keep it; the session ends."""
+    name = args.name or getpass.getuser()
+    token = sign_in(client, name, read_password(args), f"cauchy login on {socket.gethostname()}")
+    path = store_token(client.url, token["token"])
+    print(f"signed in as {name}; token {token['id']} saved in {path}")
+    return 0
+
+
+def cmd_token(args: argparse.Namespace, client: Client) -> int:
+    if args.action == "create":
+        body: dict[str, Any] = {"name": args.name}
+        if args.expires_in_days:
+            body["expires_in_days"] = args.expires_in_days
+        token = client.call("POST", "/tokens", json=body)
+        print(token["token"])
+        print(f"token {token['id']} ({token['name']}): shown once, keep it safe", file=sys.stderr)
+    elif args.action == "list":
+        print(f"{'ID':>5}  {'CREATED':16}  {'LAST USED':16}  {'EXPIRES':16}  NAME")
+        for token in client.call("GET", "/tokens")["tokens"]:
+            print(f"{token['id']:>5}  {when(token['created_at'])}  {when(token['last_used_at'])}  "
+                  f"{when(token['expires_at'])}  {token['name']}")
+    else:
+        client.call("DELETE", f"/tokens/{int(args.name)}")
+        print(f"token {args.name} revoked")
+    return 0
+
+
+def when(timestamp: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(timestamp)) if timestamp else f"{'-':16}"
+
+
+def cmd_user(args: argparse.Namespace, client: Client) -> int:
+    if args.action == "add":
+        body = {"name": args.name, "password": read_password(args, f"Password for {args.name}: "),
+                "role": "admin" if args.admin else "member", "display_name": args.display_name or "",
+                "max_priority": args.max_priority}
+        user = client.call("POST", "/users", json=body)
+        print(f"user {user['name']} ({user['role']}) added")
+    elif args.action == "passwd":
+        client.call("PATCH", f"/users/{args.name}", json={"password": read_password(args, f"New password for {args.name}: ")})
+        print(f"password of {args.name} changed")
+    else:
+        client.call("PATCH", f"/users/{args.name}", json={"disabled": True})
+        print(f"user {args.name} disabled")
+    return 0
+
+
+def cmd_group(args: argparse.Namespace, client: Client) -> int:
+    if args.action == "add":
+        client.call("POST", "/groups", json={"name": args.group})
+        print(f"group {args.group} added")
+    elif args.remove:
+        client.call("DELETE", f"/groups/{args.group}/members/{args.user}")
+        print(f"{args.user} removed from {args.group}")
+    else:
+        client.call("POST", f"/groups/{args.group}/members", json={"user": args.user, "admin": args.admin})
+        print(f"{args.user} is a{'n admin' if args.admin else ' member'} of {args.group}")
+    return 0
+
+
 def cmd_submit(args: argparse.Namespace, client: Client) -> int:
     body = {"hypes": hypes_argument(args.hypes), "overrides": args.overrides, "phase": args.phase,
             "resources": {"gpus": args.gpus}, "priority": args.priority}
     if args.name:
         body["name"] = args.name
+    if args.visibility:
+        body["visibility"] = args.visibility
     job = client.call("POST", "/jobs", json=body)
     print(f"job {job['id']} {job['state']} (queue position {job['queue_position']})")
     return 0
@@ -110,7 +231,8 @@ def cmd_logs(args: argparse.Namespace, client: Client) -> int:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cauchy", description="Run the Cauchy control service, or drive its jobs.")
     p.add_argument("--url", default=os.environ.get("CAUCHY_URL", DEFAULT_URL), help="the service (CAUCHY_URL)")
-    p.add_argument("--user", default=os.environ.get("CAUCHY_USER") or getpass.getuser())
+    p.add_argument("--token", default=os.environ.get("CAUCHY_TOKEN"),
+                   help="an API token (CAUCHY_TOKEN; else the one `cauchy login` saved)")
     sub = p.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the control service (waitress)")
     serve.add_argument("--config", help="a TOML settings file (else CAUCHY_CONFIG; CAUCHY_* variables win)")
@@ -121,6 +243,27 @@ def parser() -> argparse.ArgumentParser:
     submit.add_argument("--gpus", type=int, default=0)
     submit.add_argument("--priority", type=int, default=0)
     submit.add_argument("--name")
+    submit.add_argument("--visibility", help="private (default), public or group:<name>")
+    login = sub.add_parser("login", help="sign in and keep a token for this service")
+    login.add_argument("--name", help="your user name (default: your login name)")
+    login.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    token = sub.add_parser("token", help="your API tokens: create NAME, list, revoke ID")
+    token.add_argument("action", choices=("create", "list", "revoke"))
+    token.add_argument("name", nargs="?", help="create: the token's name; revoke: its id")
+    token.add_argument("--expires-in-days", type=float)
+    user = sub.add_parser("user", help="(admin) add NAME, passwd NAME, disable NAME")
+    user.add_argument("action", choices=("add", "passwd", "disable"))
+    user.add_argument("name")
+    user.add_argument("--admin", action="store_true", help="add: an admin rather than a member")
+    user.add_argument("--display-name")
+    user.add_argument("--max-priority", type=int, default=0, help="add: the highest priority they may give a job")
+    user.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    group = sub.add_parser("group", help="(admin) add GROUP, member GROUP USER [--admin] [--remove]")
+    group.add_argument("action", choices=("add", "member"))
+    group.add_argument("group")
+    group.add_argument("user", nargs="?")
+    group.add_argument("--admin", action="store_true", help="member: they may manage the group's members")
+    group.add_argument("--remove", action="store_true", help="member: take them out of the group")
     listing = sub.add_parser("list", help="list jobs, newest first")
     listing.add_argument("--state", help="comma-separated states")
     listing.add_argument("--limit", type=int, default=50)
@@ -134,9 +277,18 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    p = parser()
+    args = p.parse_args(argv)
     if args.command == "serve":
         return cmd_serve(args)
-    commands = {"submit": cmd_submit, "list": cmd_list, "show": cmd_show, "stop": cmd_stop,
-                "resume": cmd_resume, "logs": cmd_logs}
-    return commands[args.command](args, Client(args.url, args.user))
+    if args.command == "token" and args.action == "create" and not args.name:
+        p.error("token create needs a name")
+    if args.command == "token" and args.action == "revoke" and not (args.name or "").isdigit():
+        p.error("token revoke needs the token's id (see `cauchy token list`)")
+    if args.command == "group" and args.action == "member" and not args.user:
+        p.error("group member needs GROUP and USER")
+    commands = {"login": cmd_login, "submit": cmd_submit, "list": cmd_list, "show": cmd_show, "stop": cmd_stop,
+                "resume": cmd_resume, "logs": cmd_logs, "token": cmd_token, "user": cmd_user, "group": cmd_group}
+    url = args.url.rstrip("/")
+    token = None if args.command == "login" else args.token or stored_tokens().get(url)
+    return commands[args.command](args, Client(url, token))

@@ -60,6 +60,12 @@ class Settings:
     legacy_waiters: int = 4  # requests waiting on a job at once; more are answered at once with the job id
     max_viewers: int = 10  # viewers of ended jobs, overall
     max_viewers_per_user: int = 3
+    # The first admin's password when no admin exists yet; else one is generated (services.auth.bootstrap).
+    admin_password: str = dataclasses.field(default="", repr=False)
+    # Host header values the service answers (services.auth.hosts); empty: default_allowed_hosts().
+    allowed_hosts: tuple[str, ...] = ()
+    # Where browsers reach the front door; the no-nginx /visdom/<id>/ redirect is built on it, never on Host.
+    public_url: str = "http://localhost:8080"
 
     @property
     def db_url(self) -> str:
@@ -118,6 +124,10 @@ def split_words(text: str | list[str]) -> tuple[str, ...]:
     """Comma- or space-separated in the environment, a list in the file."""
     items = text if isinstance(text, list) else str(text).replace(",", " ").split()
     return tuple(item.strip() for item in items if item.strip())
+def parse_hosts(text: str | list[str]) -> tuple[str, ...]:
+    """``"a.example, b:8080"`` (or a list in the file) -> ``("a.example", "b:8080")``."""
+    parts = text if isinstance(text, list) else str(text).split(",")
+    return tuple(part.strip().lower() for part in parts if part.strip())
 
 
 def detect_gpus(environ: Mapping[str, str]) -> tuple[str, ...]:
@@ -170,6 +180,9 @@ _CONVERTERS = {
     "legacy_waiters": int,
     "max_viewers": int,
     "max_viewers_per_user": int,
+    "admin_password": str,
+    "allowed_hosts": parse_hosts,
+    "public_url": lambda text: str(text).rstrip("/"),
 }
 
 

@@ -24,6 +24,7 @@ from typing import Any
 from cauchy.files import atomic_write, sha256_file
 from cauchy.manifest import MANIFEST, NAME_RE, find_entry, read_manifest
 from cauchy.visualizer import read_events
+from services.auth import access
 from services.config import REPO_ROOT
 
 EXPORT_TIMEOUT_S = 300
@@ -89,7 +90,8 @@ def _taken(directory: Path, name: str) -> WeightsStoreError | None:
 
 
 def publish(directory: Path, name: str, checkpoint: Path, *, hypes: dict[str, Any], metrics: dict[str, float],
-            source_job: int | None, python: str = sys.executable) -> dict[str, Any]:
+            source_job: int | None, owner: str | None = None, visibility: str = access.WEIGHTS_DEFAULT,
+            python: str = sys.executable) -> dict[str, Any]:
     """Export ``checkpoint`` as ``<name>.pth`` and add its manifest entry; the name must be new.
 
     The export (seconds: a child imports torch) runs outside the lock; the name is checked again
@@ -111,18 +113,45 @@ def publish(directory: Path, name: str, checkpoint: Path, *, hypes: dict[str, An
         os.chmod(tmp, 0o644)
         entry = {"name": name, "file": f"{name}.pth", **describe(hypes, json.loads(done.stdout)["class_names"]),
                  "sha256": sha256_file(Path(tmp)), "size": os.path.getsize(tmp), "metrics": metrics,
-                 "source_job": source_job, "created": time.time()}
+                 "source_job": source_job, "created": time.time(), "owner": owner, "visibility": visibility}
         with _locked(directory):
             if error := _taken(directory, name):
                 raise error
             os.replace(tmp, directory / entry["file"])
-            entries = [*read_manifest(directory), entry]
-            atomic_write(directory / MANIFEST, lambda fh: fh.write(json.dumps({"weights": entries}, indent=1).encode()),
-                         mode=0o644)  # nginx workers read it
+            _write_manifest(directory, [*read_manifest(directory), entry])
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return entry
+
+
+def _write_manifest(directory: Path, entries: list[dict[str, Any]]) -> None:
+    """Replace the manifest (the caller holds the lock); nginx workers read it, so it is 0644."""
+    atomic_write(directory / MANIFEST, lambda fh: fh.write(json.dumps({"weights": entries}, indent=1).encode()),
+                 mode=0o644)
+
+
+def set_visibility(directory: Path, name: str, visibility: str) -> dict[str, Any] | None:
+    """Share the entry ``name`` as ``visibility``; returns the new entry, or None when there is none."""
+    with _locked(directory):
+        entries = read_manifest(directory)
+        found = next((entry for entry in entries if entry["name"] == name), None)
+        if found is not None:
+            found["visibility"] = visibility
+            _write_manifest(directory, entries)
+        return found
+
+
+def adopt_unowned(directory: Path, owner: str) -> int:
+    """Give entries published before users existed (no owner) to ``owner``, public; returns how many."""
+    with _locked(directory):
+        entries = read_manifest(directory)
+        unowned = [entry for entry in entries if not entry.get("owner")]
+        for entry in unowned:
+            entry["owner"], entry["visibility"] = owner, entry.get("visibility") or access.WEIGHTS_DEFAULT
+        if unowned:
+            _write_manifest(directory, entries)
+        return len(unowned)
 
 
 def export(checkpoint: str, out: str) -> dict[str, Any]:

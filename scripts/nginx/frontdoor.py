@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from services.auth.hosts import default_allowed_hosts, server_names
 from services.weights_store import ensure_manifest, weights_dir
 
 HERE = Path(__file__).resolve().parent
@@ -37,6 +38,7 @@ class FrontDoor:
     home: Path  # $CAUCHY_HOME: weights/ is served, nginx/ holds nginx's own files
     webui: Path = REPO / "webui"
     max_body: str = "16m"
+    allowed_hosts: tuple[str, ...] = ()  # Host values answered (CAUCHY_ALLOWED_HOSTS); empty: the defaults
 
     @property
     def prefix(self) -> Path:
@@ -69,7 +71,8 @@ def render(door: FrontDoor) -> Path:
     user = "user root;" if os.geteuid() == 0 else ""
     listen = f"{door.listen_host}:{door.listen_port}" if door.listen_host else str(door.listen_port)
     values = {"user": user, "prefix": door.prefix, "mime_types": MIME_TYPES, "max_body": door.max_body,
-              "listen": listen, "webui": door.webui, "service": door.service, "weights": weights_dir(door.home)}
+              "listen": listen, "webui": door.webui, "service": door.service, "weights": weights_dir(door.home),
+              "server_names": " ".join(server_names(door.allowed_hosts or default_allowed_hosts()))}
     text = TEMPLATE.read_text(encoding="utf-8")
     for key, value in values.items():
         text = text.replace("{{" + key + "}}", str(value))

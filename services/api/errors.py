@@ -8,15 +8,12 @@ from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
-MAX_ID = 2**63 - 1  # the largest id the database stores
-
 
 class JobIdConverter(IntegerConverter):
-    """``<int:...>`` in routes: a number past the database's range matches no route (a 404), not a 500."""
+    """``<int:...>`` in routes: at most 18 digits, so a number past the database's range (2**63-1) matches no
+    route (a 404 for every method, never a 500 or a 405 from a rule of another method)."""
 
-    def __init__(self, map, *args, **kwargs) -> None:
-        kwargs.setdefault("max", MAX_ID)
-        super().__init__(map, *args, **kwargs)
+    regex = r"\d{1,18}"
 
 
 class ApiError(Exception):

@@ -10,6 +10,8 @@ from flask.typing import ResponseReturnValue
 from services.api.errors import ApiError, bad_request, conflict, not_found
 from services.api.limits import user_limits
 from services.api.submission import job_fields
+from services.auth.access import can_read, can_write, readable_by
+from services.auth.seam import login_required, open_to_anonymous
 from services.jobs import files
 from services.jobs.ports import PortsExhausted
 from services.jobs.store import ACTIVE, ENDED, QUEUED, RUNNING, STATES, STOPPED, STOPPING, Job
@@ -38,16 +40,26 @@ def query_int(name: str, default: int | None, low: int = 0, high: int = 2**62) -
 
 
 def find_job(job_id: int) -> Job:
+    """The job, if the caller may read it; one it may not is as absent as one that never existed (404)."""
     job = services().store.get(job_id)
-    if job is None:
+    if job is None or not can_read(login_required(), job.user, job.visibility):
         raise not_found(f"no job {job_id}")
+    return job
+
+
+def find_owned_job(job_id: int) -> Job:
+    """The job, if the caller may change it (its owner or an admin): 403 for a reader, else 404."""
+    job = find_job(job_id)
+    if not can_write(login_required(), job.user):
+        raise ApiError(403, "forbidden", f"job {job_id} is {job.user}'s: only its owner or an admin may change it")
     return job
 
 
 def summary(job: Job) -> dict[str, Any]:
     """What a list shows: no file system or process look-ups, so a page of 500 stays cheap."""
     return {
-        "id": job.id, "name": job.name, "user": job.user, "phase": job.phase, "state": job.state,
+        "id": job.id, "name": job.name, "user": job.user, "visibility": job.visibility, "phase": job.phase,
+        "state": job.state,
         "priority": job.priority,
         "resources": {"gpus": job.gpus_requested, "assigned_gpus": [g for g in job.gpus.split(",") if g]},
         "created_at": job.created_at, "started_at": job.started_at, "ended_at": job.ended_at,
@@ -88,7 +100,7 @@ def submit() -> ResponseReturnValue:
     body = request.get_json(silent=True)
     if body is None:
         raise bad_request("send a JSON object with Content-Type: application/json", None, "invalid_body")
-    fields = job_fields(body, services().settings, services().store, request.headers.get("X-Cauchy-User"))
+    fields = job_fields(body, services().settings, services().store, login_required())
     user_limits().admit_submission(fields["user"])
     return created(services().store.add(**fields))
 
@@ -101,7 +113,8 @@ def index() -> ResponseReturnValue:
         raise bad_request(f"unknown state {unknown[0]!r}; states: {', '.join(STATES)}", "state")
     limit = query_int("limit", 50, 1, MAX_PAGE)
     offset = query_int("offset", 0)
-    jobs, total = services().store.list(states, limit, offset, request.args.get("user"))
+    readable = readable_by(login_required(), Job.user, Job.visibility)
+    jobs, total = services().store.list(states, limit, offset, request.args.get("user"), readable)
     return jsonify({"jobs": [summary(job) for job in jobs], "total": total, "limit": limit, "offset": offset})
 
 
@@ -112,7 +125,7 @@ def show(job_id: int) -> ResponseReturnValue:
 
 def request_stop(job_id: int) -> Job:
     """Queued: cancelled at once. Running: SIGTERM, a grace period for the checkpoint, then SIGKILL."""
-    find_job(job_id)
+    find_owned_job(job_id)
     store, now = services().store, time.time()
     if store.transition(job_id, [QUEUED], state=STOPPED, ended_at=now, reason="cancelled before it started"):
         services().supervisor.endings.notify(job_id)
@@ -132,8 +145,8 @@ def stop(job_id: int) -> ResponseReturnValue:
 
 @bp.post("/jobs/<int:job_id>/resume")
 def resume(job_id: int) -> ResponseReturnValue:
-    """A new job that continues training from this job's last checkpoint."""
-    job = find_job(job_id)
+    """A new job of the same owner and visibility that continues training from this job's last checkpoint."""
+    job = find_owned_job(job_id)
     if job.state not in ENDED:
         raise conflict(f"job {job_id} is {job.state}; stop it before resuming")
     if job.phase not in ("train", "finetune"):
@@ -141,10 +154,9 @@ def resume(job_id: int) -> ResponseReturnValue:
     checkpoint = files.last_checkpoint(services().supervisor.job_dir(job_id))
     if checkpoint is None:
         raise conflict(f"job {job_id} saved no checkpoint")
-    user = request.headers.get("X-Cauchy-User") or job.user
-    user_limits().admit_submission(user)
+    user_limits().admit_submission(job.user)
     new = services().store.add(
-        name=f"{job.name} (resumed)"[:200], user=user, phase=job.phase,
+        name=f"{job.name} (resumed)"[:200], user=job.user, visibility=job.visibility, phase=job.phase,
         priority=job.priority, gpus_requested=job.gpus_requested, hypes=job.hypes, hypes_name=job.hypes_name,
         overrides=job.overrides, from_job=job.id, resume_from=str(checkpoint))
     return created(new)
@@ -193,7 +205,7 @@ def _ensure_viewer(job_id: int) -> None:
     if job.state == QUEUED:
         raise conflict(f"job {job_id} has not started yet")
     supervisor: Supervisor = services().supervisor
-    with user_limits().viewer_slot(request.headers.get("X-Cauchy-User") or job.user, job, supervisor):
+    with user_limits().viewer_slot(login_required().name, job, supervisor):
         try:
             supervisor.ensure_viewer(job_id)
         except (VisdomStartError, PortsExhausted, OSError) as exc:
@@ -209,7 +221,7 @@ def visdom(job_id: int) -> ResponseReturnValue:
 
 @bp.delete("/jobs/<int:job_id>/visdom")
 def visdom_stop(job_id: int) -> ResponseReturnValue:
-    find_job(job_id)
+    find_owned_job(job_id)
     if not services().supervisor.stop_viewer(job_id):
         raise conflict(f"job {job_id} has no viewer to shut down (none up, or the job is still running)")
     return jsonify(services().supervisor.viewer_status(job_id))
@@ -223,6 +235,7 @@ def charts(job_id: int) -> ResponseReturnValue:
 
 
 @bp.get("/health")
+@open_to_anonymous
 def health() -> ResponseReturnValue:
     svc = services()
     return jsonify({"status": "ok", "gpus": list(svc.settings.gpus), "cpu_slots": svc.settings.cpu_slots,

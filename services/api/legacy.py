@@ -36,9 +36,11 @@ from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
 from services.api.errors import ApiError, bad_request, conflict
-from services.api.jobs import find_job, request_stop, services
+from services.api.jobs import find_job, find_owned_job, request_stop, services
 from services.api.limits import user_limits
-from services.api.submission import PRIORITY_RANGE, job_fields, source_checkpoint
+from services.api.submission import PRIORITY_RANGE, allowed_priority, job_fields, source_checkpoint
+from services.auth.access import JOB_DEFAULT
+from services.auth.seam import login_required
 from services.containment import resolve_data_path
 from services.jobs.ports import PortsExhausted
 from services.jobs.store import ENDED, SUCCEEDED, Job
@@ -149,7 +151,7 @@ def free_port() -> ResponseReturnValue:
 @bp.route("/train", methods=METHODS)
 def train() -> ResponseReturnValue:
     p = params()
-    fields = job_fields(submit_body(p), services().settings, services().store, request.headers.get("X-Cauchy-User"))
+    fields = job_fields(submit_body(p), services().settings, services().store, login_required())
     user_limits().admit_submission(fields["user"])
     job = services().store.add(**fields)
     services().supervisor.wake()
@@ -158,12 +160,12 @@ def train() -> ResponseReturnValue:
 
 @bp.route("/stop_training", methods=METHODS)
 def stop_training() -> ResponseReturnValue:
-    return reply(job_content(request_stop(legacy_job(params()).id)))
+    return reply(job_content(request_stop(legacy_job(params()).id)))  # request_stop checks ownership
 
 
 @bp.route("/stop_visdom", methods=METHODS)
 def stop_visdom() -> ResponseReturnValue:
-    job = legacy_job(params())
+    job = find_owned_job(legacy_job(params()).id)
     if not services().supervisor.stop_viewer(job.id):
         raise conflict(f"job {job.id} has no viewer to shut down (none up, or the job is still running)")
     return reply(job_content(job))
@@ -178,14 +180,14 @@ def check_viz_started() -> ResponseReturnValue:
 
 
 def predict_fields(p: dict[str, Any]) -> dict[str, Any]:
-    """The columns of a predict job on the checkpoint of the training job named in ``p``, all checked
-    (the caller writes its inputs only after this)."""
-    source = legacy_job(p)
-    source_id, checkpoint = source_checkpoint(services().settings, services().store, source.id)
-    fields = {"name": f"predict with job {source_id}", "user": request.headers.get("X-Cauchy-User") or source.user,
-              "phase": "predict", "priority": as_int(p.get("priority", 0), "priority", *PRIORITY_RANGE),
-              "gpus_requested": 0, "hypes": source.hypes, "hypes_name": source.hypes_name, "overrides": [],
-              "from_job": source_id, "resume_from": checkpoint}
+    """The columns of the caller's predict job on the checkpoint of the training job named in ``p`` (which
+    it may read), all checked: the caller writes its inputs only after this."""
+    source, caller = legacy_job(p), login_required()
+    source_id, checkpoint = source_checkpoint(services().settings, services().store, source.id, caller)
+    priority = allowed_priority(as_int(p.get("priority", 0), "priority", *PRIORITY_RANGE), caller)
+    fields = {"name": f"predict with job {source_id}", "user": caller.name, "visibility": JOB_DEFAULT,
+              "phase": "predict", "priority": priority, "gpus_requested": 0, "hypes": source.hypes,
+              "hypes_name": source.hypes_name, "overrides": [], "from_job": source_id, "resume_from": checkpoint}
     user_limits().admit_submission(fields["user"])
     return fields
 

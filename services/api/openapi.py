@@ -10,7 +10,9 @@ from typing import Any
 from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 
+from services.api import auth_openapi
 from services.api.submission import PHASES, PRIORITY_RANGE
+from services.auth.seam import open_to_anonymous
 from services.jobs.files import LOGS
 from services.jobs.store import STATES
 
@@ -54,14 +56,16 @@ SCHEMAS: dict[str, Any] = {
             "gpus": {"type": "integer", "minimum": 0, "description": "short for resources.gpus"},
             "priority": {"type": "integer", "minimum": PRIORITY_RANGE[0], "maximum": PRIORITY_RANGE[1], "default": 0},
             "name": {"type": "string", "maxLength": 200},
-            "user": {"type": "string", "maxLength": 100, "description": "else the X-Cauchy-User header, else anonymous"},
+            "user": {"type": "string", "maxLength": 100, "description": "the owner: the caller; an admin may name another user"},
+            "visibility": auth_openapi.VISIBILITY,
             "from_job": {"type": "integer", "description": "test phase: evaluate that job's best (else latest) checkpoint"},
         },
     },
     "JobSummary": {
         "type": "object",
         "properties": {
-            "id": {"type": "integer"}, "name": {"type": "string"}, "user": {"type": "string"},
+            "id": {"type": "integer"}, "name": {"type": "string"}, "user": {"type": "string", "description": "the owner"},
+            "visibility": auth_openapi.VISIBILITY,
             "phase": {"type": "string"}, "state": {"type": "string", "enum": list(STATES)},
             "priority": {"type": "integer"},
             "resources": {"type": "object", "properties": {
@@ -132,7 +136,6 @@ JOB = json_response("the job", ref("Job"))
 PATHS: dict[str, Any] = {
     "/jobs": {
         "post": {"summary": "Submit a job; the hypes are validated at once (a bad key is a 400 naming it)",
-                 "parameters": [{"name": "X-Cauchy-User", "in": "header", "schema": {"type": "string"}}],
                  "requestBody": {"required": True, "content": {"application/json": {"schema": ref("JobRequest")}}},
                  "responses": {"201": json_response("queued", ref("Job")), "400": error("invalid request or hypes"),
                                "413": error("request body too large")}},
@@ -190,7 +193,8 @@ PATHS: dict[str, Any] = {
         "summary": "Publish an ended job's best checkpoint (else its latest) as pretrained weights under a new name",
         "parameters": [JOB_ID],
         "requestBody": {"required": True, "content": {"application/json": {"schema": {
-            "type": "object", "required": ["name"], "properties": {"name": {"type": "string", "example": "small_cnn_digits"}}}}}},
+            "type": "object", "required": ["name"], "properties": {"name": {"type": "string", "example": "small_cnn_digits"},
+                                                "visibility": {**auth_openapi.VISIBILITY, "default": "public"}}}}}},
         "responses": {"201": json_response("the manifest entry", ref("Weights")), "400": error("bad name"), **NOT_FOUND,
                       "409": error("still active, no checkpoint, or the name is taken")}}},
     "/templates": {"get": {"summary": "The hypes files under hypes/ (by task) that a new job can start from",
@@ -203,16 +207,20 @@ PATHS: dict[str, Any] = {
     "/openapi.json": {"get": {"summary": "This document", "responses": {"200": json_response("OpenAPI 3.1", {"type": "object"})}}},
 }
 
+auth_openapi.merge(PATHS, SCHEMAS)
+
 DOCUMENT: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {"title": "Cauchy control service", "version": "1",
              "description": "Jobs on shared GPU servers. Errors are {\"error\": {\"code\", \"message\", \"field\"}}."},
     "servers": [{"url": "/api/v1"}],
     "paths": PATHS,
-    "components": {"schemas": SCHEMAS},
+    "components": {"schemas": SCHEMAS, "securitySchemes": auth_openapi.SECURITY_SCHEMES},
+    "security": [{"token": []}, {"cookie": []}],
 }
 
 
 @bp.get("/openapi.json")
+@open_to_anonymous
 def document() -> ResponseReturnValue:
     return jsonify(DOCUMENT)

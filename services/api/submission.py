@@ -6,21 +6,23 @@ names it and nothing reaches the queue.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from cauchy.hypes import HypesError, load_hypes, resolve_hypes
 from services.api.errors import ApiError, bad_request
 from services.api.limits import check_job_limits, check_text
+from services.auth.access import JOB_DEFAULT, can_read, max_priority
+from services.auth.accounts import check_visibility, user_exists
+from services.auth.identity import Caller
 from services.config import Settings
 from services.containment import MAX_JOB_ID, check_hypes
 from services.jobs import files
-from services.jobs.store import Job, Store
+from services.jobs.store import Store
 
 PHASES = ("train", "test", "finetune")
 PRIORITY_RANGE = (-100, 100)
-DEFAULT_USER = "anonymous"
 
 
 def _int(body: Mapping[str, Any], key: str, default: int, low: int, high: int, field: str | None = None) -> int:
@@ -65,11 +67,12 @@ def resolve(doc: Any, overrides: list[str]) -> dict[str, Any]:
         raise ApiError(400, "invalid_hypes", str(exc), field) from None
 
 
-def source_checkpoint(settings: Settings, store: Store, job_id: Any) -> tuple[int, str]:
-    """The checkpoint a test or predict job evaluates: another job's best, else its latest."""
+def source_checkpoint(settings: Settings, store: Store, job_id: Any, caller: Caller) -> tuple[int, str]:
+    """The checkpoint a test or predict job evaluates: another job's best, else its latest. The caller
+    must be able to read that job (one it may not read is reported as missing)."""
     valid = isinstance(job_id, int) and not isinstance(job_id, bool) and 0 < job_id <= MAX_JOB_ID
     source = store.get(job_id) if valid else None
-    if source is None:
+    if source is None or not can_read(caller, source.user, source.visibility):
         raise bad_request(f"no job {json.dumps(job_id)}", "from_job", "unknown_job")
     path = files.model_checkpoint(files.job_dir(settings.jobs_dir, source.id))
     if path is None:
@@ -77,14 +80,32 @@ def source_checkpoint(settings: Settings, store: Store, job_id: Any) -> tuple[in
     return source.id, str(path)
 
 
-def job_fields(body: Any, settings: Settings, store: Store, user: str | None,
-               may_read: Callable[[Job], bool] | None = None) -> dict[str, Any]:
-    """The columns of a new job from a ``POST /jobs`` body (see the OpenAPI document for its shape);
-    ``may_read`` says whose jobs ``network.pretrained: "job:<id>"`` may name (None: every job)."""
+def allowed_priority(priority: int, caller: Caller) -> int:
+    """Priority above normal (0) is an admin's to give: members up to the max_priority an admin set them."""
+    if priority > max_priority(caller):
+        raise ApiError(403, "priority_not_allowed", f"priority {priority} is above your maximum of {max_priority(caller)}; "
+                                                    "an admin may raise it", "priority")
+    return priority
+
+
+def owner_of(body: Mapping[str, Any], store: Store, caller: Caller) -> str:
+    """The caller; an admin may submit for another user by naming them in ``user``."""
+    user = _str(body, "user", None, 100)
+    if user is None or user == caller.name:
+        return caller.name
+    if not caller.is_admin:
+        raise ApiError(403, "forbidden", "only an admin may submit a job for another user", "user")
+    if not user_exists(store, user):
+        raise bad_request(f"no user {user!r}", "user", "unknown_user")
+    return user
+
+
+def job_fields(body: Any, settings: Settings, store: Store, caller: Caller) -> dict[str, Any]:
+    """The columns of a new job from a ``POST /jobs`` body (see the OpenAPI document for its shape), submitted by ``caller``."""
     if not isinstance(body, Mapping):
         raise bad_request("the request body must be a JSON object", None, "invalid_body")
     unknown = sorted(set(body) - {"hypes", "overrides", "phase", "resources", "gpus", "priority", "name", "user",
-                                  "from_job"})
+                                  "from_job", "visibility"})
     if unknown:
         raise bad_request(f"unknown field {unknown[0]!r}", unknown[0])
     hypes = body.get("hypes")
@@ -102,7 +123,7 @@ def job_fields(body: Any, settings: Settings, store: Store, user: str | None,
         if phase != "test":
             raise bad_request("from_job is for the test phase: resume training with POST /jobs/<id>/resume, "
                               "finetune from published weights (network.pretrained)", "from_job")
-        from_job, resume_from = source_checkpoint(settings, store, body["from_job"])
+        from_job, resume_from = source_checkpoint(settings, store, body["from_job"], caller)
     resources = body.get("resources", {"gpus": body.get("gpus", 0)})
     if not isinstance(resources, Mapping) or set(resources) - {"gpus"}:
         raise bad_request('expected {"gpus": N}', "resources")
@@ -111,7 +132,7 @@ def job_fields(body: Any, settings: Settings, store: Store, user: str | None,
         raise bad_request(f"asked for {gpus} GPUs; this host has {len(settings.gpus)}", "resources.gpus", "unsatisfiable")
     resolved = resolve(hypes, overrides)
     check_job_limits(settings, resolved)
-    check_hypes(settings, store, resolved, may_read or (lambda job: True))
+    check_hypes(settings, store, resolved, lambda job: can_read(caller, job.user, job.visibility))
     return {
         "hypes": resolved,
         "hypes_name": hypes_name,
@@ -120,7 +141,8 @@ def job_fields(body: Any, settings: Settings, store: Store, user: str | None,
         "from_job": from_job,
         "resume_from": resume_from,
         "gpus_requested": gpus,
-        "priority": _int(body, "priority", 0, *PRIORITY_RANGE),
+        "priority": allowed_priority(_int(body, "priority", 0, *PRIORITY_RANGE), caller),
         "name": _str(body, "name", None) or Path(hypes_name or resolved.get("dataset") or "job").stem,
-        "user": check_text(user, "X-Cauchy-User", 100) if user else _str(body, "user", None, 100) or DEFAULT_USER,
+        "user": owner_of(body, store, caller),
+        "visibility": check_visibility(store, body.get("visibility", JOB_DEFAULT), caller),
     }

@@ -1,16 +1,21 @@
-"""Weights host API: ``GET /api/v1/weights`` (the manifest), ``POST /api/v1/jobs/<id>/publish``, and
-``/weights/<file>`` (range requests) for when the service stands in for nginx."""
+"""Weights host API: ``GET /api/v1/weights`` (the entries the caller may read), ``POST
+/api/v1/jobs/<id>/publish``, and ``/weights/<file>`` (range requests) for when the service stands in
+for nginx. nginx asks ``/_frontdoor/weights/<file>`` before it serves a file itself."""
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify, request, send_from_directory
+from flask import Blueprint, Response, current_app, jsonify, request, send_from_directory
 from flask.typing import ResponseReturnValue
 
 from cauchy.manifest import read_manifest
-from services.api.errors import ApiError, bad_request, conflict
-from services.api.jobs import find_job
+from services.api.errors import ApiError, bad_request, conflict, not_found
+from services.api.jobs import find_owned_job
+from services.auth import access
+from services.auth.access import can_read
+from services.auth.accounts import check_visibility
+from services.auth.seam import current_user, login_required, open_to_anonymous
 from services.jobs import files
 from services.jobs.store import ENDED
 from services.weights_store import WeightsStoreError, final_metrics, publish, weights_dir
@@ -26,16 +31,23 @@ def with_url(entry: dict[str, Any]) -> dict[str, Any]:
     return {**entry, "url": f"/weights/{entry['file']}"}
 
 
+def readable(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The entries the caller may read (public ones for everybody, signed in or not)."""
+    user = current_user()
+    return [entry for entry in entries if entry.get("visibility") == access.PUBLIC
+            or can_read(user, entry.get("owner") or "", entry.get("visibility"))]
+
+
 @bp.get("/api/v1/weights")
 def index() -> ResponseReturnValue:
-    return jsonify({"weights": [with_url(entry) for entry in reversed(read_manifest(_dir()))]})
+    return jsonify({"weights": [with_url(entry) for entry in reversed(readable(read_manifest(_dir())))]})
 
 
 @bp.post("/api/v1/jobs/<int:job_id>/publish")
 def publish_job(job_id: int) -> ResponseReturnValue:
     """Publish the job's best checkpoint (else its latest) under a new name."""
     svc = current_app.extensions["cauchy"]
-    job = find_job(job_id)
+    job = find_owned_job(job_id)
     if job.state not in ENDED:
         raise conflict(f"job {job_id} is {job.state}; publish it once it has ended")
     directory = svc.supervisor.job_dir(job_id)
@@ -45,9 +57,11 @@ def publish_job(job_id: int) -> ResponseReturnValue:
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         raise bad_request('send a JSON object such as {"name": "small_cnn_digits"}', None, "invalid_body")
+    visibility = check_visibility(svc.store, body.get("visibility", access.WEIGHTS_DEFAULT), login_required())
     try:
         entry = publish(_dir(), body.get("name"), checkpoint, hypes=job.hypes,
-                        metrics=final_metrics(directory / files.METRICS_FILE), source_job=job_id)
+                        metrics=final_metrics(directory / files.METRICS_FILE), source_job=job_id,
+                        owner=job.user, visibility=visibility)
     except WeightsStoreError as exc:
         raise ApiError(409 if exc.code == "exists" else 400, exc.code, str(exc), exc.field) from None
     response = jsonify(with_url(entry))
@@ -55,7 +69,31 @@ def publish_job(job_id: int) -> ResponseReturnValue:
     return response
 
 
+def file_readable(path: str) -> bool:
+    """A weights file the caller may fetch: one of an entry it may read (other files are not served)."""
+    return any(entry["file"] == path for entry in readable(read_manifest(_dir())))
+
+
 @bp.get("/weights/")
+@bp.get("/weights/manifest.json")
+@open_to_anonymous
+def manifest() -> ResponseReturnValue:
+    """The manifest as the caller may see it: without the entries it may not read."""
+    response = jsonify({"weights": readable(read_manifest(_dir()))})
+    response.headers["Cache-Control"] = "no-cache"
+    return response
+
+
 @bp.get("/weights/<path:path>")
-def download(path: str = "manifest.json") -> ResponseReturnValue:
+@open_to_anonymous
+def download(path: str) -> ResponseReturnValue:
+    if not file_readable(path):
+        raise not_found(f"no weights file {path!r}")
     return send_from_directory(_dir(), path, conditional=True)
+
+
+@bp.get("/_frontdoor/weights/<path:path>")
+@open_to_anonymous
+def may_download(path: str) -> ResponseReturnValue:
+    """nginx's ``auth_request`` before it serves ``/weights/<path>`` from disk: 204, or 403 (nginx needs 401 or 403)."""
+    return Response(status=204 if file_readable(path) else 403)

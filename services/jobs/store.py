@@ -10,9 +10,27 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import JSON, Float, Index, Integer, String, Text, create_engine, event, func, inspect, or_, select, text, update
+from sqlalchemy import (
+    JSON,
+    ColumnElement,
+    Float,
+    Index,
+    Integer,
+    String,
+    Text,
+    create_engine,
+    event,
+    func,
+    inspect,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, defer, mapped_column, sessionmaker
+
+from services.auth.access import JOB_DEFAULT
 
 QUEUED, RUNNING, STOPPING = "queued", "running", "stopping"
 SUCCEEDED, FAILED, STOPPED, LOST = "succeeded", "failed", "stopped", "lost"
@@ -28,11 +46,14 @@ class Base(DeclarativeBase):
 class Job(Base):
     __tablename__ = "jobs"
     __table_args__ = (Index("ix_jobs_state_priority_id", "state", "priority", "id"),
+                      Index("ix_jobs_user_id", "user", "id"), Index("ix_jobs_visibility_id", "visibility", "id"),
                       {"sqlite_autoincrement": True})
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(200))
-    user: Mapped[str] = mapped_column(String(100), index=True)
+    user: Mapped[str] = mapped_column(String(100), index=True)  # the owner's name
+    # private, public or group:<name> (services.auth.access); NULL only in a database made before users
+    visibility: Mapped[str | None] = mapped_column(String(120), default=JOB_DEFAULT)
     phase: Mapped[str] = mapped_column(String(20))
     state: Mapped[str] = mapped_column(String(20))
     priority: Mapped[int] = mapped_column(Integer, default=0)
@@ -68,7 +89,8 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 
 def upgrade_schema(engine: Engine) -> None:
-    """Create missing tables and add columns a newer version declares (every added column is nullable)."""
+    """Create missing tables, and add the columns and indexes a newer version declares (every added
+    column is nullable)."""
     Base.metadata.create_all(engine)
     inspector = inspect(engine)
     with engine.begin() as conn:
@@ -78,6 +100,10 @@ def upgrade_schema(engine: Engine) -> None:
                 if col.name not in present:
                     col_type = col.type.compile(dialect=engine.dialect)
                     conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{col.name}" {col_type}'))
+            indexes = {index["name"] for index in inspector.get_indexes(table.name)}
+            for index in table.indexes:
+                if index.name not in indexes:
+                    index.create(conn)
 
 
 class Store:
@@ -121,9 +147,10 @@ class Store:
             return session.execute(query).rowcount == 1
 
     def list(self, states: Sequence[str] = (), limit: int = 50, offset: int = 0,
-             user: str | None = None) -> tuple[list[Job], int]:
-        """A page of jobs, newest first, and the number of jobs matching the filter (hypes not loaded)."""
-        query = select(Job)
+             user: str | None = None, where: ColumnElement[bool] | None = None) -> tuple[list[Job], int]:
+        """A page of jobs, newest first, and the number of jobs matching the filter (hypes not loaded);
+        ``where`` narrows it further (the caller's read rule, services.auth.access.readable_by)."""
+        query = select(Job) if where is None else select(Job).where(where)
         if states:
             query = query.where(Job.state.in_(states))
         if user:

@@ -11,7 +11,7 @@ import requests
 import websocket  # websocket-client, a dependency of visdom
 from stack import REPO, frontdoor, make_hypes
 
-from services.weights_store import publish
+from services.weights_store import publish, set_visibility
 
 
 def test_routes(stack):
@@ -22,7 +22,10 @@ def test_routes(stack):
     health = requests.get(stack.url + "/api/v1/health", timeout=10)
     assert health.status_code == 200 and health.json()["status"] == "ok"
     legacy = requests.post(stack.url + "/cauchy/check_viz_started", data={"viz_port": "1"}, timeout=10)
-    assert "code" in legacy.json()
+    assert legacy.json()["code"] == "100401"  # a token is needed
+    legacy = requests.post(stack.url + "/cauchy/check_viz_started", data={"viz_port": "1", "token": stack.service.token},
+                           timeout=10)
+    assert legacy.json()["code"] == "100400"
     manifest = requests.get(stack.url + "/weights/", timeout=10)
     assert manifest.status_code == 200 and manifest.json() == {"weights": []}
     assert requests.get(stack.url + "/_frontdoor/visdom/1", timeout=10).status_code == 404  # internal only
@@ -34,19 +37,22 @@ def test_a_jobs_visdom_and_its_websocket(stack):
     job = stack.service.submit(make_hypes("run"))
     stack.service.wait(job["id"], lambda j: j["state"] == "running" and j["visdom"]["up"])
     base = f"{stack.url}/visdom/{job['id']}/"
-    page = requests.get(base, timeout=10)
+    auth = {"Authorization": f"Bearer {stack.service.token}"}
+    assert requests.get(base, timeout=10).status_code == 403  # not signed in
+    page = requests.get(base, headers=auth, timeout=10)
     assert page.status_code == 200 and "<title>visdom</title>" in page.text.lower()
     assert requests.get(f"{stack.url}/visdom/{job['id']}", timeout=10, allow_redirects=False).status_code == 301
-    ws = websocket.create_connection(base.replace("http://", "ws://") + "socket", timeout=10)
+    ws = websocket.create_connection(base.replace("http://", "ws://") + "socket", timeout=10,
+                                     header=[f"Authorization: Bearer {stack.service.token}"])
     try:
         register = json.loads(ws.recv())
         assert register["command"] == "register" and register["readonly"] is True  # its commands are ignored
     finally:
         ws.close()
     # The page's own reads work; the write endpoints only the task may use are refused.
-    assert requests.post(base + "env/main", data=json.dumps({"sid": "x"}), timeout=10).status_code == 200
+    assert requests.post(base + "env/main", data=json.dumps({"sid": "x"}), headers=auth, timeout=10).status_code == 200
     for path in ("events", "update", "close", "save", "delete_env", "win_data", "fork_env", "vis_socket"):
-        assert requests.post(base + path, data="{}", timeout=10).status_code == 403, path
+        assert requests.post(base + path, data="{}", headers=auth, timeout=10).status_code == 403, path
     stack.service.call("POST", f"/api/v1/jobs/{job['id']}/stop")
     stack.service.wait_ended(job["id"])
 
@@ -83,13 +89,18 @@ def test_weights_download_resumed_with_range(stack, big_weights):
     assert hashlib.sha256(first.content + rest.content).hexdigest() == big_weights["sha256"]
     manifest = requests.get(f"{stack.url}/weights/", timeout=10).json()
     assert [entry["name"] for entry in manifest["weights"]] == ["big"]
-    assert requests.get(f"{stack.url}/weights/.lock", timeout=10).status_code == 404
+    assert requests.get(f"{stack.url}/weights/.lock", timeout=10).status_code == 403  # no entry's file
+    # Private weights: neither listed nor served to others.
+    set_visibility(stack.service.settings.home / "weights", "big", "private")
+    assert requests.get(f"{stack.url}/weights/", timeout=10).json() == {"weights": []}
+    assert requests.get(url, headers={"Range": "bytes=0-9"}, timeout=30).status_code == 403
+    assert stack.service.call("GET", "/api/v1/weights").json()["weights"][0]["name"] == "big"  # the admin sees them
 
 
 def test_rendered_config_keeps_to_its_prefix(tmp_path: Path):
     door = frontdoor.FrontDoor("", 18999, "127.0.0.1:18998", tmp_path / "home")
     text = frontdoor.render(door).read_text()
-    assert "{{" not in text and "listen 18999;" in text and f"alias {tmp_path / 'home' / 'weights'}/;" in text
+    assert "{{" not in text and "listen 18999;" in text and f"alias {tmp_path / 'home' / 'weights'}/$weights_file;" in text
     for line in text.splitlines():
         if line.strip().startswith(("pid ", "error_log ", "access_log ", "client_body_temp_path ", "proxy_temp_path ")):
             assert str(door.prefix) in line, line
@@ -102,10 +113,13 @@ def test_without_nginx_the_service_serves_the_page_and_the_charts_link(stack):
     page = requests.get(base + "/", timeout=10)
     assert page.status_code == 200 and "<title>Cauchy</title>" in page.text
     assert requests.get(base + "/assets/app.css", timeout=10).status_code == 200
-    assert requests.get(base + "/visdom/1/", timeout=10).status_code == 403
+    assert requests.get(base + "/visdom/1/", timeout=10).status_code == 401
     job = stack.service.submit(make_hypes("run"))
     running = stack.service.wait(job["id"], lambda j: j["state"] == "running" and j["visdom"]["up"])
-    moved = requests.get(f"{base}/visdom/{job['id']}/", timeout=10, allow_redirects=False)
-    assert moved.status_code == 302 and moved.headers["Location"] == running["visdom"]["direct_url"]
+    moved = stack.service.call("GET", f"/visdom/{job['id']}/", headers={"Host": "evil.example"}, allow_redirects=False)
+    assert moved.status_code == 400 and moved.json()["error"]["code"] == "bad_host"
+    moved = stack.service.call("GET", f"/visdom/{job['id']}/", allow_redirects=False)
+    # On the host of CAUCHY_PUBLIC_URL, never the request's
+    assert moved.status_code == 302 and moved.headers["Location"] == f"http://localhost:{running['visdom']['port']}/visdom/{job['id']}/"
     stack.service.call("POST", f"/api/v1/jobs/{job['id']}/stop")
     stack.service.wait_ended(job["id"])

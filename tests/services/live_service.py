@@ -1,6 +1,9 @@
 """The control service as the tests run it: the app under a real waitress on 127.0.0.1 in a thread of the
 test process, a small client for it, and hypes for the stand-in task. A plain module (not a conftest) so
-the nginx and weights tests import the same classes."""
+the nginx and weights tests import the same classes.
+
+The service's admin is ``admin`` with ``ADMIN_PASSWORD``; ``service.call`` acts as the admin (with a
+token), ``service.as_user(name, ...)`` makes a user and a client that acts as them."""
 from __future__ import annotations
 
 import random
@@ -11,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from argon2 import PasswordHasher
 from waitress.server import create_server
 
 from services.app import create_app, waitress_options
@@ -18,6 +22,9 @@ from services.config import Settings
 from services.jobs.store import ENDED
 
 FAKE_TASK = str(Path(__file__).with_name("fake_task.py"))
+ADMIN_PASSWORD = "admin-password-for-tests"
+# Cheap argon2 parameters: a test makes many users; the service's default costs half a second each here.
+TEST_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 
 
 def port_range(size: int) -> tuple[int, int]:
@@ -34,22 +41,13 @@ def make_hypes(mode: str = "ok", iters: int = 3) -> dict[str, Any]:
             "solver": {"max_iters": iters, "lr": {"metric": "iters", "base_lr": 0.1}}}
 
 
-class LiveService:
-    """The app under waitress in a thread of the test process, and a small client for it."""
+class UserClient:
+    """Requests to a live service as one user, with that user's token."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.app = create_app(settings)
-        # Port 0: the kernel picks a free port at bind, so no other test run can take it in between.
-        self.server = create_server(self.app, host="127.0.0.1", port=0, **waitress_options(settings))
-        self.url = f"http://127.0.0.1:{self.server.effective_port}"
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
+    def __init__(self, url: str, name: str, token: str) -> None:
+        self.url, self.name, self.token = url, name, token
         self.http = requests.Session()
-
-    @property
-    def supervisor(self):
-        return self.app.extensions["cauchy"].supervisor
+        self.http.headers["Authorization"] = f"Bearer {token}"
 
     def call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         return self.http.request(method, self.url + path, timeout=30, **kwargs)
@@ -58,6 +56,39 @@ class LiveService:
         response = self.call("POST", "/api/v1/jobs", json={"hypes": hypes, **fields})
         assert response.status_code == 201, response.text
         return response.json()
+
+
+class LiveService(UserClient):
+    """The app under waitress in a thread of the test process; its requests are the admin's."""
+
+    def __init__(self, settings: Settings, **app_options: Any) -> None:
+        self.settings = settings = settings.replace(admin_password=settings.admin_password or ADMIN_PASSWORD)
+        self.app = create_app(settings, password_hasher=TEST_HASHER, **app_options)
+        # Port 0: the kernel picks a free port at bind, so no other test run can take it in between.
+        self.server = create_server(self.app, host="127.0.0.1", port=0, **waitress_options(settings))
+        self.url = f"http://127.0.0.1:{self.server.effective_port}"
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        admin = self.accounts.user(self.app.extensions["cauchy"].admin)
+        super().__init__(self.url, admin.name, self.accounts.create_token(admin.id, "tests").secret)
+
+    @property
+    def supervisor(self):
+        return self.app.extensions["cauchy"].supervisor
+
+    @property
+    def accounts(self):
+        return self.app.extensions["cauchy"].accounts
+
+    def as_user(self, name: str, *, role: str = "member", groups: tuple[str, ...] = (), max_priority: int = 0,
+                password: str = "test-user-password") -> UserClient:
+        """A client acting as ``name``, made (with ``groups``, created when missing) if it does not exist."""
+        user = self.accounts.user(name) or self.accounts.create_user(name, password, role, name.title(), max_priority)
+        for group in groups:
+            if not any(g["name"] == group for g in self.accounts.groups()):
+                self.accounts.create_group(group)
+            self.accounts.set_member(group, name)
+        return UserClient(self.url, name, self.accounts.create_token(user.id, "tests").secret)
 
     def job(self, job_id: int) -> dict[str, Any]:
         return self.call("GET", f"/api/v1/jobs/{job_id}").json()

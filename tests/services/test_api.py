@@ -19,8 +19,9 @@ def error_of(response, status: int) -> dict:
 
 def test_submit_by_hypes_name_with_overrides_resolves_and_queues(settings, service_factory):
     service = service_factory(settings.replace(run_jobs=False))
-    response = service.call("POST", "/api/v1/jobs", headers={"X-Cauchy-User": "ada"},
-                            json={"hypes": DIGITS, "overrides": {"solver.lr.base_lr": 0.01}, "priority": 5})
+    ada = service.as_user("ada", max_priority=5)
+    response = ada.call("POST", "/api/v1/jobs",
+                        json={"hypes": DIGITS, "overrides": {"solver.lr.base_lr": 0.01}, "priority": 5})
     job = response.json()
     assert response.status_code == 201 and response.headers["Location"].endswith(f"/api/v1/jobs/{job['id']}")
     assert job["state"] == "queued" and job["queue_position"] == 1 and job["user"] == "ada"
@@ -99,7 +100,9 @@ def test_stop_or_resume_in_the_wrong_state_is_409(service, fake_hypes):
 
 def test_listing_filters_and_pages(settings, service_factory, fake_hypes):
     service = service_factory(settings.replace(run_jobs=False))
-    ids = [service.submit(fake_hypes("ok"), user="u1" if i % 2 else "u2")["id"] for i in range(7)]
+    users = {name: service.as_user(name) for name in ("u1", "u2")}
+    ids = [service.submit(fake_hypes("ok"), user="u1" if i % 2 else "u2")["id"] for i in range(7)]  # an admin may
+    assert users["u1"].call("GET", "/api/v1/jobs").json()["total"] == 3  # a member sees their own
     service.call("POST", f"/api/v1/jobs/{ids[0]}/stop")
     page = service.call("GET", "/api/v1/jobs", params={"limit": 3, "offset": 2}).json()
     assert page["total"] == 7 and [j["id"] for j in page["jobs"]] == ids[::-1][2:5]

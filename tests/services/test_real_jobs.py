@@ -13,7 +13,9 @@ from pathlib import Path
 import psutil
 import pytest
 import requests
+from live_service import ADMIN_PASSWORD
 
+from services.cli import Client, sign_in
 from services.config import REPO_ROOT
 from services.jobs.procs import Proc
 
@@ -105,7 +107,9 @@ class ServiceProcess:
     def __init__(self, home: Path, port: int, visdom_ports: tuple[int, int]) -> None:
         self.url = f"http://127.0.0.1:{port}/api/v1"
         self.env = {**os.environ, "CAUCHY_HOME": str(home), "CAUCHY_PORT": str(port), "CAUCHY_CPU_SLOTS": "1",
-                    "CAUCHY_VISDOM_PORTS": "{}-{}".format(*visdom_ports), "CAUCHY_GPUS": "none"}
+                    "CAUCHY_VISDOM_PORTS": "{}-{}".format(*visdom_ports), "CAUCHY_GPUS": "none",
+                    "CAUCHY_ADMIN_PASSWORD": ADMIN_PASSWORD}
+        self.http = requests.Session()
         self.log = home.parent / "service.log"
         self.proc: subprocess.Popen | None = None
 
@@ -117,17 +121,20 @@ class ServiceProcess:
         while True:
             try:
                 requests.get(self.url + "/health", timeout=1)
-                return
+                break
             except requests.ConnectionError:
                 assert self.proc.poll() is None and time.monotonic() < deadline, self.log.read_text()
                 time.sleep(0.1)
+        if "Authorization" not in self.http.headers:  # a token of the admin, valid across restarts
+            token = sign_in(Client(self.url.removesuffix("/api/v1"), None), "admin", ADMIN_PASSWORD, "tests")
+            self.http.headers["Authorization"] = f"Bearer {token['token']}"
 
     def kill(self, signum: int = signal.SIGKILL) -> None:
         self.proc.send_signal(signum)
         self.proc.wait(30)
 
     def job(self, job_id: int) -> dict:
-        return requests.get(f"{self.url}/jobs/{job_id}", timeout=10).json()
+        return self.http.get(f"{self.url}/jobs/{job_id}", timeout=10).json()
 
     def wait(self, job_id: int, states: set[str], timeout: float = 120) -> dict:
         deadline = time.monotonic() + timeout
@@ -153,7 +160,7 @@ def service_process(tmp_path: Path, free_port: int, ports) -> Iterator[ServicePr
 
 def test_restart_of_the_service_loses_no_job(service_process: ServiceProcess, digits_dir: str):
     service_process.start()
-    submit = lambda iters: requests.post(f"{service_process.url}/jobs", timeout=10, json={  # noqa: E731
+    submit = lambda iters: service_process.http.post(f"{service_process.url}/jobs", timeout=10, json={  # noqa: E731
         "hypes": DIGITS, "overrides": digits_overrides(digits_dir, iters)}).json()["id"]
     long_job, queued_job = submit(100000), submit(2)
     service_process.wait(long_job, {"running"})
@@ -179,10 +186,10 @@ def test_restart_of_the_service_loses_no_job(service_process: ServiceProcess, di
     checkpoint = lost["last_checkpoint"]
     assert lost["state"] == "lost" and checkpoint in lost["reason"]
     assert service_process.wait(queued_job, {"succeeded", "failed"})["state"] == "succeeded"
-    resumed = requests.post(f"{service_process.url}/jobs/{long_job}/resume", timeout=10).json()
+    resumed = service_process.http.post(f"{service_process.url}/jobs/{long_job}/resume", timeout=10).json()
     assert resumed["resume_from"] == checkpoint
     service_process.wait(resumed["id"], {"running"})
-    requests.post(f"{service_process.url}/jobs/{resumed['id']}/stop", timeout=10)
+    service_process.http.post(f"{service_process.url}/jobs/{resumed['id']}/stop", timeout=10)
     assert service_process.wait(resumed["id"], {"stopped", "failed"})["state"] == "stopped"
-    jobs = requests.get(f"{service_process.url}/jobs", timeout=10).json()
+    jobs = service_process.http.get(f"{service_process.url}/jobs", timeout=10).json()
     assert jobs["total"] == 3
