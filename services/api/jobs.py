@@ -20,13 +20,14 @@ from services.visdom_server import VisdomStartError
 
 bp = Blueprint("jobs", __name__, url_prefix="/api/v1")
 MAX_PAGE = 500
+MAX_OFFSET = 2**62  # byte offsets and cursors
 
 
 def services() -> Any:
     return current_app.extensions["cauchy"]
 
 
-def query_int(name: str, default: int | None, low: int = 0, high: int = 2**62) -> int | None:
+def query_int(name: str, default: int | None, low: int = 0, high: int = MAX_OFFSET) -> int | None:
     raw = request.args.get(name)
     if raw is None:
         return default
@@ -180,7 +181,7 @@ def metrics(job_id: int) -> ResponseReturnValue:
     find_job(job_id)
     path = services().supervisor.job_dir(job_id) / files.METRICS_FILE
     try:
-        return jsonify(files.read_metrics(path, query_int("since", 0), query_int("limit", 10000, 1, 100000)))
+        return jsonify(files.read_metrics(path, query_int("since", 0), query_int("limit", 10000, 1, files.MAX_METRICS_PAGE)))
     except files.CursorError as exc:
         raise bad_request(str(exc), "since") from None
 

@@ -27,3 +27,15 @@ class CheckedJSONProvider(DefaultJSONProvider):
         except HypesError as exc:
             raise bad_request(f"the JSON body: {exc}", exc.key or None, "invalid_body") from None
         return doc
+
+
+def json_integer(value: Any) -> int | None:
+    """``value`` as an integer if JSON would call it one: ``52`` and ``52.0`` (JSON has one number type, and
+    JSON Schema's ``integer`` includes both), never ``true`` or ``52.5``; else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None

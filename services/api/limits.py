@@ -26,6 +26,9 @@ from services.ratelimit import RateLimiter
 from services.text import first_unprintable
 
 LIMITS_KEY = "cauchy.limits"
+# What the OpenAPI document promises a name may hold: letters, digits, spaces and common punctuation (the
+# service refuses less: any control or format character, see check_text).
+TEXT_PATTERN = r"^[\w .,:;()@#+=/-]+$"
 
 
 def too_many(message: str, field: str | None = None, retry_after: float | None = None) -> ApiError:

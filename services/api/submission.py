@@ -12,6 +12,7 @@ from typing import Any
 
 from cauchy.hypes import HypesError, load_hypes, resolve_hypes
 from services.api.errors import ApiError, bad_request
+from services.api.jsonbody import json_integer
 from services.api.limits import check_job_limits, check_text
 from services.auth.access import JOB_DEFAULT, can_read, max_priority
 from services.auth.accounts import check_visibility, user_exists
@@ -27,9 +28,10 @@ PRIORITY_RANGE = (-100, 100)
 
 def _int(body: Mapping[str, Any], key: str, default: int, low: int, high: int, field: str | None = None) -> int:
     value = body.get(key, default)
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise bad_request(f"expected an integer from {low} to {high}, got {json.dumps(value)}", field or key)
-    return value
+    number = json_integer(value)
+    if number is None or not low <= number <= high:
+        raise bad_request(f"expected an integer from {low} to {high}, got {json.dumps(value)[:80]}", field or key)
+    return number
 
 
 def _str(body: Mapping[str, Any], key: str, default: str | None, max_len: int = 200) -> str | None:

@@ -16,6 +16,7 @@ BEST_CHECKPOINT = "checkpoints/best.pth"
 ITER_CHECKPOINTS = "checkpoints/iter_*.pth"
 DEFAULT_TAIL = 64 * 1024
 MAX_CHUNK = 1024 * 1024
+MAX_METRICS_PAGE = 100_000  # events per metrics request
 
 
 def job_dir(jobs_dir: Path, job_id: int) -> Path:
