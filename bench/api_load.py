@@ -43,7 +43,8 @@ print(f"port={args['--viz_port']} start={start} end={time.time()}")
 """
 
 
-def load(url_of: Callable[[random.Random], str], clients: int, seconds: float) -> dict[str, float]:
+def load(url_of: Callable[[random.Random], str], clients: int, seconds: float,
+         headers: dict[str, str]) -> dict[str, float]:
     """``clients`` threads issuing GETs back to back for ``seconds``: latency percentiles and throughput."""
     latencies: list[float] = []
     lock = threading.Lock()
@@ -51,6 +52,7 @@ def load(url_of: Callable[[random.Random], str], clients: int, seconds: float) -
 
     def client(seed: int) -> None:
         rng, http, mine = random.Random(seed), requests.Session(), []
+        http.headers.update(headers)
         while time.perf_counter() < deadline:
             started = time.perf_counter()
             response = http.get(url_of(rng), timeout=30)
@@ -73,9 +75,9 @@ def burst(service: ServiceProcess, count: int) -> list[requests.Response]:
     barrier = threading.Barrier(count)
 
     def submit(i: int) -> requests.Response:
-        body = {"hypes": DIGITS, "name": f"burst {i}", "user": f"user{i % 5}"}
+        body = {"hypes": DIGITS, "name": f"burst {i}", "user": f"user{i % 5}"}  # the admin submits for them
         barrier.wait()
-        return requests.post(service.url + "/jobs", json=body, timeout=120)
+        return requests.post(service.url + "/jobs", json=body, headers=service.headers, timeout=120)
 
     with ThreadPoolExecutor(count) as pool:
         return list(pool.map(submit, range(count)))
@@ -112,11 +114,14 @@ def main() -> None:
         list_url = lambda rng: f"{service.url}/jobs"  # noqa: E731
         show_url = lambda rng: f"{service.url}/jobs/{rng.randint(1, args.seed_jobs)}"  # noqa: E731
         results = {
-            "list_1_client": load(list_url, 1, args.seconds),
-            "list": load(list_url, args.clients, args.seconds),
-            "show_1_client": load(show_url, 1, args.seconds),
-            "show": load(show_url, args.clients, args.seconds),
+            "list_1_client": load(list_url, 1, args.seconds, service.headers),
+            "list": load(list_url, args.clients, args.seconds, service.headers),
+            "show_1_client": load(show_url, 1, args.seconds, service.headers),
+            "show": load(show_url, args.clients, args.seconds, service.headers),
         }
+        for i in range(5):  # the owners of the burst's jobs
+            service.http.post(service.url + "/users", json={"name": f"user{i}", "password": f"password-of-user{i}"},
+                              timeout=60).raise_for_status()
         started = time.perf_counter()
         responses = burst(service, args.submissions)
         burst_s = time.perf_counter() - started

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import signal
 import socket
 import statistics
@@ -29,6 +30,7 @@ import requests
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from services.cli import Client, sign_in
 from services.jobs.procs import Proc
 from services.jobs.store import ENDED, Job, Store
 from services.visdom_server import is_visdom_up, start_visdom
@@ -54,14 +56,16 @@ def summary(values: list[float]) -> dict[str, float]:
 
 
 class ServiceProcess:
-    """``python -m services`` on a free port over a fresh home; ``settings`` are CAUCHY_* variables."""
+    """``python -m services`` on a free port over a fresh home; ``settings`` are CAUCHY_* variables.
+    ``http`` (and ``headers``, for other sessions) carries a token of the service's admin."""
 
     def __init__(self, home: Path, **settings: str) -> None:
         self.home = home
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/api/v1"
+        password = secrets.token_urlsafe(12)
         env = {**os.environ, "CAUCHY_HOME": str(home), "CAUCHY_PORT": str(self.port), "CAUCHY_GPUS": "none",
-               **{f"CAUCHY_{key.upper()}": value for key, value in settings.items()}}
+               "CAUCHY_ADMIN_PASSWORD": password, **{f"CAUCHY_{key.upper()}": value for key, value in settings.items()}}
         home.mkdir(parents=True, exist_ok=True)
         with open(home / "service.log", "ab") as log:
             self.proc = subprocess.Popen([sys.executable, "-m", "services"], cwd=REPO, env=env, stdout=log,
@@ -71,11 +75,14 @@ class ServiceProcess:
         while True:
             try:
                 self.http.get(self.url + "/health", timeout=1)
-                return
+                break
             except requests.ConnectionError:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError((home / "service.log").read_text()) from None
                 time.sleep(0.05)
+        token = sign_in(Client(self.url.removesuffix("/api/v1"), None), "admin", password, "bench")["token"]
+        self.headers = {"Authorization": f"Bearer {token}"}
+        self.http.headers.update(self.headers)
 
     def rss_mb(self) -> float:
         return psutil.Process(self.proc.pid).memory_info().rss / 2**20

@@ -28,6 +28,8 @@ import frontdoor  # noqa: E402
 from job_launch import ServiceProcess, free_port  # noqa: E402
 from rounds import alternate  # noqa: E402
 
+from services.weights_store import write_manifest  # noqa: E402
+
 CHUNK = 1 << 20
 
 
@@ -61,6 +63,8 @@ def main() -> int:
         (home / "weights").mkdir(parents=True)
         weights = home / "weights" / "bench.pth"
         make_file(weights, args.size_mb)
+        # A public entry: the front door and the service serve only files of entries the caller may read.
+        write_manifest(home / "weights", [{"name": "bench", "file": "bench.pth", "owner": "admin", "visibility": "public"}])
         size = weights.stat().st_size
         service = ServiceProcess(home, visdom_ports="18290-18299")
         service_port, front_port = service.port, free_port()

@@ -16,7 +16,7 @@ from services.auth.accounts import Accounts
 from services.auth.bootstrap import bootstrap
 from services.auth.hosts import default_allowed_hosts
 from services.auth.identity import Caller
-from services.auth.secrets import derive_key, server_secret
+from services.auth.secrets import session_key, token_key
 from services.config import Settings, load_settings
 from services.jobs.store import Store
 from services.jobs.supervisor import Supervisor
@@ -53,8 +53,7 @@ def create_app(settings: Settings | None = None, *, password_hasher: PasswordHas
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.json.sort_keys = False
     store = Store(settings.db_url)
-    secret = server_secret(settings.home)
-    accounts = Accounts(store, derive_key(secret, "api tokens"), password_hasher)
+    accounts = Accounts(store, token_key(settings.home), password_hasher)
     admin = bootstrap(accounts, store, settings.home, settings.admin_password)
     supervisor = Supervisor(settings, store)
     services = Services(settings, store, supervisor, accounts, admin, settings.allowed_hosts or default_allowed_hosts())
@@ -62,7 +61,7 @@ def create_app(settings: Settings | None = None, *, password_hasher: PasswordHas
         services.without_auth = accounts.caller(accounts.user(admin).id)
     app.extensions["cauchy"] = services
     app.extensions[LIMITS_KEY] = UserLimits(settings, store)
-    seam.install(app, derive_key(secret, "session cookie"))
+    seam.install(app, session_key(settings.home))
     register_error_handlers(app)
     app.register_blueprint(auth.bp)
     app.register_blueprint(sharing.bp)
@@ -79,9 +78,11 @@ def create_app(settings: Settings | None = None, *, password_hasher: PasswordHas
 def waitress_options(settings: Settings) -> dict:
     """Waitress settings. Its default limit of 100 connections stalls every client once reached (100
     simultaneous submissions hung for minutes), so the limit is higher and poll() replaces select().
-    Flask answers a too-large body with a JSON 413; waitress's own, plain-text limit is a backstop."""
+    Flask answers a too-large body with a JSON 413; waitress's own, plain-text limit is a backstop.
+    nginx on this machine says whether the browser came over https (the session cookie is then Secure)."""
     return {"threads": settings.threads, "connection_limit": settings.connection_limit, "asyncore_use_poll": True,
             "max_request_body_size": 4 * settings.max_request_bytes, "ident": "cauchy",
+            "trusted_proxy": "127.0.0.1", "trusted_proxy_headers": {"x-forwarded-proto"},
             "channel_request_lookahead": 1}  # lets a waiting request see that its client went away
 
 

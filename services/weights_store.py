@@ -118,14 +118,14 @@ def publish(directory: Path, name: str, checkpoint: Path, *, hypes: dict[str, An
             if error := _taken(directory, name):
                 raise error
             os.replace(tmp, directory / entry["file"])
-            _write_manifest(directory, [*read_manifest(directory), entry])
+            write_manifest(directory, [*read_manifest(directory), entry])
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return entry
 
 
-def _write_manifest(directory: Path, entries: list[dict[str, Any]]) -> None:
+def write_manifest(directory: Path, entries: list[dict[str, Any]]) -> None:
     """Replace the manifest (the caller holds the lock); nginx workers read it, so it is 0644."""
     atomic_write(directory / MANIFEST, lambda fh: fh.write(json.dumps({"weights": entries}, indent=1).encode()),
                  mode=0o644)
@@ -138,7 +138,7 @@ def set_visibility(directory: Path, name: str, visibility: str) -> dict[str, Any
         found = next((entry for entry in entries if entry["name"] == name), None)
         if found is not None:
             found["visibility"] = visibility
-            _write_manifest(directory, entries)
+            write_manifest(directory, entries)
         return found
 
 
@@ -150,7 +150,7 @@ def adopt_unowned(directory: Path, owner: str) -> int:
         for entry in unowned:
             entry["owner"], entry["visibility"] = owner, entry.get("visibility") or access.WEIGHTS_DEFAULT
         if unowned:
-            _write_manifest(directory, entries)
+            write_manifest(directory, entries)
         return len(unowned)
 
 

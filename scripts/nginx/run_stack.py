@@ -27,7 +27,10 @@ sys.path[:0] = [str(HERE), str(HERE.parents[1])]
 
 import frontdoor  # noqa: E402
 
-from services.config import load_settings  # noqa: E402
+from services.auth.accounts import Accounts  # noqa: E402
+from services.auth.secrets import ADMIN_PASSWORD_FILE, token_key  # noqa: E402
+from services.config import Settings, load_settings  # noqa: E402
+from services.jobs.store import Store  # noqa: E402
 
 STOP_WAIT_S = 60.0
 
@@ -51,15 +54,16 @@ def start_service(port: int, env: dict[str, str], log: Path, timeout: float = 60
         time.sleep(0.2)
 
 
-def stop_jobs(api: str) -> None:
+def stop_jobs(api: str, headers: dict[str, str]) -> None:
     """Ask every active job to stop and wait (bounded) until each has saved its checkpoint and ended."""
     try:
-        active = requests.get(f"{api}/jobs", params={"state": "queued,running,stopping", "limit": 500}, timeout=10)
+        active = requests.get(f"{api}/jobs", params={"state": "queued,running,stopping", "limit": 500},
+                              headers=headers, timeout=10)
         for job in active.json()["jobs"]:
-            requests.post(f"{api}/jobs/{job['id']}/stop", timeout=10)
+            requests.post(f"{api}/jobs/{job['id']}/stop", headers=headers, timeout=10)
         deadline = time.monotonic() + STOP_WAIT_S
         while time.monotonic() < deadline and requests.get(
-                f"{api}/jobs", params={"state": "running,stopping"}, timeout=10).json()["total"]:
+                f"{api}/jobs", params={"state": "running,stopping"}, headers=headers, timeout=10).json()["total"]:
             time.sleep(0.5)
     except (requests.RequestException, ValueError, KeyError) as exc:
         print(f"could not stop the jobs through the API: {exc}", file=sys.stderr)
@@ -82,6 +86,27 @@ def stop_service(proc: subprocess.Popen) -> None:
     psutil.wait_procs(children, timeout=10)
 
 
+def operator_token(settings: Settings) -> tuple[Accounts, int, dict[str, str]]:
+    """A token of the admin for this script's own calls (stopping the jobs at Ctrl-C), revoked at exit."""
+    accounts = Accounts(Store(settings.db_url), token_key(settings.home))
+    admin = accounts.user(accounts.admin_name())
+    new = accounts.create_token(admin.id, "make run (stops the jobs at exit)", expires_in_days=30)
+    return accounts, new.row.id, {"Authorization": f"Bearer {new.secret}"}
+
+
+def sign_in_hint(settings: Settings) -> str:
+    """How to sign in: the first admin's password is CAUCHY_ADMIN_PASSWORD's or in a file the service wrote."""
+    password_file = settings.home / ADMIN_PASSWORD_FILE
+    if password_file.exists():
+        where = f"its password is in {password_file} (mode 0600)"
+    elif settings.admin_password:
+        where = "its password is CAUCHY_ADMIN_PASSWORD"
+    else:
+        where = "an admin exists already: ask them for an account"
+    return (f"sign in as 'admin' on the page ({where}); add people with `cauchy user add NAME`, "
+            f"and get a token for the CLI with `cauchy login`")
+
+
 def port_free(port: int) -> bool:
     with socket.socket() as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -94,8 +119,10 @@ def main() -> int:
     parser.add_argument("--host", default=os.environ.get("CAUCHY_FRONT_HOST", "0.0.0.0"),
                         help="nginx's listen address (CAUCHY_FRONT_HOST)")
     args = parser.parse_args()
-    settings = load_settings()
-    env = {**os.environ, "CAUCHY_HOME": str(settings.home.resolve())}
+    public_url = os.environ.get("CAUCHY_PUBLIC_URL") or f"http://{socket.gethostname()}:{args.port}"
+    settings = load_settings().replace(public_url=public_url)
+    settings = settings.replace(home=settings.home.resolve())
+    env = {**os.environ, "CAUCHY_HOME": str(settings.home), "CAUCHY_PUBLIC_URL": public_url}
     settings.home.mkdir(parents=True, exist_ok=True)
     if not port_free(args.port):
         raise SystemExit(f"port {args.port} is already in use; stop what runs there or pass --port")
@@ -105,13 +132,16 @@ def main() -> int:
         print(f"nginx is not installed and could not be installed: the control service serves the page, the API "
               f"and the weights on {args.port} itself (charts open at the Visdom ports of this host)")
     service = start_service(service_port, env, settings.home / "service.log")
+    accounts, token_id, headers = operator_token(settings)
     nginx = None
     try:
         if use_nginx:
-            door = frontdoor.FrontDoor(args.host, args.port, f"127.0.0.1:{service_port}", settings.home.resolve(),
-                                       max_body=str(settings.max_request_bytes))  # the service's own limit
+            door = frontdoor.FrontDoor(args.host, args.port, f"127.0.0.1:{service_port}", settings.home,
+                                       max_body=str(settings.max_request_bytes),  # the service's own limit
+                                       allowed_hosts=settings.allowed_hosts)
             nginx = frontdoor.start(door)
         print(f"Cauchy is up: http://{socket.gethostname()}:{args.port}/ (on this machine http://127.0.0.1:{args.port}/)"
+              f"\n  {sign_in_hint(settings)}"
               f"\n  service log {settings.home / 'service.log'}; Ctrl-C stops everything", flush=True)
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         while service.poll() is None and (nginx is None or nginx.poll() is None):
@@ -124,7 +154,8 @@ def main() -> int:
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         if service.poll() is None:
-            stop_jobs(f"http://127.0.0.1:{service_port}/api/v1")
+            stop_jobs(f"http://127.0.0.1:{service_port}/api/v1", headers)
+        accounts.revoke_token(accounts.user(accounts.admin_name()).id, token_id)
         stop_service(service)
         if nginx is not None:
             frontdoor.stop(nginx)

@@ -31,6 +31,22 @@ MIN_PASSWORD, MAX_PASSWORD = 8, 1024
 TOKEN_PREFIX = "cau_"
 MAX_TOKEN_DAYS = 3650
 LAST_USED_EVERY_S = 60.0  # last_used_at is written at most this often per token (a write per request is costly)
+# Callers are remembered for this long, or until this service changes a user, group, membership or token;
+# a change made to the database by anything else shows within this time.
+CACHE_TTL_S = 30.0
+CACHE_MAX = 10_000
+
+
+@dataclass
+class CachedCaller:
+    """A caller as read from the database, reused until ``until`` or the next change of accounts."""
+
+    until: float
+    caller: Caller | None  # None: the user is disabled or gone
+    password_version: str = ""
+    token_id: int | None = None
+    expires_at: float | None = None
+    last_used_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -72,6 +88,7 @@ class Accounts:
         self.token_key = token_key
         self.hasher = hasher or PasswordHasher()  # argon2id, the library's recommended cost
         self._dummy_hash = self.hasher.hash(secrets.token_hex(8))
+        self._cache: dict[tuple[str, Any], CachedCaller] = {}
         upgrade_schema(store.engine)
 
     # Users
@@ -116,13 +133,15 @@ class Accounts:
             user = session.scalar(select(User).where(User.name == name).with_for_update())
             if user is None:
                 raise not_found(f"no user {name!r}")
+            was_admin = user.role == ADMIN and not user.disabled
             for key, value in values.items():
                 setattr(user, key, value)
-            if user.role != ADMIN or user.disabled:
+            if was_admin and (user.role != ADMIN or user.disabled):
                 others = select(func.count()).select_from(User).where(
                     User.role == ADMIN, User.disabled.is_(False), User.id != user.id)
                 if not session.scalar(others):
                     raise conflict("this is the last enabled admin: make another admin first")
+        self.changed()
         return user
 
     def users(self) -> list[tuple[User, list[str]]]:
@@ -165,12 +184,27 @@ class Accounts:
 
     def caller(self, user_id: int, session_version: str | None = None) -> Caller | None:
         """The enabled user ``user_id`` (a session cookie's), if its password is still the one signed in with."""
-        with self.store.session() as session:
-            user = session.get(User, user_id)
-            if user is None or user.disabled or (session_version is not None
-                                                 and session_version != password_version(user)):
-                return None
-            return self._caller(session, user)
+        now = time.time()
+        cached = self._cache.get(("user", user_id))
+        if cached is None or cached.until <= now:
+            with self.store.session() as session:
+                user = session.get(User, user_id)
+                cached = self._remember(("user", user_id), CachedCaller(
+                    now + CACHE_TTL_S, None if user is None or user.disabled else self._caller(session, user),
+                    password_version(user) if user else ""))
+        if cached.caller is None or (session_version is not None and session_version != cached.password_version):
+            return None
+        return cached.caller
+
+    def _remember(self, key: tuple[str, Any], entry: CachedCaller) -> CachedCaller:
+        if len(self._cache) >= CACHE_MAX:
+            self._cache.clear()
+        self._cache[key] = entry
+        return entry
+
+    def changed(self) -> None:
+        """Forget every cached caller: called by each write that can change who someone is or may do."""
+        self._cache.clear()
 
     # Tokens
     def token_hash(self, token: str) -> str:
@@ -196,20 +230,30 @@ class Accounts:
 
     def revoke_token(self, user_id: int, token_id: int) -> bool:
         with self.store.session() as session:
-            return session.execute(delete(Token).where(Token.id == token_id, Token.user_id == user_id)).rowcount == 1
+            revoked = session.execute(delete(Token).where(Token.id == token_id, Token.user_id == user_id)).rowcount == 1
+        self.changed()
+        return revoked
 
     def caller_for_token(self, token: str) -> Caller | None:
         """The enabled owner of an unexpired ``token``; notes when it was used (at most once a minute)."""
-        now = time.time()
-        with self.store.session() as session:
-            row = session.execute(select(Token.id, Token.expires_at, Token.last_used_at, User)
-                                  .join(User, User.id == Token.user_id)
-                                  .where(Token.hash == self.token_hash(token))).first()
-            if row is None or row.User.disabled or (row.expires_at is not None and row.expires_at <= now):
-                return None
-            if row.last_used_at is None or row.last_used_at < now - LAST_USED_EVERY_S:
-                session.execute(update(Token).where(Token.id == row.id).values(last_used_at=now))
-            return self._caller(session, row.User)
+        now, digest = time.time(), self.token_hash(token)
+        cached = self._cache.get(("token", digest))
+        if cached is None or cached.until <= now:
+            with self.store.session() as session:
+                row = session.execute(select(Token.id, Token.expires_at, Token.last_used_at, User)
+                                      .join(User, User.id == Token.user_id).where(Token.hash == digest)).first()
+                if row is None:
+                    return None  # unknown tokens are not remembered: guesses must not fill the memory
+                cached = self._remember(("token", digest), CachedCaller(
+                    now + CACHE_TTL_S, None if row.User.disabled else self._caller(session, row.User), "",
+                    row.id, row.expires_at, row.last_used_at))
+        if cached.caller is None or (cached.expires_at is not None and cached.expires_at <= now):
+            return None
+        if cached.last_used_at is None or cached.last_used_at < now - LAST_USED_EVERY_S:
+            cached.last_used_at = now
+            with self.store.session() as session:
+                session.execute(update(Token).where(Token.id == cached.token_id).values(last_used_at=now))
+        return cached.caller
 
     # Groups
     def create_group(self, name: Any) -> Group:
@@ -258,6 +302,7 @@ class Accounts:
                 session.add(Membership(group_id=group_id, user_id=user_id, is_admin=is_admin))
             else:
                 membership.is_admin = is_admin
+        self.changed()
 
     def remove_member(self, group: str, user: str) -> None:
         with self.store.session() as session:
@@ -265,6 +310,7 @@ class Accounts:
             if not session.execute(delete(Membership).where(Membership.group_id == group_id,
                                                             Membership.user_id == user_id)).rowcount:
                 raise not_found(f"{user!r} is not a member of {group!r}")
+        self.changed()
 
 
 def password_version(user: User) -> str:

@@ -125,10 +125,11 @@ def load_logged_in_user() -> None:
 
 
 class SessionInterface(SecureCookieSessionInterface):
-    """Flask's signed cookie, ``Secure`` when the request came over https (directly or through nginx)."""
+    """Flask's signed cookie, ``Secure`` when the request came over https (directly, or through nginx's
+    ``X-Forwarded-Proto``, which waitress trusts from 127.0.0.1 only)."""
 
     def get_cookie_secure(self, app: Flask) -> bool:
-        return request.is_secure or request.headers.get("X-Forwarded-Proto") == "https"
+        return request.is_secure
 
 
 def install(app: Flask, secret_key: bytes) -> None:

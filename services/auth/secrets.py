@@ -33,3 +33,13 @@ def server_secret(home: Path) -> bytes:
 def derive_key(secret: bytes, purpose: str) -> bytes:
     """A key for one purpose, so the cookie key and the token key are never the same bytes."""
     return hmac.new(secret, purpose.encode(), hashlib.sha256).digest()
+
+
+def token_key(home: Path) -> bytes:
+    """The key API tokens are hashed with (services.auth.accounts)."""
+    return derive_key(server_secret(home), "api tokens")
+
+
+def session_key(home: Path) -> bytes:
+    """The key session cookies are signed with."""
+    return derive_key(server_secret(home), "session cookie")

@@ -129,6 +129,8 @@ def test_stop_a_queued_job_cancels_it(settings, service_factory, fake_hypes):
 def test_cpu_slots_priority_and_fair_share(settings, service_factory, fake_hypes):
     """One slot: a blocker runs; then the high-priority job, then users alternate at equal priority."""
     service = service_factory(settings.replace(cpu_slots=1, visdom_linger_s=0))
+    for name in ("alice", "bob", "carol"):
+        service.as_user(name)  # the admin submits for them
     blocker = service.submit(fake_hypes("run"), user="alice")
     service.wait_metrics(blocker["id"])
     alice = [service.submit(fake_hypes("ok", 1), user="alice")["id"] for _ in range(3)]

@@ -1,0 +1,176 @@
+"""Who gets what, through nginx: every route of the OpenAPI document and every legacy endpoint, asked by
+an anonymous caller, another member, a member of the group the job is shared with, its owner and an
+admin, each answered with the status in TABLE. A route missing from TABLE fails the test, so a new
+route cannot ship without a rule. Also: the Host check, a job's Visdom and a weights file."""
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import requests
+from stack import make_hypes
+
+from services.api.openapi import DOCUMENT
+from services.weights_store import write_manifest
+
+CALLERS = ("anonymous", "other", "group", "owner", "admin")
+PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\x00" * 16).decode()
+
+
+class World:
+    """The stack, its users (owner ``olive`` and ``gus`` in group ``team``, ``otto`` outside it) and the
+    things they are asked about: olive's ended job shared with ``team`` and her weights shared likewise."""
+
+    def __init__(self, stack, tmp_path) -> None:
+        self.stack, self.service, self.tmp_path = stack, stack.service, tmp_path
+        self.clients = {"other": self.service.as_user("otto"), "group": self.service.as_user("gus", groups=("team",)),
+                        "owner": self.service.as_user("olive", groups=("team",))}
+        self.tokens = {"anonymous": None, **{who: c.token for who, c in self.clients.items()}, "admin": self.service.token}
+        self.service.accounts.create_group("side")
+        self.job = self.clients["owner"].submit(make_hypes("ok", 1), visibility="group:team")["id"]
+        assert self.service.wait_ended(self.job)["state"] == "succeeded"
+        weights = self.service.settings.home / "weights"
+        (weights / "w_team.pth").write_bytes(b"weights")
+        write_manifest(weights, [{"name": "w_team", "file": "w_team.pth", "owner": "olive", "visibility": "group:team"}])
+
+    def fresh_owner_token(self) -> str:
+        olive = self.service.accounts.user("olive")
+        return str(self.service.accounts.create_token(olive.id, "to revoke").row.id)
+
+    def headers(self, who: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[who]}"} if self.tokens[who] else {}
+
+    def call(self, who: str, method: str, path: str, **kwargs: Any) -> requests.Response:
+        return requests.request(method, self.stack.url + path, headers=self.headers(who), timeout=120,
+                                allow_redirects=False, **kwargs)
+
+
+A, M, G, O, D = CALLERS  # noqa: E741 (columns of TABLE, in this order)
+OK_READ = (401, 404, 200, 200, 200)  # read a job shared with the group
+OWNER_ONLY = (401, 404, 403, 200, 200)
+ANY_USER = (401, 200, 200, 200, 200)
+ADMIN_ONLY = (401, 403, 403, 403, 200)
+PATHS: dict[str, Callable[[World], str]] = {"job_id": lambda w: str(w.job), "path": lambda w: "hypes.json",
+                                            "token_id": lambda w: w.fresh_owner_token(), "user": lambda w: "gus"}
+NAMES = {"/weights/{name}": "w_team", "/users/{name}": "otto"}  # {name} elsewhere: the group "side"
+
+# (method, path, JSON body or None, statuses of anonymous, other, group, owner, admin), asked in this order.
+TABLE: list[tuple[str, str, Any, tuple[int, ...]]] = [
+    ("GET", "/api/v1/health", None, (200, 200, 200, 200, 200)),
+    ("GET", "/api/v1/openapi.json", None, (200, 200, 200, 200, 200)),
+    ("GET", "/api/v1/templates", None, ANY_USER),
+    ("POST", "/api/v1/auth/login", {"name": "nobody", "password": "wrong-password"}, (401, 401, 401, 401, 401)),
+    ("POST", "/api/v1/auth/logout", None, (204, 204, 204, 204, 204)),
+    ("GET", "/api/v1/auth/me", None, ANY_USER),
+    ("GET", "/api/v1/tokens", None, ANY_USER),
+    ("POST", "/api/v1/tokens", {"name": "matrix"}, (401, 201, 201, 201, 201)),
+    ("DELETE", "/api/v1/tokens/{token_id}", None, (401, 404, 404, 204, 404)),  # one's own tokens only
+    ("GET", "/api/v1/users", None, ADMIN_ONLY),
+    ("POST", "/api/v1/users", {"name": "newcomer", "password": "newcomer-password"}, (401, 403, 403, 403, 201)),
+    ("PATCH", "/api/v1/users/{name}", {"display_name": "Otto"}, ADMIN_ONLY),
+    ("GET", "/api/v1/groups", None, ADMIN_ONLY),
+    ("POST", "/api/v1/groups", {"name": "newgroup"}, (401, 403, 403, 403, 201)),
+    ("POST", "/api/v1/groups/{name}/members", {"user": "gus"}, ADMIN_ONLY),
+    ("DELETE", "/api/v1/groups/{name}/members/{user}", None, ADMIN_ONLY),
+    ("GET", "/api/v1/jobs", None, ANY_USER),
+    ("POST", "/api/v1/jobs", {"hypes": make_hypes("ok", 1)}, (401, 201, 201, 201, 201)),
+    ("GET", "/api/v1/jobs/{job_id}", None, OK_READ),
+    ("PATCH", "/api/v1/jobs/{job_id}", {"visibility": "group:team"}, OWNER_ONLY),
+    ("GET", "/api/v1/jobs/{job_id}/logs", None, OK_READ),
+    ("GET", "/api/v1/jobs/{job_id}/metrics", None, OK_READ),
+    ("GET", "/api/v1/jobs/{job_id}/artifacts", None, OK_READ),
+    ("GET", "/api/v1/jobs/{job_id}/artifacts/{path}", None, OK_READ),
+    ("POST", "/api/v1/jobs/{job_id}/visdom", None, OK_READ),
+    ("GET", "/api/v1/jobs/{job_id}/charts", None, (401, 404, 302, 302, 302)),
+    ("DELETE", "/api/v1/jobs/{job_id}/visdom", None, (401, 404, 403, 200, 409)),  # the owner shut it already
+    ("POST", "/api/v1/jobs/{job_id}/stop", None, (401, 404, 403, 409, 409)),  # it has ended: allowed, but too late
+    ("POST", "/api/v1/jobs/{job_id}/resume", None, (401, 404, 403, 201, 201)),
+    ("POST", "/api/v1/jobs/{job_id}/publish", {}, (401, 404, 403, 400, 400)),  # allowed; the name is missing
+    ("GET", "/api/v1/weights", None, ANY_USER),
+    ("PATCH", "/api/v1/weights/{name}", {"visibility": "group:team"}, OWNER_ONLY),
+]
+
+# Legacy endpoints answer HTTP 200 with a code; the code is what each caller gets.
+LEGACY: dict[str, tuple[Callable[[World], dict[str, Any]], tuple[str, ...]]] = {
+    "free_port": (lambda w: {}, ("100401", "100200", "100200", "100200", "100200")),
+    "train": (lambda w: {"hypes": json.dumps(make_hypes("ok", 1))}, ("100401", "100200", "100200", "100200", "100200")),
+    "check_viz_started": (lambda w: {"pid": w.job}, ("100401", "100404", "100200", "100200", "100200")),
+    "stop_visdom": (lambda w: {"pid": w.job}, ("100401", "100404", "100403", "100409", "100409")),
+    "stop_training": (lambda w: {"pid": w.job}, ("100401", "100404", "100403", "100409", "100409")),
+    "test_single": (lambda w: {"pid": w.job, "image": PNG, "timeout": 60},
+                    ("100401", "100404", "100200", "100200", "100200")),
+    "test_batch": (lambda w: {"pid": w.job, "dir": str(w.tmp_path)}, ("100401", "100404", "100200", "100200", "100200")),
+}
+
+
+def documented_routes() -> set[tuple[str, str]]:
+    return {(method.upper(), "/api/v1" + path) for path, item in DOCUMENT["paths"].items() for method in item}
+
+
+def test_every_route_has_a_rule(stack):
+    assert {(method, path) for method, path, _, _ in TABLE} == documented_routes()
+    legacy = {rule.rule.removeprefix("/cauchy/") for rule in stack.service.app.url_map.iter_rules()
+              if rule.rule.startswith("/cauchy/")}
+    assert set(LEGACY) == legacy
+
+
+def fill(world: World, path: str) -> str:
+    name = NAMES.get(path.removeprefix("/api/v1"), "side")
+    for key, value in PATHS.items():
+        if "{" + key + "}" in path:
+            path = path.replace("{" + key + "}", value(world))
+    return path.replace("{name}", name)
+
+
+@pytest.mark.slow
+def test_each_caller_gets_the_status_of_the_table(stack, tmp_path):
+    world = World(stack, tmp_path)
+    wrong = []
+    for method, path, body, expected in TABLE:
+        for who, status in zip(CALLERS, expected):
+            response = world.call(who, method, fill(world, path), **({"json": body} if body is not None else {}))
+            if response.status_code != status:
+                wrong.append(f"{who} {method} {path}: {response.status_code} (expected {status}) {response.text[:200]}")
+    for endpoint, (params, expected) in LEGACY.items():
+        for who, code in zip(CALLERS, expected):
+            reply = world.call(who, "POST", f"/cauchy/{endpoint}", data=params(world)).json()
+            if reply["code"] != code:
+                wrong.append(f"{who} legacy {endpoint}: {reply['code']} (expected {code}) {str(reply['content'])[:200]}")
+    assert not wrong, "\n".join(wrong)
+
+
+@pytest.mark.slow
+def test_visdom_weights_files_and_the_list_through_the_front_door(stack, tmp_path):
+    world = World(stack, tmp_path)
+    assert world.call("admin", "POST", f"/api/v1/jobs/{world.job}/visdom").status_code == 200
+    for who, status in zip(CALLERS, (403, 403, 200, 200, 200)):
+        assert world.call(who, "GET", f"/visdom/{world.job}/").status_code == status, who
+        assert world.call(who, "GET", "/weights/w_team.pth").status_code == status, who
+    seen = {who: [e["name"] for e in world.call(who, "GET", "/weights/").json()["weights"]] for who in CALLERS}
+    assert seen == {"anonymous": [], "other": [], "group": ["w_team"], "owner": ["w_team"], "admin": ["w_team"]}
+    listed = {who: world.call(who, "GET", "/api/v1/jobs").json().get("total") for who in CALLERS[1:]}
+    assert listed == {"other": 0, "group": 1, "owner": 1, "admin": 1}
+    # Signed in by cookie rather than token: the same answers for reading; legacy endpoints and
+    # state changes without the CSRF header are refused.
+    for name, status in (("otto", 403), ("gus", 200)):
+        browser = requests.Session()
+        signed_in = browser.post(stack.url + "/api/v1/auth/login", json={"name": name, "password": "test-user-password"},
+                                 timeout=30)
+        assert signed_in.status_code == 200, signed_in.text
+        assert browser.get(f"{stack.url}/visdom/{world.job}/", timeout=30).status_code == status, name
+        assert browser.get(f"{stack.url}/cauchy/check_viz_started", params={"pid": world.job}, timeout=30).json()["code"] == "100401"
+        refused = browser.post(stack.url + "/api/v1/jobs", json={"hypes": make_hypes("ok", 1)}, timeout=30)
+        assert refused.status_code == 403 and refused.json()["error"]["code"] == "csrf_failed"
+
+
+def test_the_front_door_refuses_other_hosts(stack):
+    port = stack.door.listen_port
+    for host, status in [("evil.example", 400), (f"rebound.evil:{port}", 400), (f"localhost:{port}", 200),
+                         (f"127.0.0.1:{port}", 200)]:
+        response = requests.get(stack.url + "/api/v1/health", headers={"Host": host}, timeout=10)
+        assert response.status_code == status, host
+        if status == 400:
+            assert response.json()["error"]["code"] == "bad_host"
