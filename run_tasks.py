@@ -50,8 +50,10 @@ def main(argv: list[str] | None = None) -> int:
     from cauchy.engine.hooks import StopRequest  # imports torch: after argument errors are reported
     from cauchy.registry import UnknownComponentError
     from cauchy.weights import WeightsError
+    from cauchy.weights_only import UnsafeFileError
 
-    BAD_INPUT_ERRORS = (HypesError, DatasetError, WeightsError, UnknownComponentError, FileNotFoundError)
+    BAD_INPUT_ERRORS = (HypesError, DatasetError, WeightsError, UnsafeFileError, UnknownComponentError,
+                        FileNotFoundError)
     stop = StopRequest().install()
     try:
         if args.list_components:

@@ -1,13 +1,23 @@
-"""API under load with 10,000 jobs in the database, then 100 simultaneous submissions.
+"""API under load with 10,000 jobs in the database, this checkout against a baseline, then 100 simultaneous
+submissions.
 
-1. ``GET /api/v1/jobs`` (a page of 50) and ``GET /api/v1/jobs/<id>`` (random ids) from 1 and then
-   16 concurrent clients for ``--seconds`` each: p50/p99 latency and requests/s.
-2. 100 threads released at once each POST a job (a stand-in task that prints its Visdom port and
-   its lifetime, so the run is about the service, not torch): every POST answered 201, 100 new
-   distinct ids in the database, every job succeeded, and no two jobs alive at the same time
-   were given the same port.
-Prints a table; the last line is one JSON object (``ratio`` = requests/s of GET /jobs/<id> with 16
-clients over 1 client).
+1. Two services over copies of one database of 10,000 jobs: this checkout's and the baseline's (the
+   checkout of ``--baseline-ref``, by default 08d5888, the code before the list became plain rows; ``git
+   archive`` into a temporary directory). This checkout's with token auth on (the admin's token: every
+   job readable), the baseline's without (it predates accounts). ``GET /api/v1/jobs`` (a page of 50) and
+   ``GET /api/v1/jobs/<id>`` (random ids) from 1 and then 16 concurrent clients, each measurement in
+   ``--rounds`` alternating rounds of the two services (``--seconds`` in all per service): p50/p99 latency, requests/s, and the
+   CPU used by the clients (this process) and by the service, in percent of one core: they share the
+   machine's cores.
+2. The supervisor's scheduling pass of each checkout over ``--queued-jobs`` (10,000) queued jobs of five
+   users, each with a job running, and one job of a sixth user queued last: its time, and whether it
+   starts the sixth user's job (the baseline looked at the first 1,000 only).
+3. 100 threads released at once each POST a job to this checkout's service (a stand-in task that prints
+   its Visdom port and its lifetime, so the run is about the service, not torch): every POST answered
+   201, 100 new distinct ids in the database, every job succeeded, and no two jobs alive at the same
+   time were given the same port.
+Prints a table; the last line is one JSON object. ``ratio`` = requests/s of GET /api/v1/jobs with 16
+clients, this checkout over the baseline, measured in this run (``p99_ratio``: their p99 latencies).
 """
 from __future__ import annotations
 
@@ -16,7 +26,9 @@ import json
 import random
 import re
 import shlex
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -25,12 +37,14 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import psutil
 import requests
 from job_launch import DIGITS, REPO, ServiceProcess, percentile, seed_jobs  # also puts the repository on sys.path
 
 from cauchy.hypes import load_hypes, resolve_hypes
 from services.jobs.store import ENDED, Store
 
+BASELINE_REF = "08d5888"
 STAND_IN = """
 import json, os, sys, time
 args = dict(zip(sys.argv[1::2], sys.argv[2::2]))
@@ -43,9 +57,29 @@ print(f"port={args['--viz_port']} start={start} end={time.time()}")
 """
 
 
-def load(url_of: Callable[[random.Random], str], clients: int, seconds: float,
-         headers: dict[str, str]) -> dict[str, float]:
-    """``clients`` threads issuing GETs back to back for ``seconds``: latency percentiles and throughput."""
+class Measured:
+    """Latencies, wall time and CPU (clients' and service's) summed over the rounds of one measurement."""
+
+    def __init__(self) -> None:
+        self.latencies: list[float] = []
+        self.elapsed = self.client_cpu = self.service_cpu = 0.0
+
+    def figures(self) -> dict[str, float]:
+        return {"p50_ms": round(statistics.median(self.latencies) * 1000, 2),
+                "p99_ms": round(percentile(self.latencies, 99) * 1000, 2),
+                "rps": round(len(self.latencies) / self.elapsed, 1), "requests": len(self.latencies),
+                "client_cpu_pct": round(100 * self.client_cpu / self.elapsed, 1),
+                "service_cpu_pct": round(100 * self.service_cpu / self.elapsed, 1)}
+
+
+def cpu_seconds(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return times.user + times.system
+
+
+def load(url_of: Callable[[random.Random], str], clients: int, seconds: float, headers: dict[str, str],
+         service: psutil.Process, into: Measured) -> None:
+    """``clients`` threads issuing GETs (with ``headers``) back to back for ``seconds``, added to ``into``."""
     latencies: list[float] = []
     lock = threading.Lock()
     deadline = time.perf_counter() + seconds
@@ -62,13 +96,58 @@ def load(url_of: Callable[[random.Random], str], clients: int, seconds: float,
         with lock:
             latencies.extend(mine)
 
-    started = time.perf_counter()
+    started, cpu, service_cpu = time.perf_counter(), time.process_time(), cpu_seconds(service)
     with ThreadPoolExecutor(clients) as pool:
         list(pool.map(client, range(clients)))
-    elapsed = time.perf_counter() - started
-    return {"p50_ms": round(statistics.median(latencies) * 1000, 2),
-            "p99_ms": round(percentile(latencies, 99) * 1000, 2),
-            "rps": round(len(latencies) / elapsed, 1), "requests": len(latencies)}
+    into.elapsed += time.perf_counter() - started
+    into.client_cpu += time.process_time() - cpu
+    into.service_cpu += cpu_seconds(service) - service_cpu
+    into.latencies.extend(latencies)
+
+# One scheduling pass of the supervisor, timed in the checkout it runs in: argv = database URL, the pass.
+SCHEDULE_PASS = """
+import statistics, sys, time
+from services.jobs import scheduler
+from services.jobs.scheduler import Capacity, pick
+from services.jobs.store import Store
+store = Store(sys.argv[1])
+cap = Capacity([], free_cpu_slots=1, free_ports=60, running_per_user={f"user{i}": 1 for i in range(5)})
+most_starts = getattr(scheduler, "most_starts", None)  # this checkout's, absent from the baseline's
+times = []
+for _ in range(20):
+    started = time.perf_counter()
+    chosen = eval(sys.argv[2])
+    times.append(time.perf_counter() - started)
+print(round(statistics.median(times) * 1000, 2), chosen[0][0].user if chosen else None)
+"""
+PASSES = {"new": "pick(store.queue_heads(most_starts(cap)), cap)",
+          "baseline": "pick(store.in_states(['queued'], 1000, with_hypes=False), cap)"}
+
+
+def schedule_passes(root: Path, repos: dict[str, Path], queued: int) -> dict[str, object]:
+    """Each checkout's scheduling pass over ``queued`` jobs of five users (one running each) and then one job
+    of a sixth user: the pass's median time, and whether the sixth user's job is the one it starts."""
+    db_url = f"sqlite:///{root / 'queue.db'}"
+    seed_jobs(db_url, queued, {}, states=("queued",), users=5)
+    store = Store(db_url)
+    store.add(name="late", user="late", phase="train", hypes={}, overrides=[])
+    store.engine.dispose()
+    figures: dict[str, object] = {}
+    for side, repo in repos.items():
+        out = subprocess.run([sys.executable, "-c", SCHEDULE_PASS, db_url, PASSES[side]], cwd=repo, check=True,
+                             capture_output=True, text=True).stdout.split()
+        prefix = "" if side == "new" else "baseline_"
+        figures[f"{prefix}schedule_pass_ms"] = float(out[0])
+        figures[f"{prefix}schedule_pass_starts_the_late_user"] = out[1] == "late"
+    return figures
+
+
+def baseline_checkout(ref: str, into: Path) -> Path:
+    """The repository at ``ref``, unpacked (no worktree of the repository is touched)."""
+    into.mkdir(parents=True)
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", ref], check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into
 
 
 def burst(service: ServiceProcess, count: int) -> list[requests.Response]:
@@ -100,25 +179,38 @@ def port_overlaps(service: ServiceProcess, ids: list[int]) -> tuple[int, set[int
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed-jobs", type=int, default=10_000)
-    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--seconds", type=float, default=10.0, help="per measurement and service, over all rounds")
+    parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--submissions", type=int, default=100)
+    parser.add_argument("--queued-jobs", type=int, default=10_000, help="queue length for the scheduling pass")
+    parser.add_argument("--baseline-ref", default=BASELINE_REF, help="git ref of the code to compare with")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="cauchy-bench-api-"))
     db_url = f"sqlite:///{root / 'home' / 'cauchy.db'}"
     (root / "home").mkdir(parents=True)
     seed_jobs(db_url, args.seed_jobs, resolve_hypes(load_hypes(str(REPO / "hypes" / DIGITS))))
-    service = ServiceProcess(root / "home", cpu_slots="32", visdom_linger_s="0",
-                             task_command=shlex.join([sys.executable, "-c", STAND_IN]))
+    (root / "baseline-home").mkdir()
+    shutil.copy(root / "home" / "cauchy.db", root / "baseline-home" / "cauchy.db")
+    baseline_repo = baseline_checkout(args.baseline_ref, root / "baseline")
+    passes = schedule_passes(root, {"new": REPO, "baseline": baseline_repo}, args.queued_jobs)
+    services = {"new": ServiceProcess(root / "home", cpu_slots="32", visdom_linger_s="0",
+                                      task_command=shlex.join([sys.executable, "-c", STAND_IN])),
+                "baseline": ServiceProcess(root / "baseline-home", repo=baseline_repo, accounts=False, cpu_slots="1")}
     try:
-        list_url = lambda rng: f"{service.url}/jobs"  # noqa: E731
-        show_url = lambda rng: f"{service.url}/jobs/{rng.randint(1, args.seed_jobs)}"  # noqa: E731
-        results = {
-            "list_1_client": load(list_url, 1, args.seconds, service.headers),
-            "list": load(list_url, args.clients, args.seconds, service.headers),
-            "show_1_client": load(show_url, 1, args.seconds, service.headers),
-            "show": load(show_url, args.clients, args.seconds, service.headers),
-        }
+        measurements = {"list_1_client": ("/jobs", 1), "list": ("/jobs", args.clients),
+                        "show_1_client": (None, 1), "show": (None, args.clients)}
+        results = {side: {name: Measured() for name in measurements} for side in services}
+        for name, (path, clients) in measurements.items():
+            for round_index in range(args.rounds):
+                order = list(services) if round_index % 2 == 0 else list(reversed(services))
+                for side in order:
+                    url = services[side].url
+                    url_of = ((lambda rng, url=url: f"{url}/jobs") if path else
+                              (lambda rng, url=url: f"{url}/jobs/{rng.randint(1, args.seed_jobs)}"))
+                    load(url_of, clients, args.seconds / args.rounds, services[side].headers,
+                         psutil.Process(services[side].proc.pid), results[side][name])
+        service = services["new"]
         for i in range(5):  # the owners of the burst's jobs
             service.http.post(service.url + "/users", json={"name": f"user{i}", "password": f"password-of-user{i}"},
                               timeout=60).raise_for_status()
@@ -136,10 +228,16 @@ def main() -> None:
         overlaps, ports = port_overlaps(service, ids)
         service_rss = service.rss_mb()
     finally:
-        service.close()
-    figures = {
-        **{f"{name}_{key}": value for name, result in results.items() for key, value in result.items()},
+        for side in services.values():
+            side.close()
+    figures: dict[str, object] = {
+        f"{name}_{key}" if side == "new" else f"baseline_{name}_{key}": value
+        for side, by_name in results.items() for name, measured in by_name.items()
+        for key, value in measured.figures().items()}
+    new_list, old_list = results["new"]["list"].figures(), results["baseline"]["list"].figures()
+    figures.update({
         "clients": args.clients,
+        "baseline_ref": args.baseline_ref,
         "jobs_in_database": total,
         "submissions": args.submissions,
         "submissions_accepted": len(ids),
@@ -150,12 +248,23 @@ def main() -> None:
         "ports_used": len(ports),
         "port_given_twice": overlaps,
         "service_rss_mb": round(service_rss, 1),
-        "ratio": round(results["show"]["rps"] / results["show_1_client"]["rps"], 3),
-    }
-    print(f"{'request':28} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8}")
-    for name in results:
-        r = results[name]
-        print(f"{name:28} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} {r['rps']:>8.1f}")
+        "queued_jobs": args.queued_jobs,
+        **passes,
+        "p99_ratio": round(new_list["p99_ms"] / old_list["p99_ms"], 3),
+        "ratio": round(new_list["rps"] / old_list["rps"], 3),
+    })
+    print(f"{'request':28} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8} {'clients CPU %':>14} {'service CPU %':>14}")
+    for side, by_name in results.items():
+        for name, measured in by_name.items():
+            r = measured.figures()
+            label = f"{name} ({side})"
+            print(f"{label:28} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} {r['rps']:>8.1f} {r['client_cpu_pct']:>14.1f} "
+                  f"{r['service_cpu_pct']:>14.1f}")
+    print(f"GET /api/v1/jobs with {args.clients} clients, this checkout / {args.baseline_ref}: "
+          f"{figures['ratio']}x the requests/s, p99 {new_list['p99_ms']} ms vs {old_list['p99_ms']} ms")
+    print(f"scheduling pass over {args.queued_jobs} queued jobs: {passes['schedule_pass_ms']} ms "
+          f"(starts the late user's job: {passes['schedule_pass_starts_the_late_user']}); baseline "
+          f"{passes['baseline_schedule_pass_ms']} ms ({passes['baseline_schedule_pass_starts_the_late_user']})")
     print(f"{args.submissions} simultaneous POSTs in {burst_s:.2f} s: {len(ids)} accepted, {len(set(ids))} distinct ids, "
           f"{figures['submissions_succeeded']} succeeded; {len(ports)} ports used, {overlaps} given twice; "
           f"{total} jobs in the database; service RSS {figures['service_rss_mb']} MB")

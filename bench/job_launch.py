@@ -56,10 +56,11 @@ def summary(values: list[float]) -> dict[str, float]:
 
 
 class ServiceProcess:
-    """``python -m services`` on a free port over a fresh home; ``settings`` are CAUCHY_* variables.
-    ``http`` (and ``headers``, for other sessions) carries a token of the service's admin."""
+    """``python -m services`` (of the checkout ``repo``) on a free port over a fresh home; ``settings`` are
+    CAUCHY_* variables. ``http`` (and ``headers``, for other sessions) carries a token of the service's admin,
+    unless ``accounts`` is false (a baseline checkout from before accounts)."""
 
-    def __init__(self, home: Path, **settings: str) -> None:
+    def __init__(self, home: Path, repo: Path = REPO, accounts: bool = True, **settings: str) -> None:
         self.home = home
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/api/v1"
@@ -68,7 +69,7 @@ class ServiceProcess:
                "CAUCHY_ADMIN_PASSWORD": password, **{f"CAUCHY_{key.upper()}": value for key, value in settings.items()}}
         home.mkdir(parents=True, exist_ok=True)
         with open(home / "service.log", "ab") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "services"], cwd=REPO, env=env, stdout=log,
+            self.proc = subprocess.Popen([sys.executable, "-m", "services"], cwd=repo, env=env, stdout=log,
                                          stderr=log)
         self.http = requests.Session()
         deadline = time.monotonic() + 60
@@ -80,8 +81,10 @@ class ServiceProcess:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError((home / "service.log").read_text()) from None
                 time.sleep(0.05)
-        token = sign_in(Client(self.url.removesuffix("/api/v1"), None), "admin", password, "bench")["token"]
-        self.headers = {"Authorization": f"Bearer {token}"}
+        self.headers: dict[str, str] = {}
+        if accounts:
+            token = sign_in(Client(self.url.removesuffix("/api/v1"), None), "admin", password, "bench")["token"]
+            self.headers = {"Authorization": f"Bearer {token}"}
         self.http.headers.update(self.headers)
 
     def rss_mb(self) -> float:
@@ -100,12 +103,11 @@ class ServiceProcess:
                 proc.signal_group(signal.SIGKILL)
 
 
-def seed_jobs(db_url: str, count: int, hypes: dict) -> None:
-    """``count`` finished jobs, written straight to the database (as months of use would leave it)."""
+def seed_jobs(db_url: str, count: int, hypes: dict, states: tuple[str, ...] = ENDED, users: int = 7) -> None:
+    """``count`` jobs (finished by default), written straight to the database (as months of use would leave it)."""
     store = Store(db_url)
     now = time.time()
-    states = [state for state in ENDED]
-    rows = [{"name": f"seeded {i}", "user": f"user{i % 7}", "phase": "train", "state": states[i % len(states)],
+    rows = [{"name": f"seeded {i}", "user": f"user{i % users}", "phase": "train", "state": states[i % len(states)],
              "priority": 0, "gpus_requested": 0, "gpus": "", "hypes": hypes, "overrides": [],
              "created_at": now - 86400 + i, "started_at": now - 86400 + i + 1, "ended_at": now - 86400 + i + 60,
              "exit_code": 0, "reason": "finished"} for i in range(count)]

@@ -19,6 +19,7 @@ from torch import nn
 from cauchy.fetch import FetchPolicy, FetchRefused, current_policy, download, is_url, is_weights_name, job_reference
 from cauchy.files import atomic_write, sha256_file
 from cauchy.manifest import MANIFEST, find_entry, read_manifest
+from cauchy.weights_only import UnsafeFileError, load_weights_only
 
 log = logging.getLogger("cauchy.weights")
 
@@ -101,9 +102,9 @@ def fetch_weights(ref: str, sha256: str | None = None, cache_dir: str | None = N
 def read_state_dict(path: str) -> dict[str, torch.Tensor]:
     """A model state dict from a weights file or a Cauchy checkpoint (weights-only unpickling)."""
     try:
-        obj: Any = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # a corrupt or foreign file: say which
-        raise WeightsError(f"{path} is not a readable weights file: {exc}") from None
+        obj: Any = load_weights_only(path, "weights file")
+    except UnsafeFileError as exc:
+        raise WeightsError(str(exc)) from None
     if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
         obj = obj["model"]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):

@@ -20,6 +20,7 @@ from services.auth.secrets import session_key, token_key
 from services.config import Settings, load_settings
 from services.jobs.store import Store
 from services.jobs.supervisor import Supervisor
+from services.private import private_dir
 
 
 @dataclass
@@ -46,7 +47,8 @@ def create_app(settings: Settings | None = None, *, password_hasher: PasswordHas
     Python argument only, on purpose: no setting, variable or file can turn authentication off.
     """
     settings = settings or load_settings()
-    settings.jobs_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.home)
+    private_dir(settings.jobs_dir)
     app = Flask(__name__)
     app.json = CheckedJSONProvider(app)
     app.url_map.converters["int"] = JobIdConverter  # before the blueprints' rules are built

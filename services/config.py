@@ -35,7 +35,11 @@ class Settings:
     stop_grace_s: float = 30.0
     visdom_linger_s: float = 600.0
     max_running_per_user: int = 0  # 0: no limit
-    job_memory_limit_mb: int = 0  # 0: no limit beyond the kernel's
+    # Per-job limits the supervisor enforces (0: none). Memory: the task's processes together (RSS), killed
+    # past it. Wall clock and disk (the job directory): stopped as by a user (SIGTERM, checkpoint, grace).
+    job_memory_limit_mb: int = 8192
+    job_wall_clock_limit_s: float = 7 * 24 * 3600.0
+    job_disk_quota_mb: int = 20480
     max_request_bytes: int = 16 * 1024 * 1024
     threads: int = 16
     connection_limit: int = 1000
@@ -160,6 +164,8 @@ _CONVERTERS = {
     "visdom_linger_s": float,
     "max_running_per_user": int,
     "job_memory_limit_mb": int,
+    "job_wall_clock_limit_s": float,
+    "job_disk_quota_mb": int,
     "max_request_bytes": int,
     "threads": int,
     "connection_limit": int,

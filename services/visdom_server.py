@@ -20,10 +20,13 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 from cauchy.exitcodes import BAD_INPUT
 from services.config import REPO_ROOT
+from services.jobs.environment import JOB_UMASK, scrubbed_environment
+from services.private import open_private
 
 READY = "VISDOM_READY"
 VISDOM_VERSION = "0.2.4"
@@ -166,11 +169,11 @@ def start_visdom(
         sys.executable, "-m", "services.visdom_server", "--port", str(port),
         "--base-url", base_url, "--env-path", env_path, "--static-dir", static_dir,
     ]
-    with open(log_path, "ab") as log:
+    with open_private(Path(log_path)) as log:  # a job's viewer gets a job's environment and umask
         offset = log.tell()
         proc = subprocess.Popen(
-            cmd, cwd=REPO_ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True,
+            cmd, cwd=REPO_ROOT, env=scrubbed_environment(os.environ), umask=JOB_UMASK, stdin=subprocess.DEVNULL,
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
     deadline = time.monotonic() + timeout
     with open(log_path, "rb") as log:

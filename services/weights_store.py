@@ -155,14 +155,29 @@ def adopt_unowned(directory: Path, owner: str) -> int:
 
 
 def export(checkpoint: str, out: str) -> dict[str, Any]:
-    """Write the model's state dict alone (loadable with ``weights_only=True``); return its class names."""
+    """Write the model's state dict alone (loadable with ``weights_only=True``); return its class names.
+    The checkpoint is read weights-only too: a file with code in it is refused (``UnsafeFileError``)."""
     import torch
 
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    from cauchy.weights_only import load_weights_only
+
+    state = load_weights_only(checkpoint, "checkpoint")
     model = state["model"] if isinstance(state, dict) and isinstance(state.get("model"), dict) else state
     torch.save(model, out)
     return {"class_names": list(state.get("class_names") or []) if isinstance(state, dict) else []}
 
 
+def main(argv: list[str]) -> int:
+    """``python -m services.weights_store CHECKPOINT OUT``: the class names as JSON, or one ``error:`` line."""
+    from cauchy.weights_only import UnsafeFileError
+
+    try:
+        print(json.dumps(export(argv[0], argv[1])))
+    except (UnsafeFileError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 if __name__ == "__main__":
-    print(json.dumps(export(sys.argv[1], sys.argv[2])))
+    sys.exit(main(sys.argv[1:]))

@@ -10,6 +10,7 @@ import torch
 
 from cauchy.engine.trainer import HookBase
 from cauchy.files import atomic_link, atomic_write
+from cauchy.weights_only import UnsafeFileError, load_weights_only
 
 
 def atomic_save(obj: Any, path: str) -> None:
@@ -17,10 +18,12 @@ def atomic_save(obj: Any, path: str) -> None:
 
 
 def load_checkpoint(path: str) -> dict[str, Any]:
-    """A Cauchy checkpoint (our own files hold RNG states, so not weights-only)."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    return torch.load(path, map_location="cpu", weights_only=False)
+    """A Cauchy checkpoint, unpickled weights-only: its RNG states, hypes and trainer state are tensors
+    and plain values (``Trainer.state_dict``), so a file with code in it is refused, not run."""
+    state = load_weights_only(path, "checkpoint")
+    if not isinstance(state, dict) or not isinstance(state.get("model"), dict):
+        raise UnsafeFileError(f"checkpoint {path} holds no model state (a dict with a 'model' state dict)")
+    return state
 
 
 def resolve_resume(run_dir: str, resume: str) -> str:
@@ -86,6 +89,7 @@ class CheckpointHook(HookBase):
         value = metrics.get(self.best_metric) if self.best_metric else None
         if not isinstance(value, (int, float)):
             return
+        value = float(value)  # a numpy scalar would not load weights-only
         better = value > self.best_value if self.best_mode == "max" else value < self.best_value
         if better:
             self.best_value = value

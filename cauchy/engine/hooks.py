@@ -103,7 +103,7 @@ class PlateauObserver:
 
     def observe(self, metrics: dict[str, Any]) -> None:
         if self.metric in metrics:
-            self.schedule.observe(metrics[self.metric])
+            self.schedule.observe(float(metrics[self.metric]))  # saved in checkpoints: a plain float
 
 
 class LoggerHook(HookBase):

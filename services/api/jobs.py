@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, redirect, request, send_from_directory, url_for
@@ -14,7 +15,7 @@ from services.auth.access import can_read, can_write, readable_by
 from services.auth.seam import login_required, open_to_anonymous
 from services.jobs import files
 from services.jobs.ports import PortsExhausted
-from services.jobs.store import ACTIVE, ENDED, QUEUED, RUNNING, STATES, STOPPED, STOPPING, Job
+from services.jobs.store import ACTIVE, ENDED, QUEUED, RUNNING, STATES, STOPPED, STOPPING, Job, list_row
 from services.jobs.supervisor import Supervisor, visdom_base_url
 from services.visdom_server import VisdomStartError
 
@@ -56,16 +57,18 @@ def find_owned_job(job_id: int) -> Job:
     return job
 
 
-def summary(job: Job) -> dict[str, Any]:
-    """What a list shows: no file system or process look-ups, so a page of 500 stays cheap."""
+def summary(row: Sequence[Any]) -> dict[str, Any]:
+    """What a list shows, from a row of ``store.LIST_COLUMNS`` (unpacked by position: the cheapest read, a
+    page of 500 stays cheap); no file system or process look-ups."""
+    (job_id, name, user, visibility, phase, state, priority, gpus_requested, gpus, created_at, started_at,
+     ended_at, exit_code, exit_signal, reason, hypes_name, from_job) = row
     return {
-        "id": job.id, "name": job.name, "user": job.user, "visibility": job.visibility, "phase": job.phase,
-        "state": job.state,
-        "priority": job.priority,
-        "resources": {"gpus": job.gpus_requested, "assigned_gpus": [g for g in job.gpus.split(",") if g]},
-        "created_at": job.created_at, "started_at": job.started_at, "ended_at": job.ended_at,
-        "exit_code": job.exit_code, "exit_signal": job.exit_signal, "reason": job.reason,
-        "hypes_name": job.hypes_name, "from_job": job.from_job,
+        "id": job_id, "name": name, "user": user, "visibility": visibility, "phase": phase, "state": state,
+        "priority": priority,
+        "resources": {"gpus": gpus_requested, "assigned_gpus": [g for g in gpus.split(",") if g] if gpus else []},
+        "created_at": created_at, "started_at": started_at, "ended_at": ended_at,
+        "exit_code": exit_code, "exit_signal": exit_signal, "reason": reason,
+        "hypes_name": hypes_name, "from_job": from_job,
     }
 
 
@@ -75,7 +78,7 @@ def detail(job: Job) -> dict[str, Any]:
     directory = supervisor.job_dir(job.id)
     checkpoint = files.last_checkpoint(directory)
     return {
-        **summary(job),
+        **summary(list_row(job)),
         "queue_position": svc.store.queue_position(job) if job.state == QUEUED else None,
         "duration_s": ((job.ended_at or time.time()) - job.started_at) if job.started_at else None,
         "hypes": job.hypes, "overrides": job.overrides, "resume_from": job.resume_from,

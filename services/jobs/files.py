@@ -36,6 +36,31 @@ def model_checkpoint(directory: Path) -> Path | None:
     return path if path.is_file() else last_checkpoint(directory)
 
 
+def disk_usage(directory: Path) -> int:
+    """Bytes the files under ``directory`` take on disk: allocated blocks (a sparse file counts what it
+    uses), each file once however many hard links name it (``best.pth`` and ``latest.pth`` often share one)."""
+    seen: set[int] = set()
+    total = 0
+    pending = [str(directory)]
+    while pending:
+        try:
+            entries = list(os.scandir(pending.pop()))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append(entry.path)
+                    continue
+                stat = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:  # removed while we looked (a temporary checkpoint renamed)
+                continue
+            if stat.st_ino not in seen:
+                seen.add(stat.st_ino)
+                total += stat.st_blocks * 512
+    return total
+
+
 def read_exit_status(directory: Path) -> dict[str, Any] | None:
     """What ``wrap.py`` wrote when the task ended, or None if it never got to write it."""
     try:

@@ -5,6 +5,7 @@ types and queries are used. The schema is created and upgraded here, at start.
 """
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -16,8 +17,10 @@ from sqlalchemy import (
     Float,
     Index,
     Integer,
+    Select,
     String,
     Text,
+    bindparam,
     create_engine,
     event,
     func,
@@ -27,10 +30,11 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, Row
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, defer, mapped_column, sessionmaker
 
 from services.auth.access import JOB_DEFAULT
+from services.private import private_sqlite
 
 QUEUED, RUNNING, STOPPING = "queued", "running", "stopping"
 SUCCEEDED, FAILED, STOPPED, LOST = "succeeded", "failed", "stopped", "lost"
@@ -80,6 +84,36 @@ class Job(Base):
     visdom_until: Mapped[float | None] = mapped_column(Float)  # the viewer is shut after this
 
 
+# What a list of jobs shows (``services.api.jobs.summary``): no hypes, overrides or process fields.
+LIST_COLUMNS = (Job.id, Job.name, Job.user, Job.visibility, Job.phase, Job.state, Job.priority, Job.gpus_requested, Job.gpus,
+                Job.created_at, Job.started_at, Job.ended_at, Job.exit_code, Job.exit_signal, Job.reason,
+                Job.hypes_name, Job.from_job)
+
+
+def list_row(job: Job) -> tuple[Any, ...]:
+    """A job's values of ``LIST_COLUMNS``, as ``Store.list`` returns them."""
+    return tuple(getattr(job, column.key) for column in LIST_COLUMNS)
+
+
+def build_list_statements(by_state: bool, by_user: bool, where: ColumnElement[bool] | None = None
+                          ) -> tuple[Select[Any], Select[Any]]:
+    """The page and count queries of ``Store.list`` for one combination of filters, values bound per call."""
+    conditions = [] if where is None else [where]
+    if by_state:
+        conditions.append(Job.state.in_(bindparam("states", expanding=True)))
+    if by_user:
+        conditions.append(Job.user == bindparam("user"))
+    page = (select(*LIST_COLUMNS).where(*conditions).order_by(Job.id.desc())
+            .limit(bindparam("limit")).offset(bindparam("offset")))
+    return page, select(func.count()).select_from(Job).where(*conditions)
+
+
+@functools.cache
+def list_statements(by_state: bool, by_user: bool) -> tuple[Select[Any], Select[Any]]:
+    """``build_list_statements`` without a read rule, built once."""
+    return build_list_statements(by_state, by_user)
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
@@ -111,6 +145,7 @@ class Store:
 
     def __init__(self, url: str) -> None:
         is_sqlite = url.startswith("sqlite")
+        private_sqlite(url)
         self.engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30} if is_sqlite else {},
                                     pool_size=20 if is_sqlite else 5)
         if is_sqlite:
@@ -147,28 +182,40 @@ class Store:
             return session.execute(query).rowcount == 1
 
     def list(self, states: Sequence[str] = (), limit: int = 50, offset: int = 0,
-             user: str | None = None, where: ColumnElement[bool] | None = None) -> tuple[list[Job], int]:
-        """A page of jobs, newest first, and the number of jobs matching the filter (hypes not loaded);
-        ``where`` narrows it further (the caller's read rule, services.auth.access.readable_by)."""
-        query = select(Job) if where is None else select(Job).where(where)
-        if states:
-            query = query.where(Job.state.in_(states))
-        if user:
-            query = query.where(Job.user == user)
-        with self.session() as session:
-            total = session.scalar(select(func.count()).select_from(query.subquery()))
-            page = query.options(defer(Job.hypes)).order_by(Job.id.desc()).limit(limit).offset(offset)
-            rows = session.scalars(page).all()
+             user: str | None = None, where: ColumnElement[bool] | None = None) -> tuple[list[Row[Any]], int]:
+        """A page of jobs, newest first (rows of ``LIST_COLUMNS``), and the number of jobs matching the filter;
+        ``where`` narrows it further (the caller's read rule, services.auth.access.readable_by). Plain rows
+        from statements built once per filter combination (or once per call with a ``where``): a page costs
+        two indexed queries and no work per row beyond reading it."""
+        if where is None:
+            page, count = list_statements(bool(states), bool(user))
+        else:
+            page, count = build_list_statements(bool(states), bool(user), where)
+        params = {"states": list(states), "user": user}
+        with self.engine.connect() as conn:
+            rows = conn.execute(page, {**params, "limit": limit, "offset": offset}).all()
+            total = conn.execute(count, params).scalar()
         return list(rows), int(total or 0)
 
-    def in_states(self, states: Sequence[str], limit: int | None = None, with_hypes: bool = True) -> list[Job]:
-        """Jobs in ``states`` in scheduling order: higher priority first, then first come. Without hypes
-        (the scheduler's scan of the queue, each tick) their JSON is not loaded; reading it then raises."""
-        query = select(Job).where(Job.state.in_(states)).order_by(Job.priority.desc(), Job.id)
-        if not with_hypes:
-            query = query.options(defer(Job.hypes, raiseload=True))
+    def in_states(self, states: Sequence[str]) -> list[Job]:
+        """Jobs in ``states`` in scheduling order: higher priority first, then first come (hypes not loaded:
+        reading them raises)."""
+        query = (select(Job).where(Job.state.in_(states)).order_by(Job.priority.desc(), Job.id)
+                 .options(defer(Job.hypes, raiseload=True)))
         with self.session() as session:
-            return list(session.scalars(query.limit(limit)).all())
+            return list(session.scalars(query).all())
+
+    def queue_heads(self, per_group: int) -> list[Job]:
+        """The first ``per_group`` queued jobs of each (priority, user, GPU or CPU) group, in scheduling order,
+        hypes not loaded: all a scheduling pass can start (``scheduler.most_starts``), from a queue of any
+        length in one query (the window function runs inside the database)."""
+        rank = func.row_number().over(partition_by=(Job.priority, Job.user, Job.gpus_requested > 0),
+                                      order_by=Job.id).label("rank")
+        heads = select(Job.id, rank).where(Job.state == QUEUED).subquery()
+        query = (select(Job).join(heads, heads.c.id == Job.id).where(heads.c.rank <= per_group)
+                 .order_by(Job.priority.desc(), Job.id).options(defer(Job.hypes, raiseload=True)))
+        with self.session() as session:
+            return list(session.scalars(query).all())
 
     def hypes(self, job_id: int) -> dict[str, Any]:
         with self.session() as session:

@@ -27,18 +27,20 @@ from services.config import Settings
 from services.containment import job_environment
 from services.jobs import files
 from services.jobs.endings import Endings
+from services.jobs.environment import JOB_UMASK, scrubbed_environment
 from services.jobs.outcome import judge, read_tail
 from services.jobs.ports import PortPool, PortsExhausted
 from services.jobs.procs import Proc, find_by_argument, kill_leftovers
-from services.jobs.scheduler import Capacity, pick
+from services.jobs.scheduler import Capacity, most_starts, pick
 from services.jobs.store import ACTIVE, FAILED, LOST, QUEUED, RUNNING, STOPPED, STOPPING, Job, Store
+from services.private import open_private, private_dir
 from services.visdom_server import VisdomStartError, is_visdom_up, start_visdom
 
 log = logging.getLogger(__name__)
 
 WRAP_SCRIPT = Path(__file__).with_name("wrap.py")
 VISDOM_ATTEMPTS = 3
-QUEUE_SCAN = 1000
+DISK_CHECK_S = 2.0  # a job directory's size is read this often (a walk of its files)
 
 
 def visdom_base_url(job_id: int) -> str:
@@ -53,6 +55,7 @@ class Running:
     proc: Proc
     term_sent_at: float | None = None
     killed_reason: str | None = None
+    disk_checked_at: float = 0.0
     _cache: dict[int, psutil.Process] = field(default_factory=dict, repr=False)
 
 
@@ -164,7 +167,7 @@ class Supervisor:
         cap = self._capacity()
         if cap.free_ports <= 0 or (cap.free_cpu_slots <= 0 and not cap.free_gpus):
             return
-        for job, gpus in pick(self.store.in_states([QUEUED], QUEUE_SCAN, with_hypes=False), cap):
+        for job, gpus in pick(self.store.queue_heads(most_starts(cap)), cap):
             if self.store.transition(job.id, [QUEUED], state=RUNNING, started_at=time.time(), gpus=",".join(gpus)):
                 try:
                     self._launch(job, gpus)
@@ -178,7 +181,7 @@ class Supervisor:
         directory = self.job_dir(job.id)
         port = self._allocate_port([])
         try:
-            directory.mkdir(parents=True, exist_ok=True)
+            private_dir(directory)
             save_hypes(self.store.hypes(job.id), str(directory / files.HYPES_FILE))
             with ThreadPoolExecutor(1) as pool:
                 viewer = pool.submit(self._open_viewer, job.id, port, None)
@@ -200,12 +203,13 @@ class Supervisor:
 
     def _spawn_task(self, job: Job, gpus: tuple[str, ...], viz_port: int) -> subprocess.Popen:
         directory = self.job_dir(job.id)
-        env = {**os.environ, "CUDA_VISIBLE_DEVICES": ",".join(gpus), "PYTHONUNBUFFERED": "1",
-               "CAUCHY_HOME": str(self.settings.home),  # where the task finds published weights
-               **job_environment(self.settings, self.store.hypes(job.id))}  # the weights it may fetch
-        with open(directory / files.LOGS["stdout"], "ab") as out, open(directory / files.LOGS["stderr"], "ab") as err:
+        env = scrubbed_environment(os.environ, CUDA_VISIBLE_DEVICES=",".join(gpus),
+                                   CAUCHY_HOME=str(self.settings.home),  # where the task finds published weights
+                                   **job_environment(self.settings, self.store.hypes(job.id)))  # what it may fetch
+        with open_private(directory / files.LOGS["stdout"]) as out, open_private(directory / files.LOGS["stderr"]) as err:
             return subprocess.Popen(self.task_argv(job, viz_port), cwd=self.settings.repo_root, env=env,
-                                    stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True)
+                                    umask=JOB_UMASK, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                    start_new_session=True)
 
     def task_argv(self, job: Job, viz_port: int) -> list[str]:
         directory = self.job_dir(job.id)
@@ -221,29 +225,46 @@ class Supervisor:
     # ----- watch and end
 
     def _watch(self) -> None:
-        limit_mb = self.settings.job_memory_limit_mb
         for run in list(self.running.values()):
             if not run.proc.alive():
                 self._finish(run)
-                continue
-            if not limit_mb or run.killed_reason:
-                continue
+            elif not run.killed_reason:
+                self._enforce_limits(run)
+
+    def _enforce_limits(self, run: Running) -> None:
+        """Memory past the cap: killed at once (the machine is at stake). Wall clock or disk past theirs:
+        stopped as a user would (SIGTERM, a checkpoint, the grace period), the limit in its reason."""
+        limits = self.settings
+        if limits.job_memory_limit_mb:
             rss_mb = sum(p["rss_mb"] for p in self._sample(run))
-            if rss_mb > limit_mb:
-                run.killed_reason = f"killed for memory: {rss_mb:.0f} MB used, limit {limit_mb} MB"
+            if rss_mb > limits.job_memory_limit_mb:
+                run.killed_reason = f"killed for memory: {rss_mb:.0f} MB used, limit {limits.job_memory_limit_mb} MB"
                 run.proc.signal_group(signal.SIGKILL)
+                return
+        now = time.time()
+        if limits.job_wall_clock_limit_s and now - run.proc.started > limits.job_wall_clock_limit_s:
+            self._stop_for_limit(run, f"wall-clock limit of {limits.job_wall_clock_limit_s:g} s reached")
+        elif limits.job_disk_quota_mb and now - run.disk_checked_at > DISK_CHECK_S:
+            run.disk_checked_at = now
+            used_mb = files.disk_usage(self.job_dir(run.job_id)) / 2**20
+            if used_mb > limits.job_disk_quota_mb:
+                self._stop_for_limit(run, f"disk quota of {limits.job_disk_quota_mb} MB for the job directory "
+                                          f"exceeded ({used_mb:.0f} MB used)")
+
+    def _stop_for_limit(self, run: Running, reason: str) -> None:
+        """Ask for the stop ``_enforce_stops`` carries out; the reason is kept until the job's end."""
+        self.store.transition(run.job_id, [RUNNING], state=STOPPING, stop_requested_at=time.time(), reason=reason)
 
     def _sample(self, run: Running) -> list[dict[str, Any]]:
         """CPU and memory of the job's processes; ``cpu_percent`` needs the same Process object twice."""
         stats = []
         tree = run.proc.tree()
-        roles = {run.proc.pid: "launcher"}
-        roles.update({p.pid: "task" for p in tree if p.pid != run.proc.pid and p.ppid() == run.proc.pid})
         for ps in tree:
             cached = run._cache.setdefault(ps.pid, ps)
-            try:
+            try:  # any of them may end while we look (a data-loader worker, the task itself)
                 with cached.oneshot():
-                    stats.append({"role": roles.get(ps.pid, "worker"), "pid": ps.pid,
+                    role = "launcher" if ps.pid == run.proc.pid else "task" if cached.ppid() == run.proc.pid else "worker"
+                    stats.append({"role": role, "pid": ps.pid,
                                   "cpu_percent": cached.cpu_percent(None),
                                   "rss_mb": round(cached.memory_info().rss / 2**20, 1)})
             except psutil.Error:
@@ -273,6 +294,8 @@ class Supervisor:
                             stop_requested=job.stop_requested_at is not None, killed_by_us=killed_reason)
             fields = {"state": outcome.state, "reason": outcome.reason,
                       "exit_code": outcome.exit_code, "exit_signal": outcome.signal}
+        if job.state == STOPPING and job.reason:  # stopped for a limit (``_stop_for_limit``): say which first
+            fields["reason"] = f"{job.reason}; {fields['reason']}"
         until = time.time() + self.settings.visdom_linger_s
         self.store.transition(job_id, ACTIVE, ended_at=time.time(), visdom_until=until, **fields)
         if job_id in self.viewers:

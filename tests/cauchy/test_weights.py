@@ -63,7 +63,7 @@ def test_url_download_is_cached_and_verified(weights_file, http_dir, tmp_path):
 def test_unreadable_and_mismatched_weights(tmp_path, weights_file):
     junk = tmp_path / "junk.pth"
     junk.write_bytes(b"not a checkpoint")
-    with pytest.raises(WeightsError, match="junk.pth is not a readable weights file"):
+    with pytest.raises(WeightsError, match="junk.pth does not load as weights only"):
         read_state_dict(str(junk))
     with pytest.raises(WeightsError, match="no tensor matches ResNet"):
         load_matching(MODELS.build("resnet18", num_classes=10), read_state_dict(str(weights_file)), "small.pth")

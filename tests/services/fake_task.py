@@ -4,7 +4,8 @@ It keeps the contract of docs/contracts.md (arguments, run directory, metrics.js
 and behaves as the hypes' ``dataset`` says:
 ``ok`` (write ``solver.max_iters`` steps then exit 0), ``run`` (keep going until SIGTERM, then save a
 checkpoint and exit 3), ``crash`` (traceback, exit 1), ``bad`` (``error:`` line, exit 2),
-``stubborn`` (ignore SIGTERM), ``hog`` (allocate memory and wait).
+``stubborn`` (ignore SIGTERM), ``hog`` (allocate memory and wait), ``fill`` (add 1 MiB to ``fill.bin`` in the
+run directory each step until SIGTERM).
 """
 import argparse
 import json
@@ -57,8 +58,11 @@ max_iters = hypes["solver"]["max_iters"] or 1
 with open(os.path.join(run_dir, "metrics.jsonl"), "a") as fh:
     event(fh, 0, "max_iters", max_iters)
     step = 0
-    while mode in ("run", "stubborn", "hog") or step < max_iters:
+    while mode in ("run", "stubborn", "hog", "fill") or step < max_iters:
         step += 1
+        if mode == "fill":
+            with open(os.path.join(run_dir, "fill.bin"), "ab") as fill:
+                fill.write(os.urandom(2**20))
         event(fh, step, "loss", 1.0 / step)
         print(f"iter {step}", flush=True)
         if stop:

@@ -150,8 +150,8 @@ def service_process(tmp_path: Path, free_port: int, ports, digits_dir: str) -> I
     yield live
     if live.proc and live.proc.poll() is None:
         live.kill(signal.SIGTERM)
-    from services.jobs.store import Store  # what the service left running: end it
-    for job in Store(f"sqlite:///{tmp_path / 'home' / 'cauchy.db'}").list(limit=100)[0]:
+    from services.jobs.store import STATES, Store  # what the service left running: end it
+    for job in Store(f"sqlite:///{tmp_path / 'home' / 'cauchy.db'}").in_states(STATES):
         for pid, started in ((job.pid, job.pid_started), (job.visdom_pid, job.visdom_started)):
             proc = Proc.adopt(pid, started)
             if proc:

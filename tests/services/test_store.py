@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, inspect, text
 
-from services.jobs.store import QUEUED, RUNNING, Store
+from services.jobs.store import QUEUED, RUNNING, Job, Store
 
 
 def test_an_older_database_gains_the_new_columns_and_keeps_its_rows(tmp_path: Path):
@@ -48,3 +48,18 @@ def test_listing_and_queue_order_and_a_second_start_upgrades_nothing(store_url: 
     assert store.queue_position(store.get(ids[0])) == 3
     store.engine.dispose()
     assert Store(store_url).get(ids[3]).name == "j3"  # the schema is there: a restart creates nothing
+
+
+def test_queue_heads_are_the_first_jobs_of_each_priority_user_and_kind(store_url: str):
+    store = Store(store_url)
+    with store.session() as session:
+        session.bulk_insert_mappings(Job, [
+            {"name": "j", "user": "flood", "phase": "train", "state": QUEUED, "priority": 0, "gpus_requested": 0,
+             "hypes": {}, "overrides": [], "created_at": 0.0} for _ in range(1001)])
+    other = store.add(name="o", user="other", phase="train", hypes={}, overrides=[]).id
+    gpu = store.add(name="g", user="flood", phase="train", hypes={}, overrides=[], gpus_requested=1).id
+    urgent = store.add(name="u", user="flood", phase="train", hypes={}, overrides=[], priority=5).id
+    store.transition(1, [QUEUED], state=RUNNING)
+    heads = store.queue_heads(2)
+    assert [job.id for job in heads] == [urgent, 2, 3, other, gpu]
+

@@ -9,7 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 import psutil
 import pytest
 import requests
+from sqlalchemy import update
 
+from services.jobs.store import QUEUED, Job
 from services.visdom_server import is_visdom_up
 
 # The queue, the port allocation and a restart on PostgreSQL too (SQLite is the default).
@@ -242,3 +244,52 @@ def test_a_task_whose_pid_was_never_recorded_is_found_and_adopted(settings, serv
     assert adopted["state"] == "running" and launcher in {p["pid"] for p in adopted["processes"]}
     second.call("POST", f"/api/v1/jobs/{job['id']}/stop")
     assert second.wait_ended(job["id"])["state"] == "stopped"
+
+
+def test_the_scheduler_sees_the_whole_queue(settings, service_factory, fake_hypes):
+    """1001 queued jobs of one user and one of another, at equal priority: the other's job starts next."""
+    service = service_factory(settings.replace(cpu_slots=1, visdom_linger_s=0))
+    blocker = service.wait_metrics(service.submit(fake_hypes("run"), user="flood")["id"])
+    store = service.app.extensions["cauchy"].store
+    with store.session() as session:
+        session.bulk_insert_mappings(Job, [
+            {"name": f"flood {i}", "user": "flood", "phase": "train", "state": QUEUED, "priority": 0,
+             "gpus_requested": 0, "hypes": fake_hypes("ok", 1), "overrides": [], "created_at": time.time()}
+            for i in range(1001)])
+    other = service.submit(fake_hypes("ok", 1), user="other")["id"]
+    service.call("POST", f"/api/v1/jobs/{blocker['id']}/stop")
+    started = service.wait(other, lambda job: job["state"] != "queued")
+    flood_started = [job.started_at for job in store.list(states=["running", "succeeded"], user="flood")[0]
+                     if job.id != blocker["id"]]
+    assert all(at > started["started_at"] for at in flood_started)
+    with store.session() as session:  # cancel the flood without 1001 requests
+        session.execute(update(Job).where(Job.state == QUEUED).values(state="stopped"))
+
+
+def test_default_limits_are_on():
+    from services.config import Settings, load_settings
+
+    defaults = load_settings(environ={"CAUCHY_GPUS": "none"})
+    assert defaults.job_memory_limit_mb == Settings.job_memory_limit_mb == 8192
+    assert defaults.job_wall_clock_limit_s > 0 and defaults.job_disk_quota_mb > 0
+    chosen = load_settings(environ={"CAUCHY_JOB_WALL_CLOCK_LIMIT_S": "3600", "CAUCHY_JOB_DISK_QUOTA_MB": "100"})
+    assert (chosen.job_wall_clock_limit_s, chosen.job_disk_quota_mb) == (3600.0, 100)
+
+
+def test_wall_clock_limit_stops_the_job_with_a_checkpoint(settings, service_factory, fake_hypes):
+    service = service_factory(settings.replace(job_wall_clock_limit_s=1.5))
+    job = service.submit(fake_hypes("run"))
+    ended = service.wait_ended(job["id"])
+    assert ended["state"] == "stopped" and ended["exit_code"] == 3, ended
+    assert ended["reason"] == "wall-clock limit of 1.5 s reached; stopped after saving a checkpoint"
+    assert ended["last_checkpoint"] and ended["ended_at"] - ended["started_at"] >= 1.5
+
+
+def test_disk_quota_stops_the_job_naming_the_quota(settings, service_factory, fake_hypes):
+    service = service_factory(settings.replace(job_disk_quota_mb=5))
+    job = service.submit(fake_hypes("fill"))
+    ended = service.wait_ended(job["id"])
+    assert ended["state"] == "stopped" and ended["exit_code"] == 3, ended
+    assert ended["reason"].startswith("disk quota of 5 MB for the job directory exceeded (")
+    assert ended["reason"].endswith("MB used); stopped after saving a checkpoint")
+    assert ended["last_checkpoint"]

@@ -123,3 +123,13 @@ def test_first_weights_on_a_fresh_machine_then_finetune_by_name(tmp_path, digits
     assert run.returncode == 0, run.stderr[-2000:]
     assert "loaded 26/26 tensors from small_cnn_digits" in run.stdout + run.stderr
     assert json.loads((tmp_path / "ft/hypes.json").read_text())["network"]["pretrained"] == "small_cnn_digits"
+
+
+def test_publish_refuses_a_checkpoint_with_code_in_it(tmp_path, malicious_pickle):
+    directory = tmp_path / "weights"
+    marker = malicious_pickle(tmp_path / "evil.pth")
+    with pytest.raises(WeightsStoreError, match=r"cannot export evil\.pth: error: checkpoint .* does not load as "
+                                                r"weights only"):
+        publish(directory, "evil", tmp_path / "evil.pth", hypes=HYPES, metrics={}, source_job=None)
+    assert not marker.exists()
+    assert os.listdir(directory) == []  # no weights file, no manifest entry
