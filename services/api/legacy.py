@@ -181,14 +181,13 @@ def check_viz_started() -> ResponseReturnValue:
 
 def predict_fields(p: dict[str, Any]) -> dict[str, Any]:
     """The columns of the caller's predict job on the checkpoint of the training job named in ``p`` (which
-    it may read), all checked: the caller writes its inputs only after this."""
+    it may read), all checked; the caller admits the submission and writes its inputs after this."""
     source, caller = legacy_job(p), login_required()
     source_id, checkpoint = source_checkpoint(services().settings, services().store, source.id, caller)
     priority = allowed_priority(as_int(p.get("priority", 0), "priority", *PRIORITY_RANGE), caller)
     fields = {"name": f"predict with job {source_id}", "user": caller.name, "visibility": JOB_DEFAULT,
               "phase": "predict", "priority": priority, "gpus_requested": 0, "hypes": source.hypes,
               "hypes_name": source.hypes_name, "overrides": [], "from_job": source_id, "resume_from": checkpoint}
-    user_limits().admit_submission(fields["user"])
     return fields
 
 
@@ -248,6 +247,7 @@ def test_single() -> ResponseReturnValue:
         raise bad_request("image must be a base64-encoded image", "image")
     timeout = wait_seconds(p, "timeout", MAX_WAIT_PARAM)
     fields = predict_fields(p)
+    user_limits().admit_submission(fields["user"])
     suffix = next((ext for sig, ext in IMAGE_SIGNATURES.items() if image.startswith(sig)), ".png")
     inputs = services().settings.home / INPUTS_DIR / uuid.uuid4().hex
     inputs.mkdir(parents=True)
@@ -263,6 +263,7 @@ def test_single() -> ResponseReturnValue:
 @bp.route("/test_batch", methods=METHODS)
 def test_batch() -> ResponseReturnValue:
     p = params()
+    fields = predict_fields(p)  # first: a job the caller may not read is a 100404 whatever the rest
     directory = p.get("dir") or p.get("directory")
     if not isinstance(directory, str):
         raise bad_request(f"no directory {json.dumps(directory)[:80]} on the server", "dir")
@@ -270,5 +271,6 @@ def test_batch() -> ResponseReturnValue:
     if not path.is_dir():
         raise bad_request(f"no directory {json.dumps(directory)[:80]} on the server", "dir")
     wait = wait_seconds(p, "wait", 0)
-    job = services().store.add(**predict_fields(p), inputs=str(path))
+    user_limits().admit_submission(fields["user"])
+    job = services().store.add(**fields, inputs=str(path))
     return finished_reply(wait_for(job.id, wait), single=False) if wait else reply(job_content(job))

@@ -56,5 +56,5 @@ def test_errors_keep_the_legacy_shape(service):
     assert legacy(service, "stop_training")["code"] == "100400"
     assert legacy(service, "check_viz_started", pid="x")["code"] == "100400"
     assert legacy(service, "test_single", job_id="1", image="%%%")["code"] == "100400"
-    assert legacy(service, "test_batch", job_id="1", dir="/nonexistent")["code"] == "100400"
+    assert legacy(service, "test_batch", job_id="1", dir="/nonexistent")["code"] == "100404"  # the job first
     assert service.call("GET", "/api/v1/jobs").json()["total"] == 0
