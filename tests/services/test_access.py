@@ -5,6 +5,7 @@ import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, create_engine, insert, select
 
 from services.auth.access import can_read, can_write, max_priority, readable_by
+from services.auth.hosts import host_allowed, server_names, split_host
 from services.auth.identity import Caller
 
 ADMIN = Caller(1, "root", "admin")
@@ -38,3 +39,11 @@ def test_write_needs_ownership_or_admin_and_priority_an_allowance():
     assert can_write(OWNER, "ada") and can_write(ADMIN, "ada")
     assert not can_write(TEAMMATE, "ada") and not can_write(None, "ada")
     assert max_priority(OWNER) == 5 and max_priority(TEAMMATE) == 0 and max_priority(ADMIN) == 100
+
+
+def test_host_names_with_and_without_ports():
+    assert split_host("[::1]:8080") == ("[::1]", "8080") and split_host("Box") == ("box", "")
+    assert host_allowed("[::1]:8080", ["[::1]"]) and host_allowed("box:8080", ["box:8080"])
+    assert not host_allowed("box:9090", ["box:8080"]) and not host_allowed("", ["box"])
+    assert not host_allowed("box.evil.example", ["box"])
+    assert server_names(["box:8080", "box", "a.example"]) == ["a.example", "box"]
