@@ -32,6 +32,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Engine, Row
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, defer, mapped_column, sessionmaker
+from sqlalchemy.sql.elements import True_
 
 from services.auth.access import JOB_DEFAULT
 from services.private import private_sqlite
@@ -88,6 +89,10 @@ class Job(Base):
 LIST_COLUMNS = (Job.id, Job.name, Job.user, Job.visibility, Job.phase, Job.state, Job.priority, Job.gpus_requested, Job.gpus,
                 Job.created_at, Job.started_at, Job.ended_at, Job.exit_code, Job.exit_signal, Job.reason,
                 Job.hypes_name, Job.from_job)
+
+
+# What the scheduler weighs and the supervisor needs to start a job (its hypes are read for the one started).
+LAUNCH_COLUMNS = (Job.id, Job.user, Job.priority, Job.gpus_requested, Job.phase, Job.resume_from, Job.inputs)
 
 
 def list_row(job: Job) -> tuple[Any, ...]:
@@ -187,7 +192,7 @@ class Store:
         ``where`` narrows it further (the caller's read rule, services.auth.access.readable_by). Plain rows
         from statements built once per filter combination (or once per call with a ``where``): a page costs
         two indexed queries and no work per row beyond reading it."""
-        if where is None:
+        if where is None or isinstance(where, True_):  # no rule, or one every job passes (an admin's)
             page, count = list_statements(bool(states), bool(user))
         else:
             page, count = build_list_statements(bool(states), bool(user), where)
@@ -205,17 +210,17 @@ class Store:
         with self.session() as session:
             return list(session.scalars(query).all())
 
-    def queue_heads(self, per_group: int) -> list[Job]:
-        """The first ``per_group`` queued jobs of each (priority, user, GPU or CPU) group, in scheduling order,
-        hypes not loaded: all a scheduling pass can start (``scheduler.most_starts``), from a queue of any
-        length in one query (the window function runs inside the database)."""
+    def queue_heads(self, per_group: int) -> list[Row[Any]]:
+        """The first ``per_group`` queued jobs of each (priority, user, GPU or CPU) group, in scheduling order:
+        all a scheduling pass can start (``scheduler.most_starts``), from a queue of any length in one query
+        (the window function runs inside the database). Rows of ``LAUNCH_COLUMNS``, read by attribute."""
         rank = func.row_number().over(partition_by=(Job.priority, Job.user, Job.gpus_requested > 0),
                                       order_by=Job.id).label("rank")
-        heads = select(Job.id, rank).where(Job.state == QUEUED).subquery()
-        query = (select(Job).join(heads, heads.c.id == Job.id).where(heads.c.rank <= per_group)
-                 .order_by(Job.priority.desc(), Job.id).options(defer(Job.hypes, raiseload=True)))
-        with self.session() as session:
-            return list(session.scalars(query).all())
+        ranked = select(*LAUNCH_COLUMNS, rank).where(Job.state == QUEUED).subquery()
+        query = (select(*(ranked.c[column.key] for column in LAUNCH_COLUMNS)).where(ranked.c.rank <= per_group)
+                 .order_by(ranked.c.priority.desc(), ranked.c.id))
+        with self.engine.connect() as conn:
+            return list(conn.execute(query).all())
 
     def hypes(self, job_id: int) -> dict[str, Any]:
         with self.session() as session:

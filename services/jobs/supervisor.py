@@ -18,7 +18,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import psutil
 
@@ -31,7 +31,7 @@ from services.jobs.environment import JOB_UMASK, scrubbed_environment
 from services.jobs.outcome import judge, read_tail
 from services.jobs.ports import PortPool, PortsExhausted
 from services.jobs.procs import Proc, find_by_argument, kill_leftovers
-from services.jobs.scheduler import Capacity, most_starts, pick
+from services.jobs.scheduler import Capacity, QueuedJob, most_starts, pick
 from services.jobs.store import ACTIVE, FAILED, LOST, QUEUED, RUNNING, STOPPED, STOPPING, Job, Store
 from services.private import open_private, private_dir
 from services.visdom_server import VisdomStartError, is_visdom_up, start_visdom
@@ -45,6 +45,14 @@ DISK_CHECK_S = 2.0  # a job directory's size is read this often (a walk of its f
 
 def visdom_base_url(job_id: int) -> str:
     return f"/visdom/{job_id}"
+
+
+class Launchable(QueuedJob, Protocol):
+    """What starting a job reads (``store.LAUNCH_COLUMNS``; a ``Job`` has it too)."""
+
+    phase: str
+    resume_from: str | None
+    inputs: str | None
 
 
 @dataclass
@@ -175,7 +183,7 @@ class Supervisor:
                     self.store.transition(job.id, [RUNNING], state=QUEUED, started_at=None, gpus="")
                     return
 
-    def _launch(self, job: Job, gpus: tuple[str, ...]) -> None:
+    def _launch(self, job: Launchable, gpus: tuple[str, ...]) -> None:
         """Start the task and its Visdom side by side: the viewer is ready while the task imports torch
         (its Visdom sink retries until the server answers), so Visdom adds nothing to the launch."""
         directory = self.job_dir(job.id)
@@ -201,7 +209,7 @@ class Supervisor:
                                   reason=f"could not start: {exc}")
             self.endings.notify(job.id)
 
-    def _spawn_task(self, job: Job, gpus: tuple[str, ...], viz_port: int) -> subprocess.Popen:
+    def _spawn_task(self, job: Launchable, gpus: tuple[str, ...], viz_port: int) -> subprocess.Popen:
         directory = self.job_dir(job.id)
         env = scrubbed_environment(os.environ, CUDA_VISIBLE_DEVICES=",".join(gpus),
                                    CAUCHY_HOME=str(self.settings.home),  # where the task finds published weights
@@ -211,7 +219,7 @@ class Supervisor:
                                     umask=JOB_UMASK, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
                                     start_new_session=True)
 
-    def task_argv(self, job: Job, viz_port: int) -> list[str]:
+    def task_argv(self, job: Launchable, viz_port: int) -> list[str]:
         directory = self.job_dir(job.id)
         argv = [sys.executable, str(WRAP_SCRIPT), str(directory / files.EXIT_FILE), "--",
                 *self.settings.task_command, "--hypes", str(directory / files.HYPES_FILE), "--phase", job.phase,

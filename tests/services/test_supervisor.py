@@ -249,6 +249,8 @@ def test_a_task_whose_pid_was_never_recorded_is_found_and_adopted(settings, serv
 def test_the_scheduler_sees_the_whole_queue(settings, service_factory, fake_hypes):
     """1001 queued jobs of one user and one of another, at equal priority: the other's job starts next."""
     service = service_factory(settings.replace(cpu_slots=1, visdom_linger_s=0))
+    for name in ("flood", "other"):
+        service.as_user(name)  # the admin submits for them
     blocker = service.wait_metrics(service.submit(fake_hypes("run"), user="flood")["id"])
     store = service.app.extensions["cauchy"].store
     with store.session() as session:
