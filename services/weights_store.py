@@ -108,8 +108,8 @@ def publish(directory: Path, name: str, checkpoint: Path, *, hypes: dict[str, An
                               text=True, timeout=EXPORT_TIMEOUT_S, cwd=REPO_ROOT)
         if done.returncode != 0:  # the child's traceback names server paths: it goes to the log, not the client
             log.error("exporting %s failed:\n%s", checkpoint, done.stderr.strip()[-4000:])
-            raise WeightsStoreError(f"cannot export {checkpoint.name}: it is not a readable checkpoint (the service "
-                                    "log has the details)", "checkpoint", "unreadable_checkpoint")
+            raise WeightsStoreError(f"cannot export {checkpoint.name}: {export_error(done.stderr, checkpoint)}",
+                                    "checkpoint", "unreadable_checkpoint")
         os.chmod(tmp, 0o644)
         entry = {"name": name, "file": f"{name}.pth", **describe(hypes, json.loads(done.stdout)["class_names"]),
                  "sha256": sha256_file(Path(tmp)), "size": os.path.getsize(tmp), "metrics": metrics,
@@ -152,6 +152,15 @@ def adopt_unowned(directory: Path, owner: str) -> int:
         if unowned:
             write_manifest(directory, entries)
         return len(unowned)
+
+
+def export_error(stderr: str, checkpoint: Path) -> str:
+    """What a client may read of a failed export: the export's own ``error:`` line with the checkpoint's
+    server path cut to its name, never a traceback; without such a line, that it could not be read."""
+    reason = next((line for line in reversed(stderr.splitlines()) if line.startswith("error: ")), None)
+    if reason is None:
+        return "it is not a readable checkpoint (the service log has the details)"
+    return reason.replace(str(checkpoint), checkpoint.name).replace(str(checkpoint.parent) + os.sep, "")[:500]
 
 
 def export(checkpoint: str, out: str) -> dict[str, Any]:

@@ -33,13 +33,14 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 
 def schemathesis(stack: Stack, checks: str, *selection: str) -> subprocess.CompletedProcess:
+    """One CLI run, in the stack's home (schemathesis keeps a cache in its working directory)."""
     return subprocess.run(
         [sys.executable, "-m", "schemathesis.cli", "run", stack.url + "/api/v1/openapi.json",
          "--url", stack.url + "/api/v1", "--header", f"Authorization: Bearer {stack.service.token}",
          "--checks", checks, "--max-examples", str(EXAMPLES_PER_OPERATION), "--phases", "examples,coverage,fuzzing",
          "--seed", "9", "--no-shrink", "--request-timeout", "30", "--suppress-health-check", "all",
          "--generation-database", "none", *selection],
-        capture_output=True, text=True, timeout=600)
+        capture_output=True, text=True, timeout=600, cwd=stack.service.settings.home)
 
 
 @pytest.mark.slow
