@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 from cauchy.files import atomic_write
 
 REQUIRED = object()
+MAX_DEPTH = 32  # objects and lists nested deeper than this are refused (copying them would overflow the stack)
 
 
 class HypesError(ValueError):
@@ -40,6 +42,8 @@ class Field:
             return None
         ok = isinstance(value, self.types) and not (isinstance(value, bool) and bool not in self.types)
         if ok and int in self.types and float not in self.types and isinstance(value, float):
+            ok = False
+        if ok and isinstance(value, float) and not math.isfinite(value):
             ok = False
         if not ok or (self.check is not None and not self.check(value)):
             raise HypesError(key, f"expected {self.expect}, got {json.dumps(value)}")
@@ -216,6 +220,22 @@ TASK_SECTIONS: dict[str, Schema] = {
 }
 
 
+def check_document(doc: Any, where: str = "") -> None:
+    """Refuse what JSON cannot carry back or a stack cannot copy: a number that is not finite
+    (``Infinity``, ``1e999``) anywhere, or nesting deeper than ``MAX_DEPTH``. Iterative, so a document
+    nested 100,000 deep is refused rather than crashing the check."""
+    stack: list[tuple[Any, str, int]] = [(doc, where, 0)]
+    while stack:
+        node, key, depth = stack.pop()
+        if isinstance(node, float) and not math.isfinite(node):
+            raise HypesError(key, f"expected a finite number, got {node}")
+        if isinstance(node, (dict, list)):
+            if depth >= MAX_DEPTH:
+                raise HypesError(key, f"nested deeper than {MAX_DEPTH} levels")
+            items = node.items() if isinstance(node, dict) else enumerate(node)
+            stack.extend((value, f"{key}.{name}" if key else str(name), depth + 1) for name, value in items)
+
+
 def _validate(schema: Schema, doc: Any, prefix: str) -> dict[str, Any]:
     if not isinstance(doc, dict):
         raise HypesError(prefix, f"expected an object, got {json.dumps(doc)}")
@@ -262,12 +282,15 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     if not sep or not key.strip():
         raise HypesError("", f"override {item!r} is not of the form key.path=value")
     path = key.strip().replace(":", ".").split(".")
+    if len(path) > MAX_DEPTH:
+        raise HypesError(".".join(path[:3]) + "...", f"override key is nested deeper than {MAX_DEPTH} levels")
     if any(not part for part in path):
         raise HypesError(key, "override key has an empty part")
     try:
         value = json.loads(raw)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         value = raw
+    check_document(value, key.strip())
     return path, value
 
 
@@ -289,6 +312,7 @@ def resolve_hypes(doc: Mapping[str, Any], overrides: Iterable[str] = ()) -> dict
     """Overrides applied, defaults filled, everything validated: the hypes a job really runs with."""
     if not isinstance(doc, Mapping):
         raise HypesError("", f"a hypes document must be a JSON object, got {type(doc).__name__}")
+    check_document(doc)
     raw = apply_overrides(dict(doc), overrides)
     if "task" not in raw:
         raise HypesError("task", "required key is missing")

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from typing import Any
 
 MANIFEST = "manifest.json"
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")  # a weights name; always used with fullmatch
 
 
 def read_manifest(directory: str | os.PathLike) -> list[dict[str, Any]]:

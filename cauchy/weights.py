@@ -1,19 +1,22 @@
-"""Pretrained weights by local path, URL or weights host name, sha256-checked and cached; loaded with head replacement.
+"""Pretrained weights by weights host name, ``job:<id>``, local path or URL, sha256-checked and cached;
+loaded with head replacement.
 
 Nothing is downloaded from a model hub: URLs point at Cauchy's own weights host (or any server
-the user names), and a file whose hash differs from the expected one is refused.
+the user names), and a file whose hash differs from the expected one is refused. What a job may
+name and fetch is ``cauchy.fetch``'s policy: anything for ``run_tasks.py`` alone, less through the service.
 """
 from __future__ import annotations
 
 import hashlib
+import http.client
 import logging
 import os
-import urllib.request
 from typing import IO, Any
 
 import torch
 from torch import nn
 
+from cauchy.fetch import FetchPolicy, FetchRefused, current_policy, download, is_url, is_weights_name, job_reference
 from cauchy.files import atomic_write, sha256_file
 from cauchy.manifest import MANIFEST, find_entry, read_manifest
 from cauchy.weights_only import UnsafeFileError, load_weights_only
@@ -54,12 +57,23 @@ def resolve_name(name: str, directory: str | None = None) -> tuple[str, str]:
     return os.path.join(directory, entry["file"]), entry["sha256"]
 
 
-def fetch_weights(ref: str, sha256: str | None = None, cache_dir: str | None = None, timeout: float = 60.0) -> str:
-    """A local file holding the weights ``ref`` names: a path, an http(s) URL, or a weights host entry."""
-    if not ref.startswith(("http://", "https://")) and not os.path.isfile(ref) and "/" not in ref:
-        path, expected = resolve_name(ref)
-        return fetch_weights(path, sha256 or expected, cache_dir, timeout)
-    if not ref.startswith(("http://", "https://")):
+def fetch_weights(ref: str, sha256: str | None = None, cache_dir: str | None = None,
+                  policy: FetchPolicy | None = None) -> str:
+    """A local file holding the weights ``ref`` names: a weights host entry, a ``job:<id>`` the service
+    resolved, a path or an http(s) URL, as ``policy`` (default: the process's, ``cauchy.fetch``) allows."""
+    policy = policy or current_policy()
+    if ref in policy.aliases:
+        return policy.aliases[ref]
+    if job_reference(ref) is not None:
+        raise WeightsError(f"pretrained weights {ref}: a job's checkpoint is named through the service")
+    if not is_url(ref):
+        if is_weights_name(ref) and not (policy.local_paths and os.path.isfile(ref)):
+            path, expected = resolve_name(ref)
+            _check(path, sha256 or expected, ref)
+            return path
+        if not policy.local_paths:
+            raise WeightsError(f"pretrained weights {ref}: local paths are refused here; name published weights, "
+                               "job:<id> or an allowed URL")
         if not os.path.isfile(ref):
             raise WeightsError(f"pretrained weights {ref} do not exist")
         _check(ref, sha256, ref)
@@ -72,19 +86,15 @@ def fetch_weights(ref: str, sha256: str | None = None, cache_dir: str | None = N
             return path
         os.unlink(path)
 
-    def download(out: IO[bytes]) -> None:
+    def fetch(out: IO[bytes]) -> None:
         """Stream into the cache file, hashing as it goes (no second read to check it)."""
-        digest = hashlib.sha256()
-        with urllib.request.urlopen(ref, timeout=timeout) as resp:
-            while block := resp.read(1 << 20):
-                out.write(block)
-                digest.update(block)
-        if sha256 is not None and digest.hexdigest() != sha256.lower():
-            raise WeightsError(f"{ref}: sha256 mismatch: expected {sha256.lower()}, got {digest.hexdigest()}")
+        actual = download(ref, out, policy)
+        if sha256 is not None and actual != sha256.lower():
+            raise WeightsError(f"{ref}: sha256 mismatch: expected {sha256.lower()}, got {actual}")
 
     try:
-        atomic_write(path, download)
-    except OSError as exc:
+        atomic_write(path, fetch)
+    except (FetchRefused, OSError, http.client.HTTPException) as exc:
         raise WeightsError(f"cannot download {ref}: {exc}") from None
     return path
 

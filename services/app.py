@@ -8,7 +8,9 @@ from argon2 import PasswordHasher
 from flask import Flask
 
 from services.api import auth, frontdoor, jobs, legacy, openapi, sharing, weights
-from services.api.errors import register_error_handlers
+from services.api.errors import JobIdConverter, register_error_handlers
+from services.api.jsonbody import CheckedJSONProvider
+from services.api.limits import LIMITS_KEY, UserLimits
 from services.auth import seam
 from services.auth.accounts import Accounts
 from services.auth.bootstrap import bootstrap
@@ -48,6 +50,8 @@ def create_app(settings: Settings | None = None, *, password_hasher: PasswordHas
     private_dir(settings.home)
     private_dir(settings.jobs_dir)
     app = Flask(__name__)
+    app.json = CheckedJSONProvider(app)
+    app.url_map.converters["int"] = JobIdConverter  # before the blueprints' rules are built
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.json.sort_keys = False
     store = Store(settings.db_url)
@@ -58,6 +62,7 @@ def create_app(settings: Settings | None = None, *, password_hasher: PasswordHas
     if without_auth_for_benchmark:
         services.without_auth = accounts.caller(accounts.user(admin).id)
     app.extensions["cauchy"] = services
+    app.extensions[LIMITS_KEY] = UserLimits(settings, store)
     seam.install(app, session_key(settings.home))
     register_error_handlers(app)
     app.register_blueprint(auth.bp)
@@ -79,7 +84,8 @@ def waitress_options(settings: Settings) -> dict:
     nginx on this machine says whether the browser came over https (the session cookie is then Secure)."""
     return {"threads": settings.threads, "connection_limit": settings.connection_limit, "asyncore_use_poll": True,
             "max_request_body_size": 4 * settings.max_request_bytes, "ident": "cauchy",
-            "trusted_proxy": "127.0.0.1", "trusted_proxy_headers": {"x-forwarded-proto"}}
+            "trusted_proxy": "127.0.0.1", "trusted_proxy_headers": {"x-forwarded-proto"},
+            "channel_request_lookahead": 1}  # lets a waiting request see that its client went away
 
 
 def serve(settings: Settings | None = None) -> None:

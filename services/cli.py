@@ -25,6 +25,8 @@ from typing import Any
 
 import requests
 
+from services.text import printable
+
 DEFAULT_URL = "http://127.0.0.1:8399"
 
 
@@ -75,7 +77,8 @@ class Client:
         if response.status_code >= 400:
             err = body["error"]
             hint = " (run `cauchy login`, or set CAUCHY_TOKEN)" if response.status_code == 401 else ""
-            raise SystemExit(f"error: {err['message']}" + (f" [{err['field']}]" if err.get("field") else "") + hint)
+            raise SystemExit(f"error: {printable(err['message'])}"
+                             + (f" [{printable(err['field'])}]" if err.get("field") else "") + hint)
         return body
 
 
@@ -188,8 +191,8 @@ def cmd_list(args: argparse.Namespace, client: Client) -> int:
     page = client.call("GET", "/jobs", params={"state": args.state or "", "limit": args.limit})
     print(f"{'ID':>6}  {'STATE':10} {'PHASE':8} {'USER':12} {'GPUS':>4}  NAME")
     for job in page["jobs"]:
-        print(f"{job['id']:>6}  {job['state']:10} {job['phase']:8} {job['user'][:12]:12} "
-              f"{job['resources']['gpus']:>4}  {job['name']}")
+        print(f"{job['id']:>6}  {job['state']:10} {job['phase']:8} {printable(job['user'])[:12]:12} "
+              f"{job['resources']['gpus']:>4}  {printable(job['name'])}")
     print(f"({len(page['jobs'])} of {page['total']})")
     return 0
 

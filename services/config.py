@@ -45,6 +45,25 @@ class Settings:
     connection_limit: int = 1000
     poll_interval_s: float = 0.5
     run_jobs: bool = True  # False: API only, no scheduler thread (used by some tests)
+    # Containment (docs/settings.md): what a job submitted through the service may read and fetch.
+    data_roots: tuple[Path, ...] = (REPO_ROOT / "data",)  # besides $CAUCHY_HOME/datasets
+    weights_url_prefixes: tuple[str, ...] = ()
+    weights_max_mb: int = 2048
+    weights_timeout_s: float = 600.0
+    # Submission limits: each a 400 naming the key it refuses.
+    job_cores: int = 0  # 0: the host's cores; data.workers may not exceed it
+    max_batch_size: int = 1024
+    max_epoch: int = 10_000
+    max_iters: int = 10_000_000
+    max_checkpoint_keep: int = 50
+    max_hypes_kb: int = 256
+    max_queued_per_user: int = 100
+    submit_rate_per_min: int = 60  # submissions per user per minute
+    # Legacy waits and Visdom viewers of ended jobs.
+    legacy_wait_max_s: float = 60.0
+    legacy_waiters: int = 4  # requests waiting on a job at once; more are answered at once with the job id
+    max_viewers: int = 10  # viewers of ended jobs, overall
+    max_viewers_per_user: int = 3
     # The first admin's password when no admin exists yet; else one is generated (services.auth.bootstrap).
     admin_password: str = dataclasses.field(default="", repr=False)
     # Host header values the service answers (services.auth.hosts); empty: default_allowed_hosts().
@@ -63,6 +82,14 @@ class Settings:
     @property
     def hypes_dir(self) -> Path:
         return self.repo_root / "hypes"
+
+    @property
+    def datasets_dir(self) -> Path:
+        return self.home / "datasets"
+
+    @property
+    def cores_per_job(self) -> int:
+        return self.job_cores or os.cpu_count() or 1
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -91,6 +118,16 @@ def split_command(command: str | list[str]) -> tuple[str, ...]:
     return tuple(command) if isinstance(command, list) else tuple(shlex.split(command))
 
 
+def split_paths(text: str | list[str]) -> tuple[Path, ...]:
+    """``"/srv/a:/srv/b"`` (``os.pathsep``; a list in the file) -> paths; relative ones are the checkout's."""
+    items = text if isinstance(text, list) else str(text).split(os.pathsep)
+    return tuple(REPO_ROOT / item.strip() for item in items if item.strip())
+
+
+def split_words(text: str | list[str]) -> tuple[str, ...]:
+    """Comma- or space-separated in the environment, a list in the file."""
+    items = text if isinstance(text, list) else str(text).replace(",", " ").split()
+    return tuple(item.strip() for item in items if item.strip())
 def parse_hosts(text: str | list[str]) -> tuple[str, ...]:
     """``"a.example, b:8080"`` (or a list in the file) -> ``("a.example", "b:8080")``."""
     parts = text if isinstance(text, list) else str(text).split(",")
@@ -133,6 +170,22 @@ _CONVERTERS = {
     "threads": int,
     "connection_limit": int,
     "task_command": split_command,
+    "data_roots": split_paths,
+    "weights_url_prefixes": split_words,
+    "weights_max_mb": int,
+    "weights_timeout_s": float,
+    "job_cores": int,
+    "max_batch_size": int,
+    "max_epoch": int,
+    "max_iters": int,
+    "max_checkpoint_keep": int,
+    "max_hypes_kb": int,
+    "max_queued_per_user": int,
+    "submit_rate_per_min": int,
+    "legacy_wait_max_s": float,
+    "legacy_waiters": int,
+    "max_viewers": int,
+    "max_viewers_per_user": int,
     "admin_password": str,
     "allowed_hosts": parse_hosts,
     "public_url": lambda text: str(text).rstrip("/"),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import json
 import logging
 import os
 import signal
@@ -20,6 +21,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from cauchy.exitcodes import BAD_INPUT
 from services.config import REPO_ROOT
@@ -72,6 +74,7 @@ def serve(port: int, base_url: str, env_path: str, static_dir: str) -> None:
         static_path=static_dir, template_path=static_dir, autoreload=False,
         static_hash_cache=True, serve_traceback=False,
     )
+    refuse_env_creation_from_browsers()
     os.makedirs(env_path, exist_ok=True)
     signal.signal(signal.SIGTERM, _exit_on_signal)
 
@@ -86,6 +89,31 @@ def serve(port: int, base_url: str, env_path: str, static_dir: str) -> None:
         readonly=True,  # browsers only watch: socket commands (close pane, save or delete env) are ignored
         print_func=ready,
     )
+
+
+BROWSER_HEADER = "X-Cauchy-Browser"  # set by nginx on every request it proxies to a Visdom
+
+
+def refuse_env_creation_from_browsers() -> None:
+    """``POST env/<eid>`` with ``{"eid": ...}`` creates an env every viewer then sees. The task creates its
+    env that way (directly on 127.0.0.1); a browser's page only loads one (``{"sid": ...}``), so a proxied
+    request that would create an env is a 403."""
+    from visdom.server.handlers import web_handlers
+
+    load = web_handlers.EnvHandler.post
+
+    def post(handler: Any, args: str) -> Any:
+        if handler.request.headers.get(BROWSER_HEADER):
+            try:
+                body = json.loads(handler.request.body or b"{}")
+            except ValueError:
+                body = None
+            if not isinstance(body, dict) or "eid" in body:
+                handler.set_status(403)
+                return handler.finish({"error": "viewers may load an env, not create one"})
+        return load(handler, args)
+
+    web_handlers.EnvHandler.post = post
 
 
 class _UserStyleFilter(logging.Filter):

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -22,13 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from cauchy.files import atomic_write, sha256_file
-from cauchy.manifest import MANIFEST, find_entry, read_manifest
+from cauchy.manifest import MANIFEST, NAME_RE, find_entry, read_manifest
 from cauchy.visualizer import read_events
 from services.auth import access
 from services.config import REPO_ROOT
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 EXPORT_TIMEOUT_S = 300
+log = logging.getLogger("cauchy.weights_store")
 
 
 class WeightsStoreError(ValueError):
@@ -61,7 +61,7 @@ def _locked(directory: Path) -> Iterator[None]:
 
 
 def check_name(name: Any) -> str:
-    if not isinstance(name, str) or not NAME_RE.match(name):
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
         raise WeightsStoreError("expected 1 to 100 letters, digits, '_', '.' or '-', starting with a letter or digit",
                                 "name")
     return name
@@ -106,8 +106,10 @@ def publish(directory: Path, name: str, checkpoint: Path, *, hypes: dict[str, An
     try:
         done = subprocess.run([python, "-m", "services.weights_store", str(checkpoint), tmp], capture_output=True,
                               text=True, timeout=EXPORT_TIMEOUT_S, cwd=REPO_ROOT)
-        if done.returncode != 0:
-            raise WeightsStoreError(f"cannot export {checkpoint.name}: {done.stderr.strip()[-500:]}", "checkpoint")
+        if done.returncode != 0:  # the child's traceback names server paths: it goes to the log, not the client
+            log.error("exporting %s failed:\n%s", checkpoint, done.stderr.strip()[-4000:])
+            raise WeightsStoreError(f"cannot export {checkpoint.name}: {export_error(done.stderr, checkpoint)}",
+                                    "checkpoint", "unreadable_checkpoint")
         os.chmod(tmp, 0o644)
         entry = {"name": name, "file": f"{name}.pth", **describe(hypes, json.loads(done.stdout)["class_names"]),
                  "sha256": sha256_file(Path(tmp)), "size": os.path.getsize(tmp), "metrics": metrics,
@@ -150,6 +152,15 @@ def adopt_unowned(directory: Path, owner: str) -> int:
         if unowned:
             write_manifest(directory, entries)
         return len(unowned)
+
+
+def export_error(stderr: str, checkpoint: Path) -> str:
+    """What a client may read of a failed export: the export's own ``error:`` line with the checkpoint's
+    server path cut to its name, never a traceback; without such a line, that it could not be read."""
+    reason = next((line for line in reversed(stderr.splitlines()) if line.startswith("error: ")), None)
+    if reason is None:
+        return "it is not a readable checkpoint (the service log has the details)"
+    return reason.replace(str(checkpoint), checkpoint.name).replace(str(checkpoint.parent) + os.sep, "")[:500]
 
 
 def export(checkpoint: str, out: str) -> dict[str, Any]:

@@ -10,7 +10,8 @@ def ref(name: str) -> dict[str, str]:
 
 
 def body(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"required": True, "content": {"application/json": {"schema": schema}}}
+    """A JSON body; fields it does not name are refused (a 400 naming them)."""
+    return {"required": True, "content": {"application/json": {"schema": {"additionalProperties": False, **schema}}}}
 
 
 def reply(description: str, schema: dict[str, Any]) -> dict[str, Any]:
@@ -31,6 +32,8 @@ DENIED = {"401": error("not signed in, or an unknown, revoked or expired token")
           "403": error("not allowed (or a cookie request without X-CSRF-Token)")}
 ADMIN_ONLY = {**DENIED, "403": error("only an admin may do this")}
 NAME = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"}
+DISPLAY_NAME = {"type": "string", "maxLength": 200, "pattern": r"^[\w .,:;()@#+=/'-]*$",
+                "description": "no control or format characters"}
 
 SCHEMAS: dict[str, Any] = {
     "Me": {"type": "object", "properties": {
@@ -72,7 +75,7 @@ PATHS: dict[str, Any] = {
                     "tokens": {"type": "array", "items": ref("Token")}}}), **DENIED}},
         "post": {"summary": "A new API token, shown once in the reply",
                  "requestBody": body({"type": "object", "required": ["name"], "additionalProperties": False, "properties": {
-                     "name": {"type": "string", "maxLength": 100},
+                     "name": {"type": "string", "minLength": 1, "maxLength": 100},
                      "expires_in_days": {"type": "number", "exclusiveMinimum": 0, "maximum": 3650}}}),
                  "responses": {"201": reply("the token", ref("Token")), "400": error("bad body"), **DENIED}}},
     "/tokens/{token_id}": {"delete": {
@@ -84,7 +87,7 @@ PATHS: dict[str, Any] = {
         "post": {"summary": "Add a user (admin)",
                  "requestBody": body({"type": "object", "required": ["name", "password"], "additionalProperties": False,
                                       "properties": {"name": NAME, "password": {"type": "string", "minLength": 8},
-                                                     "display_name": {"type": "string"},
+                                                     "display_name": DISPLAY_NAME,
                                                      "role": {"type": "string", "enum": ["admin", "member"]},
                                                      "max_priority": {"type": "integer", "minimum": 0, "maximum": 100}}}),
                  "responses": {"201": reply("the user", ref("User")), "400": error("bad field"),
@@ -93,7 +96,7 @@ PATHS: dict[str, Any] = {
         "summary": "Change a user (admin): display_name, password, role, disabled, max_priority",
         "parameters": [path_param("name")],
         "requestBody": body({"type": "object", "additionalProperties": False, "properties": {
-            "display_name": {"type": "string"}, "password": {"type": "string", "minLength": 8},
+            "display_name": DISPLAY_NAME, "password": {"type": "string", "minLength": 8},
             "role": {"type": "string", "enum": ["admin", "member"]}, "disabled": {"type": "boolean"},
             "max_priority": {"type": "integer", "minimum": 0, "maximum": 100}}}),
         "responses": {"200": reply("the user", ref("User")), "400": error("bad field"), "404": error("no such user"),
@@ -109,9 +112,9 @@ PATHS: dict[str, Any] = {
         "summary": "Add a member or change their group-admin flag (admins and the group's admins)",
         "parameters": [path_param("name")],
         "requestBody": body({"type": "object", "required": ["user"], "properties": {
-            "user": {"type": "string"}, "admin": {"type": "boolean", "default": False}}}),
-        "responses": {"200": reply("the group", ref("Group")), "400": error("bad body or unknown user"),
-                      "404": error("no such group"), **DENIED}}},
+            "user": NAME, "admin": {"type": "boolean", "default": False}}}),
+        "responses": {"200": reply("the group", ref("Group")), "400": error("bad body"),
+                      "404": error("no such group or user"), **DENIED}}},
     "/groups/{name}/members/{user}": {"delete": {
         "summary": "Remove a member (admins and the group's admins)", "parameters": [path_param("name"), path_param("user")],
         "responses": {"200": reply("the group", ref("Group")), "404": error("no such group or member"), **DENIED}}},
@@ -151,3 +154,6 @@ def merge(paths: dict[str, Any], schemas: dict[str, Any]) -> None:
         for operation in operations.values():
             if operation.get("security") != []:
                 operation["responses"] = {**DENIED, **operation["responses"]}
+            else:  # open, but a token that is sent must be valid
+                operation["responses"] = {"401": error("an unknown, revoked or expired token was sent"),
+                                          **operation["responses"]}

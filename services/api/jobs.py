@@ -9,6 +9,7 @@ from flask import Blueprint, current_app, jsonify, redirect, request, send_from_
 from flask.typing import ResponseReturnValue
 
 from services.api.errors import ApiError, bad_request, conflict, not_found
+from services.api.limits import user_limits
 from services.api.submission import job_fields
 from services.auth.access import can_read, can_write, readable_by
 from services.auth.seam import login_required, open_to_anonymous
@@ -20,13 +21,14 @@ from services.visdom_server import VisdomStartError
 
 bp = Blueprint("jobs", __name__, url_prefix="/api/v1")
 MAX_PAGE = 500
+MAX_OFFSET = 2**62  # byte offsets and cursors
 
 
 def services() -> Any:
     return current_app.extensions["cauchy"]
 
 
-def query_int(name: str, default: int | None, low: int = 0, high: int = 2**62) -> int | None:
+def query_int(name: str, default: int | None, low: int = 0, high: int = MAX_OFFSET) -> int | None:
     raw = request.args.get(name)
     if raw is None:
         return default
@@ -103,6 +105,7 @@ def submit() -> ResponseReturnValue:
     if body is None:
         raise bad_request("send a JSON object with Content-Type: application/json", None, "invalid_body")
     fields = job_fields(body, services().settings, services().store, login_required())
+    user_limits().admit_submission(fields["user"])
     return created(services().store.add(**fields))
 
 
@@ -128,9 +131,10 @@ def request_stop(job_id: int) -> Job:
     """Queued: cancelled at once. Running: SIGTERM, a grace period for the checkpoint, then SIGKILL."""
     find_owned_job(job_id)
     store, now = services().store, time.time()
-    if not (store.transition(job_id, [QUEUED], state=STOPPED, ended_at=now, reason="cancelled before it started")
-            or store.transition(job_id, [RUNNING], state=STOPPING, stop_requested_at=now)
-            or store.get(job_id).state == STOPPING):
+    if store.transition(job_id, [QUEUED], state=STOPPED, ended_at=now, reason="cancelled before it started"):
+        services().supervisor.endings.notify(job_id)
+    elif not (store.transition(job_id, [RUNNING], state=STOPPING, stop_requested_at=now)
+              or store.get(job_id).state == STOPPING):
         raise conflict(f"job {job_id} has already ended ({store.get(job_id).state})")
     services().supervisor.wake()
     return store.get(job_id)
@@ -154,6 +158,7 @@ def resume(job_id: int) -> ResponseReturnValue:
     checkpoint = files.last_checkpoint(services().supervisor.job_dir(job_id))
     if checkpoint is None:
         raise conflict(f"job {job_id} saved no checkpoint")
+    user_limits().admit_submission(job.user)
     new = services().store.add(
         name=f"{job.name} (resumed)"[:200], user=job.user, visibility=job.visibility, phase=job.phase,
         priority=job.priority, gpus_requested=job.gpus_requested, hypes=job.hypes, hypes_name=job.hypes_name,
@@ -178,7 +183,10 @@ def metrics(job_id: int) -> ResponseReturnValue:
     """Events of metrics.jsonl from the cursor ``since`` (0 first, then the returned ``next``)."""
     find_job(job_id)
     path = services().supervisor.job_dir(job_id) / files.METRICS_FILE
-    return jsonify(files.read_metrics(path, query_int("since", 0), query_int("limit", 10000, 1, 100000)))
+    try:
+        return jsonify(files.read_metrics(path, query_int("since", 0), query_int("limit", 10000, 1, files.MAX_METRICS_PAGE)))
+    except files.CursorError as exc:
+        raise bad_request(str(exc), "since") from None
 
 
 @bp.get("/jobs/<int:job_id>/artifacts")
@@ -200,10 +208,12 @@ def _ensure_viewer(job_id: int) -> None:
     job = find_job(job_id)
     if job.state == QUEUED:
         raise conflict(f"job {job_id} has not started yet")
-    try:
-        services().supervisor.ensure_viewer(job_id)
-    except (VisdomStartError, PortsExhausted, OSError) as exc:
-        raise ApiError(503, "visdom_unavailable", f"Visdom for job {job_id} did not start: {exc}") from None
+    supervisor: Supervisor = services().supervisor
+    with user_limits().viewer_slot(login_required().name, job, supervisor):
+        try:
+            supervisor.ensure_viewer(job_id)
+        except (VisdomStartError, PortsExhausted, OSError) as exc:
+            raise ApiError(503, "visdom_unavailable", f"Visdom for job {job_id} did not start: {exc}") from None
 
 
 @bp.post("/jobs/<int:job_id>/visdom")

@@ -11,26 +11,37 @@ Parameters may come as a query string, a form or a JSON object. What changed, on
 - ``test_single``/``test_batch`` run ``run_tasks.py --phase predict`` as a job on the checkpoint of
   the training job ``job_id``; ``test_single`` waits for the predictions, ``test_batch`` returns
   the job id (predictions land in ``predictions/predictions.json`` among the job's artifacts).
+- Waits (``timeout``, ``wait``: 0 to 86400) last at most ``CAUCHY_LEGACY_WAIT_MAX_S`` (60 s), only
+  ``CAUCHY_LEGACY_WAITERS`` requests wait at once (the others get ``100408`` and the job id at once),
+  a waiting request sleeps on the job's end event and gives up when its client goes away (a
+  ``test_single`` job is then stopped). ``test_batch``'s ``dir`` must lie in a data root, as
+  ``data.data_dir`` must; ``test_single``'s image is written only once the request is accepted and
+  deleted when its job ends.
 """
 from __future__ import annotations
 
 import base64
 import binascii
 import json
+import shutil
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, jsonify, request
+from flask.blueprints import BlueprintSetupState
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
 from services.api.errors import ApiError, bad_request, conflict
 from services.api.jobs import find_job, find_owned_job, request_stop, services
-from services.api.submission import allowed_priority, job_fields, source_checkpoint
+from services.api.limits import user_limits
+from services.api.submission import PRIORITY_RANGE, allowed_priority, job_fields, source_checkpoint
 from services.auth.access import JOB_DEFAULT
 from services.auth.seam import login_required
+from services.containment import resolve_data_path
 from services.jobs.ports import PortsExhausted
 from services.jobs.store import ENDED, SUCCEEDED, Job
 from services.jobs.supervisor import visdom_base_url
@@ -39,6 +50,22 @@ bp = Blueprint("legacy", __name__, url_prefix="/cauchy")
 OK = "100200"
 METHODS = ["GET", "POST"]
 IMAGE_SIGNATURES = {b"\x89PNG": ".png", b"\xff\xd8": ".jpg", b"BM": ".bmp", b"RIFF": ".webp"}
+INPUTS_DIR = "inputs"  # under $CAUCHY_HOME: test_single's images, each in its own folder
+MAX_WAIT_PARAM = 86400
+
+
+@bp.record_once
+def _delete_inputs_when_done(state: BlueprintSetupState) -> None:
+    """A test_single job's image is deleted when the job ends, whoever is still waiting for it."""
+    svc = state.app.extensions["cauchy"]
+    root = svc.settings.home / INPUTS_DIR
+
+    def delete(job_id: int) -> None:
+        job = svc.store.get(job_id)
+        if job is not None and job.inputs and Path(job.inputs).parent.parent == root:
+            shutil.rmtree(Path(job.inputs).parent, ignore_errors=True)
+
+    svc.supervisor.endings.listen(delete)
 
 
 def reply(content: Any, code: str = OK) -> ResponseReturnValue:
@@ -65,11 +92,14 @@ def params() -> dict[str, Any]:
     return merged
 
 
-def as_int(value: Any, name: str) -> int:
+def as_int(value: Any, name: str, low: int = -(2**63), high: int = 2**63 - 1) -> int:
     try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise bad_request(f"expected an integer, got {json.dumps(value)}", name) from None
+        number = int(value)
+    except (TypeError, ValueError, OverflowError):
+        raise bad_request(f"expected an integer, got {json.dumps(value)[:80]}", name) from None
+    if not low <= number <= high:
+        raise bad_request(f"expected an integer from {low} to {high}, got {str(number)[:40]}", name)
+    return number
 
 
 def legacy_job(p: dict[str, Any]) -> Job:
@@ -122,6 +152,7 @@ def free_port() -> ResponseReturnValue:
 def train() -> ResponseReturnValue:
     p = params()
     fields = job_fields(submit_body(p), services().settings, services().store, login_required())
+    user_limits().admit_submission(fields["user"])
     job = services().store.add(**fields)
     services().supervisor.wake()
     return reply(job_content(job))
@@ -148,27 +179,48 @@ def check_viz_started() -> ResponseReturnValue:
                   "job_id": job.id})
 
 
-def predict_job(p: dict[str, Any], inputs: str) -> Job:
-    """The caller's predict job on the checkpoint of the training job named in ``p`` (which it may read)."""
+def predict_fields(p: dict[str, Any]) -> dict[str, Any]:
+    """The columns of the caller's predict job on the checkpoint of the training job named in ``p`` (which
+    it may read), all checked; the caller admits the submission and writes its inputs after this."""
     source, caller = legacy_job(p), login_required()
     source_id, checkpoint = source_checkpoint(services().settings, services().store, source.id, caller)
-    return services().store.add(
-        name=f"predict with job {source_id}", user=caller.name, visibility=JOB_DEFAULT,
-        phase="predict", priority=allowed_priority(as_int(p.get("priority", 0), "priority"), caller), gpus_requested=0,
-        hypes=source.hypes, hypes_name=source.hypes_name, overrides=[], from_job=source_id,
-        resume_from=checkpoint, inputs=inputs)
+    priority = allowed_priority(as_int(p.get("priority", 0), "priority", *PRIORITY_RANGE), caller)
+    fields = {"name": f"predict with job {source_id}", "user": caller.name, "visibility": JOB_DEFAULT,
+              "phase": "predict", "priority": priority, "gpus_requested": 0, "hypes": source.hypes,
+              "hypes_name": source.hypes_name, "overrides": [], "from_job": source_id, "resume_from": checkpoint}
+    return fields
+
+
+def wait_seconds(p: dict[str, Any], name: str, default: int) -> float:
+    """The wait a request asks for, capped by the service's limit."""
+    return min(as_int(p.get(name, default), name, 0, MAX_WAIT_PARAM), services().settings.legacy_wait_max_s)
+
+
+def client_gone() -> bool:
+    """True once the client closed its connection (waitress tells; under another server: never)."""
+    check: Callable[[], bool] | None = request.environ.get("waitress.client_disconnected")
+    return bool(check and check())
 
 
 def wait_for(job_id: int, timeout: float) -> Job:
+    """The job once it ended, or as it is when the deadline passes, the client goes away, or too many
+    requests already wait (then at once). Sleeps on the job's end event, looking at the client each second."""
+    svc = services()
+    svc.supervisor.wake()
+    gate = user_limits().waiters
+    if timeout <= 0 or not gate.acquire(blocking=False):
+        return svc.store.get(job_id)
     deadline = time.monotonic() + timeout
-    services().supervisor.wake()
-    while True:
-        job = services().store.get(job_id)
-        if job.state in ENDED or time.monotonic() > deadline:
-            return job
-        time.sleep(0.1)
-
-
+    try:
+        with svc.supervisor.endings.watch(job_id) as ended:
+            while True:
+                job = svc.store.get(job_id)
+                left = deadline - time.monotonic()
+                if job.state in ENDED or left <= 0 or client_gone():
+                    return job
+                ended.wait(min(1.0, left))
+    finally:
+        gate.release()
 def predictions(job: Job) -> list[dict[str, Any]]:
     path = services().supervisor.job_dir(job.id) / "predictions" / "predictions.json"
     return json.loads(path.read_text(encoding="utf-8"))["predictions"]
@@ -193,21 +245,32 @@ def test_single() -> ResponseReturnValue:
         image = b""
     if not image:
         raise bad_request("image must be a base64-encoded image", "image")
+    timeout = wait_seconds(p, "timeout", MAX_WAIT_PARAM)
+    fields = predict_fields(p)
+    user_limits().admit_submission(fields["user"])
     suffix = next((ext for sig, ext in IMAGE_SIGNATURES.items() if image.startswith(sig)), ".png")
-    inputs = services().settings.home / "inputs" / uuid.uuid4().hex
+    inputs = services().settings.home / INPUTS_DIR / uuid.uuid4().hex
     inputs.mkdir(parents=True)
     path = inputs / f"image{suffix}"
     path.write_bytes(image)
-    job = predict_job(p, str(path))
-    return finished_reply(wait_for(job.id, as_int(p.get("timeout", 120), "timeout")), single=True)
+    job = services().store.add(**fields, inputs=str(path))
+    job = wait_for(job.id, timeout)
+    if job.state not in ENDED and client_gone():
+        request_stop(job.id)  # nobody will read its prediction
+    return finished_reply(job, single=True)
 
 
 @bp.route("/test_batch", methods=METHODS)
 def test_batch() -> ResponseReturnValue:
     p = params()
+    fields = predict_fields(p)  # first: a job the caller may not read is a 100404 whatever the rest
     directory = p.get("dir") or p.get("directory")
-    if not isinstance(directory, str) or not Path(directory).is_dir():
-        raise bad_request(f"no directory {json.dumps(directory)} on the server", "dir")
-    job = predict_job(p, directory)
-    wait = as_int(p.get("wait", 0), "wait")
+    if not isinstance(directory, str):
+        raise bad_request(f"no directory {json.dumps(directory)[:80]} on the server", "dir")
+    path = resolve_data_path(services().settings, directory, "dir")
+    if not path.is_dir():
+        raise bad_request(f"no directory {json.dumps(directory)[:80]} on the server", "dir")
+    wait = wait_seconds(p, "wait", 0)
+    user_limits().admit_submission(fields["user"])
+    job = services().store.add(**fields, inputs=str(path))
     return finished_reply(wait_for(job.id, wait), single=False) if wait else reply(job_content(job))

@@ -10,10 +10,13 @@ from typing import Any
 from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 
+from cauchy.manifest import NAME_RE
 from services.api import auth_openapi
+from services.api.jobs import MAX_OFFSET, MAX_PAGE
+from services.api.limits import TEXT_PATTERN
 from services.api.submission import PHASES, PRIORITY_RANGE
 from services.auth.seam import open_to_anonymous
-from services.jobs.files import LOGS
+from services.jobs.files import LOGS, MAX_CHUNK, MAX_METRICS_PAGE
 from services.jobs.store import STATES
 
 bp = Blueprint("openapi", __name__, url_prefix="/api/v1")
@@ -33,6 +36,9 @@ def error(description: str) -> dict[str, Any]:
 
 JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "integer"}}
 NOT_FOUND = {"404": error("no such job")}
+TOO_MANY = {"429": error("a per-user or overall limit (see Retry-After)")}
+OFFSET = {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET}
+STATE_LIST = "(" + "|".join(STATES) + ")"
 NULLABLE_NUMBER = {"type": ["number", "null"]}
 
 SCHEMAS: dict[str, Any] = {
@@ -47,7 +53,8 @@ SCHEMAS: dict[str, Any] = {
         "type": "object", "required": ["hypes"], "additionalProperties": False,
         "properties": {
             "hypes": {"oneOf": [{"type": "object", "description": "a hypes document"},
-                                {"type": "string", "description": "a file under hypes/, e.g. cls/image_classifier_smallcnn_digits.json"}]},
+                                {"type": "string", "minLength": 1, "maxLength": 200, "pattern": TEXT_PATTERN,
+                                 "description": "a file under hypes/, e.g. cls/image_classifier_smallcnn_digits.json"}]},
             "overrides": {"oneOf": [{"type": "array", "items": {"type": "string"}, "example": ["solver.max_iters=2"]},
                                     {"type": "object", "example": {"solver.lr.base_lr": 0.01}}]},
             "phase": {"type": "string", "enum": list(PHASES), "default": "train"},
@@ -55,10 +62,12 @@ SCHEMAS: dict[str, Any] = {
                           "additionalProperties": False},
             "gpus": {"type": "integer", "minimum": 0, "description": "short for resources.gpus"},
             "priority": {"type": "integer", "minimum": PRIORITY_RANGE[0], "maximum": PRIORITY_RANGE[1], "default": 0},
-            "name": {"type": "string", "maxLength": 200},
-            "user": {"type": "string", "maxLength": 100, "description": "the owner: the caller; an admin may name another user"},
+            "name": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": TEXT_PATTERN},
+            "user": {"type": "string", "minLength": 1, "maxLength": 100, "pattern": TEXT_PATTERN,
+                     "description": "the owner: the caller; an admin may name another user"},
             "visibility": auth_openapi.VISIBILITY,
-            "from_job": {"type": "integer", "description": "test phase: evaluate that job's best (else latest) checkpoint"},
+            "from_job": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1,
+                         "description": "test phase: evaluate that job's best (else latest) checkpoint"},
         },
     },
     "JobSummary": {
@@ -137,15 +146,18 @@ PATHS: dict[str, Any] = {
     "/jobs": {
         "post": {"summary": "Submit a job; the hypes are validated at once (a bad key is a 400 naming it)",
                  "requestBody": {"required": True, "content": {"application/json": {"schema": ref("JobRequest")}}},
-                 "responses": {"201": json_response("queued", ref("Job")), "400": error("invalid request or hypes"),
-                               "413": error("request body too large")}},
+                 "responses": {"201": json_response("queued", ref("Job")),
+                               "400": error("invalid request or hypes, or a limit of the hypes (the field names it)"),
+                               "403": error("priority above the caller's maximum, or another user's job (not admin)"),
+                               "413": error("request body too large"), **TOO_MANY}},
         "get": {"summary": "List jobs, newest first",
                 "parameters": [
-                    {"name": "state", "in": "query", "schema": {"type": "string"},
+                    {"name": "state", "in": "query",
+                     "schema": {"type": "string", "pattern": f"^({STATE_LIST}(,{STATE_LIST})*)?$"},
                      "description": "comma-separated: " + ",".join(STATES)},
                     {"name": "user", "in": "query", "schema": {"type": "string"}},
-                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}},
-                    {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0, "default": 0}}],
+                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 50}},
+                    {"name": "offset", "in": "query", "schema": {**OFFSET, "default": 0}}],
                 "responses": {"200": json_response("a page of jobs", ref("JobList")), "400": error("bad filter")}},
     },
     "/jobs/{job_id}": {"get": {"summary": "A job: state, times, exit reason, resources, queue position, Visdom, processes",
@@ -155,20 +167,22 @@ PATHS: dict[str, Any] = {
         "parameters": [JOB_ID], "responses": {"202": JOB, **NOT_FOUND, "409": error("the job already ended")}}},
     "/jobs/{job_id}/resume": {"post": {
         "summary": "A new job continuing from this job's last checkpoint",
-        "parameters": [JOB_ID], "responses": {"201": JOB, **NOT_FOUND, "409": error("still active, or no checkpoint")}}},
+        "parameters": [JOB_ID], "responses": {"201": JOB, **NOT_FOUND, "409": error("still active, or no checkpoint"),
+                                              **TOO_MANY}}},
     "/jobs/{job_id}/logs": {"get": {
         "summary": "stdout/stderr of the task, incrementally (pass next_offset back as offset)",
         "parameters": [JOB_ID,
                        {"name": "stream", "in": "query", "schema": {"type": "string", "enum": list(LOGS), "default": "stdout"}},
-                       {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0},
-                        "description": "omit for the last 64 KiB"},
-                       {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1}}],
+                       {"name": "offset", "in": "query", "schema": OFFSET, "description": "omit for the last 64 KiB"},
+                       {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": MAX_CHUNK}}],
         "responses": {"200": json_response("a chunk of the log", ref("LogChunk")), **NOT_FOUND, "400": error("bad query")}}},
     "/jobs/{job_id}/metrics": {"get": {
         "summary": "Events of metrics.jsonl after the cursor since",
-        "parameters": [JOB_ID, {"name": "since", "in": "query", "schema": {"type": "integer", "minimum": 0, "default": 0}},
-                       {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1}}],
-        "responses": {"200": json_response("events", ref("Metrics")), **NOT_FOUND, "400": error("bad query")}}},
+        "parameters": [JOB_ID, {"name": "since", "in": "query", "schema": {**OFFSET, "default": 0},
+                                "description": "0, or a next returned before: other bytes are not the start of a line (400)"},
+                       {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": MAX_METRICS_PAGE}}],
+        "responses": {"200": json_response("events", ref("Metrics")), **NOT_FOUND,
+                      "400": error("bad query, or since inside a line")}}},
     "/jobs/{job_id}/artifacts": {"get": {
         "summary": "Files of the job: checkpoints, results, predictions, hypes, metrics, logs",
         "parameters": [JOB_ID], "responses": {"200": json_response("files", ref("Artifacts")), **NOT_FOUND}}},
@@ -179,23 +193,27 @@ PATHS: dict[str, Any] = {
     "/jobs/{job_id}/visdom": {
         "post": {"summary": "Make sure the job's Visdom is up, starting it again from the saved env if needed",
                  "parameters": [JOB_ID], "responses": {"200": json_response("the viewer", ref("Visdom")), **NOT_FOUND,
-                                                       "409": error("not started yet"), "503": error("Visdom did not start")}},
+                                                       "409": error("not started yet"), "503": error("Visdom did not start"),
+                                                       **TOO_MANY}},
         "delete": {"summary": "Shut an ended job's Visdom now",
                    "parameters": [JOB_ID], "responses": {"200": json_response("the viewer", ref("Visdom")), **NOT_FOUND,
                                                          "409": error("no viewer, or the job still runs")}}},
     "/jobs/{job_id}/charts": {"get": {
         "summary": "Open the charts: starts the viewer if needed and redirects to /visdom/<id>/",
         "parameters": [JOB_ID], "responses": {"302": {"description": "to the Visdom page"}, **NOT_FOUND,
-                                              "409": error("not started yet"), "503": error("Visdom did not start")}}},
+                                              "409": error("not started yet"), "503": error("Visdom did not start"),
+                                              **TOO_MANY}}},
     "/weights": {"get": {"summary": "The weights host's manifest, newest first; each file is at its url (/weights/<file>)",
                          "responses": {"200": json_response("published weights", ref("WeightsList"))}}},
     "/jobs/{job_id}/publish": {"post": {
         "summary": "Publish an ended job's best checkpoint (else its latest) as pretrained weights under a new name",
         "parameters": [JOB_ID],
         "requestBody": {"required": True, "content": {"application/json": {"schema": {
-            "type": "object", "required": ["name"], "properties": {"name": {"type": "string", "example": "small_cnn_digits"},
+            "type": "object", "required": ["name"], "properties": {"name": {"type": "string", "pattern": f"^{NAME_RE.pattern}$",
+                                                                            "example": "small_cnn_digits"},
                                                 "visibility": {**auth_openapi.VISIBILITY, "default": "public"}}}}}},
-        "responses": {"201": json_response("the manifest entry", ref("Weights")), "400": error("bad name"), **NOT_FOUND,
+        "responses": {"201": json_response("the manifest entry", ref("Weights")),
+                      "400": error("bad name or visibility, or a checkpoint that cannot be exported"), **NOT_FOUND,
                       "409": error("still active, no checkpoint, or the name is taken")}}},
     "/templates": {"get": {"summary": "The hypes files under hypes/ (by task) that a new job can start from",
                            "responses": {"200": json_response("templates", {"type": "object", "properties": {

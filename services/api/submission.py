@@ -12,10 +12,13 @@ from typing import Any
 
 from cauchy.hypes import HypesError, load_hypes, resolve_hypes
 from services.api.errors import ApiError, bad_request
+from services.api.jsonbody import json_integer
+from services.api.limits import check_job_limits, check_text
 from services.auth.access import JOB_DEFAULT, can_read, max_priority
 from services.auth.accounts import check_visibility, user_exists
 from services.auth.identity import Caller
 from services.config import Settings
+from services.containment import MAX_JOB_ID, check_hypes
 from services.jobs import files
 from services.jobs.store import Store
 
@@ -25,20 +28,20 @@ PRIORITY_RANGE = (-100, 100)
 
 def _int(body: Mapping[str, Any], key: str, default: int, low: int, high: int, field: str | None = None) -> int:
     value = body.get(key, default)
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise bad_request(f"expected an integer from {low} to {high}, got {json.dumps(value)}", field or key)
-    return value
+    number = json_integer(value)
+    if number is None or not low <= number <= high:
+        raise bad_request(f"expected an integer from {low} to {high}, got {json.dumps(value)[:80]}", field or key)
+    return number
 
 
 def _str(body: Mapping[str, Any], key: str, default: str | None, max_len: int = 200) -> str | None:
     value = body.get(key, default)
-    if value is not None and (not isinstance(value, str) or not 0 < len(value) <= max_len):
-        raise bad_request(f"expected a string of 1 to {max_len} characters, got {json.dumps(value)[:80]}", key)
-    return value
+    return None if value is None else check_text(value, key, max_len)
 
 
 def load_named_hypes(settings: Settings, name: str) -> dict[str, Any]:
     """A hypes file under the repository's ``hypes/`` directory, by relative name (``.json`` optional)."""
+    check_text(name, "hypes", 200)
     root = settings.hypes_dir.resolve()
     path = (root / (name if name.endswith(".json") else name + ".json")).resolve()
     if not path.is_relative_to(root) or not path.is_file():
@@ -69,7 +72,8 @@ def resolve(doc: Any, overrides: list[str]) -> dict[str, Any]:
 def source_checkpoint(settings: Settings, store: Store, job_id: Any, caller: Caller) -> tuple[int, str]:
     """The checkpoint a test or predict job evaluates: another job's best, else its latest. The caller
     must be able to read that job (one it may not read is reported as missing)."""
-    source = store.get(job_id) if isinstance(job_id, int) and not isinstance(job_id, bool) else None
+    valid = isinstance(job_id, int) and not isinstance(job_id, bool) and 0 < job_id <= MAX_JOB_ID
+    source = store.get(job_id) if valid else None
     if source is None or not can_read(caller, source.user, source.visibility):
         raise bad_request(f"no job {json.dumps(job_id)}", "from_job", "unknown_job")
     path = files.model_checkpoint(files.job_dir(settings.jobs_dir, source.id))
@@ -129,6 +133,8 @@ def job_fields(body: Any, settings: Settings, store: Store, caller: Caller) -> d
     if gpus > len(settings.gpus):
         raise bad_request(f"asked for {gpus} GPUs; this host has {len(settings.gpus)}", "resources.gpus", "unsatisfiable")
     resolved = resolve(hypes, overrides)
+    check_job_limits(settings, resolved)
+    check_hypes(settings, store, resolved, lambda job: can_read(caller, job.user, job.visibility))
     return {
         "hypes": resolved,
         "hypes_name": hypes_name,

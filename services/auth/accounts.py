@@ -19,10 +19,12 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, func, select, update
 
 from services.api.errors import ApiError, bad_request, conflict, not_found
+from services.api.jsonbody import json_integer
 from services.auth import access
 from services.auth.identity import ADMIN, MEMBER, ROLES, Caller
 from services.auth.models import Group, Membership, Token, User
 from services.jobs.store import Store, upgrade_schema
+from services.text import first_unprintable
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 MIN_PASSWORD, MAX_PASSWORD = 8, 1024
@@ -72,9 +74,10 @@ def check_role(value: Any) -> str:
 
 
 def check_priority(value: Any) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= access.PRIORITY_MAX:
+    number = json_integer(value)
+    if number is None or not 0 <= number <= access.PRIORITY_MAX:
         raise bad_request(f"expected an integer from 0 to {access.PRIORITY_MAX}", "max_priority")
-    return value
+    return number
 
 
 class Accounts:
@@ -104,6 +107,8 @@ class Accounts:
     def _display_name(value: Any) -> str:
         if not isinstance(value, str) or len(value) > 200:
             raise bad_request("expected a string of at most 200 characters", "display_name")
+        if (bad := first_unprintable(value)) is not None:
+            raise bad_request(f"control character U+{ord(bad):04X} is not allowed", "display_name")
         return value
 
     def update_user(self, name: str, changes: dict[str, Any]) -> User:
@@ -291,7 +296,7 @@ class Accounts:
         if not isinstance(is_admin, bool):
             raise bad_request("expected true or false", "admin")
         with self.store.session() as session:
-            group_id, user_id = self._ids(session, group, check_name(user, "user"), 400)
+            group_id, user_id = self._ids(session, group, check_name(user, "user"), 404)
             membership = session.get(Membership, (group_id, user_id))
             if membership is None:
                 session.add(Membership(group_id=group_id, user_id=user_id, is_admin=is_admin))

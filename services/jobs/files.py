@@ -16,6 +16,7 @@ BEST_CHECKPOINT = "checkpoints/best.pth"
 ITER_CHECKPOINTS = "checkpoints/iter_*.pth"
 DEFAULT_TAIL = 64 * 1024
 MAX_CHUNK = 1024 * 1024
+MAX_METRICS_PAGE = 100_000  # events per metrics request
 
 
 def job_dir(jobs_dir: Path, job_id: int) -> Path:
@@ -84,6 +85,10 @@ def read_chunk(path: Path, offset: int | None, limit: int = MAX_CHUNK) -> dict[s
             "text": data.decode("utf-8", "replace")}
 
 
+class CursorError(ValueError):
+    """A ``since`` cursor that is not the start of a line (only 0 and returned ``next`` values are)."""
+
+
 def read_metrics(path: Path, since: int, limit: int) -> dict[str, Any]:
     """Whole ``metrics.jsonl`` lines from byte ``since``; ``next`` is where the next call starts.
 
@@ -93,7 +98,11 @@ def read_metrics(path: Path, since: int, limit: int) -> dict[str, Any]:
     position = since
     try:
         with open(path, "rb") as fh:
-            fh.seek(since)
+            if since:
+                fh.seek(since - 1)
+                if fh.read(1) != b"\n":
+                    raise CursorError(f"byte {since} is not the start of a line of {path.name}: pass 0 or a "
+                                      "returned next")
             for line in fh:
                 if not line.endswith(b"\n") or len(events) >= limit:
                     break

@@ -24,7 +24,9 @@ import psutil
 
 from cauchy.hypes import save_hypes
 from services.config import Settings
+from services.containment import job_environment
 from services.jobs import files
+from services.jobs.endings import Endings
 from services.jobs.environment import JOB_UMASK, scrubbed_environment
 from services.jobs.outcome import judge, read_tail
 from services.jobs.ports import PortPool, PortsExhausted
@@ -84,6 +86,7 @@ class Supervisor:
         self._wake = threading.Event()
         self._quit = threading.Event()
         self._thread: threading.Thread | None = None
+        self.endings = Endings()  # wakes requests waiting on a job's end
 
     # ----- life of the runner thread
 
@@ -204,11 +207,13 @@ class Supervisor:
             self.ports.release(port)
             self.store.transition(job.id, ACTIVE, state=FAILED, ended_at=time.time(),
                                   reason=f"could not start: {exc}")
+            self.endings.notify(job.id)
 
     def _spawn_task(self, job: Launchable, gpus: tuple[str, ...], viz_port: int) -> subprocess.Popen:
         directory = self.job_dir(job.id)
         env = scrubbed_environment(os.environ, CUDA_VISIBLE_DEVICES=",".join(gpus),
-                              CAUCHY_HOME=str(self.settings.home))  # where the task finds published weights
+                                   CAUCHY_HOME=str(self.settings.home),  # where the task finds published weights
+                                   **job_environment(self.settings, self.store.hypes(job.id)))  # what it may fetch
         with open_private(directory / files.LOGS["stdout"]) as out, open_private(directory / files.LOGS["stderr"]) as err:
             return subprocess.Popen(self.task_argv(job, viz_port), cwd=self.settings.repo_root, env=env,
                                     umask=JOB_UMASK, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
@@ -303,6 +308,7 @@ class Supervisor:
         self.store.transition(job_id, ACTIVE, ended_at=time.time(), visdom_until=until, **fields)
         if job_id in self.viewers:
             self.viewers[job_id].until = until
+        self.endings.notify(job_id)
 
     def _enforce_stops(self) -> None:
         grace = self.settings.stop_grace_s
@@ -311,6 +317,7 @@ class Supervisor:
             if run is None:  # stopped while its start was being undone
                 self.store.transition(job.id, [STOPPING], state=STOPPED, ended_at=time.time(),
                                       reason="cancelled before it started")
+                self.endings.notify(job.id)
                 continue
             if run.term_sent_at is None:
                 run.term_sent_at = time.time()

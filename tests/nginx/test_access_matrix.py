@@ -26,6 +26,8 @@ class World:
 
     def __init__(self, stack, tmp_path) -> None:
         self.stack, self.service, self.tmp_path = stack, stack.service, tmp_path
+        self.images = stack.service.settings.datasets_dir / "images"  # test_batch reads data roots only
+        self.images.mkdir(parents=True, exist_ok=True)
         self.clients = {"other": self.service.as_user("otto"), "group": self.service.as_user("gus", groups=("team",)),
                         "owner": self.service.as_user("olive", groups=("team",))}
         self.tokens = {"anonymous": None, **{who: c.token for who, c in self.clients.items()}, "admin": self.service.token}
@@ -102,7 +104,7 @@ LEGACY: dict[str, tuple[Callable[[World], dict[str, Any]], tuple[str, ...]]] = {
     "stop_training": (lambda w: {"pid": w.job}, ("100401", "100404", "100403", "100409", "100409")),
     "test_single": (lambda w: {"pid": w.job, "image": PNG, "timeout": 60},
                     ("100401", "100404", "100200", "100200", "100200")),
-    "test_batch": (lambda w: {"pid": w.job, "dir": str(w.tmp_path)}, ("100401", "100404", "100200", "100200", "100200")),
+    "test_batch": (lambda w: {"pid": w.job, "dir": str(w.images)}, ("100401", "100404", "100200", "100200", "100200")),
 }
 
 

@@ -41,7 +41,8 @@ def event(fh, step: int, name: str, value: float) -> None:
 
 signal.signal(signal.SIGTERM, (lambda *_: None) if mode == "stubborn" else (lambda *_: stop.append(1)))
 print(f"fake task {mode} phase={args.phase} viz_port={args.viz_port} resume={args.resume} "
-      f"gpus={os.environ.get('CUDA_VISIBLE_DEVICES')!r}", flush=True)
+      f"gpus={os.environ.get('CUDA_VISIBLE_DEVICES')!r} weights_policy={os.environ.get('CAUCHY_WEIGHTS_POLICY')}",
+      flush=True)
 if mode == "bad":
     print("error: data.data_dir: no such directory", file=sys.stderr)
     sys.exit(2)

@@ -32,7 +32,7 @@ def test_train_check_stop_and_stop_visdom_like_the_php_site(service, fake_hypes)
     assert legacy(service, "check_viz_started", pid=str(pid))["content"]["started"] is False
 
 
-def test_test_single_and_batch_run_predict_jobs_on_a_trained_checkpoint(service, fake_hypes, tmp_path):
+def test_test_single_and_batch_run_predict_jobs_on_a_trained_checkpoint(service, fake_hypes):
     trained = service.wait_ended(service.submit(fake_hypes("ok"))["id"])
     image = base64.b64encode(b"\x89PNG\r\n\x1a\n fake").decode()
     single = legacy(service, "test_single", job_id=str(trained["id"]), image=f"data:image/png;base64,{image}")
@@ -40,8 +40,10 @@ def test_test_single_and_batch_run_predict_jobs_on_a_trained_checkpoint(service,
     assert single["content"]["prediction"]["label"] == 3
     predict_job = service.job(single["content"]["job_id"])
     assert predict_job["phase"] == "predict" and predict_job["resume_from"] == trained["last_checkpoint"]
-    (tmp_path / "images").mkdir()
-    batch = legacy(service, "test_batch", job_id=str(trained["id"]), dir=str(tmp_path / "images"))
+    assert not list((service.settings.home / "inputs").iterdir())  # the image is deleted once the job ended
+    images = service.settings.datasets_dir / "images"  # test_batch reads data roots only, like data.data_dir
+    images.mkdir(parents=True)
+    batch = legacy(service, "test_batch", job_id=str(trained["id"]), dir=str(images))
     assert batch["code"] == "100200" and service.wait_ended(batch["content"]["job_id"])["state"] == "succeeded"
 
 
@@ -54,5 +56,5 @@ def test_errors_keep_the_legacy_shape(service):
     assert legacy(service, "stop_training")["code"] == "100400"
     assert legacy(service, "check_viz_started", pid="x")["code"] == "100400"
     assert legacy(service, "test_single", job_id="1", image="%%%")["code"] == "100400"
-    assert legacy(service, "test_batch", job_id="1", dir="/nonexistent")["code"] == "100400"
+    assert legacy(service, "test_batch", job_id="1", dir="/nonexistent")["code"] == "100404"  # the job first
     assert service.call("GET", "/api/v1/jobs").json()["total"] == 0

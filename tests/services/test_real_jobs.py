@@ -31,8 +31,10 @@ def digits_overrides(data_dir: str, iters: int) -> list[str]:
 
 
 @pytest.fixture
-def real_settings(settings):
-    return settings.replace(task_command=(sys.executable, "run_tasks.py"), stop_grace_s=60.0)
+def real_settings(settings, tmp_path, digits_dir):
+    """The real task; the temporary data folders are data roots, as an admin would list them."""
+    return settings.replace(task_command=(sys.executable, "run_tasks.py"), stop_grace_s=60.0,
+                            data_roots=(Path(digits_dir).parent, tmp_path))
 
 
 def test_two_iteration_digits_job_end_to_end(real_settings, service_factory, digits_dir):
@@ -102,11 +104,11 @@ def test_stop_one_job_and_kill_9_another(real_settings, service_factory, digits_
 class ServiceProcess:
     """``python -m services`` as its own process, to be killed and started again."""
 
-    def __init__(self, home: Path, port: int, visdom_ports: tuple[int, int]) -> None:
+    def __init__(self, home: Path, port: int, visdom_ports: tuple[int, int], data_root: Path) -> None:
         self.url = f"http://127.0.0.1:{port}/api/v1"
         self.env = {**os.environ, "CAUCHY_HOME": str(home), "CAUCHY_PORT": str(port), "CAUCHY_CPU_SLOTS": "1",
                     "CAUCHY_VISDOM_PORTS": "{}-{}".format(*visdom_ports), "CAUCHY_GPUS": "none",
-                    "CAUCHY_ADMIN_PASSWORD": ADMIN_PASSWORD}
+                    "CAUCHY_ADMIN_PASSWORD": ADMIN_PASSWORD, "CAUCHY_DATA_ROOTS": str(data_root)}
         self.http = requests.Session()
         self.log = home.parent / "service.log"
         self.proc: subprocess.Popen | None = None
@@ -143,8 +145,8 @@ class ServiceProcess:
 
 
 @pytest.fixture
-def service_process(tmp_path: Path, free_port: int, ports) -> Iterator[ServiceProcess]:
-    live = ServiceProcess(tmp_path / "home", free_port, ports(20))
+def service_process(tmp_path: Path, free_port: int, ports, digits_dir: str) -> Iterator[ServiceProcess]:
+    live = ServiceProcess(tmp_path / "home", free_port, ports(20), Path(digits_dir).parent)
     yield live
     if live.proc and live.proc.poll() is None:
         live.kill(signal.SIGTERM)

@@ -179,7 +179,8 @@ def test_viewer_is_shut_after_the_linger_time_and_its_port_freed(settings, servi
 def test_hundred_concurrent_submissions_none_lost_and_no_port_given_twice(settings, service_factory, fake_hypes,
                                                                          ports):
     six_ports = ports(6)
-    service = service_factory(settings.replace(cpu_slots=4, visdom_linger_s=0, visdom_ports=six_ports))
+    service = service_factory(settings.replace(cpu_slots=4, visdom_linger_s=0, visdom_ports=six_ports,
+                                               submit_rate_per_min=1000, max_queued_per_user=1000))
 
     def submit(i: int) -> int:
         return service.submit(fake_hypes("ok", 1), name=f"burst {i}")["id"]
