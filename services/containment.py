@@ -13,16 +13,17 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from cauchy.fetch import POLICY_ENV, FetchPolicy, FetchRefused, check_url, is_url, is_weights_name, job_reference
 from cauchy.manifest import find_entry
 from services.api.errors import bad_request
+from services.auth.access import can_read
+from services.auth.identity import Caller
 from services.config import Settings
 from services.jobs import files
-from services.jobs.store import Job, Store
+from services.jobs.store import Store
 from services.weights_store import weights_dir
 
 PRETRAINED = "hypes.network.pretrained"
@@ -59,14 +60,15 @@ def job_checkpoint(settings: Settings, job_id: int) -> Path | None:
     return files.model_checkpoint(files.job_dir(settings.jobs_dir, job_id))
 
 
-def check_pretrained(settings: Settings, store: Store, ref: str | None, may_read: Callable[[Job], bool]) -> None:
-    """A 400 naming ``hypes.network.pretrained`` unless the service may let a job fetch ``ref``."""
+def check_pretrained(settings: Settings, store: Store, ref: str | None, caller: Caller | None) -> None:
+    """A 400 naming ``hypes.network.pretrained`` unless the service may let ``caller``'s job fetch ``ref``:
+    a job or a weights entry the caller may not read is as unknown as one that does not exist."""
     if ref is None:
         return
     job_id = job_reference(ref)
     if job_id is not None:
         job = store.get(job_id) if job_id <= MAX_JOB_ID else None
-        if job is None or not may_read(job):
+        if job is None or not can_read(caller, job.user, job.visibility):
             raise bad_request(f"{ref}: no job {job_id} you may read", PRETRAINED, "unknown_job")
         if job_checkpoint(settings, job.id) is None:
             raise bad_request(f"{ref}: job {job.id} saved no checkpoint", PRETRAINED, "no_checkpoint")
@@ -76,7 +78,8 @@ def check_pretrained(settings: Settings, store: Store, ref: str | None, may_read
         except FetchRefused as exc:
             raise bad_request(str(exc), PRETRAINED, "forbidden_url") from None
     elif is_weights_name(ref):
-        if find_entry(weights_dir(settings.home), ref) is None:
+        entry = find_entry(weights_dir(settings.home), ref)
+        if entry is None or not can_read(caller, entry.get("owner") or "", entry.get("visibility")):
             raise bad_request(f"no published weights named {ref!r} (GET /api/v1/weights lists them)", PRETRAINED,
                               "unknown_weights")
     else:
@@ -84,10 +87,10 @@ def check_pretrained(settings: Settings, store: Store, ref: str | None, may_read
                           "allowed prefix", PRETRAINED, "forbidden_path")
 
 
-def check_hypes(settings: Settings, store: Store, hypes: dict[str, Any], may_read: Callable[[Job], bool]) -> None:
+def check_hypes(settings: Settings, store: Store, hypes: dict[str, Any], caller: Caller | None) -> None:
     """Everything in resolved hypes that reads the server or the network."""
     resolve_data_path(settings, hypes["data"]["data_dir"], "hypes.data.data_dir")
-    check_pretrained(settings, store, hypes["network"]["pretrained"], may_read)
+    check_pretrained(settings, store, hypes["network"]["pretrained"], caller)
 
 
 def job_environment(settings: Settings, hypes: dict[str, Any]) -> dict[str, str]:

@@ -134,7 +134,7 @@ def job_fields(body: Any, settings: Settings, store: Store, caller: Caller) -> d
         raise bad_request(f"asked for {gpus} GPUs; this host has {len(settings.gpus)}", "resources.gpus", "unsatisfiable")
     resolved = resolve(hypes, overrides)
     check_job_limits(settings, resolved)
-    check_hypes(settings, store, resolved, lambda job: can_read(caller, job.user, job.visibility))
+    check_hypes(settings, store, resolved, caller)
     return {
         "hypes": resolved,
         "hypes_name": hypes_name,
