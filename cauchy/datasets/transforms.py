@@ -1,7 +1,7 @@
 """Augmentations on sample dicts, registered in ``TRANSFORMS`` under the names hypes files use.
 
 Input samples carry ``image`` as an HxWx3 uint8 **RGB** numpy array (``cauchy.datasets.io``
-decodes to RGB), plus optional ``boxes``/``labels``/``mask``/``keypoints`` (see
+decodes to RGB), plus optional ``boxes``/``labels``/``mask``/``masks``/``keypoints`` (see
 ``cauchy.datasets.geometry`` for their layout and coordinate convention). Every transform keeps the
 image uint8 until ``normalize``, the last step, turns it into a float32 CHW tensor: uint8 ops are
 several times cheaper, and cropping happens before resizing so only the kept pixels are scaled.
@@ -277,7 +277,7 @@ class ColorJitter:
 
 
 _TENSOR_DTYPES = {"boxes": torch.float32, "labels": torch.int64, "difficult": torch.bool,
-                  "iscrowd": torch.bool, "mask": torch.int64, "keypoints": torch.float32,
+                  "iscrowd": torch.bool, "mask": torch.int64, "masks": torch.uint8, "keypoints": torch.float32,
                   "scale_factor": torch.float32}
 
 

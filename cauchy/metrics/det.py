@@ -60,17 +60,45 @@ COCO_STATS = ("map", "map50", "map75", "map_small", "map_medium", "map_large",
               "ar1", "ar10", "ar100", "ar_small", "ar_medium", "ar_large")
 
 
+def coco_metrics(ground_truth: dict[str, Any], results: list[dict[str, Any]], iou_type: str,
+                 class_names: list[str], prefix: str = "", image_ids: list[int] | None = None) -> dict[str, Any]:
+    """pycocotools' 12 summary figures (``COCO_STATS``, each with ``prefix``) and per-class AP of
+    ``results`` against the COCO document ``ground_truth`` (its categories in ``class_names``' order).
+
+    Figures pycocotools cannot compute (e.g. ``map_large`` without large objects) are left out;
+    without ground truth or results every figure is 0. ``image_ids`` limits the evaluation to them.
+    """
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    if not results or not ground_truth["annotations"]:
+        return {**{prefix + name: 0.0 for name in COCO_STATS}, prefix + "per_class": {}}
+    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools reports progress on stdout
+        gt = COCO()
+        gt.dataset = ground_truth
+        gt.createIndex()
+        evaluation = COCOeval(gt, gt.loadRes(results), iouType=iou_type)
+        if image_ids is not None:
+            evaluation.params.imgIds = image_ids
+        evaluation.evaluate()
+        evaluation.accumulate()
+        evaluation.summarize()
+    metrics: dict[str, Any] = {prefix + name: float(v) for name, v in zip(COCO_STATS, evaluation.stats) if v >= 0}
+    precision = evaluation.eval["precision"][:, :, :, 0, -1]  # [iou, recall, class] over all areas, 100 dets
+    per_class = {}
+    for k, name in enumerate(class_names):
+        p = precision[:, :, k]
+        if (p > -1).any():
+            per_class[name] = {"ap": float(p[p > -1].mean()), "ap50": float(p[0][p[0] > -1].mean())}
+    metrics[prefix + "per_class"] = per_class
+    return metrics
+
+
 @EVALUATORS.register("coco")
 class COCOEvaluator(DetectionEvaluator):
-    """pycocotools' box AP over IoU 0.5:0.95 and its companions; area ranges use box areas.
-
-    Metrics pycocotools cannot compute (e.g. ``map_large`` without large objects) are left out.
-    """
+    """pycocotools' box AP over IoU 0.5:0.95 and its companions; area ranges use box areas."""
 
     def evaluate(self) -> dict[str, Any]:
-        from pycocotools.coco import COCO
-        from pycocotools.cocoeval import COCOeval
-
         images, annotations = [], []
         for index, im in enumerate(self.images):
             images.append({"id": index, "height": im["height"], "width": im["width"]})
@@ -82,27 +110,9 @@ class COCOEvaluator(DetectionEvaluator):
                        float(x2 - x1), float(y2 - y1)], "score": float(score)}
                       for index, im in enumerate(self.images)
                       for (x1, y1, x2, y2), score, label in zip(im["boxes"], im["scores"], im["labels"])]
-        metrics: dict[str, Any] = {"count": len(images)}
-        if not detections or not annotations:
-            return {**metrics, **dict.fromkeys(COCO_STATS, 0.0)}
-        with contextlib.redirect_stdout(io.StringIO()):  # pycocotools reports progress on stdout
-            gt = COCO()
-            gt.dataset = {"images": images, "annotations": annotations,
-                          "categories": [{"id": i + 1, "name": n} for i, n in enumerate(self.class_names)]}
-            gt.createIndex()
-            evaluation = COCOeval(gt, gt.loadRes(detections), iouType="bbox")
-            evaluation.evaluate()
-            evaluation.accumulate()
-            evaluation.summarize()
-        metrics.update({name: float(v) for name, v in zip(COCO_STATS, evaluation.stats) if v >= 0})
-        precision = evaluation.eval["precision"][:, :, :, 0, -1]  # [iou, recall, class] over all areas, 100 dets
-        per_class = {}
-        for k, name in enumerate(self.class_names):
-            p = precision[:, :, k]
-            if (p > -1).any():
-                per_class[name] = {"ap": float(p[p > -1].mean()), "ap50": float(p[0][p[0] > -1].mean())}
-        metrics["per_class"] = per_class
-        return metrics
+        categories = [{"id": i + 1, "name": n} for i, n in enumerate(self.class_names)]
+        ground_truth = {"images": images, "annotations": annotations, "categories": categories}
+        return {"count": len(images), **coco_metrics(ground_truth, detections, "bbox", self.class_names)}
 
 
 def voc_ap(recall: np.ndarray, precision: np.ndarray, use_07_metric: bool = False) -> float:

@@ -3,7 +3,8 @@
 A format module only turns its files into :class:`RawImage` records (boxes in 0-based continuous
 pixel coordinates, one class *name* per box); :class:`DetDataset` checks them once, at
 construction, and serves items ``{"image", "boxes", "labels", "difficult", "iscrowd",
-"image_id", "path", "orig_size"}`` (``image`` HxWx3 uint8 RGB before transforms).
+"image_id", "path", "orig_size"}`` (``image`` HxWx3 uint8 RGB before transforms), plus ``masks``
+(uint8 [N,H,W], one per box) when the reader found instance masks (``cauchy.datasets.rle``).
 
 Box checks: a box reaching outside its image is clipped to it. A box with no area (after
 clipping), with a non-finite coordinate or with a class outside ``class_names`` is an error
@@ -22,8 +23,10 @@ from typing import Any
 import numpy as np
 from torch.utils.data import Dataset
 
+from cauchy.datasets import rle
 from cauchy.datasets.errors import DatasetError
 from cauchy.datasets.io import drop_bad_images, read_image
+from cauchy.datasets.rle import RLE
 
 Sample = dict[str, Any]
 
@@ -42,6 +45,7 @@ class RawImage:
     size: tuple[int, int] | None = None
     difficult: np.ndarray | None = None
     iscrowd: np.ndarray | None = None
+    masks: list[RLE] | None = None  # one compressed RLE per box, for instance segmentation
 
 
 @dataclass
@@ -54,6 +58,7 @@ class Record:
     labels: np.ndarray
     difficult: np.ndarray
     iscrowd: np.ndarray
+    masks: list[RLE] | None = None
 
 
 def class_names_of(images: Sequence[RawImage]) -> list[str]:
@@ -92,7 +97,9 @@ def check_image(image: RawImage, index: dict[str, int], skip_bad_boxes: bool,
         return (np.zeros(n, dtype=bool) if values is None else np.asarray(values, dtype=bool).reshape(n))[keep]
 
     labels = np.array([index[name] for name, k in zip(image.names, keep) if k], dtype=np.int64)
-    return Record(image.path, image.image_id, clipped[keep], labels, flags(image.difficult), flags(image.iscrowd))
+    masks = None if image.masks is None else [m for m, k in zip(image.masks, keep) if k]
+    return Record(image.path, image.image_id, clipped[keep], labels, flags(image.difficult), flags(image.iscrowd),
+                  masks)
 
 
 class DetDataset(Dataset):
@@ -128,6 +135,11 @@ class DetDataset(Dataset):
         image = read_image(r.path)
         sample = {"image": image, "boxes": r.boxes.copy(), "labels": r.labels.copy(), "difficult": r.difficult.copy(),
                   "iscrowd": r.iscrowd.copy(), "image_id": r.image_id, "path": r.path, "orig_size": image.shape[:2]}
+        if r.masks is not None:
+            if r.masks and list(r.masks[0]["size"]) != list(image.shape[:2]):
+                raise DatasetError(f"{r.path}: the image is {image.shape[1]}x{image.shape[0]} but its annotation's "
+                                   f"masks are {r.masks[0]['size'][1]}x{r.masks[0]['size'][0]}")
+            sample["masks"] = rle.decode(r.masks, *image.shape[:2])
         return self.transforms(sample) if self.transforms is not None else sample
 
 

@@ -5,6 +5,10 @@ Category ids need not be contiguous: classes are the categories sorted by id, an
 ``metadata["category_ids"]`` maps class indices back to ids for COCO-format results. Crowd
 annotations are kept with ``iscrowd`` set: the COCO metric ignores what they cover and the
 detection methods leave them out of training.
+
+With ``masks=True`` (``data.params``, for instance segmentation) each annotation's
+``segmentation`` (polygons or RLE) is read too, checked and kept as a compressed RLE; samples then
+carry ``masks`` [N,H,W] (and their ground truth the original RLEs, for the mask evaluator).
 """
 from __future__ import annotations
 
@@ -15,9 +19,11 @@ from typing import Any
 
 import numpy as np
 
+from cauchy.datasets import rle
 from cauchy.datasets.det.base import DetDataset, RawImage, Sample
 from cauchy.datasets.errors import DatasetError
 from cauchy.datasets.io import load_json, require_file
+from cauchy.datasets.rle import RLE
 from cauchy.registry import DATASETS
 
 
@@ -34,8 +40,17 @@ def load_coco(path: str) -> dict[str, Any]:
     return doc
 
 
-def read_coco(path: str, image_dir: str) -> tuple[list[RawImage], dict[int, str]]:
-    """Images with their boxes (xywh -> xyxy) and the ``{category id: name}`` table."""
+def read_masks(anns: list[dict[str, Any]], entry: dict[str, Any], where: str) -> list[RLE]:
+    """The annotations' segmentations as compressed RLEs of the image's size."""
+    height, width = entry.get("height"), entry.get("width")
+    if not (isinstance(height, int) and isinstance(width, int) and height > 0 and width > 0):
+        raise DatasetError(f"{where}: 'height' and 'width' are needed to read its masks, got {entry!r}"[:300])
+    return [rle.from_segmentation(a.get("segmentation"), height, width, f"{where}, annotation id {a.get('id')}")
+            for a in anns]
+
+
+def read_coco(path: str, image_dir: str, masks: bool = False) -> tuple[list[RawImage], dict[int, str]]:
+    """Images with their boxes (xywh -> xyxy), optionally masks, and the ``{category id: name}`` table."""
     doc = load_coco(path)
     categories = {_field(c, "id", int, f"{path}: categories[{i}]"): _field(c, "name", str, f"{path}: categories[{i}]")
                   for i, c in enumerate(doc["categories"])}
@@ -56,21 +71,23 @@ def read_coco(path: str, image_dir: str) -> tuple[list[RawImage], dict[int, str]
         xywh = np.array([a["bbox"] for a in anns], dtype=np.float32).reshape(-1, 4)
         size = (entry["height"], entry["width"]) if isinstance(entry.get("height"), int) and isinstance(
             entry.get("width"), int) else None
+        rles = read_masks(anns, entry, where) if masks else None
         images.append(RawImage(
             path=os.path.join(image_dir, _field(entry, "file_name", str, where)), source=f"{path} (image id {image_id})",
             names=[categories[a["category_id"]] for a in anns],
             boxes=np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1), image_id=image_id, size=size,
-            iscrowd=np.array([bool(a.get("iscrowd", 0)) for a in anns], dtype=bool)))
+            iscrowd=np.array([bool(a.get("iscrowd", 0)) for a in anns], dtype=bool), masks=rles))
     return images, categories
 
 
 @DATASETS.register("coco")
 def coco(root: str, split: str, transforms: Callable[[Sample], Sample] | None = None, skip_bad_images: bool = False,
          class_names: list[str] | None = None, skip_bad_boxes: bool = False,
-         ann_file: str = "annotations/instances_{split}.json", image_dir: str = "{split}") -> DetDataset:
+         ann_file: str = "annotations/instances_{split}.json", image_dir: str = "{split}",
+         masks: bool = False) -> DetDataset:
     """Classes are the file's categories in id order unless ``class_names`` fixes them (by name)."""
     path = require_file(os.path.join(root, ann_file.format(split=split)), "COCO annotation file")
-    images, categories = read_coco(path, os.path.join(root, image_dir.format(split=split)))
+    images, categories = read_coco(path, os.path.join(root, image_dir.format(split=split)), masks)
     if not images:
         raise DatasetError(f"{path}: lists no images")
     by_id = sorted(categories)
