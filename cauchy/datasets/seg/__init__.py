@@ -1,0 +1,1 @@
+"""Semantic segmentation readers; importing this package registers them in ``DATASETS``."""
