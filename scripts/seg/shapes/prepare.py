@@ -13,6 +13,7 @@ visible part. Layout, both over the same images:
                                         CLASSES order, 255 (ignore) on a one-pixel ring where
                                         instances meet each other or the background, as VOC does
     OUT/ImageSets/Segmentation/{train,val}.txt
+    OUT/classes.txt                     the class list: background, then CLASSES
     OUT/annotations/instances_{train,val}.json   COCO instances (data.params.image_dir = "JPEGImages"),
         category ids 1, 3, 5, 7 (not contiguous, like COCO's); every third instance's segmentation
         is compressed RLE, the others polygons (outer contours of the visible part, an instance
@@ -130,6 +131,8 @@ def prepare(out: str, train: int = 400, val: int = 100, size: int = 128, seed: i
         os.makedirs(os.path.join(out, sub), exist_ok=True)
     palette = voc_palette()
     categories = [{"id": cid, "name": name, "supercategory": "shape"} for cid, name in zip(CATEGORY_IDS, CLASSES)]
+    with open(os.path.join(out, "classes.txt"), "w", encoding="utf-8") as fh:
+        fh.write("".join(f"{name}\n" for name in ("background", *CLASSES)))
     start = 0
     for split, count in (("train", train), ("val", val)):
         coco: dict = {"images": [], "annotations": [], "categories": categories}
