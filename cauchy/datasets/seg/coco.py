@@ -20,6 +20,7 @@ from cauchy.datasets.seg.base import Pair, Sample, SegDataset
 from cauchy.registry import DATASETS
 
 BACKGROUND = "background"
+DEFAULT_ANN_FILE = "annotations/instances_{split}.json"
 
 
 def annotation_rle(segmentation: Any, height: int, width: int, where: str) -> Any:
@@ -62,7 +63,7 @@ class CocoRaster:
 @DATASETS.register("coco_seg")
 def coco_seg(root: str, split: str, transforms: Callable[[Sample], Sample] | None = None,
              skip_bad_images: bool = False, class_names: list[str] | None = None, skip_bad_masks: bool = False,
-             ignore_index: int = 255, ann_file: str = "annotations/instances_{split}.json",
+             ignore_index: int = 255, ann_file: str = DEFAULT_ANN_FILE,
              image_dir: str = "{split}") -> SegDataset:
     path = require_file(os.path.join(root, ann_file.format(split=split)), "COCO annotation file")
     doc = load_coco(path)
