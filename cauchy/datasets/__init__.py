@@ -1,2 +1,2 @@
 """Dataset readers and transforms; importing this package fills ``DATASETS`` and ``TRANSFORMS``."""
-from cauchy.datasets import cls, det, transforms  # noqa: F401
+from cauchy.datasets import cls, det, seg, transforms  # noqa: F401

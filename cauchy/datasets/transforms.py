@@ -69,6 +69,15 @@ def build_transforms(specs: Sequence[Mapping[str, Any]], where: str = "transform
     return Compose(transforms)
 
 
+def _resize_recorded(sample: Sample, new_h: int, new_w: int, interpolation: int) -> Sample:
+    """``geometry.resize`` that multiplies the sample's ``scale_factor`` ``[sx, sy]`` by the change."""
+    old_h, old_w = sample["image"].shape[:2]
+    out = geometry.resize(sample, new_h, new_w, interpolation)
+    out["scale_factor"] = np.asarray(sample.get("scale_factor", (1.0, 1.0)), dtype=np.float32) * np.array(
+        [new_w / old_w, new_h / old_h], dtype=np.float32)
+    return out
+
+
 @TRANSFORMS.register("resize")
 class Resize:
     """Resize to ``size``; with ``keep_ratio`` scale to fit inside it and pad bottom/right.
@@ -93,12 +102,27 @@ class Resize:
         if self.keep_ratio:
             scale = min(h / old_h, w / old_w)
             new_h, new_w = max(1, min(h, round(old_h * scale))), max(1, min(w, round(old_w * scale)))
-        out = geometry.resize(sample, new_h, new_w, self.interpolation)
-        out["scale_factor"] = np.asarray(sample.get("scale_factor", (1.0, 1.0)), dtype=np.float32) * np.array(
-            [new_w / old_w, new_h / old_h], dtype=np.float32)
+        out = _resize_recorded(sample, new_h, new_w, self.interpolation)
         if self.keep_ratio:
             out = geometry.crop(out, 0, 0, w, h, fill=self.fill, mask_fill=self.mask_fill)
         return out
+
+
+@TRANSFORMS.register("random_scale")
+class RandomScale:
+    """Scale by a random factor in ``scale`` (both sides alike; the mask nearest-neighbour), the
+    multi-scale augmentation of segmentation training, usually followed by ``random_crop``."""
+
+    def __init__(self, scale: Sequence[float] = (0.5, 2.0), interpolation: str = "linear") -> None:
+        self.scale = _range(scale, "scale")
+        if self.scale[0] <= 0:
+            raise ValueError(f"scale: expected [low, high] with 0 < low, got {list(scale)!r}")
+        self.interpolation = geometry.interpolation_flag(interpolation)
+
+    def __call__(self, sample: Sample) -> Sample:
+        factor = rng().uniform(*self.scale)
+        old_h, old_w = sample["image"].shape[:2]
+        return _resize_recorded(sample, max(1, round(old_h * factor)), max(1, round(old_w * factor)), self.interpolation)
 
 
 @TRANSFORMS.register("random_resized_crop")

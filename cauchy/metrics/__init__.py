@@ -1,2 +1,2 @@
 """Evaluators per task (reset / process / evaluate); importing this package registers them all."""
-from cauchy.metrics import cls, det  # noqa: F401
+from cauchy.metrics import cls, det, seg  # noqa: F401

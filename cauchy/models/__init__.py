@@ -1,2 +1,2 @@
 """Models per task; importing this package registers them all (one module per family)."""
-from cauchy.models import cls, det  # noqa: F401
+from cauchy.models import cls, det, seg  # noqa: F401
