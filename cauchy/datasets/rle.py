@@ -49,8 +49,8 @@ def from_segmentation(segmentation: Any, height: int, width: int, where: str) ->
             raise DatasetError(f"{where}: segmentation is an empty list of polygons")
         for k, poly in enumerate(segmentation):
             if not (isinstance(poly, list) and len(poly) >= 6 and len(poly) % 2 == 0 and all(map(_is_number, poly))):
-                raise DatasetError(f"{where}: segmentation polygon {k} must be [x1, y1, x2, y2, x3, y3, ...] "
-                                   f"(at least 3 points), got {str(poly)[:80]}")
+                raise DatasetError(f"{where}: segmentation must be polygons of at least 3 x, y pairs; polygon {k} "
+                                   f"is {str(poly)[:80]}")
         return mask_utils.merge(mask_utils.frPyObjects(segmentation, height, width))
     if not (isinstance(segmentation, dict) and isinstance(segmentation.get("counts"), (list, str, bytes))):
         raise DatasetError(f"{where}: segmentation must be a list of polygons or an RLE "

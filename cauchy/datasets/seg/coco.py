@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 from pycocotools import mask as mask_utils
 
+from cauchy.datasets import rle
 from cauchy.datasets.det.coco import load_coco
 from cauchy.datasets.errors import DatasetError
 from cauchy.datasets.io import require_file
@@ -21,25 +22,6 @@ from cauchy.registry import DATASETS
 
 BACKGROUND = "background"
 DEFAULT_ANN_FILE = "annotations/instances_{split}.json"
-
-
-def annotation_rle(segmentation: Any, height: int, width: int, where: str) -> Any:
-    """pycocotools RLE of one annotation's ``segmentation``; a malformed one is a DatasetError."""
-    if isinstance(segmentation, list):
-        polygons = [p for p in segmentation if isinstance(p, list)]
-        if len(polygons) != len(segmentation) or not polygons or any(
-                len(p) < 6 or len(p) % 2 or not all(isinstance(v, (int, float)) for v in p) for p in polygons):
-            raise DatasetError(f"{where}: segmentation must be polygons of at least 3 x, y pairs")
-        return mask_utils.merge(mask_utils.frPyObjects(polygons, height, width))
-    if isinstance(segmentation, dict) and isinstance(segmentation.get("size"), list) and "counts" in segmentation:
-        if list(segmentation["size"]) != [height, width]:
-            raise DatasetError(f"{where}: RLE size {segmentation['size']} is not the image's [{height}, {width}]")
-        counts = segmentation["counts"]
-        if isinstance(counts, list):
-            return mask_utils.frPyObjects(segmentation, height, width)
-        if isinstance(counts, str):
-            return {"size": segmentation["size"], "counts": counts.encode("ascii")}
-    raise DatasetError(f"{where}: segmentation must be a list of polygons or an RLE object with size and counts")
 
 
 class CocoRaster:
@@ -53,7 +35,7 @@ class CocoRaster:
         labels = np.zeros((height, width), dtype=np.uint8 if self.ignore_index < 256 else np.int32)
         drawn = []
         for segmentation, index, crowd, where in self.annotations:
-            mask = mask_utils.decode(annotation_rle(segmentation, height, width, where)).astype(bool)
+            mask = mask_utils.decode(rle.from_segmentation(segmentation, height, width, where)).astype(bool)
             drawn.append((mask.sum(), mask, self.ignore_index if crowd else index))
         for _, mask, value in sorted(drawn, key=lambda item: -item[0]):
             labels[mask] = value

@@ -77,7 +77,7 @@ def test_coco_masks_from_polygons_and_rle_equal_pycocotools(tmp_path) -> None:
 
 
 @pytest.mark.parametrize("segmentation, message", [
-    ([[1, 2, 3, 4]], "at least 3 points"),
+    ([[1, 2, 3, 4]], "polygons of at least 3 x, y pairs; polygon 0"),
     ([], "empty list of polygons"),
     (None, "list of polygons or an RLE"),
     ({"size": [10, 10], "counts": [100]}, "is not the image's [40, 50]"),
