@@ -15,17 +15,22 @@ from torch.utils.data import default_collate
 from torchvision.models.detection import MaskRCNN
 from torchvision.models.detection.roi_heads import paste_masks_in_image
 
-from cauchy.datasets import geometry
+from cauchy import rundir
+from cauchy.datasets import geometry, rle
 from cauchy.datasets.det.base import to_original
 from cauchy.hypes import HypesError
 from cauchy.methods.base import Method
+from cauchy.metrics.base import Evaluator
+from cauchy.metrics.det import DetectionEvaluator, rounded_results
 from cauchy.models.det.torchvision_detectors import TorchvisionDetector
 from cauchy.models.det.yolov3 import COCO_ANCHORS, YOLOv3, YOLOv3Loss, check_anchors, decode
 from cauchy.registry import METHODS
+from cauchy.schema import defaults
+from cauchy.tasks.det import DET
 
 BOX_FIELDS = ("boxes", *geometry.BOX_FIELDS)  # collated as lists of tensors
 IMAGE_SIZED_FIELDS = ("masks",)  # per-box fields as large as their image: one tensor per image, not one buffer
-DEFAULT_RES = {"score_thresh": 0.05, "nms_iou": 0.5, "max_dets": 100}
+DEFAULT_RES = defaults(DET.schema["res"])  # the hypes' own defaults, for methods built without hypes
 
 
 def collate_detection(samples: list[dict[str, Any]], size_divisor: int = 32) -> dict[str, Any]:
@@ -74,20 +79,23 @@ PALETTE = [(230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30
 
 
 def draw_detections(image: np.ndarray, prediction: dict[str, Any], class_names: list[str]) -> np.ndarray:
-    """An RGB copy of ``image`` with each box, class name and score drawn on it."""
-    out = image.copy()
-    for box, score, label in zip(prediction["boxes"].tolist(), prediction["scores"].tolist(),
-                                 prediction["labels"].tolist()):
+    """An RGB copy of ``image`` with each box, class name and (when given) score drawn on it."""
+    out = np.ascontiguousarray(image).copy()
+    labels = prediction["labels"].tolist()
+    scores = prediction["scores"].tolist() if "scores" in prediction else [None] * len(labels)
+    for box, score, label in zip(prediction["boxes"].tolist(), scores, labels):
         color = PALETTE[label % len(PALETTE)]
         x1, y1, x2, y2 = (round(v) for v in box)
         cv2.rectangle(out, (x1, y1), (x2, y2), color, 2)
-        cv2.putText(out, f"{class_names[label]} {score:.2f}", (x1, max(y1 - 3, 10)), cv2.FONT_HERSHEY_SIMPLEX,
-                    0.4, color, 1, cv2.LINE_AA)
+        text = class_names[label] if score is None else f"{class_names[label]} {score:.2f}"
+        cv2.putText(out, text, (x1, max(y1 - 3, 10)), cv2.FONT_HERSHEY_SIMPLEX, 0.4, color, 1, cv2.LINE_AA)
     return out
 
 
 class DetectionMethod(Method):
     """Subclasses implement ``forward_train`` and ``detect`` (boxes in network-input pixels)."""
+
+    default_evaluator = "coco"
 
     def __init__(self, model: nn.Module, loss: nn.Module | None = None, res: dict[str, Any] | None = None) -> None:
         super().__init__(model, loss)
@@ -111,8 +119,27 @@ class DetectionMethod(Method):
         return {"boxes": to_original(detection["boxes"].float(), scale_factor, orig_size),
                 "scores": detection["scores"].float(), "labels": detection["labels"]}
 
+    def describe(self, prediction: dict[str, Any], class_names: list[str]) -> dict[str, Any]:
+        """``boxes`` (original pixels, xyxy), ``scores``, ``labels`` and their ``class_names``."""
+        labels = prediction["labels"].tolist()
+        return {"boxes": prediction["boxes"].tolist(), "scores": prediction["scores"].tolist(), "labels": labels,
+                "class_names": [class_names[v] for v in labels]}
+
+    def truth(self, batch: dict[str, Any], index: int) -> dict[str, Any] | None:
+        """The reader's boxes (crowd and difficult ones too) and labels, without scores."""
+        if "truth" not in batch:
+            return None
+        truth = batch["truth"][index]
+        return {"boxes": torch.as_tensor(truth["boxes"]), "labels": torch.as_tensor(truth["labels"])}
+
     def draw(self, image: np.ndarray, prediction: dict[str, Any], class_names: list[str]) -> np.ndarray:
         return draw_detections(image, prediction, class_names)
+
+    def test_files(self, evaluator: Evaluator) -> dict[str, Any]:
+        """``detections.json``: the detections in COCO's results format (from the first detection
+        evaluator that ran), rounded as written."""
+        found = next((e for e in evaluator.parts() if isinstance(e, DetectionEvaluator)), None)
+        return {rundir.DETECTIONS: rounded_results(found.results())} if found is not None else {}
 
 
 def no_anchor_settings(method: str, anchor: dict[str, Any] | None) -> None:
@@ -166,6 +193,7 @@ class MaskRCNNInstances(TorchvisionDetection):
 
     segments_instances = True
     MASK_THRESHOLD = 0.5
+    default_evaluator = ["coco_segm", "coco"]  # mask AP first: it picks the best checkpoint
 
     def forward_train(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         if "masks" not in batch:
@@ -180,9 +208,22 @@ class MaskRCNNInstances(TorchvisionDetection):
         out["masks"] = paste_masks_in_image(detection["roi_masks"], out["boxes"], size)[:, 0] > self.MASK_THRESHOLD
         return out
 
+    def describe(self, prediction: dict[str, Any], class_names: list[str]) -> dict[str, Any]:
+        """The boxes as detection describes them, and ``masks`` as COCO RLEs (``{"size", "counts"}``)."""
+        return {**super().describe(prediction, class_names),
+                "masks": [rle.to_json(m) for m in rle.encode(prediction["masks"].cpu().numpy())]}
+
+    def truth(self, batch: dict[str, Any], index: int) -> dict[str, Any] | None:
+        """The reader's boxes, labels and masks (decoded), in original pixels."""
+        truth = super().truth(batch, index)
+        if truth is None or "masks" not in batch["truth"][index]:
+            return truth
+        h, w = (int(v) for v in batch["orig_size"][index])
+        return {**truth, "masks": torch.from_numpy(rle.decode(batch["truth"][index]["masks"], h, w)).bool()}
+
     def draw(self, image: np.ndarray, prediction: dict[str, Any], class_names: list[str]) -> np.ndarray:
         """Each mask tinted in its box's colour (half transparent) under the boxes."""
-        out = image.copy()
+        out = np.ascontiguousarray(image).copy()
         for mask, label in zip(prediction["masks"].cpu().numpy(), prediction["labels"].tolist()):
             colour = np.array(PALETTE[label % len(PALETTE)], dtype=np.float32)
             out[mask] = (out[mask] * 0.5 + colour * 0.5).astype(np.uint8)
