@@ -22,7 +22,6 @@ import json
 import os
 import sys
 import tempfile
-from functools import partial
 
 import cv2
 import numpy as np
@@ -32,8 +31,8 @@ from torchvision.transforms import v2
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from pipelines import DECODE_LIMIT, baseline_loaders, float_images, images_in, timed_pass
-from rounds import alternate, summary
+from pipelines import DECODE_LIMIT, baseline_loaders, float_images, pipeline_rates
+from rounds import summary
 
 import cauchy.datasets  # noqa: F401  (registers the readers)
 from cauchy.datasets.transforms import Compose, Normalize, RandomHFlip, RandomResizedCrop
@@ -90,8 +89,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="cauchy-bench-") as root:
         write_images(root, args.images, args.classes, 256, seed=0)
         loaders = make_loaders(root, args.batch_size, args.workers)
-        rates = alternate({name: partial(timed_pass, loader, images_in if name == DECODE_LIMIT else check)
-                           for name, loader in loaders.items()}, args.rounds)
+        rates = pipeline_rates(loaders, check, args.rounds)
         del loaders
     print(f"{args.images} JPEGs 256x256 -> RandomResizedCrop(224) + hflip + normalise, "
           f"batch {args.batch_size}, {args.workers} workers, {args.rounds} rounds")

@@ -34,8 +34,8 @@ from torchvision.transforms import v2
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from pipelines import DECODE_LIMIT, baseline_loaders, float_images, images_in, timed_pass
-from rounds import alternate, summary
+from pipelines import DECODE_LIMIT, baseline_loaders, float_images, pipeline_rates
+from rounds import summary
 
 from cauchy.datasets.det.base import DetDataset, RawImage
 from cauchy.datasets.transforms import Compose, Normalize, RandomCrop, RandomHFlip, Resize
@@ -113,8 +113,7 @@ def main() -> None:
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory(prefix="cauchy-bench-") as root:
         loaders = make_loaders(write_images(root, args.images, seed=0), args.batch_size, args.workers)
-        rates = alternate({name: partial(timed_pass, loader, images_in if name == DECODE_LIMIT else check)
-                           for name, loader in loaders.items()}, args.rounds)
+        rates = pipeline_rates(loaders, check, args.rounds)
         del loaders
     print(f"{args.images} JPEGs {WIDTH}x{HEIGHT} with 1-8 boxes -> hflip + crop {CROP[1]}x{CROP[0]} + resize "
           f"{OUT[1]}x{OUT[0]} + normalise, batch {args.batch_size}, {args.workers} workers, {args.rounds} rounds")

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
+from rounds import alternate
 from torch.utils.data import DataLoader, Dataset
 from torchvision import tv_tensors
 from torchvision.io import decode_image, decode_jpeg, read_file
@@ -105,6 +107,13 @@ def timed_pass(loader: DataLoader, check: Callable[[Any], int]) -> float:
 def images_in(batch: Any) -> int:
     """The decode limit's batches: lists of image shapes."""
     return len(batch)
+
+
+def pipeline_rates(loaders: dict[str, DataLoader], check: Callable[[Any], int], rounds: int) -> dict[str, list[float]]:
+    """Images per second of each loader per round (``rounds.alternate``); ``check`` validates the
+    pipelines' batches (the decode limit's are only counted)."""
+    return alternate({name: partial(timed_pass, loader, images_in if name == DECODE_LIMIT else check)
+                      for name, loader in loaders.items()}, rounds)
 
 
 def float_images(images: torch.Tensor, size: tuple[int, int]) -> int:

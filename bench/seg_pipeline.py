@@ -22,7 +22,6 @@ import json
 import os
 import sys
 import tempfile
-from functools import partial
 from typing import Any
 
 import cv2
@@ -35,8 +34,8 @@ from torchvision.transforms import v2
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from pipelines import DECODE_LIMIT, baseline_loaders, float_images, images_in, timed_pass
-from rounds import alternate, summary
+from pipelines import DECODE_LIMIT, baseline_loaders, float_images, pipeline_rates
+from rounds import summary
 
 import cauchy.datasets  # noqa: F401  (registers the readers)
 from cauchy.datasets.seg.palette import voc_palette
@@ -129,8 +128,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="cauchy-bench-") as root:
         ids = write_images(root, args.images, seed=0)
         loaders = make_loaders(root, ids, args.batch_size, args.workers)
-        rates = alternate({name: partial(timed_pass, loader, images_in if name == DECODE_LIMIT else check)
-                           for name, loader in loaders.items()}, args.rounds)
+        rates = pipeline_rates(loaders, check, args.rounds)
         del loaders
     print(f"{args.images} JPEGs {WIDTH}x{HEIGHT} + palette PNG masks -> random scale [0.5, 2] + crop {CROP} (pad, "
           f"mask {IGNORE}) + hflip + normalise, batch {args.batch_size}, {args.workers} workers, {args.rounds} rounds")

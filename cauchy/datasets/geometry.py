@@ -103,16 +103,17 @@ def _nearest_indices(old: int, new: int) -> np.ndarray:
 
 
 def resize(sample: Sample, h: int, w: int, interpolation: int = cv2.INTER_LINEAR) -> Sample:
-    """Scale everything to ``h`` x ``w``; the mask uses nearest-neighbour so labels stay labels."""
+    """Scale everything to ``h`` x ``w``; the mask uses nearest-neighbour so labels stay labels (one
+    ``take`` per axis: several times faster than indexing both at once)."""
     out = dict(sample)
     old_h, old_w = sample["image"].shape[:2]
     if (old_h, old_w) == (h, w):
         return out
     out["image"] = cv2.resize(sample["image"], (w, h), interpolation=interpolation)
     if "mask" in sample:
-        out["mask"] = sample["mask"][_nearest_indices(old_h, h)[:, None], _nearest_indices(old_w, w)]
+        out["mask"] = sample["mask"].take(_nearest_indices(old_h, h), axis=0).take(_nearest_indices(old_w, w), axis=1)
     if "masks" in sample:
-        out["masks"] = sample["masks"][:, _nearest_indices(old_h, h)[:, None], _nearest_indices(old_w, w)]
+        out["masks"] = sample["masks"].take(_nearest_indices(old_h, h), axis=1).take(_nearest_indices(old_w, w), axis=2)
     sx, sy = w / old_w, h / old_h
     if "boxes" in sample:
         boxes = sample["boxes"] * np.array([sx, sy, sx, sy], dtype=np.float32)
