@@ -58,8 +58,10 @@ def read_masks(anns: list[dict[str, Any]], entry: dict[str, Any], where: str) ->
             for a in anns]
 
 
-def read_coco(path: str, image_dir: str, masks: bool = False) -> tuple[list[RawImage], dict[int, str]]:
-    """Images with their boxes (xywh -> xyxy), optionally masks, and the ``{category id: name}`` table."""
+def read_coco(path: str, image_dir: str, masks: bool = False) -> tuple[list[RawImage], dict[int, str], list[str]]:
+    """Images with their boxes (xywh -> xyxy) and optionally masks, the ``{category id: name}`` table,
+    and a description of each annotation whose ``image_id`` names no listed image (left out, to be
+    counted and reported)."""
     doc = load_coco(path)
     categories = {_field(c, "id", int, f"{path}: categories[{i}]"): _field(c, "name", str, f"{path}: categories[{i}]")
                   for i, c in enumerate(doc["categories"])}
@@ -72,10 +74,11 @@ def read_coco(path: str, image_dir: str, masks: bool = False) -> tuple[list[RawI
         bbox = _field(ann, "bbox", list, where)
         if len(bbox) != 4 or not all(isinstance(v, (int, float)) for v in bbox):
             raise DatasetError(f"{where}: bbox must be [x, y, width, height], got {bbox}")
-    images = []
+    images, listed = [], set()
     for i, entry in enumerate(doc["images"]):
         where = f"{path}: images[{i}]"
         image_id = _field(entry, "id", int, where)
+        listed.add(image_id)
         anns = per_image.get(image_id, [])
         xywh = np.array([a["bbox"] for a in anns], dtype=np.float64).reshape(-1, 4)
         size = (entry["height"], entry["width"]) if isinstance(entry.get("height"), int) and isinstance(
@@ -87,7 +90,9 @@ def read_coco(path: str, image_dir: str, masks: bool = False) -> tuple[list[RawI
             boxes=np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1), image_id=image_id, size=size,
             iscrowd=np.array([bool(a.get("iscrowd", 0)) for a in anns], dtype=bool), areas=annotation_areas(anns),
             masks=rles))
-    return images, categories
+    unmatched = [f"{path}: annotation id {a.get('id')} has image_id {image_id}, which 'images' does not list"
+                 for image_id, anns in per_image.items() if image_id not in listed for a in anns]
+    return images, categories, unmatched
 
 
 @DATASETS.register("coco")
@@ -97,7 +102,7 @@ def coco(root: str, split: str, transforms: Callable[[Sample], Sample] | None = 
          masks: bool = False) -> DetDataset:
     """Classes are the file's categories in id order unless ``class_names`` fixes them (by name)."""
     path = require_file(os.path.join(root, ann_file.format(split=split)), "COCO annotation file")
-    images, categories = read_coco(path, os.path.join(root, image_dir.format(split=split)), masks)
+    images, categories, unmatched = read_coco(path, os.path.join(root, image_dir.format(split=split)), masks)
     if not images:
         raise DatasetError(f"{path}: lists no images")
     by_id = sorted(categories)
@@ -105,4 +110,4 @@ def coco(root: str, split: str, transforms: Callable[[Sample], Sample] | None = 
     ids_by_name = {categories[i]: i for i in by_id}
     metadata = {"category_ids": [ids_by_name[n] for n in names]} if all(n in ids_by_name for n in names) else {}
     return DetDataset(images, path, class_names=names, transforms=transforms, skip_bad_images=skip_bad_images,
-                      skip_bad_boxes=skip_bad_boxes, metadata=metadata)
+                      skip_bad_boxes=skip_bad_boxes, metadata=metadata, unmatched_annotations=unmatched)
