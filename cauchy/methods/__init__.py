@@ -1,2 +1,2 @@
 """Methods per task; importing this package registers them all."""
-from cauchy.methods import cls, det  # noqa: F401
+from cauchy.methods import cls, det, seg  # noqa: F401
