@@ -13,16 +13,21 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import default_collate
 
+from cauchy import rundir
 from cauchy.datasets import geometry
 from cauchy.datasets.det.base import to_original
 from cauchy.hypes import HypesError
 from cauchy.methods.base import Method
+from cauchy.metrics.base import Evaluator
+from cauchy.metrics.det import DetectionEvaluator, rounded_results
 from cauchy.models.det.torchvision_detectors import TorchvisionDetector
 from cauchy.models.det.yolov3 import COCO_ANCHORS, YOLOv3, YOLOv3Loss, check_anchors, decode
 from cauchy.registry import METHODS
+from cauchy.schema import defaults
+from cauchy.tasks.det import DET
 
 BOX_FIELDS = ("boxes", *geometry.BOX_FIELDS)  # collated as lists of tensors
-DEFAULT_RES = {"score_thresh": 0.05, "nms_iou": 0.5, "max_dets": 100}
+DEFAULT_RES = defaults(DET.schema["res"])  # the hypes' own defaults, for methods built without hypes
 
 
 def collate_detection(samples: list[dict[str, Any]], size_divisor: int = 32) -> dict[str, Any]:
@@ -62,21 +67,24 @@ def training_targets(batch: dict[str, Any]) -> list[dict[str, torch.Tensor]]:
 
 
 def draw_detections(image: np.ndarray, prediction: dict[str, Any], class_names: list[str]) -> np.ndarray:
-    """An RGB copy of ``image`` with each box, class name and score drawn on it."""
-    out = image.copy()
+    """An RGB copy of ``image`` with each box, class name and (when given) score drawn on it."""
+    out = np.ascontiguousarray(image).copy()
     palette = [(230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180), (70, 240, 240)]
-    for box, score, label in zip(prediction["boxes"].tolist(), prediction["scores"].tolist(),
-                                 prediction["labels"].tolist()):
+    labels = prediction["labels"].tolist()
+    scores = prediction["scores"].tolist() if "scores" in prediction else [None] * len(labels)
+    for box, score, label in zip(prediction["boxes"].tolist(), scores, labels):
         color = palette[label % len(palette)]
         x1, y1, x2, y2 = (round(v) for v in box)
         cv2.rectangle(out, (x1, y1), (x2, y2), color, 2)
-        cv2.putText(out, f"{class_names[label]} {score:.2f}", (x1, max(y1 - 3, 10)), cv2.FONT_HERSHEY_SIMPLEX,
-                    0.4, color, 1, cv2.LINE_AA)
+        text = class_names[label] if score is None else f"{class_names[label]} {score:.2f}"
+        cv2.putText(out, text, (x1, max(y1 - 3, 10)), cv2.FONT_HERSHEY_SIMPLEX, 0.4, color, 1, cv2.LINE_AA)
     return out
 
 
 class DetectionMethod(Method):
     """Subclasses implement ``forward_train`` and ``detect`` (boxes in network-input pixels)."""
+
+    default_evaluator = "coco"
 
     def __init__(self, model: nn.Module, loss: nn.Module | None = None, res: dict[str, Any] | None = None) -> None:
         super().__init__(model, loss)
@@ -95,8 +103,27 @@ class DetectionMethod(Method):
         return [{"boxes": to_original(d["boxes"].float(), scale, size), "scores": d["scores"].float(),
                  "labels": d["labels"]} for d, scale, size in zip(detections, batch["scale_factor"], batch["orig_size"])]
 
+    def describe(self, prediction: dict[str, Any], class_names: list[str]) -> dict[str, Any]:
+        """``boxes`` (original pixels, xyxy), ``scores``, ``labels`` and their ``class_names``."""
+        labels = prediction["labels"].tolist()
+        return {"boxes": prediction["boxes"].tolist(), "scores": prediction["scores"].tolist(), "labels": labels,
+                "class_names": [class_names[v] for v in labels]}
+
+    def truth(self, batch: dict[str, Any], index: int) -> dict[str, Any] | None:
+        """The reader's boxes (crowd and difficult ones too) and labels, without scores."""
+        if "truth" not in batch:
+            return None
+        truth = batch["truth"][index]
+        return {"boxes": torch.as_tensor(truth["boxes"]), "labels": torch.as_tensor(truth["labels"])}
+
     def draw(self, image: np.ndarray, prediction: dict[str, Any], class_names: list[str]) -> np.ndarray:
         return draw_detections(image, prediction, class_names)
+
+    def test_files(self, evaluator: Evaluator) -> dict[str, Any]:
+        """``detections.json``: the detections in COCO's results format (from the first detection
+        evaluator that ran), rounded as written."""
+        found = next((e for e in evaluator.parts() if isinstance(e, DetectionEvaluator)), None)
+        return {rundir.DETECTIONS: rounded_results(found.results())} if found is not None else {}
 
 
 def no_anchor_settings(method: str, anchor: dict[str, Any] | None) -> None:

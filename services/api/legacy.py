@@ -26,6 +26,7 @@ from flask import Blueprint, jsonify, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
+from cauchy import rundir
 from services.api.errors import ApiError, bad_request, conflict
 from services.api.jobs import find_job, request_stop, services
 from services.api.submission import job_fields, source_checkpoint
@@ -168,7 +169,7 @@ def wait_for(job_id: int, timeout: float) -> Job:
 
 
 def predictions(job: Job) -> list[dict[str, Any]]:
-    path = services().supervisor.job_dir(job.id) / "predictions" / "predictions.json"
+    path = services().supervisor.job_dir(job.id) / rundir.PREDICTIONS
     return json.loads(path.read_text(encoding="utf-8"))["predictions"]
 
 

@@ -8,10 +8,10 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify, request, send_from_directory
 from flask.typing import ResponseReturnValue
 
+from cauchy import rundir
 from cauchy.manifest import read_manifest
 from services.api.errors import ApiError, bad_request, conflict
 from services.api.jobs import find_job
-from services.jobs import files
 from services.jobs.store import ENDED
 from services.weights_store import WeightsStoreError, final_metrics, publish, weights_dir
 
@@ -39,7 +39,7 @@ def publish_job(job_id: int) -> ResponseReturnValue:
     if job.state not in ENDED:
         raise conflict(f"job {job_id} is {job.state}; publish it once it has ended")
     directory = svc.supervisor.job_dir(job_id)
-    checkpoint = files.model_checkpoint(directory)
+    checkpoint = rundir.model_checkpoint(directory)
     if checkpoint is None:
         raise conflict(f"job {job_id} saved no checkpoint")
     body = request.get_json(silent=True)
@@ -47,7 +47,7 @@ def publish_job(job_id: int) -> ResponseReturnValue:
         raise bad_request('send a JSON object such as {"name": "small_cnn_digits"}', None, "invalid_body")
     try:
         entry = publish(_dir(), body.get("name"), checkpoint, hypes=job.hypes,
-                        metrics=final_metrics(directory / files.METRICS_FILE), source_job=job_id)
+                        metrics=final_metrics(directory / rundir.METRICS), source_job=job_id)
     except WeightsStoreError as exc:
         raise ApiError(409 if exc.code == "exists" else 400, exc.code, str(exc), exc.field) from None
     response = jsonify(with_url(entry))

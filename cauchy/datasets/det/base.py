@@ -3,7 +3,10 @@
 A format module only turns its files into :class:`RawImage` records (boxes in 0-based continuous
 pixel coordinates, one class *name* per box); :class:`DetDataset` checks them once, at
 construction, and serves items ``{"image", "boxes", "labels", "difficult", "iscrowd",
-"image_id", "path", "orig_size"}`` (``image`` HxWx3 uint8 RGB before transforms).
+"image_id", "path", "orig_size", "truth"}`` (``image`` HxWx3 uint8 RGB before transforms).
+``truth`` is the image's ground truth as read, which transforms leave alone: ``boxes`` (float64,
+original pixels), ``labels``, ``ignore`` (difficult or crowd) and ``areas`` (the annotation's own
+area where the format records one, as COCO does, else the box area); evaluators compare with it.
 
 Box checks: a box reaching outside its image is clipped to it. A box with no area (after
 clipping), with a non-finite coordinate or with a class outside ``class_names`` is an error
@@ -42,11 +45,12 @@ class RawImage:
     size: tuple[int, int] | None = None
     difficult: np.ndarray | None = None
     iscrowd: np.ndarray | None = None
+    areas: np.ndarray | None = None
 
 
 @dataclass
 class Record:
-    """One checked image: what ``__getitem__`` needs, with labels as class indices."""
+    """One checked image: what ``__getitem__`` needs, with labels as class indices (boxes float64)."""
 
     path: str
     image_id: int
@@ -54,6 +58,11 @@ class Record:
     labels: np.ndarray
     difficult: np.ndarray
     iscrowd: np.ndarray
+    areas: np.ndarray
+
+    def truth(self) -> dict[str, np.ndarray]:
+        return {"boxes": self.boxes, "labels": self.labels, "ignore": self.difficult | self.iscrowd,
+                "areas": self.areas}
 
 
 def class_names_of(images: Sequence[RawImage]) -> list[str]:
@@ -71,10 +80,10 @@ def check_image(image: RawImage, index: dict[str, int], skip_bad_boxes: bool,
                 bad: list[tuple[str, str]]) -> Record:
     """Clip boxes to the image; a bad box raises DatasetError or, when skipping, goes to ``bad``."""
     n = len(image.names)
-    boxes = np.asarray(image.boxes, dtype=np.float32).reshape(n, 4)
+    boxes = np.asarray(image.boxes, dtype=np.float64).reshape(n, 4)
     height, width = _image_size(image)
     finite = np.isfinite(boxes).all(axis=1)
-    clipped = np.where(finite[:, None], boxes, 0).clip(0, [width, height, width, height]).astype(np.float32)
+    clipped = np.where(finite[:, None], boxes, 0).clip(0, [width, height, width, height])
     positive = (clipped[:, 2] > clipped[:, 0]) & (clipped[:, 3] > clipped[:, 1])
     known = np.array([name in index for name in image.names], dtype=bool)
     keep = finite & positive & known
@@ -92,7 +101,10 @@ def check_image(image: RawImage, index: dict[str, int], skip_bad_boxes: bool,
         return (np.zeros(n, dtype=bool) if values is None else np.asarray(values, dtype=bool).reshape(n))[keep]
 
     labels = np.array([index[name] for name, k in zip(image.names, keep) if k], dtype=np.int64)
-    return Record(image.path, image.image_id, clipped[keep], labels, flags(image.difficult), flags(image.iscrowd))
+    kept = clipped[keep]
+    box_areas = (kept[:, 2] - kept[:, 0]) * (kept[:, 3] - kept[:, 1])
+    areas = box_areas if image.areas is None else np.asarray(image.areas, dtype=np.float64).reshape(n)[keep]
+    return Record(image.path, image.image_id, kept, labels, flags(image.difficult), flags(image.iscrowd), areas)
 
 
 class DetDataset(Dataset):
@@ -126,8 +138,9 @@ class DetDataset(Dataset):
     def __getitem__(self, index: int) -> Sample:
         r = self.records[index]
         image = read_image(r.path)
-        sample = {"image": image, "boxes": r.boxes.copy(), "labels": r.labels.copy(), "difficult": r.difficult.copy(),
-                  "iscrowd": r.iscrowd.copy(), "image_id": r.image_id, "path": r.path, "orig_size": image.shape[:2]}
+        sample = {"image": image, "boxes": r.boxes.astype(np.float32), "labels": r.labels.copy(),
+                  "difficult": r.difficult.copy(), "iscrowd": r.iscrowd.copy(), "image_id": r.image_id, "path": r.path,
+                  "orig_size": image.shape[:2], "truth": r.truth()}
         return self.transforms(sample) if self.transforms is not None else sample
 
 

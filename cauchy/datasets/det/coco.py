@@ -34,6 +34,15 @@ def load_coco(path: str) -> dict[str, Any]:
     return doc
 
 
+def annotation_areas(anns: list[dict[str, Any]]) -> np.ndarray | None:
+    """The annotations' own ``area`` (COCO's: the object's, used for its small/medium/large ranges),
+    or None when any lacks one (then box areas are used)."""
+    areas = [a.get("area") for a in anns]
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in areas):
+        return None
+    return np.array(areas, dtype=np.float64)
+
+
 def read_coco(path: str, image_dir: str) -> tuple[list[RawImage], dict[int, str]]:
     """Images with their boxes (xywh -> xyxy) and the ``{category id: name}`` table."""
     doc = load_coco(path)
@@ -53,14 +62,14 @@ def read_coco(path: str, image_dir: str) -> tuple[list[RawImage], dict[int, str]
         where = f"{path}: images[{i}]"
         image_id = _field(entry, "id", int, where)
         anns = per_image.get(image_id, [])
-        xywh = np.array([a["bbox"] for a in anns], dtype=np.float32).reshape(-1, 4)
+        xywh = np.array([a["bbox"] for a in anns], dtype=np.float64).reshape(-1, 4)
         size = (entry["height"], entry["width"]) if isinstance(entry.get("height"), int) and isinstance(
             entry.get("width"), int) else None
         images.append(RawImage(
             path=os.path.join(image_dir, _field(entry, "file_name", str, where)), source=f"{path} (image id {image_id})",
             names=[categories[a["category_id"]] for a in anns],
             boxes=np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1), image_id=image_id, size=size,
-            iscrowd=np.array([bool(a.get("iscrowd", 0)) for a in anns], dtype=bool)))
+            iscrowd=np.array([bool(a.get("iscrowd", 0)) for a in anns], dtype=bool), areas=annotation_areas(anns)))
     return images, categories
 
 

@@ -15,9 +15,17 @@ from cauchy.metrics.det import COCOEvaluator, VOCEvaluator, voc_ap
 from cauchy.registry import EVALUATORS
 
 
+def truth_of(im: dict) -> dict:
+    gt = np.asarray(im["gt"], dtype=np.float64).reshape(-1, 4)
+    return {"boxes": gt, "labels": np.asarray(im["labels"], dtype=np.int64),
+            "ignore": np.asarray(im.get("difficult", [False] * len(im["labels"])), dtype=bool),
+            "areas": (gt[:, 2] - gt[:, 0]) * (gt[:, 3] - gt[:, 1])}
+
+
 def batch_of(images: list[dict]) -> dict:
-    """A collated batch: ground truth in network-input pixels (``scale_factor`` applied)."""
+    """A collated batch: boxes in network-input pixels (``scale_factor`` applied), ``truth`` as read."""
     return {
+        "truth": [truth_of(im) for im in images],
         "boxes": [torch.tensor(im["gt"], dtype=torch.float32).reshape(-1, 4) * im.get("scale", 1.0) for im in images],
         "labels": [torch.tensor(im["labels"], dtype=torch.int64) for im in images],
         "difficult": [torch.tensor(im.get("difficult", [False] * len(im["labels"])), dtype=torch.bool) for im in images],
@@ -48,7 +56,8 @@ HAND = [
 def run(evaluator, images: list[dict]) -> dict:
     evaluator.reset()
     evaluator.process(batch_of(images), preds_of(images))
-    return evaluator.evaluate()
+    result = evaluator.evaluate()
+    return {**result.scalars, **result.tables}
 
 
 def test_voc_evaluator_matches_the_hand_computed_example() -> None:
