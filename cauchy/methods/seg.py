@@ -7,12 +7,15 @@ argmax: ``{"mask": [H, W] class indices}`` per image at its original size, on th
 """
 from __future__ import annotations
 
+import io
+import os
 from typing import Any
 
 import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch import nn
 from torch.utils.data import default_collate
 
@@ -20,7 +23,7 @@ from cauchy.datasets.seg.palette import colorize, voc_palette
 from cauchy.hypes import HypesError
 from cauchy.methods.base import Method
 from cauchy.models.seg.base import SegmentationModel, upsample
-from cauchy.models.seg.losses import CrossEntropy
+from cauchy.models.seg.losses import CrossEntropy, SegLoss
 from cauchy.registry import METHODS
 
 MODES = ("whole", "slide")
@@ -58,12 +61,25 @@ def slide_windows(length: int, crop: int, stride: int) -> list[int]:
     return starts + [length - crop]
 
 
+def pixel_pair(value: list[float] | None, key: str) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    if not all(isinstance(v, int) or float(v).is_integer() for v in value):
+        raise HypesError(key, f"expected [height, width] in whole pixels, got {value}")
+    return int(value[0]), int(value[1])
+
+
 class SegmentationMethod(Method):
     """``mode``: ``whole`` (the transformed image at once) or ``slide`` (``crop_size`` [h, w] windows
-    every ``stride`` [h, w], logits averaged where windows overlap)."""
+    every ``stride`` [h, w], logits averaged where windows overlap). ``ignore_index`` is the reader's
+    (``data.params.ignore_index``): masks are padded with it and the default loss leaves it out; a
+    named loss must leave out the same value. Masks are drawn and saved in the VOC palette."""
+
+    default_evaluator = "seg"
 
     def __init__(self, model: nn.Module, loss: nn.Module | None = None, *, mode: str = "whole",
-                 crop_size: list[int] | None = None, stride: list[int] | None = None, ignore_index: int = 255) -> None:
+                 crop_size: list[float] | None = None, stride: list[float] | None = None,
+                 ignore_index: int = 255) -> None:
         if not isinstance(model, SegmentationModel):
             raise HypesError("network.model_name", f"a segmentation method needs a segmentation model, got "
                                                    f"{type(model).__name__}")
@@ -71,8 +87,12 @@ class SegmentationMethod(Method):
             raise HypesError("test.mode", f"expected one of {', '.join(MODES)}, got {mode!r}")
         if mode == "slide" and not (crop_size and stride):
             raise HypesError("test.crop_size", "slide mode needs test.crop_size and test.stride ([height, width])")
+        if isinstance(loss, SegLoss) and loss.ignore_index != ignore_index:
+            raise HypesError("loss.params.ignore_index", f"is {loss.ignore_index} but the masks' ignore value "
+                                                         f"(data.params.ignore_index) is {ignore_index}")
         super().__init__(model, loss if loss is not None else CrossEntropy(ignore_index=ignore_index))
-        self.mode, self.crop_size, self.stride, self.ignore_index = mode, crop_size, stride, ignore_index
+        self.mode, self.ignore_index = mode, ignore_index
+        self.crop_size, self.stride = pixel_pair(crop_size, "test.crop_size"), pixel_pair(stride, "test.stride")
         self.palette = voc_palette()
 
     def collate(self, samples: list[dict[str, Any]]) -> dict[str, Any]:
@@ -111,10 +131,28 @@ class SegmentationMethod(Method):
             out.append({"mask": upsample(logits[i:i + 1, :, :h, :w], (oh, ow))[0].argmax(dim=0)})
         return out
 
+    def describe(self, prediction: dict[str, Any], class_names: list[str]) -> dict[str, Any]:
+        """The mask's size and pixels per class present (the mask itself goes to a PNG, not JSON)."""
+        mask = prediction["mask"]
+        counts = torch.bincount(mask.flatten().long(), minlength=len(class_names)).tolist()
+        return {"size": list(mask.shape), "pixels": {name: n for name, n in zip(class_names, counts) if n}}
+
+    def truth(self, batch: dict[str, Any], index: int) -> dict[str, Any] | None:
+        """The reader's mask at the original size (ignored pixels included)."""
+        return {"mask": batch["orig_mask"][index]} if "orig_mask" in batch else None
+
     def draw(self, image: np.ndarray, prediction: dict[str, Any], class_names: list[str]) -> np.ndarray:
-        """``image`` (RGB) with the predicted mask's colours blended over it, half and half."""
+        """``image`` (RGB) with the mask's colours blended over it, half and half."""
         colours = colorize(prediction["mask"].cpu().numpy(), self.palette)
-        return cv2.addWeighted(image, 0.5, colours, 0.5, 0)
+        return cv2.addWeighted(np.ascontiguousarray(image), 0.5, colours, 0.5, 0)
+
+    def prediction_files(self, prediction: dict[str, Any], image_path: str) -> dict[str, bytes]:
+        """``<stem>_mask.png``: the class indices as a palette PNG (readable as a VOC mask)."""
+        png = Image.fromarray(prediction["mask"].cpu().numpy().astype(np.uint8), mode="P")
+        png.putpalette(self.palette.reshape(-1).tolist())
+        buffer = io.BytesIO()
+        png.save(buffer, format="PNG")
+        return {os.path.splitext(os.path.basename(image_path))[0] + "_mask.png": buffer.getvalue()}
 
 
 METHODS.register("fcn_segmentor")(SegmentationMethod)

@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from cauchy.metrics.base import Evaluation, Evaluator
 from cauchy.registry import EVALUATORS
 
 
@@ -36,7 +37,7 @@ def scores_from_confusion(cm: torch.Tensor) -> dict[str, Any]:
 
 
 @EVALUATORS.register("seg")
-class SegmentationEvaluator:
+class SegmentationEvaluator(Evaluator):
     """Compares each prediction's ``mask`` with the batch's ``orig_mask`` (both at the original size)."""
 
     main_metric = "miou"
@@ -61,10 +62,11 @@ class SegmentationEvaluator:
             self.confusion = counts if self.confusion is None else self.confusion + counts
             self.count += 1
 
-    def evaluate(self) -> dict[str, Any]:
+    def evaluate(self) -> Evaluation:
         n = self.num_classes
         cm = (self.confusion if self.confusion is not None else torch.zeros(n * n, dtype=torch.long)).view(n, n).cpu()
         scores = scores_from_confusion(cm)
         per_class = {name: {"iou": iou, "acc": acc, "pixels": int(pixels)}
                      for name, iou, acc, pixels in zip(self.class_names, scores.pop("iou"), scores.pop("acc"), cm.sum(1))}
-        return {**scores, "count": self.count, "per_class": per_class, "confusion_matrix": cm.tolist()}
+        return Evaluation({**scores, "count": float(self.count)},
+                          {"per_class": per_class, "confusion_matrix": cm.tolist()})
