@@ -53,14 +53,21 @@ class SegmentationEvaluator(Evaluator):
         self.count = 0
 
     def process(self, batch: dict[str, Any], predictions: list[dict[str, Any]]) -> None:
+        """One ``bincount`` per batch over every image's ``truth * C + prediction`` cell index, with
+        ignored (and out-of-range) pixels sent to an extra bin that is dropped: no boolean indexing,
+        which would copy each image's pixel count to the host."""
         n = self.num_classes
+        cells = []
         for gt, prediction in zip(batch["orig_mask"], predictions):
             pred = prediction["mask"]
             gt = torch.as_tensor(gt, device=pred.device).long()
             valid = (gt != self.ignore_index) & (gt >= 0) & (gt < n)
-            counts = torch.bincount(gt[valid] * n + pred[valid].long(), minlength=n * n)
-            self.confusion = counts if self.confusion is None else self.confusion + counts
-            self.count += 1
+            cells.append(torch.where(valid, gt * n + pred.long(), n * n).flatten())
+        if not cells:
+            return
+        counts = torch.bincount(torch.cat(cells), minlength=n * n + 1)[:n * n]
+        self.confusion = counts if self.confusion is None else self.confusion + counts
+        self.count += len(cells)
 
     def evaluate(self) -> Evaluation:
         n = self.num_classes
