@@ -144,8 +144,9 @@ def build_loss(h: dict[str, Any]) -> nn.Module | None:
 
 
 def build_method(h: dict[str, Any], num_classes: int) -> Method:
-    """The task's own hypes sections (det: ``anchor``, ``res``) go to the method as keyword arguments."""
-    sections = {name: h[name] for name in task_of(h["task"]).method_sections(SCHEMA)}
+    """The task's own hypes sections (det: ``anchor``, ``res``) and keys (seg: ``test.mode``) go to the
+    method as keyword arguments."""
+    sections = task_of(h["task"]).method_arguments(h, SCHEMA)
     return build_component(METHODS, h["method"], "method", model=build_model(h, num_classes), loss=build_loss(h),
                            **sections)
 

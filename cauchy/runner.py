@@ -194,6 +194,8 @@ def predict(h: dict[str, Any], opts: RunOptions) -> int:
             drawn = method.draw(read_image(path), p, class_names)
             if drawn is not None:  # the method's picture of its prediction, beside predictions.json
                 cv2.imwrite(os.path.join(directory, os.path.basename(path)), cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
+            for name, data in method.prediction_files(p, path).items():
+                atomic_write(os.path.join(directory, name), lambda fh, data=data: fh.write(data))
 
     inference_on_dataset(method, build_loader(h, "test", dataset, method), None, device, on_batch=keep)
     write_json(os.path.join(opts.run_dir, rundir.PREDICTIONS), {"predictions": out})

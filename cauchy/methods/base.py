@@ -51,6 +51,11 @@ class Method(nn.Module):
         the task has no drawing (then predict writes no images and validation shows none)."""
         return None
 
+    def prediction_files(self, prediction: dict[str, Any], image_path: str) -> dict[str, bytes]:
+        """Extra files the predict phase writes for one image beside its drawing, ``{file name: encoded
+        bytes}`` (seg: the label map as a palette PNG); names should start with the image's stem."""
+        return {}
+
     def test_files(self, evaluator: Evaluator) -> dict[str, Any]:
         """Extra JSON files of the test phase, ``{file name in the run directory: document}``, taken
         from the evaluator that just ran (det: ``detections.json`` in COCO's results format)."""

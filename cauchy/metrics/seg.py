@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from cauchy.metrics.base import Evaluation, Evaluator
 from cauchy.registry import EVALUATORS
 
 
@@ -36,7 +37,7 @@ def scores_from_confusion(cm: torch.Tensor) -> dict[str, Any]:
 
 
 @EVALUATORS.register("seg")
-class SegmentationEvaluator:
+class SegmentationEvaluator(Evaluator):
     """Compares each prediction's ``mask`` with the batch's ``orig_mask`` (both at the original size)."""
 
     main_metric = "miou"
@@ -52,19 +53,27 @@ class SegmentationEvaluator:
         self.count = 0
 
     def process(self, batch: dict[str, Any], predictions: list[dict[str, Any]]) -> None:
+        """One ``bincount`` per batch over every image's ``truth * C + prediction`` cell index, with
+        ignored (and out-of-range) pixels sent to an extra bin that is dropped: no boolean indexing,
+        which would copy each image's pixel count to the host."""
         n = self.num_classes
+        cells = []
         for gt, prediction in zip(batch["orig_mask"], predictions):
             pred = prediction["mask"]
             gt = torch.as_tensor(gt, device=pred.device).long()
             valid = (gt != self.ignore_index) & (gt >= 0) & (gt < n)
-            counts = torch.bincount(gt[valid] * n + pred[valid].long(), minlength=n * n)
-            self.confusion = counts if self.confusion is None else self.confusion + counts
-            self.count += 1
+            cells.append(torch.where(valid, gt * n + pred.long(), n * n).flatten())
+        if not cells:
+            return
+        counts = torch.bincount(torch.cat(cells), minlength=n * n + 1)[:n * n]
+        self.confusion = counts if self.confusion is None else self.confusion + counts
+        self.count += len(cells)
 
-    def evaluate(self) -> dict[str, Any]:
+    def evaluate(self) -> Evaluation:
         n = self.num_classes
         cm = (self.confusion if self.confusion is not None else torch.zeros(n * n, dtype=torch.long)).view(n, n).cpu()
         scores = scores_from_confusion(cm)
         per_class = {name: {"iou": iou, "acc": acc, "pixels": int(pixels)}
                      for name, iou, acc, pixels in zip(self.class_names, scores.pop("iou"), scores.pop("acc"), cm.sum(1))}
-        return {**scores, "count": self.count, "per_class": per_class, "confusion_matrix": cm.tolist()}
+        return Evaluation({**scores, "count": float(self.count)},
+                          {"per_class": per_class, "confusion_matrix": cm.tolist()})

@@ -42,8 +42,10 @@ MODELS.register("deeplabv3_mobilenet_v3_large")(deeplabv3(tvs.deeplabv3_mobilene
 
 
 @MODELS.register("lraspp")
-def lraspp(num_classes: int, backbone: str = "mobilenet_v3_large") -> TorchvisionSegmenter:
-    """``backbone``: ``mobilenet_v3_large`` (the paper's) or ``mobilenet_v3_small``."""
+def lraspp(num_classes: int, backbone: str = "mobilenet_v3_large", dilated: bool = True) -> TorchvisionSegmenter:
+    """``backbone``: ``mobilenet_v3_large`` (the paper's) or ``mobilenet_v3_small``; ``dilated=False``
+    keeps the last stage strided (output stride 32, not the paper's 16): dilated depthwise convolutions
+    take PyTorch's slow generic path on CPU."""
     if backbone not in ("mobilenet_v3_large", "mobilenet_v3_small"):
         raise ValueError(f"backbone: expected mobilenet_v3_large or mobilenet_v3_small, got {backbone!r}")
-    return TorchvisionSegmenter(_lraspp_mobilenetv3(getattr(tvm, backbone)(weights=None, dilated=True), num_classes))
+    return TorchvisionSegmenter(_lraspp_mobilenetv3(getattr(tvm, backbone)(weights=None, dilated=dilated), num_classes))

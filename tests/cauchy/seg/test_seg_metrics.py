@@ -44,19 +44,19 @@ def test_matches_numpy_on_random_masks(seed: int) -> None:
         chunk = pairs[start:start + 3]
         evaluator.process({"orig_mask": [torch.from_numpy(g.astype(np.uint8)) for g, _ in chunk]},
                           [{"mask": torch.from_numpy(p)} for _, p in chunk])
-    got, want = evaluator.evaluate(), numpy_reference(pairs, n, ignore)
+    result, want = evaluator.evaluate(), numpy_reference(pairs, n, ignore)
     for key in ("miou", "pixel_acc", "mean_acc", "fwiou"):
-        assert got[key] == pytest.approx(want[key], abs=1e-12), key
-    ious = [got["per_class"][str(c)]["iou"] for c in range(n)]
+        assert result.scalars[key] == pytest.approx(want[key], abs=1e-12), key
+    ious = [result.tables["per_class"][str(c)]["iou"] for c in range(n)]
     assert ious[-1] is None  # neither in ground truth nor predicted
     np.testing.assert_allclose([np.nan if v is None else v for v in ious], want["iou"], atol=1e-12)
-    assert got["count"] == 7 and len(got["confusion_matrix"]) == n
+    assert result.scalars["count"] == 7 and len(result.tables["confusion_matrix"]) == n
 
 
 def test_perfect_and_empty() -> None:
     evaluator = SegmentationEvaluator(3)
     gt = torch.tensor([[0, 1], [2, 255]])
     evaluator.process({"orig_mask": [gt]}, [{"mask": torch.tensor([[0, 1], [2, 1]])}])
-    assert evaluator.evaluate()["miou"] == 1.0
+    assert evaluator.evaluate().scalars["miou"] == 1.0
     evaluator.reset()
-    assert evaluator.evaluate()["miou"] == 0.0
+    assert evaluator.evaluate().scalars["miou"] == 0.0
