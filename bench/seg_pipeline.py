@@ -6,7 +6,8 @@ with the same batch size and workers, and deliver normalised float32 NCHW images
 maps after: random scale by a factor in [0.5, 2.0] (torchvision: ``RandomResize`` of the shorter
 side over the same range), random crop of 320x320 padded where the image is smaller (image 0, mask
 255, the ignore value), horizontal flip (p=0.5), normalise. Cauchy reads through its VOC
-segmentation reader and loads as the Trainer does (keyed batches, per-sample seeded streams).
+segmentation reader and loads as the Trainer does (keyed batches, per-sample seeded streams, the seg
+method's collate, which also carries each image's original mask for evaluation at its size).
 Rounds alternate so machine-load drifts hit all sides alike; each round is one pass over the
 images with persistent, warmed-up workers.
 
@@ -41,6 +42,7 @@ import cauchy.datasets  # noqa: F401  (registers the readers)
 from cauchy.datasets.seg.palette import voc_palette
 from cauchy.datasets.transforms import Compose, Normalize, RandomCrop, RandomHFlip, RandomScale
 from cauchy.engine.trainer import training_loader
+from cauchy.methods.seg import collate_segmentation
 from cauchy.registry import DATASETS
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -77,11 +79,6 @@ def write_images(root: str, count: int, seed: int) -> list[str]:
     return ids
 
 
-def cauchy_collate(samples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-    """Images and label maps stacked (into shared memory in a worker), as a seg batch needs them."""
-    return {"image": default_collate([s["image"] for s in samples]), "mask": default_collate([s["mask"] for s in samples])}
-
-
 def torchvision_collate(batch: list) -> tuple[torch.Tensor, torch.Tensor]:
     images, masks = zip(*batch)
     return (default_collate([i.as_subclass(torch.Tensor) for i in images]),
@@ -105,7 +102,7 @@ def make_loaders(root: str, ids: list[str], batch_size: int, workers: int) -> di
         return read_mask(os.path.join(root, "SegmentationClass", ids[index] + ".png"))
 
     paths = [os.path.join(root, "JPEGImages", name + ".jpg") for name in ids]
-    return {"cauchy": training_loader(cauchy_set, batch_size, collate_fn=cauchy_collate, num_workers=workers,
+    return {"cauchy": training_loader(cauchy_set, batch_size, collate_fn=collate_segmentation, num_workers=workers,
                                       persistent_workers=workers > 0),
             **baseline_loaders(paths, tv_transforms, target, torchvision_collate, batch_size, workers)}
 
