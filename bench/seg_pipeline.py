@@ -5,9 +5,11 @@ All read the same JPEGs (500x375, like Pascal VOC) and palette PNG label maps th
 with the same batch size and workers, and deliver normalised float32 NCHW images with int64 label
 maps after: random scale by a factor in [0.5, 2.0] (torchvision: ``RandomResize`` of the shorter
 side over the same range), random crop of 320x320 padded where the image is smaller (image 0, mask
-255, the ignore value), horizontal flip (p=0.5), normalise. Cauchy reads through its VOC
-segmentation reader and loads as the Trainer does (keyed batches, per-sample seeded streams, the seg
-method's collate, which also carries each image's original mask for evaluation at its size).
+255, the ignore value), horizontal flip (p=0.5), normalise. Cauchy scales and crops in one step
+(``random_scale_crop``: the window is drawn in the original image and only it is resized; the same
+augmentation as ``random_scale`` + ``random_crop``, which torchvision's side does). Cauchy reads
+through its VOC segmentation reader and loads as the Trainer does (keyed batches, per-sample seeded
+streams, the seg method's collate, which also carries each image's original mask for evaluation).
 Rounds alternate so machine-load drifts hit all sides alike; each round is one pass over the
 images with persistent, warmed-up workers.
 
@@ -40,7 +42,7 @@ from rounds import summary
 
 import cauchy.datasets  # noqa: F401  (registers the readers)
 from cauchy.datasets.seg.palette import voc_palette
-from cauchy.datasets.transforms import Compose, Normalize, RandomCrop, RandomHFlip, RandomScale
+from cauchy.datasets.transforms import Compose, Normalize, RandomHFlip, RandomScaleCrop
 from cauchy.engine.trainer import training_loader
 from cauchy.methods.seg import collate_segmentation
 from cauchy.registry import DATASETS
@@ -87,7 +89,7 @@ def torchvision_collate(batch: list) -> tuple[torch.Tensor, torch.Tensor]:
 
 def make_loaders(root: str, ids: list[str], batch_size: int, workers: int) -> dict[str, DataLoader]:
     cauchy_set = DATASETS.build("voc_seg", root=root, split="train", transforms=Compose([
-        RandomScale(scale=[0.5, 2.0]), RandomCrop(size=CROP, fill=0, mask_fill=IGNORE), RandomHFlip(p=0.5),
+        RandomScaleCrop(size=CROP, scale=[0.5, 2.0], fill=0, mask_fill=IGNORE), RandomHFlip(p=0.5),
         Normalize(div_value=255.0, mean=MEAN, std=STD)]))
 
     def tv_transforms() -> v2.Transform:

@@ -197,11 +197,41 @@ class RandomCrop(CenterCrop):
     """Crop a random ``size`` window (padding an image smaller than it); boxes as in center_crop."""
 
     def _origin(self, height: int, width: int) -> tuple[int, int]:
+        return random_origin(height, width, *self.size)
+
+
+def random_origin(height: int, width: int, h: int, w: int) -> tuple[int, int]:
+    """A uniform (x0, y0) for an ``h`` x ``w`` window over a ``height`` x ``width`` image (the window
+    inside the image, or the image inside the window when it is the smaller)."""
+    gen = rng()
+    x0 = int(gen.integers(min(0, width - w), max(0, width - w) + 1))
+    y0 = int(gen.integers(min(0, height - h), max(0, height - h) + 1))
+    return x0, y0
+
+
+@TRANSFORMS.register("random_scale_crop")
+class RandomScaleCrop(CenterCrop):
+    """``random_scale`` then ``random_crop`` of ``size`` in one step, the multi-scale crop of
+    segmentation training: the window is drawn in the original image (``size / factor``, padded with
+    ``fill`` / ``mask_fill`` where it leaves the image) and only it is resized to ``size``, so a 2x
+    scale costs the resize of one crop rather than of an image four times larger."""
+
+    def __init__(self, size: Size, scale: Sequence[float] = (0.5, 2.0), fill: Fill = 0, mask_fill: int = 0,
+                 interpolation: str = "linear", min_visible: float = 0.0) -> None:
+        super().__init__(size, fill, mask_fill, min_visible)
+        self.scale = _range(scale, "scale")
+        if self.scale[0] <= 0:
+            raise ValueError(f"scale: expected [low, high] with 0 < low, got {list(scale)!r}")
+        self.interpolation = geometry.interpolation_flag(interpolation)
+
+    def __call__(self, sample: Sample) -> Sample:
+        factor = rng().uniform(*self.scale)
         h, w = self.size
-        gen = rng()
-        x0 = int(gen.integers(min(0, width - w), max(0, width - w) + 1))
-        y0 = int(gen.integers(min(0, height - h), max(0, height - h) + 1))
-        return x0, y0
+        win_h, win_w = max(1, round(h / factor)), max(1, round(w / factor))
+        x0, y0 = random_origin(*sample["image"].shape[:2], win_h, win_w)
+        window = geometry.crop(sample, x0, y0, win_w, win_h, fill=self.fill, mask_fill=self.mask_fill,
+                               min_visible=self.min_visible)
+        return _resize_recorded(window, h, w, self.interpolation)
 
 
 @TRANSFORMS.register("random_hflip")
