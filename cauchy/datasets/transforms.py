@@ -42,6 +42,14 @@ def _range(value: Sequence[float], name: str) -> tuple[float, float]:
     return float(low), float(high)
 
 
+def _scale_range(value: Sequence[float]) -> tuple[float, float]:
+    """A ``[low, high]`` range of scale factors, ``0 < low``."""
+    low, high = _range(value, "scale")
+    if low <= 0:
+        raise ValueError(f"scale: expected [low, high] with 0 < low, got {list(value)!r}")
+    return low, high
+
+
 class Compose:
     """Applies transforms in order."""
 
@@ -114,9 +122,7 @@ class RandomScale:
     multi-scale augmentation of segmentation training, usually followed by ``random_crop``."""
 
     def __init__(self, scale: Sequence[float] = (0.5, 2.0), interpolation: str = "linear") -> None:
-        self.scale = _range(scale, "scale")
-        if self.scale[0] <= 0:
-            raise ValueError(f"scale: expected [low, high] with 0 < low, got {list(scale)!r}")
+        self.scale = _scale_range(scale)
         self.interpolation = geometry.interpolation_flag(interpolation)
 
     def __call__(self, sample: Sample) -> Sample:
@@ -219,9 +225,7 @@ class RandomScaleCrop(CenterCrop):
     def __init__(self, size: Size, scale: Sequence[float] = (0.5, 2.0), fill: Fill = 0, mask_fill: int = 0,
                  interpolation: str = "linear", min_visible: float = 0.0) -> None:
         super().__init__(size, fill, mask_fill, min_visible)
-        self.scale = _range(scale, "scale")
-        if self.scale[0] <= 0:
-            raise ValueError(f"scale: expected [low, high] with 0 < low, got {list(scale)!r}")
+        self.scale = _scale_range(scale)
         self.interpolation = geometry.interpolation_flag(interpolation)
 
     def __call__(self, sample: Sample) -> Sample:
