@@ -260,7 +260,7 @@ class VisdomSink:
             pictures = [(name, *self._images[name]) for name in sorted(self._unsent_images)]
             self._unsent_images.clear()
         for name, chw, caption in pictures:
-            vis.image(chw, win=name, env=self.env, opts={"title": name, "caption": caption})
+            vis.image(chw, win=name, env=self.env, opts={"title": name, "caption": caption, "jpgquality": 85})
         if save and (self._series or self._images):
             vis.save([self.env])
 

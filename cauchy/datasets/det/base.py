@@ -11,13 +11,18 @@ area where the format records one, as COCO does, else the box area); evaluators 
 Box checks: a box reaching outside its image is clipped to it. A box with no area (after
 clipping), with a non-finite coordinate or with a class outside ``class_names`` is an error
 naming the annotation file, or, with ``skip_bad_boxes=True`` (``data.params``), left out and
-counted in ``skipped_boxes`` (``bad_boxes`` lists ``(file, reason)``). Checking up front makes a
+counted in ``skipped_boxes`` (``bad_boxes`` lists ``(file, reason)``). When the classes come from
+the data (no ``class_names``), a name that looks like a misspelling of a more frequent one (same
+letters but for case, or 80% alike: ``cirle`` beside ``circle``) is not made a class of its own:
+its boxes are bad boxes as above, so a typo cannot silently add a class. Checking up front makes a
 typo fail before training starts and keeps the count visible in the main process; bad images
 are handled as in the classification readers (``cauchy.datasets.io.check_images``).
 """
 from __future__ import annotations
 
+import difflib
 import logging
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -70,6 +75,23 @@ def class_names_of(images: Sequence[RawImage]) -> list[str]:
     return sorted({name for image in images for name in image.names})
 
 
+def misspellings(images: Sequence[RawImage], similarity: float = 0.8) -> dict[str, str]:
+    """``{rare name: frequent name}`` for class names that look like a misspelling of another one found
+    in the data: equal but for case, or at least ``similarity`` alike; the rarer one is the suspect."""
+    counts = Counter(name for image in images for name in image.names)
+    ranked = sorted(counts, key=lambda n: (-counts[n], n))
+    suspects: dict[str, str] = {}
+    for i, rare in enumerate(ranked):
+        for common in ranked[:i]:
+            if common in suspects:
+                continue
+            a, b = rare.lower(), common.lower()
+            if a == b or difflib.SequenceMatcher(None, a, b).ratio() >= similarity:
+                suspects[rare] = common
+                break
+    return suspects
+
+
 def _image_size(image: RawImage) -> tuple[int, int]:
     if image.size is not None and image.size[0] > 0 and image.size[1] > 0:
         return image.size
@@ -77,8 +99,9 @@ def _image_size(image: RawImage) -> tuple[int, int]:
 
 
 def check_image(image: RawImage, index: dict[str, int], skip_bad_boxes: bool,
-                bad: list[tuple[str, str]]) -> Record:
-    """Clip boxes to the image; a bad box raises DatasetError or, when skipping, goes to ``bad``."""
+                bad: list[tuple[str, str]], suspects: dict[str, str] | None = None) -> Record:
+    """Clip boxes to the image; a bad box raises DatasetError or, when skipping, goes to ``bad``.
+    ``suspects`` (see :func:`misspellings`) explains an unknown class that looks like a known one."""
     n = len(image.names)
     boxes = np.asarray(image.boxes, dtype=np.float64).reshape(n, 4)
     height, width = _image_size(image)
@@ -88,7 +111,11 @@ def check_image(image: RawImage, index: dict[str, int], skip_bad_boxes: bool,
     known = np.array([name in index for name in image.names], dtype=bool)
     keep = finite & positive & known
     for i in np.flatnonzero(~keep):
-        if not known[i]:
+        if not known[i] and suspects and image.names[i] in suspects:
+            reason = (f"object {i} has class {image.names[i]!r}, which looks like a misspelling of "
+                      f"{suspects[image.names[i]]!r} (rarer in the data); fix the annotation, or list every "
+                      f"class in data.class_names if both are meant")
+        elif not known[i]:
             reason = f"object {i} has class {image.names[i]!r}, not one of the {len(index)} class names"
         else:
             reason = f"object {i} ({image.names[i]}) has no area inside the {width}x{height} image: " \
@@ -112,17 +139,25 @@ class DetDataset(Dataset):
 
     def __init__(self, images: Sequence[RawImage], source: str, *, class_names: Sequence[str] | None = None,
                  transforms: Callable[[Sample], Sample] | None = None, skip_bad_images: bool = False,
-                 skip_bad_boxes: bool = False, metadata: dict[str, Any] | None = None) -> None:
+                 skip_bad_boxes: bool = False, metadata: dict[str, Any] | None = None,
+                 unmatched_annotations: Sequence[str] = ()) -> None:
+        """``unmatched_annotations`` describes annotations the reader found for no listed image (COCO
+        ``image_id`` s missing from ``images``): counted in ``skipped_annotations`` and reported."""
         self.source = source
-        self.class_names = list(class_names) if class_names is not None else class_names_of(images)
+        suspects = misspellings(images) if class_names is None else {}
+        self.class_names = list(class_names) if class_names is not None else [
+            name for name in class_names_of(images) if name not in suspects]
         self.transforms = transforms
         self.metadata = metadata or {}
+        self.unmatched_annotations = list(unmatched_annotations)
         images, self.bad_images = drop_bad_images(images, lambda image: image.path, source, skip_bad_images)
         index = {name: i for i, name in enumerate(self.class_names)}
         self.bad_boxes: list[tuple[str, str]] = []
-        self.records = [check_image(image, index, skip_bad_boxes, self.bad_boxes) for image in images]
-        if self.skipped or self.skipped_boxes:
-            log.warning("%s: skipped %d bad images and %d bad boxes", source, self.skipped, self.skipped_boxes)
+        self.records = [check_image(image, index, skip_bad_boxes, self.bad_boxes, suspects) for image in images]
+        if self.skipped or self.skipped_boxes or self.skipped_annotations:
+            log.warning("%s: skipped %d bad images, %d bad boxes and %d annotations of no listed image%s", source,
+                        self.skipped, self.skipped_boxes, self.skipped_annotations,
+                        f" (first: {self.unmatched_annotations[0]})" if self.unmatched_annotations else "")
 
     @property
     def skipped(self) -> int:
@@ -131,6 +166,10 @@ class DetDataset(Dataset):
     @property
     def skipped_boxes(self) -> int:
         return len(self.bad_boxes)
+
+    @property
+    def skipped_annotations(self) -> int:
+        return len(self.unmatched_annotations)
 
     def __len__(self) -> int:
         return len(self.records)

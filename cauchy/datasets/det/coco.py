@@ -43,8 +43,9 @@ def annotation_areas(anns: list[dict[str, Any]]) -> np.ndarray | None:
     return np.array(areas, dtype=np.float64)
 
 
-def read_coco(path: str, image_dir: str) -> tuple[list[RawImage], dict[int, str]]:
-    """Images with their boxes (xywh -> xyxy) and the ``{category id: name}`` table."""
+def read_coco(path: str, image_dir: str) -> tuple[list[RawImage], dict[int, str], list[str]]:
+    """Images with their boxes (xywh -> xyxy), the ``{category id: name}`` table, and a description of
+    each annotation whose ``image_id`` names no listed image (left out, to be counted and reported)."""
     doc = load_coco(path)
     categories = {_field(c, "id", int, f"{path}: categories[{i}]"): _field(c, "name", str, f"{path}: categories[{i}]")
                   for i, c in enumerate(doc["categories"])}
@@ -57,10 +58,11 @@ def read_coco(path: str, image_dir: str) -> tuple[list[RawImage], dict[int, str]
         bbox = _field(ann, "bbox", list, where)
         if len(bbox) != 4 or not all(isinstance(v, (int, float)) for v in bbox):
             raise DatasetError(f"{where}: bbox must be [x, y, width, height], got {bbox}")
-    images = []
+    images, listed = [], set()
     for i, entry in enumerate(doc["images"]):
         where = f"{path}: images[{i}]"
         image_id = _field(entry, "id", int, where)
+        listed.add(image_id)
         anns = per_image.get(image_id, [])
         xywh = np.array([a["bbox"] for a in anns], dtype=np.float64).reshape(-1, 4)
         size = (entry["height"], entry["width"]) if isinstance(entry.get("height"), int) and isinstance(
@@ -70,7 +72,9 @@ def read_coco(path: str, image_dir: str) -> tuple[list[RawImage], dict[int, str]
             names=[categories[a["category_id"]] for a in anns],
             boxes=np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1), image_id=image_id, size=size,
             iscrowd=np.array([bool(a.get("iscrowd", 0)) for a in anns], dtype=bool), areas=annotation_areas(anns)))
-    return images, categories
+    unmatched = [f"{path}: annotation id {a.get('id')} has image_id {image_id}, which 'images' does not list"
+                 for image_id, anns in per_image.items() if image_id not in listed for a in anns]
+    return images, categories, unmatched
 
 
 @DATASETS.register("coco")
@@ -79,7 +83,7 @@ def coco(root: str, split: str, transforms: Callable[[Sample], Sample] | None = 
          ann_file: str = "annotations/instances_{split}.json", image_dir: str = "{split}") -> DetDataset:
     """Classes are the file's categories in id order unless ``class_names`` fixes them (by name)."""
     path = require_file(os.path.join(root, ann_file.format(split=split)), "COCO annotation file")
-    images, categories = read_coco(path, os.path.join(root, image_dir.format(split=split)))
+    images, categories, unmatched = read_coco(path, os.path.join(root, image_dir.format(split=split)))
     if not images:
         raise DatasetError(f"{path}: lists no images")
     by_id = sorted(categories)
@@ -87,4 +91,4 @@ def coco(root: str, split: str, transforms: Callable[[Sample], Sample] | None = 
     ids_by_name = {categories[i]: i for i in by_id}
     metadata = {"category_ids": [ids_by_name[n] for n in names]} if all(n in ids_by_name for n in names) else {}
     return DetDataset(images, path, class_names=names, transforms=transforms, skip_bad_images=skip_bad_images,
-                      skip_bad_boxes=skip_bad_boxes, metadata=metadata)
+                      skip_bad_boxes=skip_bad_boxes, metadata=metadata, unmatched_annotations=unmatched)

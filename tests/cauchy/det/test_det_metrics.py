@@ -146,3 +146,22 @@ def test_no_detections_gives_zero_not_an_error() -> None:
     empty = [{**HAND[0], "dets": [], "scores": [], "det_labels": []}]
     assert run(COCOEvaluator(num_classes=1), empty)["map"] == 0.0
     assert run(VOCEvaluator(num_classes=1), empty)["map50"] == 0.0
+
+
+def test_composite_names_each_members_figures_and_gives_the_det_part_to_test_files() -> None:
+    from cauchy import rundir
+    from cauchy.methods.det import DetectionMethod
+    from cauchy.metrics.base import CompositeEvaluator
+
+    scene = random_scene(4)
+    members = {"coco": COCOEvaluator(num_classes=3), "voc": VOCEvaluator(num_classes=3)}
+    composite = CompositeEvaluator(members)
+    assert composite.main_metric == "coco/map" and composite.parts() == list(members.values())
+    composite.reset()
+    composite.process(batch_of(scene), preds_of(scene))
+    both = composite.evaluate()
+    alone = {name: run(EVALUATORS.build(name, num_classes=3), scene) for name in members}
+    assert both.scalars == {f"{name}/{k}": v for name, m in alone.items() for k, v in m.items() if k != "per_class"}
+    assert both.tables["voc/per_class"] == alone["voc"]["per_class"]
+    files = DetectionMethod.test_files(None, composite)  # the method's rule needs no model
+    assert list(files) == [rundir.DETECTIONS] and len(files[rundir.DETECTIONS]) == sum(len(im["dets"]) for im in scene)
