@@ -90,10 +90,10 @@ class ValidationImages:
         for index, (path, prediction, truth) in enumerate(self.pending):
             image = read_image(path)
             drawn = method.draw(image, prediction, self.class_names)
-            if drawn is None:
+            if drawn is None:  # the task has no drawing
                 break
-            expected = method.draw(image, truth, self.class_names) if truth is not None else image
-            sink.write_image(f"val_image_{index}", side_by_side(drawn, expected if expected is not None else image),
+            expected = method.draw(image, truth, self.class_names) if truth is not None else None
+            sink.write_image(f"val_image_{index}", side_by_side(drawn, image if expected is None else expected),
                              step=step, caption=f"{path}: prediction | ground truth")
         self.pending = []
 
