@@ -14,23 +14,18 @@ The last line of output is one JSON object with ``miou`` and ``minutes``.
 """
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import json
 import os
 import sys
 import tempfile
-import time
 
 import torch
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [REPO, os.path.dirname(os.path.abspath(__file__))]
 
-from det_shapes_map import last_value  # noqa: E402
-
-import run_tasks  # noqa: E402
-from cauchy import exitcodes  # noqa: E402
+from det_shapes_map import last_value, shapes_parser, train_timed  # noqa: E402
 
 
 def prepare_seg_shapes(out: str) -> None:
@@ -41,31 +36,14 @@ def prepare_seg_shapes(out: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--hypes", default=os.path.join(REPO, "hypes/seg/lraspp_mobilenetv3small_shapes.json"))
-    parser.add_argument("--data", help="an existing seg shapes set (default: generate one in a temporary folder)")
-    parser.add_argument("--iters", type=int, help="override solver.max_iters")
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
-    parser.add_argument("--run-dir", help="keep the run here (default: a temporary folder)")
-    args = parser.parse_args()
+    args = shapes_parser(__doc__.splitlines()[0], "hypes/seg/lraspp_mobilenetv3small_shapes.json", 2).parse_args()
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory(prefix="cauchy-seg-shapes-") as tmp:
         data = args.data or os.path.join(tmp, "seg_shapes")
         if not args.data:
             prepare_seg_shapes(data)
         run_dir = args.run_dir or os.path.join(tmp, "run")
-        sets = [f"data.data_dir={data}", "details.device=cpu", "logging.progress_bar=false",
-                "solver.test_interval=1000000"]
-        if args.iters:
-            sets.append(f"solver.max_iters={args.iters}")
-        common = ["--hypes", args.hypes, "--tmp_dir", run_dir, *[a for s in sets for a in ("--set", s)]]
-        start, cpu_start = time.perf_counter(), os.times()
-        if run_tasks.main(common) != exitcodes.OK:
-            raise SystemExit("training failed")
-        minutes = (time.perf_counter() - start) / 60
-        cpu_minutes = sum(getattr(os.times(), k) - getattr(cpu_start, k) for k in
-                          ("user", "system", "children_user", "children_system")) / 60
-        load = os.getloadavg()[1]
+        _, minutes, cpu_minutes, load = train_timed(args.hypes, data, run_dir, args.iters)
         miou, pixel_acc = last_value(run_dir, "val", "miou"), last_value(run_dir, "val", "pixel_acc")
         iters = int(last_value(run_dir, "train", "max_iters"))
     print(f"{os.path.basename(args.hypes)}: {iters} iterations in {minutes:.1f} min on {args.threads} CPU threads: "

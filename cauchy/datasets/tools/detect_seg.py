@@ -7,6 +7,7 @@ import os
 
 from cauchy.datasets.errors import DatasetError
 from cauchy.datasets.seg import coco, mask_folder, voc
+from cauchy.datasets.tools.detect import first_format
 
 
 def _is_voc_seg(root: str) -> bool:
@@ -47,10 +48,4 @@ _FORMATS = {  # name: (check, layout for the error message), in the order they a
 
 def detect_seg_format(root: str) -> str:
     """The ``DATASETS`` name of the segmentation format in ``root``; DatasetError if none fits."""
-    if not os.path.isdir(root):
-        raise DatasetError(f"{root}: dataset folder not found")
-    for name, (check, _) in _FORMATS.items():
-        if check(root):
-            return name
-    expected = "; ".join(f"{name}: {layout}" for name, (_, layout) in _FORMATS.items())
-    raise DatasetError(f"{root}: no segmentation dataset format recognised; expected one of {expected}")
+    return first_format(root, _FORMATS, "segmentation")

@@ -23,7 +23,6 @@ The same arguments always give the same files.
 """
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import json
 import math
@@ -160,17 +159,5 @@ def prepare(out: str, train: int = 400, val: int = 100, size: int = 128, seed: i
             json.dump(coco, fh)
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", required=True)
-    p.add_argument("--train", type=int, default=400)
-    p.add_argument("--val", type=int, default=100)
-    p.add_argument("--size", type=int, default=128, help="largest image side in pixels")
-    p.add_argument("--seed", type=int, default=0)
-    args = p.parse_args()
-    prepare(args.out, args.train, args.val, args.size, args.seed)
-    print(f"wrote {args.train} train and {args.val} val images to {args.out}")
-
-
 if __name__ == "__main__":
-    main()
+    DET.main(prepare, __doc__, train=400, val=100, size=128)
