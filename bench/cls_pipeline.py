@@ -1,8 +1,9 @@
-"""Classification input pipeline: Cauchy (cv2) vs torchvision (PIL + transforms.v2), side by side.
+"""Classification input pipeline: Cauchy (cv2) vs torchvision (PIL + transforms.v2, and
+decode_jpeg + v2 on uint8 tensors), beside the decode-only limit (``bench/pipelines.py``).
 
-Both read the same JPEG class folders through a DataLoader with the same batch size and workers
+All read the same JPEG class folders through a DataLoader with the same batch size and workers
 and deliver normalised float32 NCHW batches after RandomResizedCrop(224) + horizontal flip.
-Rounds alternate between the two so drifts in machine load hit both alike; each round is one
+Rounds alternate between the sides so drifts in machine load hit all alike; each round is one
 full pass over the images with persistent, already warmed-up workers.
 
 The images are smooth random content (upscaled random low-resolution noise plus random
@@ -11,7 +12,8 @@ the same libjpeg-turbo work for both sides, dominate unrealistically.
 
     python bench/cls_pipeline.py [--images 512] [--batch-size 64] [--workers 2] [--rounds 5]
 
-The last line of output is one JSON object with the figures.
+The last line of output is one JSON object with the figures: ``ratio`` (Cauchy over the faster
+torchvision side) and ``of_decode_only`` (Cauchy as a fraction of the decode-only limit).
 """
 from __future__ import annotations
 
@@ -20,19 +22,17 @@ import json
 import os
 import sys
 import tempfile
-import time
-from functools import partial
 
 import cv2
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
-from torchvision import datasets as tv_datasets
+from torch.utils.data import DataLoader, default_collate
 from torchvision.transforms import v2
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from rounds import alternate, summary
+from pipelines import DECODE_LIMIT, baseline_loaders, float_images, pipeline_rates
+from rounds import summary
 
 import cauchy.datasets  # noqa: F401  (registers the readers)
 from cauchy.datasets.transforms import Compose, Normalize, RandomHFlip, RandomResizedCrop
@@ -60,27 +60,21 @@ def write_images(root: str, count: int, classes: int, size: int, seed: int) -> N
 def make_loaders(root: str, batch_size: int, workers: int) -> dict[str, DataLoader]:
     cauchy_set = DATASETS.build("image_folder", root=root, split="train", transforms=Compose([
         RandomResizedCrop(size=224), RandomHFlip(p=0.5), Normalize(div_value=255.0, mean=MEAN, std=STD)]))
-    tv_set = tv_datasets.ImageFolder(os.path.join(root, "train"), transform=v2.Compose([
-        v2.RandomResizedCrop(224), v2.RandomHorizontalFlip(), v2.ToImage(),
-        v2.ToDtype(torch.float32, scale=True), v2.Normalize(MEAN, STD)]))
-    common = dict(num_workers=workers, persistent_workers=workers > 0)
+
+    def tv_transforms() -> v2.Transform:
+        return v2.Compose([v2.RandomResizedCrop(224), v2.RandomHorizontalFlip(), v2.ToImage(),
+                           v2.ToDtype(torch.float32, scale=True), v2.Normalize(MEAN, STD)])
+
+    paths, labels = zip(*cauchy_set.samples)  # the same files and labels for every side
     # Cauchy's side loads as the Trainer does: keyed batches, each sample with its own seeded stream.
-    return {"cauchy": training_loader(cauchy_set, batch_size, **common),
-            "torchvision": DataLoader(tv_set, batch_size=batch_size, shuffle=True, **common)}
+    return {"cauchy": training_loader(cauchy_set, batch_size, num_workers=workers, persistent_workers=workers > 0),
+            **baseline_loaders(list(paths), tv_transforms, lambda index, size, read_mask: labels[index],
+                               default_collate, batch_size, workers)}
 
 
-def one_pass(loader: DataLoader) -> float:
-    """Images per second over one full pass; checks that the batches are normalised floats.
-
-    Both use the default collate: Cauchy's items are dicts, torchvision's (image, label) tuples.
-    """
-    count = 0
-    start = time.perf_counter()
-    for batch in loader:
-        images, labels = (batch["image"], batch["label"]) if isinstance(batch, dict) else batch
-        assert images.dtype == torch.float32 and images.shape[1:] == (3, 224, 224), images.shape
-        count += len(labels)
-    return count / (time.perf_counter() - start)
+def check(batch: dict | list) -> int:
+    """Cauchy's batches are dicts, torchvision's (images, labels) pairs: normalised 224x224 floats."""
+    return float_images(batch["image"] if isinstance(batch, dict) else batch[0], (224, 224))
 
 
 def main() -> None:
@@ -95,11 +89,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="cauchy-bench-") as root:
         write_images(root, args.images, args.classes, 256, seed=0)
         loaders = make_loaders(root, args.batch_size, args.workers)
-        rates = alternate({name: partial(one_pass, loader) for name, loader in loaders.items()}, args.rounds)
+        rates = pipeline_rates(loaders, check, args.rounds)
         del loaders
     print(f"{args.images} JPEGs 256x256 -> RandomResizedCrop(224) + hflip + normalise, "
           f"batch {args.batch_size}, {args.workers} workers, {args.rounds} rounds")
-    print(json.dumps(summary(rates, "images/s", images=args.images, batch_size=args.batch_size,
+    print(json.dumps(summary(rates, "images/s", limit=DECODE_LIMIT, images=args.images, batch_size=args.batch_size,
                              workers=args.workers, rounds=args.rounds)))
 
 if __name__ == "__main__":

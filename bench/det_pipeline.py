@@ -1,18 +1,20 @@
-"""Detection input pipeline: Cauchy (cv2) vs torchvision.transforms.v2 with tv_tensors boxes, side by side.
+"""Detection input pipeline: Cauchy (cv2) vs torchvision.transforms.v2 with tv_tensors boxes (PIL
+decoding, and decode_jpeg on uint8 tensors), beside the decode-only limit (``bench/pipelines.py``).
 
-Both read the same JPEGs (500x375, like Pascal VOC) with the same boxes through a DataLoader with
+All read the same JPEGs (500x375, like Pascal VOC) with the same boxes through a DataLoader with
 the same batch size and workers, and deliver normalised float32 batches with per-image boxes and
 labels after: horizontal flip (p=0.5), random crop of 320x400 that clips boxes and drops those
-left empty, resize to 300x300, normalise. torchvision decodes with ``torchvision.io.decode_jpeg``
-(its fastest path) and sanitises boxes with ``SanitizeBoundingBoxes``; Cauchy decodes with cv2
-and its crop drops empty boxes itself. Both stack images with ``default_collate`` (shared memory
-in the workers); Cauchy's collate also packs each per-box field into one buffer per batch, where
-torchvision's references keep per-image target tensors. Rounds alternate so machine-load drifts hit both alike;
-each round is one pass over the images with persistent, warmed-up workers.
+left empty, resize to 300x300, normalise. torchvision sanitises boxes with
+``SanitizeBoundingBoxes``; Cauchy decodes with cv2 and its crop drops empty boxes itself. All stack
+images with ``default_collate`` (shared memory in the workers); Cauchy's collate also packs each
+per-box field into one buffer per batch, where torchvision's references keep per-image target
+tensors. Rounds alternate so machine-load drifts hit all alike; each round is one pass over the
+images with persistent, warmed-up workers.
 
     python bench/det_pipeline.py [--images 512] [--batch-size 32] [--workers 2] [--rounds 5]
 
-The last line of output is one JSON object with the figures and ``ratio`` (Cauchy / torchvision).
+The last line of output is one JSON object with the figures, ``ratio`` (Cauchy over the faster
+torchvision side) and ``of_decode_only``.
 """
 from __future__ import annotations
 
@@ -21,20 +23,19 @@ import json
 import os
 import sys
 import tempfile
-import time
 from functools import partial
 
 import cv2
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, default_collate
+from torch.utils.data import DataLoader, default_collate
 from torchvision import tv_tensors
-from torchvision.io import decode_jpeg, read_file
 from torchvision.transforms import v2
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from rounds import alternate, summary
+from pipelines import DECODE_LIMIT, baseline_loaders, float_images, pipeline_rates
+from rounds import summary
 
 from cauchy.datasets.det.base import DetDataset, RawImage
 from cauchy.datasets.transforms import Compose, Normalize, RandomCrop, RandomHFlip, Resize
@@ -64,22 +65,6 @@ def write_images(root: str, count: int, seed: int) -> list[RawImage]:
     return images
 
 
-class TorchvisionDetSet(Dataset):
-    """The same images and boxes as ``(tv_tensors.Image, {"boxes": BoundingBoxes, "labels"})``."""
-
-    def __init__(self, cauchy_set: DetDataset, transforms: v2.Transform) -> None:
-        self.records, self.transforms = cauchy_set.records, transforms
-
-    def __len__(self) -> int:
-        return len(self.records)
-
-    def __getitem__(self, index: int):
-        r = self.records[index]
-        image = tv_tensors.Image(decode_jpeg(read_file(r.path)))
-        boxes = tv_tensors.BoundingBoxes(torch.from_numpy(r.boxes), format="XYXY", canvas_size=image.shape[-2:])
-        return self.transforms(image, {"boxes": boxes, "labels": torch.from_numpy(r.labels)})
-
-
 def torchvision_collate(batch: list) -> tuple[torch.Tensor, list]:
     """Images stacked by ``default_collate`` (into shared memory in a worker, as Cauchy's collate
     does); targets per image, as in torchvision's detection references."""
@@ -91,28 +76,31 @@ def make_loaders(images: list[RawImage], batch_size: int, workers: int) -> dict[
     cauchy_set = DetDataset(images, "bench", transforms=Compose([
         RandomHFlip(p=0.5), RandomCrop(size=list(CROP)), Resize(size=list(OUT)),
         Normalize(div_value=255.0, mean=MEAN, std=STD)]))
-    tv_set = TorchvisionDetSet(cauchy_set, v2.Compose([
-        v2.RandomHorizontalFlip(p=0.5), v2.RandomCrop(CROP), v2.Resize(OUT), v2.SanitizeBoundingBoxes(),
-        v2.ToDtype(torch.float32, scale=True), v2.Normalize(MEAN, STD)]))
-    common = dict(num_workers=workers, persistent_workers=workers > 0)
+    records = cauchy_set.records
+
+    def tv_transforms() -> v2.Transform:
+        return v2.Compose([v2.RandomHorizontalFlip(p=0.5), v2.RandomCrop(CROP), v2.Resize(OUT),
+                           v2.SanitizeBoundingBoxes(), v2.ToImage(), v2.ToDtype(torch.float32, scale=True),
+                           v2.Normalize(MEAN, STD)])
+
+    def target(index: int, size: tuple[int, int], read_mask: object) -> dict[str, torch.Tensor]:
+        r = records[index]
+        return {"boxes": tv_tensors.BoundingBoxes(torch.from_numpy(r.boxes), format="XYXY", canvas_size=size),
+                "labels": torch.from_numpy(r.labels)}
+
     # Cauchy's side loads as the Trainer does: keyed batches, each sample with its own seeded stream.
     return {"cauchy": training_loader(cauchy_set, batch_size, collate_fn=partial(collate_detection, size_divisor=1),
-                                      **common),
-            "torchvision": DataLoader(tv_set, batch_size=batch_size, shuffle=True, collate_fn=torchvision_collate,
-                                      **common)}
+                                      num_workers=workers, persistent_workers=workers > 0),
+            **baseline_loaders([r.path for r in records], tv_transforms, target, torchvision_collate, batch_size,
+                               workers)}
 
 
-def one_pass(loader: DataLoader) -> float:
-    """Images per second over one pass; checks the batches are normalised floats with boxes inside."""
-    count = 0
-    start = time.perf_counter()
-    for batch in loader:
-        images, boxes = (batch["image"], batch["boxes"]) if isinstance(batch, dict) else \
-            (batch[0], [t["boxes"] for t in batch[1]])
-        assert images.dtype == torch.float32 and tuple(images.shape[-2:]) == OUT, images.shape
-        assert all(bool((b[:, 2:] <= torch.tensor(OUT[::-1])).all()) for b in boxes)
-        count += len(images)
-    return count / (time.perf_counter() - start)
+def check(batch: dict | tuple) -> int:
+    """Normalised float batches of the output size with every box inside it."""
+    images, boxes = (batch["image"], batch["boxes"]) if isinstance(batch, dict) else \
+        (batch[0], [t["boxes"] for t in batch[1]])
+    assert all(bool((b[:, 2:] <= torch.tensor(OUT[::-1])).all()) for b in boxes)
+    return float_images(images, OUT)
 
 
 def main() -> None:
@@ -125,11 +113,11 @@ def main() -> None:
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory(prefix="cauchy-bench-") as root:
         loaders = make_loaders(write_images(root, args.images, seed=0), args.batch_size, args.workers)
-        rates = alternate({name: partial(one_pass, loader) for name, loader in loaders.items()}, args.rounds)
+        rates = pipeline_rates(loaders, check, args.rounds)
         del loaders
     print(f"{args.images} JPEGs {WIDTH}x{HEIGHT} with 1-8 boxes -> hflip + crop {CROP[1]}x{CROP[0]} + resize "
           f"{OUT[1]}x{OUT[0]} + normalise, batch {args.batch_size}, {args.workers} workers, {args.rounds} rounds")
-    print(json.dumps(summary(rates, "images/s", images=args.images, batch_size=args.batch_size,
+    print(json.dumps(summary(rates, "images/s", limit=DECODE_LIMIT, images=args.images, batch_size=args.batch_size,
                              workers=args.workers, rounds=args.rounds)))
 
 

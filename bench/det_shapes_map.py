@@ -47,32 +47,42 @@ def last_value(run_dir: str, phase: str, name: str) -> float:
     return values[-1]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--hypes", default=os.path.join(REPO, "hypes/det/yolov3_small_shapes.json"))
+def shapes_parser(description: str, hypes: str, threads: int | None) -> argparse.ArgumentParser:
+    """The arguments of the shapes training benchmarks (det here, seg in seg_shapes_miou.py)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--hypes", default=os.path.join(REPO, hypes))
     parser.add_argument("--data", help="an existing shapes set (default: generate one in a temporary folder)")
     parser.add_argument("--iters", type=int, help="override solver.max_iters")
-    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch CPU threads")
+    parser.add_argument("--threads", type=int, default=threads, help="torch CPU threads")
     parser.add_argument("--run-dir", help="keep the run here (default: a temporary folder)")
-    args = parser.parse_args()
+    return parser
+
+
+def train_timed(hypes: str, data: str, run_dir: str, iters: int | None) -> tuple[list[str], float, float, float]:
+    """Trains through ``run_tasks.main`` on the CPU, validating only at the end: ``(its arguments,
+    wall-clock minutes, CPU minutes, 5-minute load average)``."""
+    sets = [f"data.data_dir={data}", "details.device=cpu", "logging.progress_bar=false", "solver.test_interval=1000000"]
+    if iters:
+        sets.append(f"solver.max_iters={iters}")
+    common = ["--hypes", hypes, "--tmp_dir", run_dir, *[a for s in sets for a in ("--set", s)]]
+    start, cpu_start = time.perf_counter(), os.times()
+    if run_tasks.main(common) != exitcodes.OK:
+        raise SystemExit("training failed")
+    minutes = (time.perf_counter() - start) / 60
+    cpu_minutes = sum(getattr(os.times(), k) - getattr(cpu_start, k) for k in
+                      ("user", "system", "children_user", "children_system")) / 60
+    return common, minutes, cpu_minutes, os.getloadavg()[1]
+
+
+def main() -> None:
+    args = shapes_parser(__doc__.splitlines()[0], "hypes/det/yolov3_small_shapes.json", os.cpu_count()).parse_args()
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory(prefix="cauchy-shapes-") as tmp:
         data = args.data or os.path.join(tmp, "shapes")
         if not args.data:
             prepare_shapes(data)
         run_dir = args.run_dir or os.path.join(tmp, "run")
-        sets = [f"data.data_dir={data}", "details.device=cpu", "logging.progress_bar=false",
-                "solver.test_interval=1000000"]
-        if args.iters:
-            sets.append(f"solver.max_iters={args.iters}")
-        common = ["--hypes", args.hypes, "--tmp_dir", run_dir, *[a for s in sets for a in ("--set", s)]]
-        start, cpu_start = time.perf_counter(), os.times()
-        if run_tasks.main(common) != exitcodes.OK:
-            raise SystemExit("training failed")
-        minutes = (time.perf_counter() - start) / 60
-        cpu_minutes = sum(getattr(os.times(), k) - getattr(cpu_start, k) for k in
-                          ("user", "system", "children_user", "children_system")) / 60
-        load = os.getloadavg()[1]
+        common, minutes, cpu_minutes, load = train_timed(args.hypes, data, run_dir, args.iters)
         map50 = last_value(run_dir, "val", "map50")
         if run_tasks.main([*common, "--phase", "test", "--set", "test.evaluator=coco"]) != exitcodes.OK:
             raise SystemExit("test phase failed")

@@ -17,14 +17,22 @@ def alternate(runs: dict[str, Callable[[], float]], rounds: int) -> dict[str, li
     return rates
 
 
-def summary(rates: dict[str, list[float]], unit: str, **facts: object) -> dict[str, object]:
-    """Prints each side's median and rounds; returns the figures for the final JSON line."""
+def summary(rates: dict[str, list[float]], unit: str, limit: str | None = None, **facts: object) -> dict[str, object]:
+    """Prints each side's median and rounds; returns the figures for the final JSON line.
+
+    The first side is the one measured; ``ratio`` is its median over the strongest (highest median)
+    of the other sides, except ``limit``, a bound rather than a competitor, which gives
+    ``of_<limit>`` (the first side's median as a fraction of the limit's)."""
     medians = {name: statistics.median(values) for name, values in rates.items()}
-    first, second = list(rates)
+    first, *others = list(rates)
     for name, values in rates.items():
-        print(f"  {name:12s} median {medians[name]:8.2f} {unit}   rounds: " + " ".join(f"{v:.2f}" for v in values))
-    ratio = medians[first] / medians[second]
-    print(f"  ratio {first}/{second}: {ratio:.3f}")
+        print(f"  {name:18s} median {medians[name]:8.2f} {unit}   rounds: " + " ".join(f"{v:.2f}" for v in values))
+    strongest = max((name for name in others if name != limit), key=medians.__getitem__)
+    ratio = medians[first] / medians[strongest]
+    print(f"  ratio {first}/{strongest} (the strongest other side): {ratio:.3f}")
     figures: dict[str, object] = {f"{name}_{unit.replace('/', '_per_')}": round(m, 2) for name, m in medians.items()}
-    return {**figures, "ratio": round(ratio, 3), **facts, **{f"{n}_rounds": [round(v, 2) for v in r]
-                                                           for n, r in rates.items()}}
+    figures.update(ratio=round(ratio, 3), strongest=strongest)
+    if limit is not None:
+        figures[f"of_{limit}"] = round(medians[first] / medians[limit], 3)
+        print(f"  {first} at {figures[f'of_{limit}']:.3f} of {limit}")
+    return {**figures, **facts, **{f"{n}_rounds": [round(v, 2) for v in r] for n, r in rates.items()}}

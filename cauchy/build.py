@@ -18,14 +18,13 @@ from cauchy.datasets.transforms import Compose
 from cauchy.datasets.transforms import build_transforms as compose_transforms
 from cauchy.engine.lr import LRSchedule
 from cauchy.engine.trainer import training_loader
-from cauchy.hypes import TASK_SECTIONS, HypesError
+from cauchy.hypes import SCHEMA, HypesError, task_of
 from cauchy.methods.base import Method
+from cauchy.metrics.base import CompositeEvaluator, Evaluator
 from cauchy.registry import DATASETS, EVALUATORS, LOSSES, METHODS, MODELS, Registry, UnknownComponentError
 from cauchy.weights import load_pretrained
 
 log = logging.getLogger("cauchy.build")
-
-DEFAULT_EVALUATOR = {"cls": "cls", "det": "coco"}
 
 
 def build_component(registry: Registry, name: str, key: str, **kwargs: Any) -> Any:
@@ -60,9 +59,9 @@ def check_components(h: dict[str, Any]) -> None:
         build_component(LOSSES, h["loss"]["loss_type"], "loss.loss_type")
     for split in ("train", "val", "test"):
         build_transforms(h, split)
-        evaluator = h[split].get("evaluator")
-        if evaluator and evaluator not in EVALUATORS:
-            build_component(EVALUATORS, evaluator, f"{split}.evaluator")
+        for name, key in evaluator_names(h[split].get("evaluator"), split):
+            if name not in EVALUATORS:
+                build_component(EVALUATORS, name, key)
 
 
 def build_transforms(h: dict[str, Any], split: str) -> Compose:
@@ -145,20 +144,35 @@ def build_loss(h: dict[str, Any]) -> nn.Module | None:
 
 
 def build_method(h: dict[str, Any], num_classes: int) -> Method:
-    """The task's own hypes sections (det: ``anchor``, ``res``) go to the method as keyword arguments."""
-    sections = {name: h[name] for name in TASK_SECTIONS.get(h["task"], {})}
+    """The task's own hypes sections (det: ``anchor``, ``res``) and keys (seg: ``test.mode``) go to the
+    method as keyword arguments."""
+    sections = task_of(h["task"]).method_arguments(h, SCHEMA)
     return build_component(METHODS, h["method"], "method", model=build_model(h, num_classes), loss=build_loss(h),
                            **sections)
 
 
-def build_evaluator(h: dict[str, Any], split: str, num_classes: int, class_names: list[str],
-                    metadata: dict[str, Any] | None = None) -> Any:
-    """``metadata`` is the dataset's (``dataset.metadata``, e.g. COCO category ids), passed as keyword arguments."""
-    name = h[split]["evaluator"] or DEFAULT_EVALUATOR.get(h["task"])
-    if name is None:
-        raise HypesError(f"{split}.evaluator", f"task {h['task']} has no default evaluator; name one")
-    return build_component(EVALUATORS, name, f"{split}.evaluator", num_classes=num_classes, class_names=class_names,
-                           **(metadata or {}))
+def evaluator_names(chosen: str | list[str] | None, split: str) -> list[tuple[str, str]]:
+    """``(name, hypes key)`` for each evaluator ``<split>.evaluator`` names (one name or a list)."""
+    if chosen is None:
+        return []
+    if isinstance(chosen, str):
+        return [(chosen, f"{split}.evaluator")]
+    return [(name, f"{split}.evaluator[{i}]") for i, name in enumerate(chosen)]
+
+
+def build_evaluator(h: dict[str, Any], split: str, method: Method, num_classes: int, class_names: list[str],
+                    metadata: dict[str, Any] | None = None) -> Evaluator:
+    """The evaluator(s) ``<split>.evaluator`` names, else the method's default; several make a
+    :class:`CompositeEvaluator`. ``metadata`` is the dataset's (e.g. COCO category ids), passed to
+    each as keyword arguments."""
+    names = evaluator_names(h[split]["evaluator"] or method.default_evaluator, split)
+    if not names:
+        raise HypesError(f"{split}.evaluator", f"method {h['method']} has no default evaluator; name one")
+    built = {name: build_component(EVALUATORS, name, key, num_classes=num_classes, class_names=class_names,
+                                   **(metadata or {})) for name, key in names}
+    if len(built) < len(names):
+        raise HypesError(f"{split}.evaluator", "names an evaluator twice")
+    return next(iter(built.values())) if len(built) == 1 else CompositeEvaluator(built)
 
 
 def build_optimizer(h: dict[str, Any], method: nn.Module) -> torch.optim.Optimizer:

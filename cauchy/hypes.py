@@ -8,107 +8,32 @@ from __future__ import annotations
 
 import copy
 import json
-import math
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from cauchy.files import atomic_write
+from cauchy.registry import TASKS
+from cauchy.schema import (
+    MAX_DEPTH,
+    FreeDict,
+    HypesError,
+    Schema,
+    boolean,
+    check_document,
+    integer,
+    integers,
+    merge,
+    name_or_names,
+    number,
+    numbers,
+    string,
+    strings,
+    validate,
+)
+from cauchy.tasks import Task
 
-REQUIRED = object()
-MAX_DEPTH = 32  # objects and lists nested deeper than this are refused (copying them would overflow the stack)
-
-
-class HypesError(ValueError):
-    """A hypes document is invalid; ``key`` is the dotted path of the offending entry."""
-
-    def __init__(self, key: str, message: str) -> None:
-        self.key = key
-        super().__init__(f"{key}: {message}" if key else message)
-
-
-@dataclass(frozen=True)
-class Field:
-    """One leaf of the schema: accepted types, default and the condition a value must meet."""
-
-    types: tuple[type, ...]
-    expect: str
-    default: Any = REQUIRED
-    check: Callable[[Any], bool] | None = None
-    nullable: bool = False
-
-    def validate(self, key: str, value: Any) -> Any:
-        if value is None and self.nullable:
-            return None
-        ok = isinstance(value, self.types) and not (isinstance(value, bool) and bool not in self.types)
-        if ok and int in self.types and float not in self.types and isinstance(value, float):
-            ok = False
-        if ok and isinstance(value, float) and not math.isfinite(value):
-            ok = False
-        if not ok or (self.check is not None and not self.check(value)):
-            raise HypesError(key, f"expected {self.expect}, got {json.dumps(value)}")
-        return float(value) if self.types == (int, float) and not isinstance(value, bool) else value
-
-
-@dataclass(frozen=True)
-class FreeDict:
-    """A dict passed as keyword arguments to a component, which validates its own keys."""
-
-    default: Mapping[str, Any] | None = None
-
-
-Schema = dict  # nested {key: Field | FreeDict | Schema}
-
-
-def number(default: Any = REQUIRED, *, gt: float | None = None, ge: float | None = None,
-           le: float | None = None, nullable: bool = False) -> Field:
-    conds = [f"> {gt:g}" if gt is not None else "", f">= {ge:g}" if ge is not None else "",
-             f"<= {le:g}" if le is not None else ""]
-    bound = " and ".join(c for c in conds if c)
-
-    def check(v: float) -> bool:
-        return (gt is None or v > gt) and (ge is None or v >= ge) and (le is None or v <= le)
-
-    return Field((int, float), "a number" + (f" {bound}" if bound else ""), default, check, nullable)
-
-
-def integer(default: Any = REQUIRED, *, ge: int | None = None, nullable: bool = False) -> Field:
-    expect = "an integer" + (f" >= {ge}" if ge is not None else "")
-    return Field((int,), expect, default, (lambda v: v >= ge) if ge is not None else None, nullable)
-
-
-def string(default: Any = REQUIRED, *, choices: Iterable[str] | None = None, nullable: bool = False) -> Field:
-    if choices is None:
-        return Field((str,), "a string", default, None, nullable)
-    options = tuple(choices)
-    return Field((str,), "one of " + ", ".join(options), default, lambda v: v in options, nullable)
-
-
-def boolean(default: Any = REQUIRED) -> Field:
-    return Field((bool,), "true or false", default)
-
-
-def numbers(default: Any = REQUIRED, *, length: int | None = None, positive: bool = False,
-            nullable: bool = False) -> Field:
-    what = f"a list of {length} numbers" if length else "a list of numbers"
-    what += " > 0" if positive else ""
-
-    def check(v: list) -> bool:
-        return (all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
-                and (length is None or len(v) == length) and (not positive or all(x > 0 for x in v)))
-
-    return Field((list,), what, default, check, nullable)
-
-
-def integers(default: Any = REQUIRED) -> Field:
-    def check(v: list) -> bool:
-        return all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in v)
-
-    return Field((list,), "a list of integers >= 0", default, check)
-
-
-def strings(default: Any = REQUIRED, *, nullable: bool = False) -> Field:
-    return Field((list,), "a list of strings", default, lambda v: all(isinstance(x, str) for x in v), nullable)
+__all__ = ["SCHEMA", "HypesError", "apply_overrides", "load_hypes", "parse_override", "resolve_hypes", "save_hypes",
+           "schema_for", "task_of"]
 
 
 def split_section(batch_size: int) -> Schema:
@@ -123,7 +48,7 @@ def split_section(batch_size: int) -> Schema:
 
 
 SCHEMA: Schema = {
-    "task": string(choices=("cls", "det", "seg", "pose")),
+    "task": string(),  # one of the registered tasks (``cauchy.tasks``)
     "method": string(),
     "dataset": string(""),
     "data": {
@@ -146,8 +71,8 @@ SCHEMA: Schema = {
         "params": FreeDict({}),
     },
     "train": {**split_section(32), "shuffle": boolean(True)},
-    "val": {**split_section(64), "evaluator": string(None, nullable=True)},
-    "test": {**split_section(64), "evaluator": string(None, nullable=True)},
+    "val": {**split_section(64), "evaluator": name_or_names(None, nullable=True)},
+    "test": {**split_section(64), "evaluator": name_or_names(None, nullable=True)},
     "network": {
         "model_name": string(),
         "params": FreeDict({}),
@@ -203,64 +128,9 @@ SCHEMA: Schema = {
     "logging": {
         "log_level": string("info", choices=("debug", "info", "warning", "error")),
         "progress_bar": boolean(True),
+        "val_images": integer(4, ge=0),  # validation images drawn to the job's Visdom at each evaluation
     },
 }
-
-# Sections only some tasks have (torchcv: ``anchor`` and ``res`` for det, ``target`` for pose).
-TASK_SECTIONS: dict[str, Schema] = {
-    "det": {
-        "anchor": FreeDict({}),
-        "res": {
-            "score_thresh": number(0.05, ge=0, le=1),
-            "nms_iou": number(0.5, gt=0, le=1),
-            "max_dets": integer(100, ge=1),
-        },
-    },
-    "pose": {"target": FreeDict({})},
-}
-
-
-def check_document(doc: Any, where: str = "") -> None:
-    """Refuse what JSON cannot carry back or a stack cannot copy: a number that is not finite
-    (``Infinity``, ``1e999``) anywhere, or nesting deeper than ``MAX_DEPTH``. Iterative, so a document
-    nested 100,000 deep is refused rather than crashing the check."""
-    stack: list[tuple[Any, str, int]] = [(doc, where, 0)]
-    while stack:
-        node, key, depth = stack.pop()
-        if isinstance(node, float) and not math.isfinite(node):
-            raise HypesError(key, f"expected a finite number, got {node}")
-        if isinstance(node, (dict, list)):
-            if depth >= MAX_DEPTH:
-                raise HypesError(key, f"nested deeper than {MAX_DEPTH} levels")
-            items = node.items() if isinstance(node, dict) else enumerate(node)
-            stack.extend((value, f"{key}.{name}" if key else str(name), depth + 1) for name, value in items)
-
-
-def _validate(schema: Schema, doc: Any, prefix: str) -> dict[str, Any]:
-    if not isinstance(doc, dict):
-        raise HypesError(prefix, f"expected an object, got {json.dumps(doc)}")
-    unknown = sorted(set(doc) - set(schema))
-    if unknown:
-        key = f"{prefix}.{unknown[0]}" if prefix else unknown[0]
-        raise HypesError(key, "unknown key; valid keys here: " + ", ".join(sorted(schema)))
-    out: dict[str, Any] = {}
-    for name, spec in schema.items():
-        key = f"{prefix}.{name}" if prefix else name
-        if isinstance(spec, dict):
-            out[name] = _validate(spec, doc.get(name, {}), key)
-        elif isinstance(spec, FreeDict):
-            value = doc.get(name, copy.deepcopy(dict(spec.default or {})))
-            if not isinstance(value, dict):
-                raise HypesError(key, f"expected an object, got {json.dumps(value)}")
-            out[name] = value
-        elif name in doc:
-            out[name] = spec.validate(key, doc[name])
-        elif spec.default is REQUIRED:
-            raise HypesError(key, "required key is missing")
-        else:
-            out[name] = copy.deepcopy(spec.default)
-    return out
-
 
 def _check_consistency(h: dict[str, Any]) -> None:
     solver = h["solver"]
@@ -272,8 +142,16 @@ def _check_consistency(h: dict[str, Any]) -> None:
                                              f"lists {len(names)} names")
 
 
+def task_of(name: Any) -> Task:
+    """The registered task called ``name``; anything else is an error on the ``task`` key."""
+    if not isinstance(name, str) or name not in TASKS:
+        raise HypesError("task", f"expected one of {', '.join(TASKS.names())}, got {json.dumps(name)}")
+    return TASKS.get(name)
+
+
 def schema_for(task: str) -> Schema:
-    return {**SCHEMA, **TASK_SECTIONS.get(task, {})}
+    """The base schema with the task's own sections and keys laid over it."""
+    return merge(SCHEMA, task_of(task).schema)
 
 
 def parse_override(item: str) -> tuple[list[str], Any]:
@@ -316,8 +194,7 @@ def resolve_hypes(doc: Mapping[str, Any], overrides: Iterable[str] = ()) -> dict
     raw = apply_overrides(dict(doc), overrides)
     if "task" not in raw:
         raise HypesError("task", "required key is missing")
-    task = SCHEMA["task"].validate("task", raw["task"])
-    resolved = _validate(schema_for(task), raw, "")
+    resolved = validate(schema_for(raw["task"]), raw, "")
     _check_consistency(resolved)
     return resolved
 

@@ -1,7 +1,9 @@
 """Name -> component registries: hypes files name components by string, never by if/elif."""
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
+import pkgutil
+from collections.abc import Callable, Iterable
 from typing import Any
 
 
@@ -52,3 +54,11 @@ METHODS = Registry("method")
 EVALUATORS = Registry("evaluator")
 LOSSES = Registry("loss")
 TRANSFORMS = Registry("transform")
+TASKS = Registry("task")  # cauchy.tasks.Task, one per task module there
+
+
+def import_submodules(package: str, path: Iterable[str]) -> None:
+    """Imports every module of a package so each registers itself: a task's new file under
+    ``cauchy/tasks``, ``methods``, ``metrics``, ``models`` or ``datasets`` is found without an index."""
+    for info in pkgutil.iter_modules(path):
+        importlib.import_module(f"{package}.{info.name}")

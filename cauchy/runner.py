@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import torch
 
-from cauchy import exitcodes
+from cauchy import exitcodes, rundir
 from cauchy.build import (
     build_dataset,
     build_evaluator,
@@ -27,8 +27,8 @@ from cauchy.build import (
 from cauchy.datasets.images import ImageFiles
 from cauchy.datasets.io import read_image
 from cauchy.engine.checkpoint import CheckpointHook, load_checkpoint, resolve_resume
-from cauchy.engine.evaluation import inference_on_dataset, scalar_metrics
-from cauchy.engine.hooks import EvalHook, LoggerHook, PlateauObserver, StopHook, StopRequest
+from cauchy.engine.evaluation import inference_on_dataset
+from cauchy.engine.hooks import EvalHook, LoggerHook, PlateauObserver, StopHook, StopRequest, ValidationImages
 from cauchy.engine.lr import LRHook
 from cauchy.engine.trainer import Trainer
 from cauchy.files import atomic_write
@@ -65,7 +65,7 @@ def seed_everything(h: dict[str, Any]) -> None:
 def run(h: dict[str, Any], opts: RunOptions) -> int:
     """Runs one phase; returns the process exit code (``cauchy.exitcodes``)."""
     os.makedirs(opts.run_dir, exist_ok=True)
-    save_hypes(h, os.path.join(opts.run_dir, "hypes.json"))
+    save_hypes(h, os.path.join(opts.run_dir, rundir.HYPES))
     seed_everything(h)
     if opts.phase in ("train", "finetune"):
         if opts.phase == "finetune" and not h["network"]["pretrained"] and not opts.resume:
@@ -88,21 +88,22 @@ def train(h: dict[str, Any], opts: RunOptions) -> int:
         method.to(memory_format=torch.channels_last)
     train_loader = build_loader(h, "train", train_set, method)
     val_loader = build_loader(h, "val", val_set, method)
-    evaluator = build_evaluator(h, "val", num_classes, class_names, getattr(val_set, "metadata", None))
+    evaluator = build_evaluator(h, "val", method, num_classes, class_names, getattr(val_set, "metadata", None))
     optimizer = build_optimizer(h, method)
     solver = h["solver"]
     schedule = build_lr_schedule(h, len(train_loader))
-    main_metric = solver["checkpoint"]["best_metric"] or getattr(evaluator, "main_metric", None)
+    main_metric = solver["checkpoint"]["best_metric"] or evaluator.main_metric
     sink = build_sinks(opts.run_dir, opts.viz_port, opts.viz_base_url)
     checkpoints = CheckpointHook(
-        os.path.join(opts.run_dir, "checkpoints"), extra={"hypes": h, "class_names": class_names},
+        os.path.join(opts.run_dir, rundir.CHECKPOINTS), extra={"hypes": h, "class_names": class_names},
         every=solver["checkpoint"]["every"], keep=solver["checkpoint"]["keep"],
         best_metric=main_metric, best_mode=solver["checkpoint"]["best_mode"])
     observers: list[Any] = [checkpoints]
     if solver["lr"]["lr_policy"] == "plateau" and main_metric:
         observers.append(PlateauObserver(schedule, main_metric))
+    images = ValidationImages(class_names, count=h["logging"]["val_images"]) if opts.viz_port else None
     eval_hook = EvalHook(val_loader, evaluator, interval=solver["test_interval"], unit=solver["lr"]["metric"],
-                         sink=sink, observers=observers)
+                         sink=sink, observers=observers, images=images)
     hooks = [StopHook(opts.stop), LRHook(schedule), eval_hook, checkpoints,
              LoggerHook(sink, display_iter=solver["display_iter"], eval_hook=eval_hook,
                         progress_bar=h["logging"]["progress_bar"])]
@@ -137,12 +138,11 @@ def check_num_classes(h: dict[str, Any], class_names: list[str]) -> int:
 
 
 def load_for_inference(h: dict[str, Any], opts: RunOptions, device: torch.device) -> tuple[Method, list[str]]:
-    """The model to test or predict with: ``--resume PATH``, else the run's best or latest checkpoint."""
-    candidates = [resolve_resume(opts.run_dir, opts.resume)] if opts.resume else [
-        os.path.join(opts.run_dir, "checkpoints", name) for name in ("best.pth", "latest.pth")]
-    path = next((p for p in candidates if os.path.isfile(p)), None)
-    if path is None:
-        raise HypesError("", f"no checkpoint to evaluate: looked for {', '.join(candidates)}")
+    """The model to test or predict with: ``--resume PATH``, else the run's best checkpoint, else its last."""
+    found = resolve_resume(opts.run_dir, opts.resume) if opts.resume else rundir.model_checkpoint(opts.run_dir)
+    if found is None:
+        raise HypesError("", f"no checkpoint to evaluate in {os.path.join(opts.run_dir, rundir.CHECKPOINTS)}")
+    path = str(found)
     state = load_checkpoint(path)
     class_names = state.get("class_names") or h["data"]["class_names"]
     if not class_names:
@@ -158,22 +158,23 @@ def test(h: dict[str, Any], opts: RunOptions) -> int:
     method, class_names = load_for_inference(h, opts, device)
     dataset = build_dataset(h, "test", class_names=class_names)
     loader = build_loader(h, "test", dataset, method)
-    evaluator = build_evaluator(h, "test", len(class_names), class_names, getattr(dataset, "metadata", None))
+    evaluator = build_evaluator(h, "test", method, len(class_names), class_names, getattr(dataset, "metadata", None))
     predictions: list[dict[str, Any]] = []
 
     def keep(batch: dict[str, Any], preds: list[dict[str, Any]]) -> None:
-        predictions.extend(describe(p, path, class_names) for p, path in zip(preds, batch["path"]))
+        predictions.extend({"path": path, **method.describe(p, class_names)} for p, path in zip(preds, batch["path"]))
 
-    metrics = inference_on_dataset(method, loader, evaluator, device, on_batch=keep)
-    scalars = scalar_metrics(metrics)
+    evaluation = inference_on_dataset(method, loader, evaluator, device, on_batch=keep)
     sink = build_sinks(opts.run_dir)
-    for name, value in scalars.items():
+    for name, value in evaluation.scalars.items():
         sink.write(make_event(name, value, step=0, epoch=0.0, phase="test"))
     sink.close()
-    write_json(os.path.join(opts.run_dir, "results.json"), {"metrics": metrics, "predictions": predictions})
-    if hasattr(evaluator, "results"):  # e.g. detections in COCO's results format
-        write_json(os.path.join(opts.run_dir, "detections.json"), evaluator.results())
-    log.info("test on %d images: %s", len(dataset), " ".join(f"{k}={v:.4f}" for k, v in scalars.items()))
+    write_json(os.path.join(opts.run_dir, rundir.RESULTS),
+               {"metrics": evaluation.scalars, "tables": evaluation.tables, "predictions": predictions})
+    for name, document in method.test_files(evaluator).items():
+        write_json(os.path.join(opts.run_dir, name), document)
+    log.info("test on %d images: %s", len(dataset),
+             " ".join(f"{k}={v:.4f}" for k, v in evaluation.scalars.items()))
     return exitcodes.OK
 
 
@@ -184,35 +185,22 @@ def predict(h: dict[str, Any], opts: RunOptions) -> int:
     method, class_names = load_for_inference(h, opts, device)
     dataset = ImageFiles(opts.input, transforms=build_transforms(h, "test"))
     out: list[dict[str, Any]] = []
-    draw = getattr(method, "draw", None)  # methods that can draw (detection) also write annotated images
-    os.makedirs(os.path.join(opts.run_dir, "predictions"), exist_ok=True)
+    directory = os.path.join(opts.run_dir, rundir.PREDICTIONS_DIR)
+    os.makedirs(directory, exist_ok=True)
 
     def keep(batch: dict[str, Any], preds: list[dict[str, Any]]) -> None:
-        out.extend(describe(p, path, class_names) for p, path in zip(preds, batch["path"]))
-        if draw is not None:
-            for p, path in zip(preds, batch["path"]):
-                drawn = draw(read_image(path), p, class_names)
-                cv2.imwrite(os.path.join(opts.run_dir, "predictions", os.path.basename(path)),
-                            cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
+        for p, path in zip(preds, batch["path"]):
+            out.append({"path": path, **method.describe(p, class_names)})
+            drawn = method.draw(read_image(path), p, class_names)
+            if drawn is not None:  # the method's picture of its prediction, beside predictions.json
+                cv2.imwrite(os.path.join(directory, os.path.basename(path)), cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
+            for name, data in method.prediction_files(p, path).items():
+                atomic_write(os.path.join(directory, name), lambda fh, data=data: fh.write(data))
 
     inference_on_dataset(method, build_loader(h, "test", dataset, method), None, device, on_batch=keep)
-    write_json(os.path.join(opts.run_dir, "predictions", "predictions.json"), {"predictions": out})
-    log.info("predicted %d images into %s", len(out), os.path.join(opts.run_dir, "predictions"))
+    write_json(os.path.join(opts.run_dir, rundir.PREDICTIONS), {"predictions": out})
+    log.info("predicted %d images into %s", len(out), directory)
     return exitcodes.OK
-
-
-def describe(prediction: dict[str, Any], path: str, class_names: list[str]) -> dict[str, Any]:
-    """A prediction as JSON: tensors to lists, labels with their class names."""
-    out: dict[str, Any] = {"path": path}
-    for key, value in prediction.items():
-        out[key] = value.tolist() if isinstance(value, torch.Tensor) else value
-    if "label" in out and isinstance(out["label"], int):
-        out["class_name"] = class_names[out["label"]]
-    if isinstance(out.get("labels"), list) and all(isinstance(v, int) for v in out["labels"]):
-        out["class_names"] = [class_names[v] for v in out["labels"]]
-    if "scores" in out and "label" in out and isinstance(out["label"], int):
-        out["score"] = out["scores"][out["label"]]
-    return out
 
 
 def write_json(path: str, obj: Any) -> None:

@@ -1,6 +1,7 @@
 """Where training events go: metrics.jsonl (the durable record) and, optionally, Visdom (live view).
 
-An event is one flat dict: ``{"step", "epoch", "phase", "name", "value", "time"}``.
+An event is one flat dict: ``{"step", "epoch", "phase", "name", "value", "time"}``. Pictures
+(validation images with predictions drawn) go to Visdom only: the JSONL record keeps scalars.
 """
 from __future__ import annotations
 
@@ -12,11 +13,15 @@ import time
 from collections.abc import Iterable
 from typing import Any, Protocol
 
+from cauchy import rundir
+
 log = logging.getLogger(__name__)
 
 
 class Sink(Protocol):
     def write(self, event: dict[str, Any]) -> None: ...
+    def write_image(self, name: str, image: Any, *, step: int, caption: str = "") -> None:
+        """Show ``image`` (HxWx3 uint8 RGB) in the window ``name``, replacing what it showed."""
     def flush(self) -> None: ...
     def close(self) -> None: ...
 
@@ -36,6 +41,9 @@ class JsonlSink:
     def write(self, event: dict[str, Any]) -> None:
         self._fh.write(json.dumps(event, separators=(",", ":")) + "\n")
 
+    def write_image(self, name: str, image: Any, *, step: int, caption: str = "") -> None:
+        """Not recorded: pictures are a live view, and the record must not grow with them."""
+
     def flush(self) -> None:
         self._fh.flush()
 
@@ -53,6 +61,10 @@ class MultiSink:
     def write(self, event: dict[str, Any]) -> None:
         for sink in self.sinks:
             sink.write(event)
+
+    def write_image(self, name: str, image: Any, *, step: int, caption: str = "") -> None:
+        for sink in self.sinks:
+            sink.write_image(name, image, step=step, caption=caption)
 
     def flush(self) -> None:
         for sink in self.sinks:
@@ -152,6 +164,8 @@ class VisdomSink:
         self._vis: Any = None
         self._series: dict[tuple[str, str], BoundedSeries] = {}
         self._redraw: set[str] = set()  # windows to draw again from all their points
+        self._images: dict[str, tuple[Any, str]] = {}  # window -> (latest CHW picture, caption)
+        self._unsent_images: set[str] = set()
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -176,6 +190,15 @@ class VisdomSink:
                 self._redraw.add(key[0])
             if series.add(x, y):
                 self._redraw.add(key[0])
+
+    def write_image(self, name: str, image: Any, *, step: int, caption: str = "") -> None:
+        """Buffers the picture; only the latest per window is kept and sent."""
+        import numpy as np
+
+        chw = np.ascontiguousarray(np.asarray(image, dtype=np.uint8).transpose(2, 0, 1))
+        with self._lock:
+            self._images[name] = (chw, f"{caption} (step {step})" if caption else f"step {step}")
+            self._unsent_images.add(name)
 
     def flush(self) -> None:
         self._wake.set()
@@ -213,6 +236,7 @@ class VisdomSink:
             self._retry_at = time.monotonic() + self._backoff
             with self._lock:
                 self._redraw.update(name for name, _ in self._series)
+                self._unsent_images.update(self._images)
             if not self._warned:
                 self._warned = True
                 log.warning("Visdom at 127.0.0.1:%d%s is unreachable (%s); plots paused, retrying "
@@ -232,7 +256,12 @@ class VisdomSink:
                 series = self._series[(name, phase)]
                 if series.generation == generation:
                     series.sent = end
-        if save and self._series:
+        with self._lock:
+            pictures = [(name, *self._images[name]) for name in sorted(self._unsent_images)]
+            self._unsent_images.clear()
+        for name, chw, caption in pictures:
+            vis.image(chw, win=name, env=self.env, opts={"title": name, "caption": caption, "jpgquality": 85})
+        if save and (self._series or self._images):
             vis.save([self.env])
 
     def _plan(self) -> list[tuple[str, str, int, int, list[float], list[float], bool]]:
@@ -272,7 +301,7 @@ def build_sinks(run_dir: str, viz_port: int | None = None, viz_base_url: str = "
     A resumed run replays its metrics.jsonl into Visdom first, so the plots keep the steps
     before the resume (the sink redraws its windows, replacing what the env held).
     """
-    metrics = os.path.join(run_dir, "metrics.jsonl")
+    metrics = os.path.join(run_dir, rundir.METRICS)
     sinks: list[Sink] = [JsonlSink(metrics)]  # creates the file; nothing is written to it yet
     if viz_port:
         visdom_sink = VisdomSink(viz_port, viz_base_url)

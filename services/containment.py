@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from cauchy import rundir
 from cauchy.fetch import POLICY_ENV, FetchPolicy, FetchRefused, check_url, is_url, is_weights_name, job_reference
 from cauchy.manifest import find_entry
 from services.api.errors import bad_request
@@ -57,7 +58,7 @@ def fetch_policy(settings: Settings, aliases: dict[str, str] | None = None) -> F
 
 
 def job_checkpoint(settings: Settings, job_id: int) -> Path | None:
-    return files.model_checkpoint(files.job_dir(settings.jobs_dir, job_id))
+    return rundir.model_checkpoint(files.job_dir(settings.jobs_dir, job_id))
 
 
 def check_pretrained(settings: Settings, store: Store, ref: str | None, caller: Caller | None) -> None:

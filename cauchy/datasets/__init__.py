@@ -1,2 +1,5 @@
-"""Dataset readers and transforms; importing this package fills ``DATASETS`` and ``TRANSFORMS``."""
-from cauchy.datasets import cls, det, transforms  # noqa: F401
+"""Dataset readers and transforms; importing this package fills ``DATASETS`` and ``TRANSFORMS``
+(every module in it is imported)."""
+from cauchy.registry import import_submodules
+
+import_submodules(__name__, __path__)

@@ -1,7 +1,7 @@
 """Augmentations on sample dicts, registered in ``TRANSFORMS`` under the names hypes files use.
 
 Input samples carry ``image`` as an HxWx3 uint8 **RGB** numpy array (``cauchy.datasets.io``
-decodes to RGB), plus optional ``boxes``/``labels``/``mask``/``keypoints`` (see
+decodes to RGB), plus optional ``boxes``/``labels``/``mask``/``masks``/``keypoints`` (see
 ``cauchy.datasets.geometry`` for their layout and coordinate convention). Every transform keeps the
 image uint8 until ``normalize``, the last step, turns it into a float32 CHW tensor: uint8 ops are
 several times cheaper, and cropping happens before resizing so only the kept pixels are scaled.
@@ -42,6 +42,14 @@ def _range(value: Sequence[float], name: str) -> tuple[float, float]:
     return float(low), float(high)
 
 
+def _scale_range(value: Sequence[float]) -> tuple[float, float]:
+    """A ``[low, high]`` range of scale factors, ``0 < low``."""
+    low, high = _range(value, "scale")
+    if low <= 0:
+        raise ValueError(f"scale: expected [low, high] with 0 < low, got {list(value)!r}")
+    return low, high
+
+
 class Compose:
     """Applies transforms in order."""
 
@@ -69,6 +77,15 @@ def build_transforms(specs: Sequence[Mapping[str, Any]], where: str = "transform
     return Compose(transforms)
 
 
+def _resize_recorded(sample: Sample, new_h: int, new_w: int, interpolation: int) -> Sample:
+    """``geometry.resize`` that multiplies the sample's ``scale_factor`` ``[sx, sy]`` by the change."""
+    old_h, old_w = sample["image"].shape[:2]
+    out = geometry.resize(sample, new_h, new_w, interpolation)
+    out["scale_factor"] = np.asarray(sample.get("scale_factor", (1.0, 1.0)), dtype=np.float32) * np.array(
+        [new_w / old_w, new_h / old_h], dtype=np.float32)
+    return out
+
+
 @TRANSFORMS.register("resize")
 class Resize:
     """Resize to ``size``; with ``keep_ratio`` scale to fit inside it and pad bottom/right.
@@ -93,12 +110,25 @@ class Resize:
         if self.keep_ratio:
             scale = min(h / old_h, w / old_w)
             new_h, new_w = max(1, min(h, round(old_h * scale))), max(1, min(w, round(old_w * scale)))
-        out = geometry.resize(sample, new_h, new_w, self.interpolation)
-        out["scale_factor"] = np.asarray(sample.get("scale_factor", (1.0, 1.0)), dtype=np.float32) * np.array(
-            [new_w / old_w, new_h / old_h], dtype=np.float32)
+        out = _resize_recorded(sample, new_h, new_w, self.interpolation)
         if self.keep_ratio:
             out = geometry.crop(out, 0, 0, w, h, fill=self.fill, mask_fill=self.mask_fill)
         return out
+
+
+@TRANSFORMS.register("random_scale")
+class RandomScale:
+    """Scale by a random factor in ``scale`` (both sides alike; the mask nearest-neighbour), the
+    multi-scale augmentation of segmentation training, usually followed by ``random_crop``."""
+
+    def __init__(self, scale: Sequence[float] = (0.5, 2.0), interpolation: str = "linear") -> None:
+        self.scale = _scale_range(scale)
+        self.interpolation = geometry.interpolation_flag(interpolation)
+
+    def __call__(self, sample: Sample) -> Sample:
+        factor = rng().uniform(*self.scale)
+        old_h, old_w = sample["image"].shape[:2]
+        return _resize_recorded(sample, max(1, round(old_h * factor)), max(1, round(old_w * factor)), self.interpolation)
 
 
 @TRANSFORMS.register("random_resized_crop")
@@ -173,11 +203,39 @@ class RandomCrop(CenterCrop):
     """Crop a random ``size`` window (padding an image smaller than it); boxes as in center_crop."""
 
     def _origin(self, height: int, width: int) -> tuple[int, int]:
+        return random_origin(height, width, *self.size)
+
+
+def random_origin(height: int, width: int, h: int, w: int) -> tuple[int, int]:
+    """A uniform (x0, y0) for an ``h`` x ``w`` window over a ``height`` x ``width`` image (the window
+    inside the image, or the image inside the window when it is the smaller)."""
+    gen = rng()
+    x0 = int(gen.integers(min(0, width - w), max(0, width - w) + 1))
+    y0 = int(gen.integers(min(0, height - h), max(0, height - h) + 1))
+    return x0, y0
+
+
+@TRANSFORMS.register("random_scale_crop")
+class RandomScaleCrop(CenterCrop):
+    """``random_scale`` then ``random_crop`` of ``size`` in one step, the multi-scale crop of
+    segmentation training: the window is drawn in the original image (``size / factor``, padded with
+    ``fill`` / ``mask_fill`` where it leaves the image) and only it is resized to ``size``, so a 2x
+    scale costs the resize of one crop rather than of an image four times larger."""
+
+    def __init__(self, size: Size, scale: Sequence[float] = (0.5, 2.0), fill: Fill = 0, mask_fill: int = 0,
+                 interpolation: str = "linear", min_visible: float = 0.0) -> None:
+        super().__init__(size, fill, mask_fill, min_visible)
+        self.scale = _scale_range(scale)
+        self.interpolation = geometry.interpolation_flag(interpolation)
+
+    def __call__(self, sample: Sample) -> Sample:
+        factor = rng().uniform(*self.scale)
         h, w = self.size
-        gen = rng()
-        x0 = int(gen.integers(min(0, width - w), max(0, width - w) + 1))
-        y0 = int(gen.integers(min(0, height - h), max(0, height - h) + 1))
-        return x0, y0
+        win_h, win_w = max(1, round(h / factor)), max(1, round(w / factor))
+        x0, y0 = random_origin(*sample["image"].shape[:2], win_h, win_w)
+        window = geometry.crop(sample, x0, y0, win_w, win_h, fill=self.fill, mask_fill=self.mask_fill,
+                               min_visible=self.min_visible)
+        return _resize_recorded(window, h, w, self.interpolation)
 
 
 @TRANSFORMS.register("random_hflip")
@@ -277,7 +335,7 @@ class ColorJitter:
 
 
 _TENSOR_DTYPES = {"boxes": torch.float32, "labels": torch.int64, "difficult": torch.bool,
-                  "iscrowd": torch.bool, "mask": torch.int64, "keypoints": torch.float32,
+                  "iscrowd": torch.bool, "mask": torch.int64, "masks": torch.uint8, "keypoints": torch.float32,
                   "scale_factor": torch.float32}
 
 

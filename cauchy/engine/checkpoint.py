@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from cauchy import rundir
 from cauchy.engine.trainer import HookBase
 from cauchy.files import atomic_link, atomic_write
 from cauchy.weights_only import UnsafeFileError, load_weights_only
@@ -30,7 +31,7 @@ def resolve_resume(run_dir: str, resume: str) -> str:
     """``latest`` means the run directory's latest checkpoint; anything else is a path."""
     if resume != "latest":
         return resume
-    path = os.path.join(run_dir, "checkpoints", "latest.pth")
+    path = os.path.join(run_dir, rundir.LATEST_CHECKPOINT)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"--resume latest: no checkpoint at {path}")
     return path
@@ -57,7 +58,7 @@ class CheckpointHook(HookBase):
     def save(self, names: list[str]) -> None:
         """Write the trainer's state under ``names`` (plus ``best.pth`` when a better metric is pending)."""
         if self.best_due:
-            names, self.best_due = [*names, "best.pth"], False
+            names, self.best_due = [*names, rundir.BEST], False
         if not names:
             return
         state = self.trainer.state_dict()
@@ -73,16 +74,16 @@ class CheckpointHook(HookBase):
     def after_step(self) -> None:
         it = self.trainer.iter
         periodic = bool(self.every) and it % self.every == 0
-        names = [f"iter_{it:07d}.pth"] if periodic else []
+        names = [rundir.iter_checkpoint_name(it)] if periodic else []
         if self.trainer.epoch_finished and it < self.trainer.max_iters:
-            names.append("latest.pth")
+            names.append(rundir.LATEST)
         self.save(names)
         if periodic:
-            for old in sorted(glob.glob(os.path.join(self.directory, "iter_*.pth")))[:-self.keep]:
+            for old in sorted(glob.glob(os.path.join(self.directory, rundir.ITER_GLOB)))[:-self.keep]:
                 os.unlink(old)
 
     def after_train(self) -> None:
-        self.save(["latest.pth"])
+        self.save([rundir.LATEST])
 
     def observe(self, metrics: dict[str, Any]) -> None:
         """Called by the evaluation hook; ``best.pth`` is due when the chosen metric improved."""

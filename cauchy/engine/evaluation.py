@@ -7,14 +7,15 @@ from typing import Any
 import torch
 
 from cauchy.methods.base import Method, move_to
+from cauchy.metrics.base import Evaluation, Evaluator
 
 
 @torch.no_grad()
-def inference_on_dataset(method: Method, loader: Iterable[Any], evaluator: Any | None, device: torch.device, *,
+def inference_on_dataset(method: Method, loader: Iterable[Any], evaluator: Evaluator | None, device: torch.device, *,
                          on_batch: Callable[[dict[str, Any], list[dict[str, Any]]], None] | None = None
-                         ) -> dict[str, Any]:
-    """Runs ``method.predict`` on every batch; returns ``evaluator.evaluate()`` ({} without one, as when
-    predicting on unlabelled images). Restores train mode."""
+                         ) -> Evaluation:
+    """Runs ``method.predict`` on every batch; returns ``evaluator.evaluate()`` (an empty Evaluation
+    without one, as when predicting on unlabelled images). Restores train mode."""
     was_training = method.training
     method.eval()
     if evaluator is not None:
@@ -29,9 +30,4 @@ def inference_on_dataset(method: Method, loader: Iterable[Any], evaluator: Any |
                 on_batch(batch, predictions)
     finally:
         method.train(was_training)
-    return evaluator.evaluate() if evaluator is not None else {}
-
-
-def scalar_metrics(metrics: dict[str, Any]) -> dict[str, float]:
-    """The plottable part of an evaluator's result (drops matrices and per-class tables)."""
-    return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    return evaluator.evaluate() if evaluator is not None else Evaluation()

@@ -8,10 +8,14 @@ import time
 from collections.abc import Iterable
 from typing import Any, Protocol
 
+import numpy as np
 import torch
 
-from cauchy.engine.evaluation import inference_on_dataset, scalar_metrics
+from cauchy.datasets.io import read_image
+from cauchy.engine.evaluation import inference_on_dataset
 from cauchy.engine.trainer import HookBase
+from cauchy.methods.base import Method
+from cauchy.metrics.base import Evaluation, Evaluator
 from cauchy.visualizer import Sink, make_event
 
 log = logging.getLogger("cauchy.train")
@@ -54,14 +58,55 @@ class StopHook(HookBase):
             self.trainer.stop_requested = True
 
 
-class EvalHook(HookBase):
-    """Evaluates every ``interval`` epochs or iterations and at the end; tells observers the result."""
+def side_by_side(left: np.ndarray, right: np.ndarray, gap: int = 4) -> np.ndarray:
+    """Two RGB pictures of one image next to each other on a white background."""
+    height = max(left.shape[0], right.shape[0])
+    out = np.full((height, left.shape[1] + gap + right.shape[1], 3), 255, dtype=np.uint8)
+    out[:left.shape[0], :left.shape[1]] = left
+    out[:right.shape[0], left.shape[1] + gap:] = right
+    return out
 
-    def __init__(self, loader: Any, evaluator: Any, *, interval: int, unit: str, sink: Sink,
-                 observers: Iterable[MetricObserver] = ()) -> None:
+
+class ValidationImages:
+    """The first ``count`` validation images of a pass, each as the method draws its prediction
+    (left) beside the ground truth (right), sent to the sink's ``val_image_<i>`` windows.
+
+    Everything goes through the method (``truth`` and ``draw``): a task without a drawing sends none.
+    """
+
+    def __init__(self, class_names: list[str], count: int = 4) -> None:
+        self.class_names, self.count = class_names, count
+        self.pending: list[tuple[str, dict[str, Any], dict[str, Any] | None]] = []
+
+    def start(self) -> None:
+        self.pending = []
+
+    def keep(self, method: Method, batch: dict[str, Any], predictions: list[dict[str, Any]]) -> None:
+        """Called per batch during the pass; keeps (path, prediction, truth) of the first images."""
+        for i, prediction in enumerate(predictions[:self.count - len(self.pending)]):
+            self.pending.append((batch["path"][i], prediction, method.truth(batch, i)))
+
+    def send(self, method: Method, sink: Sink, step: int) -> None:
+        for index, (path, prediction, truth) in enumerate(self.pending):
+            image = read_image(path)
+            drawn = method.draw(image, prediction, self.class_names)
+            if drawn is None:  # the task has no drawing
+                break
+            expected = method.draw(image, truth, self.class_names) if truth is not None else None
+            sink.write_image(f"val_image_{index}", side_by_side(drawn, image if expected is None else expected),
+                             step=step, caption=f"{path}: prediction | ground truth")
+        self.pending = []
+
+
+class EvalHook(HookBase):
+    """Evaluates every ``interval`` epochs or iterations and at the end; tells observers the result,
+    and with ``images`` shows a few validation images with their predictions drawn."""
+
+    def __init__(self, loader: Any, evaluator: Evaluator, *, interval: int, unit: str, sink: Sink,
+                 observers: Iterable[MetricObserver] = (), images: ValidationImages | None = None) -> None:
         self.loader, self.evaluator, self.interval, self.unit = loader, evaluator, interval, unit
-        self.sink, self.observers = sink, list(observers)
-        self.last_metrics: dict[str, Any] = {}
+        self.sink, self.observers, self.images = sink, list(observers), images
+        self.last_metrics: dict[str, float] = {}
         self.seconds = 0.0
 
     def due(self) -> bool:
@@ -77,8 +122,8 @@ class EvalHook(HookBase):
             return
         start = time.perf_counter()
         t = self.trainer
-        self.last_metrics = inference_on_dataset(t.method, self.loader, self.evaluator, t.device)
-        scalars = scalar_metrics(self.last_metrics)
+        evaluation = self.run_pass()
+        self.last_metrics = scalars = evaluation.scalars
         for name, value in scalars.items():
             self.sink.write(make_event(name, value, step=t.iter, epoch=t.epoch_float, phase="val"))
         self.sink.flush()
@@ -88,8 +133,18 @@ class EvalHook(HookBase):
             observer.observe(scalars)
         self.seconds += time.perf_counter() - start
 
+    def run_pass(self) -> Evaluation:
+        t, images = self.trainer, self.images
+        if images is None:
+            return inference_on_dataset(t.method, self.loader, self.evaluator, t.device)
+        images.start()
+        evaluation = inference_on_dataset(t.method, self.loader, self.evaluator, t.device,
+                                          on_batch=lambda batch, preds: images.keep(t.method, batch, preds))
+        images.send(t.method, self.sink, t.iter)
+        return evaluation
+
     def state_dict(self) -> dict[str, Any]:
-        return {"last_metrics": scalar_metrics(self.last_metrics)}
+        return {"last_metrics": self.last_metrics}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.last_metrics = state.get("last_metrics", {})

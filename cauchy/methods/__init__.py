@@ -1,2 +1,4 @@
-"""Methods per task; importing this package registers them all."""
-from cauchy.methods import cls, det  # noqa: F401
+"""Methods per task; importing this package registers every module in it."""
+from cauchy.registry import import_submodules
+
+import_submodules(__name__, __path__)

@@ -1,18 +1,27 @@
 """The one interface the engine trains and evaluates: what differs per task lives behind it."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from torch import nn
 
+from cauchy.metrics.base import Evaluator
+
 
 class Method(nn.Module):
-    """A model plus what its task adds: targets, the loss dict and decoding of predictions.
+    """A model plus what its task adds: targets, the loss dict, decoding of predictions, and how
+    predictions are evaluated, described, saved and drawn.
 
-    Subclasses implement ``forward_train``, ``predict`` and, when samples are not stackable
-    as-is, ``collate``. The engine never looks inside a batch except through ``batch_size``.
+    Subclasses implement ``forward_train``, ``predict`` and, when samples are not stackable as-is,
+    ``collate``; they set ``default_evaluator`` and override ``describe``, ``truth``, ``draw`` and
+    ``test_files`` where the defaults below do not fit their task. Generic code (runner, hooks)
+    reaches a task only through these; it never looks inside a batch or a prediction.
     """
+
+    default_evaluator: ClassVar[str | list[str] | None] = None
+    """Evaluator name(s) used when the hypes' ``val.evaluator`` / ``test.evaluator`` is null."""
 
     def __init__(self, model: nn.Module, loss: nn.Module | None = None) -> None:
         super().__init__()
@@ -26,6 +35,31 @@ class Method(nn.Module):
     def predict(self, batch: dict[str, Any]) -> list[dict[str, Any]]:
         """One dict per image, with the task's standard keys (see docs/contracts.md)."""
         raise NotImplementedError
+
+    def describe(self, prediction: dict[str, Any], class_names: list[str]) -> dict[str, Any]:
+        """One prediction as JSON for results.json and predictions.json: tensors as lists (the
+        runner adds ``path``). Tasks add readable fields (class names) or leave out bulky ones."""
+        return {k: v.tolist() if isinstance(v, torch.Tensor) else v for k, v in prediction.items()}
+
+    def truth(self, batch: dict[str, Any], index: int) -> dict[str, Any] | None:
+        """Ground truth of image ``index`` of a collated batch, in the shape ``predict`` gives (original
+        pixels), so ``draw`` can show it beside the prediction; None when the batch has none."""
+        return None
+
+    def draw(self, image: np.ndarray, prediction: dict[str, Any], class_names: list[str]) -> np.ndarray | None:
+        """An RGB uint8 picture of ``prediction`` (or of ``truth``) on the original ``image``; None when
+        the task has no drawing (then predict writes no images and validation shows none)."""
+        return None
+
+    def prediction_files(self, prediction: dict[str, Any], image_path: str) -> dict[str, bytes]:
+        """Extra files the predict phase writes for one image beside its drawing, ``{file name: encoded
+        bytes}`` (seg: the label map as a palette PNG); names should start with the image's stem."""
+        return {}
+
+    def test_files(self, evaluator: Evaluator) -> dict[str, Any]:
+        """Extra JSON files of the test phase, ``{file name in the run directory: document}``, taken
+        from the evaluator that just ran (det: ``detections.json`` in COCO's results format)."""
+        return {}
 
     @staticmethod
     def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:

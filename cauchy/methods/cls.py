@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import cv2
+import numpy as np
 import torch
 from torch import nn
 
@@ -16,8 +18,18 @@ def cross_entropy(label_smoothing: float = 0.0, weight: list[float] | None = Non
                                weight=torch.tensor(weight) if weight is not None else None)
 
 
+def draw_label(image: np.ndarray, text: str, color: tuple[int, int, int] = (230, 25, 75)) -> np.ndarray:
+    """An RGB copy of ``image`` with ``text`` in its top-left corner."""
+    out = np.ascontiguousarray(image).copy()
+    scale = max(0.4, min(out.shape[:2]) / 300)
+    cv2.putText(out, text, (3, int(14 * scale) + 2), cv2.FONT_HERSHEY_SIMPLEX, scale, color, 1, cv2.LINE_AA)
+    return out
+
+
 @METHODS.register("image_classifier")
 class ImageClassifier(Method):
+    default_evaluator = "cls"
+
     def __init__(self, model: nn.Module, loss: nn.Module | None = None) -> None:
         super().__init__(model, loss if loss is not None else nn.CrossEntropyLoss())
 
@@ -30,3 +42,17 @@ class ImageClassifier(Method):
     def predict(self, batch: dict[str, Any]) -> list[dict[str, Any]]:
         scores = self.model(batch["image"]).float().softmax(dim=1)
         return [{"scores": s, "label": int(s.argmax())} for s in scores]
+
+    def describe(self, prediction: dict[str, Any], class_names: list[str]) -> dict[str, Any]:
+        """``scores`` (all classes), ``label``, its ``class_name`` and ``score``."""
+        scores, label = prediction["scores"].tolist(), prediction["label"]
+        return {"scores": scores, "label": label, "class_name": class_names[label], "score": scores[label]}
+
+    def truth(self, batch: dict[str, Any], index: int) -> dict[str, Any] | None:
+        return {"label": int(batch["label"][index])} if "label" in batch else None
+
+    def draw(self, image: np.ndarray, prediction: dict[str, Any], class_names: list[str]) -> np.ndarray:
+        text = class_names[prediction["label"]]
+        if "scores" in prediction:
+            text += f" {float(prediction['scores'][prediction['label']]):.2f}"
+        return draw_label(image, text)

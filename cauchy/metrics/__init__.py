@@ -1,2 +1,5 @@
-"""Evaluators per task (reset / process / evaluate); importing this package registers them all."""
-from cauchy.metrics import cls, det  # noqa: F401
+"""Evaluators per task (reset / process / evaluate, ``cauchy.metrics.base``); importing this package
+registers every module in it."""
+from cauchy.registry import import_submodules
+
+import_submodules(__name__, __path__)

@@ -5,11 +5,12 @@ from typing import Any
 
 import torch
 
+from cauchy.metrics.base import Evaluation, Evaluator
 from cauchy.registry import EVALUATORS
 
 
 @EVALUATORS.register("cls")
-class ClassificationEvaluator:
+class ClassificationEvaluator(Evaluator):
     """Accumulates a confusion matrix and top-k hits; pure (no I/O)."""
 
     main_metric = "top1"
@@ -35,19 +36,16 @@ class ClassificationEvaluator:
                                          minlength=self.num_classes ** 2).view(self.num_classes, -1)
         self.count += len(labels)
 
-    def evaluate(self) -> dict[str, Any]:
+    def evaluate(self) -> Evaluation:
         cm = self.confusion.double()
         tp = cm.diag()
         precision = torch.where(cm.sum(0) > 0, tp / cm.sum(0).clamp(min=1), torch.zeros_like(tp))
         recall = torch.where(cm.sum(1) > 0, tp / cm.sum(1).clamp(min=1), torch.zeros_like(tp))
         f1 = torch.where(precision + recall > 0, 2 * precision * recall / (precision + recall).clamp(min=1e-12),
                          torch.zeros_like(tp))
-        metrics: dict[str, Any] = {f"top{k}": self.hits[k] / max(self.count, 1) for k in self.topk}
-        metrics.update(mean_precision=float(precision.mean()), mean_recall=float(recall.mean()),
-                       mean_f1=float(f1.mean()), count=self.count)
-        metrics["per_class"] = {
-            name: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
-            for name, p, r, f, s in zip(self.class_names, precision, recall, f1, cm.sum(1))
-        }
-        metrics["confusion_matrix"] = self.confusion.tolist()
-        return metrics
+        scalars = {f"top{k}": self.hits[k] / max(self.count, 1) for k in self.topk}
+        scalars.update(mean_precision=float(precision.mean()), mean_recall=float(recall.mean()),
+                       mean_f1=float(f1.mean()), count=float(self.count))
+        per_class = {name: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
+                     for name, p, r, f, s in zip(self.class_names, precision, recall, f1, cm.sum(1))}
+        return Evaluation(scalars, {"per_class": per_class, "confusion_matrix": self.confusion.tolist()})

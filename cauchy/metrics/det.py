@@ -1,10 +1,11 @@
 """Detection evaluators: COCO mAP through pycocotools and Pascal VOC mAP@0.5 (area and 2007
 11-point versions). Pure: ground truth and detections are collected in memory from the batches.
 
-Both compare in original-image pixels: predictions arrive there (``DetectionMethod.predict``)
-and ground-truth boxes are mapped back with the batch's ``scale_factor``. Boxes are continuous
-coordinates, so IoU has no "+1" (unlike the VOC devkit's inclusive pixel boxes). ``difficult``
-and crowd ground truth are ignored: a detection matching one is neither a hit nor a miss.
+Both compare in original-image pixels: predictions arrive there (``DetectionMethod.predict``) and
+the ground truth is the reader's own, unresized (each sample's ``truth``, in float64), so a
+32x32 box stays at area 1024 and a match at IoU 0.5 does not depend on the input size. Boxes are
+continuous coordinates, so IoU has no "+1" (unlike the VOC devkit's inclusive pixel boxes).
+``difficult`` and crowd ground truth are ignored: a detection matching one is neither a hit nor a miss.
 """
 from __future__ import annotations
 
@@ -13,13 +14,14 @@ import io
 from typing import Any
 
 import numpy as np
-import torch
 
-from cauchy.datasets.det.base import to_original
+from cauchy.datasets import rle
+from cauchy.datasets.rle import RLE
+from cauchy.metrics.base import Evaluation, Evaluator
 from cauchy.registry import EVALUATORS
 
 
-class DetectionEvaluator:
+class DetectionEvaluator(Evaluator):
     """Collects per-image ground truth and detections; ``results()`` gives them in COCO's format."""
 
     main_metric = "map"
@@ -35,74 +37,139 @@ class DetectionEvaluator:
         self.images: list[dict[str, Any]] = []
 
     def process(self, batch: dict[str, Any], predictions: list[dict[str, Any]]) -> None:
+        if "truth" not in batch:
+            raise ValueError("a detection batch needs 'truth' (the reader's original boxes, labels, ignore "
+                             "flags and areas; cauchy.datasets.det.base.DetDataset serves it)")
         for i, pred in enumerate(predictions):
-            size = batch["orig_size"][i]
-            gt = to_original(batch["boxes"][i].float(), batch["scale_factor"][i], size)
-            ignore = torch.zeros(len(gt), dtype=torch.bool, device=gt.device)
-            for key in ("difficult", "iscrowd"):
-                if key in batch:
-                    ignore = ignore | batch[key][i].bool()
+            size, truth = batch["orig_size"][i], batch["truth"][i]
             image_id = batch["image_id"][i] if "image_id" in batch else len(self.images)
             self.images.append({
                 "image_id": int(image_id), "height": int(size[0]), "width": int(size[1]),
-                "gt_boxes": gt.cpu().numpy(), "gt_labels": batch["labels"][i].cpu().numpy(),
-                "gt_ignore": ignore.cpu().numpy().astype(bool), "boxes": pred["boxes"].float().cpu().numpy(),
-                "scores": pred["scores"].float().cpu().numpy(), "labels": pred["labels"].cpu().numpy()})
+                "gt_boxes": np.asarray(truth["boxes"], dtype=np.float64).reshape(-1, 4),
+                "gt_labels": np.asarray(truth["labels"], dtype=np.int64),
+                "gt_ignore": np.asarray(truth["ignore"], dtype=bool),
+                "gt_areas": np.asarray(truth["areas"], dtype=np.float64),
+                "boxes": pred["boxes"].double().cpu().numpy(), "scores": pred["scores"].double().cpu().numpy(),
+                "labels": pred["labels"].cpu().numpy()})
 
     def results(self) -> list[dict[str, Any]]:
-        """Detections as COCO results: ``{"image_id", "category_id", "bbox": [x, y, w, h], "score"}``."""
-        return [{"image_id": im["image_id"], "category_id": self.category_ids[int(label)],
-                 "bbox": [round(float(v), 2) for v in (x1, y1, x2 - x1, y2 - y1)], "score": round(float(score), 5)}
-                for im in self.images for (x1, y1, x2, y2), score, label in zip(im["boxes"], im["scores"], im["labels"])]
+        """Detections as COCO results, ``{"image_id", "category_id", "bbox": [x, y, w, h], "score"}``,
+        at full precision (round when writing: ``rounded_results``)."""
+        return [{"image_id": im["image_id"], "category_id": self.category_ids[int(label)], **found}
+                for im in self.images for found, label in zip(coco_boxes(im), im["labels"])]
+
+
+def coco_boxes(image: dict[str, Any]) -> list[dict[str, Any]]:
+    """One image's detections as ``{"bbox": [x, y, w, h], "score"}`` in float64, in their order."""
+    return [{"bbox": [float(x1), float(y1), float(x2 - x1), float(y2 - y1)], "score": float(score)}
+            for (x1, y1, x2, y2), score in zip(image["boxes"], image["scores"])]
+
+
+def rounded_results(results: list[dict[str, Any]], box_decimals: int = 2, score_decimals: int = 5
+                    ) -> list[dict[str, Any]]:
+    """COCO results as written to a file: boxes to 1/100 pixel, scores to 5 decimals (after evaluating)."""
+    return [{**r, "bbox": [round(v, box_decimals) for v in r["bbox"]], "score": round(r["score"], score_decimals)}
+            for r in results]
 
 
 COCO_STATS = ("map", "map50", "map75", "map_small", "map_medium", "map_large",
               "ar1", "ar10", "ar100", "ar_small", "ar_medium", "ar_large")
 
 
+def coco_evaluation(ground_truth: dict[str, Any], results: list[dict[str, Any]], iou_type: str,
+                    class_names: list[str]) -> Evaluation:
+    """pycocotools' 12 summary figures (``COCO_STATS``) and per-class AP of ``results`` against the
+    COCO document ``ground_truth`` (``images``, ``annotations``; categories 1.. in ``class_names``'
+    order), for ``iou_type`` "bbox" or "segm". Figures pycocotools cannot compute (e.g.
+    ``map_large`` without large objects) are left out; without ground truth or results all are 0."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    scalars: dict[str, float] = {"count": float(len(ground_truth["images"]))}
+    if not results or not ground_truth["annotations"]:
+        return Evaluation({**scalars, **dict.fromkeys(COCO_STATS, 0.0)}, {"per_class": {}})
+    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools reports progress on stdout
+        gt = COCO()
+        gt.dataset = {**ground_truth, "categories": [{"id": i + 1, "name": n} for i, n in enumerate(class_names)]}
+        gt.createIndex()
+        evaluation = COCOeval(gt, gt.loadRes(results), iouType=iou_type)
+        evaluation.evaluate()
+        evaluation.accumulate()
+        evaluation.summarize()
+    scalars.update({name: float(v) for name, v in zip(COCO_STATS, evaluation.stats) if v >= 0})
+    precision = evaluation.eval["precision"][:, :, :, 0, -1]  # [iou, recall, class] over all areas, 100 dets
+    per_class = {}
+    for k, name in enumerate(class_names):
+        p = precision[:, :, k]
+        if (p > -1).any():
+            per_class[name] = {"ap": float(p[p > -1].mean()), "ap50": float(p[0][p[0] > -1].mean())}
+    return Evaluation(scalars, {"per_class": per_class})
+
+
+def ground_truth_document(images: list[dict[str, Any]], masks: list[list[RLE]] | None = None) -> dict[str, Any]:
+    """The collected ground truth as a COCO document (image ids are positions; categories 1..),
+    with each object's mask (compressed RLE) when ``masks`` gives them per image."""
+    doc_images, annotations = [], []
+    for index, im in enumerate(images):
+        doc_images.append({"id": index, "height": im["height"], "width": im["width"]})
+        for k, ((x1, y1, x2, y2), label, ignore, area) in enumerate(zip(im["gt_boxes"], im["gt_labels"],
+                                                                        im["gt_ignore"], im["gt_areas"])):
+            annotations.append({"id": len(annotations) + 1, "image_id": index, "category_id": int(label) + 1,
+                                "bbox": [float(x1), float(y1), float(x2 - x1), float(y2 - y1)],
+                                "area": float(area), "iscrowd": int(ignore)})
+            if masks is not None:
+                annotations[-1]["segmentation"] = masks[index][k]
+    return {"images": doc_images, "annotations": annotations}
+
+
 @EVALUATORS.register("coco")
 class COCOEvaluator(DetectionEvaluator):
-    """pycocotools' box AP over IoU 0.5:0.95 and its companions; area ranges use box areas.
+    """pycocotools' box AP over IoU 0.5:0.95 and its companions; area ranges use the annotations'
+    own areas (COCO's), else box areas."""
 
-    Metrics pycocotools cannot compute (e.g. ``map_large`` without large objects) are left out.
+    def evaluate(self) -> Evaluation:
+        detections = [{"image_id": index, "category_id": int(label) + 1, **found}
+                      for index, im in enumerate(self.images) for found, label in zip(coco_boxes(im), im["labels"])]
+        return coco_evaluation(ground_truth_document(self.images), detections, "bbox", self.class_names)
+
+
+@EVALUATORS.register("coco_segm")
+class COCOMaskEvaluator(DetectionEvaluator):
+    """pycocotools' mask AP (``iouType="segm"``) of instance segmentation: predictions' ``masks``
+    (bool [N, H, W], original pixels) against the reader's original masks (``truth["masks"]``, COCO
+    RLEs; area ranges by the annotations' areas). Figures are named as the box evaluator's (``map``,
+    ``map50``, ...): beside it in a composite they read ``coco_segm/map``, ``coco/map``.
+
+    ``results()`` gives the detections with their ``segmentation`` (compressed RLE, ``counts`` a
+    string) as COCO's results files hold them; the mask figures are computed without the ``bbox``,
+    so that pycocotools takes each detection's area from its mask, as for a segm-only results file.
     """
 
-    def evaluate(self) -> dict[str, Any]:
-        from pycocotools.coco import COCO
-        from pycocotools.cocoeval import COCOeval
+    def reset(self) -> None:
+        super().reset()
+        self.masks: list[list[RLE]] = []  # per image: predicted masks
+        self.truth_masks: list[list[RLE]] = []
 
-        images, annotations = [], []
-        for index, im in enumerate(self.images):
-            images.append({"id": index, "height": im["height"], "width": im["width"]})
-            for (x1, y1, x2, y2), label, ignore in zip(im["gt_boxes"], im["gt_labels"], im["gt_ignore"]):
-                w, h = float(x2 - x1), float(y2 - y1)
-                annotations.append({"id": len(annotations) + 1, "image_id": index, "category_id": int(label) + 1,
-                                    "bbox": [float(x1), float(y1), w, h], "area": w * h, "iscrowd": int(ignore)})
-        detections = [{"image_id": index, "category_id": int(label) + 1, "bbox": [float(x1), float(y1),
-                       float(x2 - x1), float(y2 - y1)], "score": float(score)}
-                      for index, im in enumerate(self.images)
-                      for (x1, y1, x2, y2), score, label in zip(im["boxes"], im["scores"], im["labels"])]
-        metrics: dict[str, Any] = {"count": len(images)}
-        if not detections or not annotations:
-            return {**metrics, **dict.fromkeys(COCO_STATS, 0.0)}
-        with contextlib.redirect_stdout(io.StringIO()):  # pycocotools reports progress on stdout
-            gt = COCO()
-            gt.dataset = {"images": images, "annotations": annotations,
-                          "categories": [{"id": i + 1, "name": n} for i, n in enumerate(self.class_names)]}
-            gt.createIndex()
-            evaluation = COCOeval(gt, gt.loadRes(detections), iouType="bbox")
-            evaluation.evaluate()
-            evaluation.accumulate()
-            evaluation.summarize()
-        metrics.update({name: float(v) for name, v in zip(COCO_STATS, evaluation.stats) if v >= 0})
-        precision = evaluation.eval["precision"][:, :, :, 0, -1]  # [iou, recall, class] over all areas, 100 dets
-        per_class = {}
-        for k, name in enumerate(self.class_names):
-            p = precision[:, :, k]
-            if (p > -1).any():
-                per_class[name] = {"ap": float(p[p > -1].mean()), "ap50": float(p[0][p[0] > -1].mean())}
-        metrics["per_class"] = per_class
-        return metrics
+    def process(self, batch: dict[str, Any], predictions: list[dict[str, Any]]) -> None:
+        super().process(batch, predictions)
+        for truth, pred in zip(batch["truth"], predictions):
+            if "masks" not in truth or "masks" not in pred:
+                raise ValueError("coco_segm compares instance masks: it needs a reader that serves them (coco with "
+                                 "data.params.masks: true) and a method that predicts them (mask_rcnn)")
+            self.truth_masks.append(list(truth["masks"]))
+            self.masks.append(rle.encode(pred["masks"].cpu().numpy()))
+
+    def results(self) -> list[dict[str, Any]]:
+        found = super().results()
+        masks = [rle.to_json(m) for image in self.masks for m in image]
+        return [{**r, "segmentation": m} for r, m in zip(found, masks)]
+
+    def evaluate(self) -> Evaluation:
+        detections = [{"image_id": index, "category_id": int(label) + 1, "segmentation": mask, "score": float(score)}
+                      for index, (im, masks) in enumerate(zip(self.images, self.masks))
+                      for label, score, mask in zip(im["labels"], im["scores"], masks)]
+        return coco_evaluation(ground_truth_document(self.images, self.truth_masks), detections, "segm",
+                               self.class_names)
 
 
 def voc_ap(recall: np.ndarray, precision: np.ndarray, use_07_metric: bool = False) -> float:
@@ -167,7 +234,7 @@ class VOCEvaluator(DetectionEvaluator):
         precision = tp / np.maximum(tp + fp, np.finfo(np.float64).eps)
         return recall, precision, positives
 
-    def evaluate(self) -> dict[str, Any]:
+    def evaluate(self) -> Evaluation:
         per_class = {}
         for label, name in enumerate(self.class_names):
             recall, precision, positives = self.class_curve(label)
@@ -176,5 +243,6 @@ class VOCEvaluator(DetectionEvaluator):
                                    "positives": positives}
         aps = [v["ap50"] for v in per_class.values()]
         aps07 = [v["ap50_07"] for v in per_class.values()]
-        return {"map50": float(np.mean(aps)) if aps else 0.0, "map50_07": float(np.mean(aps07)) if aps07 else 0.0,
-                "count": len(self.images), "per_class": per_class}
+        return Evaluation({"map50": float(np.mean(aps)) if aps else 0.0,
+                           "map50_07": float(np.mean(aps07)) if aps07 else 0.0, "count": float(len(self.images))},
+                          {"per_class": per_class})

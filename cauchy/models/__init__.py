@@ -1,2 +1,4 @@
-"""Models per task; importing this package registers them all (one module per family)."""
-from cauchy.models import cls, det  # noqa: F401
+"""Models per task; importing this package registers every module in it (one package per task)."""
+from cauchy.registry import import_submodules
+
+import_submodules(__name__, __path__)

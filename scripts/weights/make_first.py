@@ -18,8 +18,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
+from cauchy import rundir  # noqa: E402
 from cauchy.manifest import find_entry  # noqa: E402
-from services.jobs import files  # noqa: E402
 from services.weights_store import final_metrics, publish, weights_dir  # noqa: E402
 
 NAME = "small_cnn_digits"
@@ -41,9 +41,9 @@ def make_first(home: Path, data: str, epochs: int, name: str = NAME) -> dict:
         if done.returncode != 0:
             raise SystemExit(f"training the first weights failed:\n{done.stderr.strip()[-2000:]}")
         run = Path(run_dir)
-        hypes = json.loads((run / files.HYPES_FILE).read_text(encoding="utf-8"))
-        return publish(weights_dir(home), name, files.model_checkpoint(run), hypes=hypes,
-                       metrics=final_metrics(run / files.METRICS_FILE), source_job=None)
+        hypes = json.loads((run / rundir.HYPES).read_text(encoding="utf-8"))
+        return publish(weights_dir(home), name, rundir.model_checkpoint(run), hypes=hypes,
+                       metrics=final_metrics(run / rundir.METRICS), source_job=None)
 
 
 def main() -> int:

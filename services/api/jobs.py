@@ -8,6 +8,7 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify, redirect, request, send_from_directory, url_for
 from flask.typing import ResponseReturnValue
 
+from cauchy import rundir
 from services.api.errors import ApiError, bad_request, conflict, not_found
 from services.api.limits import user_limits
 from services.api.submission import job_fields
@@ -76,7 +77,7 @@ def detail(job: Job) -> dict[str, Any]:
     svc = services()
     supervisor: Supervisor = svc.supervisor
     directory = supervisor.job_dir(job.id)
-    checkpoint = files.last_checkpoint(directory)
+    checkpoint = rundir.last_checkpoint(directory)
     return {
         **summary(list_row(job)),
         "queue_position": svc.store.queue_position(job) if job.state == QUEUED else None,
@@ -155,7 +156,7 @@ def resume(job_id: int) -> ResponseReturnValue:
         raise conflict(f"job {job_id} is {job.state}; stop it before resuming")
     if job.phase not in ("train", "finetune"):
         raise conflict(f"job {job_id} is a {job.phase} job; only training resumes")
-    checkpoint = files.last_checkpoint(services().supervisor.job_dir(job_id))
+    checkpoint = rundir.last_checkpoint(services().supervisor.job_dir(job_id))
     if checkpoint is None:
         raise conflict(f"job {job_id} saved no checkpoint")
     user_limits().admit_submission(job.user)
@@ -182,7 +183,7 @@ def logs(job_id: int) -> ResponseReturnValue:
 def metrics(job_id: int) -> ResponseReturnValue:
     """Events of metrics.jsonl from the cursor ``since`` (0 first, then the returned ``next``)."""
     find_job(job_id)
-    path = services().supervisor.job_dir(job_id) / files.METRICS_FILE
+    path = services().supervisor.job_dir(job_id) / rundir.METRICS
     try:
         return jsonify(files.read_metrics(path, query_int("since", 0), query_int("limit", 10000, 1, files.MAX_METRICS_PAGE)))
     except files.CursorError as exc:

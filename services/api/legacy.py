@@ -35,6 +35,7 @@ from flask.blueprints import BlueprintSetupState
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
+from cauchy import rundir
 from services.api.errors import ApiError, bad_request, conflict
 from services.api.jobs import find_job, find_owned_job, request_stop, services
 from services.api.limits import user_limits
@@ -222,7 +223,7 @@ def wait_for(job_id: int, timeout: float) -> Job:
     finally:
         gate.release()
 def predictions(job: Job) -> list[dict[str, Any]]:
-    path = services().supervisor.job_dir(job.id) / "predictions" / "predictions.json"
+    path = services().supervisor.job_dir(job.id) / rundir.PREDICTIONS
     return json.loads(path.read_text(encoding="utf-8"))["predictions"]
 
 

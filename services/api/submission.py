@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from cauchy import rundir
 from cauchy.hypes import HypesError, load_hypes, resolve_hypes
 from services.api.errors import ApiError, bad_request
 from services.api.jsonbody import json_integer
@@ -76,7 +77,7 @@ def source_checkpoint(settings: Settings, store: Store, job_id: Any, caller: Cal
     source = store.get(job_id) if valid else None
     if source is None or not can_read(caller, source.user, source.visibility):
         raise bad_request(f"no job {json.dumps(job_id)}", "from_job", "unknown_job")
-    path = files.model_checkpoint(files.job_dir(settings.jobs_dir, source.id))
+    path = rundir.model_checkpoint(files.job_dir(settings.jobs_dir, source.id))
     if path is None:
         raise bad_request(f"job {source.id} saved no checkpoint", "from_job", "no_checkpoint")
     return source.id, str(path)

@@ -9,6 +9,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request, send_from_directory
 from flask.typing import ResponseReturnValue
 
+from cauchy import rundir
 from cauchy.manifest import read_manifest
 from services.api.errors import ApiError, bad_request, conflict, not_found
 from services.api.jobs import find_owned_job
@@ -16,7 +17,6 @@ from services.auth import access
 from services.auth.access import can_read
 from services.auth.accounts import check_visibility
 from services.auth.seam import current_user, login_required, open_to_anonymous
-from services.jobs import files
 from services.jobs.store import ENDED
 from services.weights_store import WeightsStoreError, final_metrics, publish, weights_dir
 
@@ -51,7 +51,7 @@ def publish_job(job_id: int) -> ResponseReturnValue:
     if job.state not in ENDED:
         raise conflict(f"job {job_id} is {job.state}; publish it once it has ended")
     directory = svc.supervisor.job_dir(job_id)
-    checkpoint = files.model_checkpoint(directory)
+    checkpoint = rundir.model_checkpoint(directory)
     if checkpoint is None:
         raise conflict(f"job {job_id} saved no checkpoint")
     body = request.get_json(silent=True)
@@ -60,7 +60,7 @@ def publish_job(job_id: int) -> ResponseReturnValue:
     visibility = check_visibility(svc.store, body.get("visibility", access.WEIGHTS_DEFAULT), login_required())
     try:
         entry = publish(_dir(), body.get("name"), checkpoint, hypes=job.hypes,
-                        metrics=final_metrics(directory / files.METRICS_FILE), source_job=job_id,
+                        metrics=final_metrics(directory / rundir.METRICS), source_job=job_id,
                         owner=job.user, visibility=visibility)
     except WeightsStoreError as exc:
         raise ApiError(409 if exc.code == "exists" else 400, exc.code, str(exc), exc.field) from None

@@ -1,4 +1,7 @@
-"""The job directory ``$CAUCHY_HOME/jobs/<id>/`` and incremental reads of what the task writes there."""
+"""The job directory ``$CAUCHY_HOME/jobs/<id>/`` and incremental reads of what the task writes there.
+
+The job directory is the task's run directory: the names the task writes are in ``cauchy.rundir``;
+this module adds the service's own (logs, exit status, Visdom env)."""
 from __future__ import annotations
 
 import json
@@ -8,12 +11,7 @@ from typing import Any
 
 LOGS = {"stdout": "stdout.log", "stderr": "stderr.log", "visdom": "visdom.log"}
 EXIT_FILE = "exit.json"
-HYPES_FILE = "hypes.json"
-METRICS_FILE = "metrics.jsonl"
 VISDOM_ENV_DIR = "visdom"
-LATEST_CHECKPOINT = "checkpoints/latest.pth"
-BEST_CHECKPOINT = "checkpoints/best.pth"
-ITER_CHECKPOINTS = "checkpoints/iter_*.pth"
 DEFAULT_TAIL = 64 * 1024
 MAX_CHUNK = 1024 * 1024
 MAX_METRICS_PAGE = 100_000  # events per metrics request
@@ -21,19 +19,6 @@ MAX_METRICS_PAGE = 100_000  # events per metrics request
 
 def job_dir(jobs_dir: Path, job_id: int) -> Path:
     return jobs_dir / str(job_id)
-
-
-def last_checkpoint(directory: Path) -> Path | None:
-    """The newest of ``latest.pth`` and the periodic ``iter_*.pth``: where a resume continues from."""
-    candidates = [directory / LATEST_CHECKPOINT, *directory.glob(ITER_CHECKPOINTS)]
-    existing = [(path.stat().st_mtime, path) for path in candidates if path.is_file()]
-    return max(existing)[1] if existing else None
-
-
-def model_checkpoint(directory: Path) -> Path | None:
-    """The checkpoint to test or predict with: the best one, else the latest."""
-    path = directory / BEST_CHECKPOINT
-    return path if path.is_file() else last_checkpoint(directory)
 
 
 def disk_usage(directory: Path) -> int:

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 import psutil
 
+from cauchy import rundir
 from cauchy.hypes import save_hypes
 from services.config import Settings
 from services.containment import job_environment
@@ -142,7 +143,7 @@ class Supervisor:
                 if status is not None:  # it ended while no service watched; wrap.py kept the reason
                     self._record_end(job.id, status, None)
                 else:
-                    checkpoint = files.last_checkpoint(self.job_dir(job.id))
+                    checkpoint = rundir.last_checkpoint(self.job_dir(job.id))
                     where = f"; last checkpoint {checkpoint}" if checkpoint else "; no checkpoint was saved"
                     self.store.transition(job.id, ACTIVE, state=LOST, ended_at=now,
                                           visdom_until=now + self.settings.visdom_linger_s,
@@ -190,7 +191,7 @@ class Supervisor:
         port = self._allocate_port([])
         try:
             private_dir(directory)
-            save_hypes(self.store.hypes(job.id), str(directory / files.HYPES_FILE))
+            save_hypes(self.store.hypes(job.id), str(directory / rundir.HYPES))
             with ThreadPoolExecutor(1) as pool:
                 viewer = pool.submit(self._open_viewer, job.id, port, None)
                 proc = Proc.from_popen(self._spawn_task(job, gpus, port))
@@ -222,7 +223,7 @@ class Supervisor:
     def task_argv(self, job: Launchable, viz_port: int) -> list[str]:
         directory = self.job_dir(job.id)
         argv = [sys.executable, str(WRAP_SCRIPT), str(directory / files.EXIT_FILE), "--",
-                *self.settings.task_command, "--hypes", str(directory / files.HYPES_FILE), "--phase", job.phase,
+                *self.settings.task_command, "--hypes", str(directory / rundir.HYPES), "--phase", job.phase,
                 "--viz_port", str(viz_port), "--viz_base_url", visdom_base_url(job.id), "--tmp_dir", str(directory)]
         if job.resume_from:
             argv += ["--resume", job.resume_from]

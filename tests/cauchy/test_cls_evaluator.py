@@ -17,7 +17,8 @@ def test_matches_sklearn(seed):
     for start in range(0, n, 64):  # several batches
         sl = slice(start, start + 64)
         ev.process({"label": torch.tensor(labels[sl])}, [{"scores": s} for s in scores[sl]])
-    m = ev.evaluate()
+    result = ev.evaluate()
+    m = {**result.scalars, **result.tables}
     pred = scores.argmax(1).numpy()
     assert m["top1"] == pytest.approx((pred == labels).mean())
     assert m["top5"] == pytest.approx(top_k_accuracy_score(labels, scores.numpy(), k=5, labels=range(k)))
@@ -35,6 +36,6 @@ def test_reset_and_few_classes():
     ev.process({"label": torch.tensor([0, 2])}, [{"scores": torch.tensor([0.9, 0.1, 0.0])},
                                                    {"scores": torch.tensor([0.1, 0.8, 0.1])}])
     m = ev.evaluate()
-    assert "top5" not in m and m["top1"] == 0.5 and set(m["per_class"]) == {"a", "b", "c"}
+    assert "top5" not in m.scalars and m.scalars["top1"] == 0.5 and set(m.tables["per_class"]) == {"a", "b", "c"}
     ev.reset()
-    assert ev.evaluate()["count"] == 0
+    assert ev.evaluate().scalars["count"] == 0

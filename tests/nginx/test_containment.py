@@ -16,6 +16,7 @@ import pytest
 import requests
 from stack import Stack, fast_settings, make_hypes
 
+from cauchy import rundir
 from services.jobs import files
 from services.jobs.store import SUCCEEDED
 
@@ -85,7 +86,7 @@ def trained_job(door: Stack) -> int:
     job = store.add(name="trained", user=door.service.name, phase="train", priority=0, gpus_requested=0,
                     hypes=make_hypes("ok", 1), overrides=[])
     store.update(job.id, state=SUCCEEDED, ended_at=time.time())
-    checkpoint = files.job_dir(door.service.settings.jobs_dir, job.id) / files.LATEST_CHECKPOINT
+    checkpoint = files.job_dir(door.service.settings.jobs_dir, job.id) / rundir.LATEST_CHECKPOINT
     checkpoint.parent.mkdir(parents=True)
     checkpoint.write_text("{}")
     return job.id
@@ -124,7 +125,7 @@ def test_legacy_test_batch_dir_outside_the_data_roots_is_refused(door):
 
 def test_pretrained_local_paths_are_refused(door):
     other = trained_job(door)
-    checkpoint = files.job_dir(door.service.settings.jobs_dir, other) / files.LATEST_CHECKPOINT
+    checkpoint = files.job_dir(door.service.settings.jobs_dir, other) / rundir.LATEST_CHECKPOINT
     for ref in ("/etc/passwd", str(checkpoint), "../var/x.pth"):
         error = refused(submit(door, with_keys(network__pretrained=ref)), 400, "hypes.network.pretrained")
         assert error["code"] == "forbidden_path"
@@ -146,7 +147,7 @@ def test_pretrained_job_reference_and_weights_name(door):
     door.service.wait_ended(job.json()["id"])
     stdout = door.service.call("GET", f"/api/v1/jobs/{job.json()['id']}/logs").json()["text"]
     policy = json.loads(stdout.split("weights_policy=", 1)[1].splitlines()[0])  # what the task process was given
-    checkpoint = files.job_dir(door.service.settings.jobs_dir, source) / files.LATEST_CHECKPOINT
+    checkpoint = files.job_dir(door.service.settings.jobs_dir, source) / rundir.LATEST_CHECKPOINT
     assert policy["aliases"] == {f"job:{source}": str(checkpoint)}
     assert policy["local_paths"] is False and policy["public_only"] is True and policy["max_bytes"] > 0
     refused(submit(door, with_keys(network__pretrained=f"job:{TOO_BIG_ID}")), 400, "hypes.network.pretrained")

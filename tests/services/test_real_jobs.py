@@ -83,6 +83,27 @@ def test_detection_job_plots_its_loss_in_visdom_like_classification(real_setting
     assert {"loss", "map50"} <= titles
 
 
+def test_segmentation_job_shows_its_miou_and_masks_in_visdom(real_settings, service_factory, tmp_path):
+    shapes = tmp_path / "seg_shapes"
+    subprocess.run([sys.executable, "scripts/seg/shapes/prepare.py", "--out", str(shapes), "--train", "4",
+                    "--val", "2", "--size", "64"], cwd=REPO_ROOT, check=True, capture_output=True)
+    service = service_factory(real_settings)
+    job = service.submit("seg/lraspp_mobilenetv3small_shapes.json", name="seg shapes x2", overrides=[
+        f"data.data_dir={shapes}", "data.workers=0", "solver.max_iters=2", "solver.display_iter=1",
+        "train.batch_size=2", "train.aug_trans.random_crop.size=[48,48]", "logging.progress_bar=false"])
+    done = service.wait_ended(job["id"], timeout=180)
+    assert done["state"] == "succeeded", done
+    events = service.call("GET", f"/api/v1/jobs/{job['id']}/metrics").json()["events"]
+    assert {("train", "loss"), ("val", "miou"), ("val", "pixel_acc")} <= {(e["phase"], e["name"]) for e in events}
+    envs = list((Path(done["job_dir"]) / "visdom").glob("*.json"))
+    assert envs, "the task saved no Visdom env"
+    windows = json.loads(envs[0].read_text())["jsons"].values()
+    miou = next(w for w in windows if w["title"] == "miou")
+    assert 0 <= miou["content"]["data"][-1]["y"][-1] <= 1
+    images = [w for w in windows if w["title"].startswith("val_image_")]
+    assert len(images) == 2 and all("prediction | ground truth" in json.dumps(w) for w in images)
+
+
 def test_stop_one_job_and_kill_9_another(real_settings, service_factory, digits_dir):
     service = service_factory(real_settings)
     to_stop = service.submit(DIGITS, overrides=digits_overrides(digits_dir, 100000))

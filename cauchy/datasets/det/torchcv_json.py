@@ -47,7 +47,7 @@ def read_torchcv_json(path: str, image_path: str, image_id: int, class_names: li
         iscrowd.append(bool(obj.get("iscrowd", False)))
     width, height = doc.get("width"), doc.get("height")
     size = (height, width) if isinstance(width, int) and isinstance(height, int) else None
-    return RawImage(path=image_path, source=path, names=names, boxes=np.array(boxes, dtype=np.float32).reshape(-1, 4),
+    return RawImage(path=image_path, source=path, names=names, boxes=np.array(boxes, dtype=np.float64).reshape(-1, 4),
                     image_id=image_id, size=size, difficult=np.array(difficult, dtype=bool),
                     iscrowd=np.array(iscrowd, dtype=bool))
 

@@ -55,7 +55,7 @@ def read_voc_xml(path: str, image_dir: str, image_id: int, one_based: bool = Tru
             raise DatasetError(f"{where}: missing <bndbox>")
         boxes.append([_number(bndbox, tag, where) for tag in ("xmin", "ymin", "xmax", "ymax")])
         difficult.append((obj.findtext("difficult") or "0").strip() == "1")
-    box_array = np.array(boxes, dtype=np.float32).reshape(-1, 4)
+    box_array = np.array(boxes, dtype=np.float64).reshape(-1, 4)
     if one_based:
         box_array[:, :2] -= 1
     return RawImage(path=os.path.join(image_dir, filename.strip() if filename else stem + ".jpg"), source=path,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Callable
 
 from cauchy.datasets.cls.csv_list import has_path_label
 from cauchy.datasets.cls.image_folder import images_under
@@ -58,12 +59,21 @@ _FORMATS = {  # name: (check, layout for the error message), in the order they a
 }
 
 
-def detect_cls_format(root: str) -> str:
-    """The ``DATASETS`` name of the classification format in ``root``; DatasetError if none fits."""
+Formats = dict[str, tuple[Callable[[str], bool], str]]
+
+
+def first_format(root: str, formats: Formats, task: str) -> str:
+    """The first of ``formats`` (name: (check, layout)) whose check accepts ``root``; DatasetError
+    naming every layout if none does."""
     if not os.path.isdir(root):
         raise DatasetError(f"{root}: dataset folder not found")
-    for name, (check, _) in _FORMATS.items():
+    for name, (check, _) in formats.items():
         if check(root):
             return name
-    expected = "; ".join(f"{name}: {layout}" for name, (_, layout) in _FORMATS.items())
-    raise DatasetError(f"{root}: no classification dataset format recognised; expected one of {expected}")
+    expected = "; ".join(f"{name}: {layout}" for name, (_, layout) in formats.items())
+    raise DatasetError(f"{root}: no {task} dataset format recognised; expected one of {expected}")
+
+
+def detect_cls_format(root: str) -> str:
+    """The ``DATASETS`` name of the classification format in ``root``; DatasetError if none fits."""
+    return first_format(root, _FORMATS, "classification")

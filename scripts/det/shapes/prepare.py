@@ -22,6 +22,7 @@ import json
 import math
 import os
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 
 import cv2
 import numpy as np
@@ -141,15 +142,17 @@ def prepare(out: str, train: int = 800, val: int = 200, size: int = 160, seed: i
             json.dump(coco, fh)
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(write: Callable[..., None] = prepare, doc: str = __doc__, train: int = 800, val: int = 200,
+         size: int = 160) -> None:
+    """The command line of this script and of the seg shapes script (its ``write`` and defaults)."""
+    p = argparse.ArgumentParser(description=doc.splitlines()[0])
     p.add_argument("--out", required=True)
-    p.add_argument("--train", type=int, default=800)
-    p.add_argument("--val", type=int, default=200)
-    p.add_argument("--size", type=int, default=160, help="largest image side in pixels")
+    p.add_argument("--train", type=int, default=train)
+    p.add_argument("--val", type=int, default=val)
+    p.add_argument("--size", type=int, default=size, help="largest image side in pixels")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
-    prepare(args.out, args.train, args.val, args.size, args.seed)
+    write(args.out, args.train, args.val, args.size, args.seed)
     print(f"wrote {args.train} train and {args.val} val images to {args.out}")
 
 

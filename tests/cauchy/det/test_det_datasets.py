@@ -154,3 +154,28 @@ def test_shapes_prepare_writes_matching_voc_and_coco(tmp_path, shapes_prepare) -
         np.testing.assert_allclose(a["boxes"], b["boxes"])
         assert [voc.class_names[k] for k in a["labels"]] == [coco.class_names[k] for k in b["labels"]]
         assert len(a["boxes"]) >= 1
+
+
+def test_misspelt_class_name_without_class_names_is_an_error_or_skipped(tmp_path) -> None:
+    """Without data.class_names a typo would become a class of its own: it is a bad box instead."""
+    write_voc(str(tmp_path), {"a": [("circle", 0, 1, 1, 10, 10), ("circle", 0, 5, 5, 20, 20), ("square", 0, 1, 1, 9, 9)],
+                              "b": [("square", 0, 1, 1, 10, 10), ("cirle", 0, 2, 2, 9, 9), ("Square", 0, 3, 3, 9, 9)]})
+    with pytest.raises(DatasetError, match=r"b\.xml: object 1 has class 'cirle', which looks like a misspelling "
+                                           r"of 'circle'"):
+        DATASETS.build("voc", root=str(tmp_path), split="train")
+    ds = DATASETS.build("voc", root=str(tmp_path), split="train", skip_bad_boxes=True)
+    assert ds.class_names == ["circle", "square"] and ds.skipped_boxes == 2  # 'cirle' and 'Square'
+    assert ds[1]["labels"].tolist() == [1] and "'Square', which looks like a misspelling of 'square'" in ds.bad_boxes[1][1]
+    listed = DATASETS.build("voc", root=str(tmp_path), split="train", class_names=["Square", "circle", "cirle", "square"])
+    assert listed.skipped_boxes == 0  # named on purpose: all four are classes
+
+
+def test_coco_annotation_of_a_missing_image_is_counted_and_reported(tmp_path, caplog) -> None:
+    anns = [{"id": 1, "image_id": 42, "category_id": 18, "bbox": [1, 2, 10, 5]},
+            {"id": 2, "image_id": 99, "category_id": 18, "bbox": [1, 2, 10, 5]}]
+    write_coco(str(tmp_path), COCO_IMAGES, anns, COCO_CATEGORIES)
+    with caplog.at_level("WARNING"):
+        ds = DATASETS.build("coco", root=str(tmp_path), split="train")
+    assert ds.skipped_annotations == 1 and "annotation id 2 has image_id 99" in ds.unmatched_annotations[0]
+    assert "1 annotations of no listed image" in caplog.text and "image_id 99" in caplog.text
+    assert sum(len(ds[i]["boxes"]) for i in range(len(ds))) == 1

@@ -15,9 +15,17 @@ from cauchy.metrics.det import COCOEvaluator, VOCEvaluator, voc_ap
 from cauchy.registry import EVALUATORS
 
 
+def truth_of(im: dict) -> dict:
+    gt = np.asarray(im["gt"], dtype=np.float64).reshape(-1, 4)
+    return {"boxes": gt, "labels": np.asarray(im["labels"], dtype=np.int64),
+            "ignore": np.asarray(im.get("difficult", [False] * len(im["labels"])), dtype=bool),
+            "areas": (gt[:, 2] - gt[:, 0]) * (gt[:, 3] - gt[:, 1])}
+
+
 def batch_of(images: list[dict]) -> dict:
-    """A collated batch: ground truth in network-input pixels (``scale_factor`` applied)."""
+    """A collated batch: boxes in network-input pixels (``scale_factor`` applied), ``truth`` as read."""
     return {
+        "truth": [truth_of(im) for im in images],
         "boxes": [torch.tensor(im["gt"], dtype=torch.float32).reshape(-1, 4) * im.get("scale", 1.0) for im in images],
         "labels": [torch.tensor(im["labels"], dtype=torch.int64) for im in images],
         "difficult": [torch.tensor(im.get("difficult", [False] * len(im["labels"])), dtype=torch.bool) for im in images],
@@ -48,7 +56,8 @@ HAND = [
 def run(evaluator, images: list[dict]) -> dict:
     evaluator.reset()
     evaluator.process(batch_of(images), preds_of(images))
-    return evaluator.evaluate()
+    result = evaluator.evaluate()
+    return {**result.scalars, **result.tables}
 
 
 def test_voc_evaluator_matches_the_hand_computed_example() -> None:
@@ -137,3 +146,22 @@ def test_no_detections_gives_zero_not_an_error() -> None:
     empty = [{**HAND[0], "dets": [], "scores": [], "det_labels": []}]
     assert run(COCOEvaluator(num_classes=1), empty)["map"] == 0.0
     assert run(VOCEvaluator(num_classes=1), empty)["map50"] == 0.0
+
+
+def test_composite_names_each_members_figures_and_gives_the_det_part_to_test_files() -> None:
+    from cauchy import rundir
+    from cauchy.methods.det import DetectionMethod
+    from cauchy.metrics.base import CompositeEvaluator
+
+    scene = random_scene(4)
+    members = {"coco": COCOEvaluator(num_classes=3), "voc": VOCEvaluator(num_classes=3)}
+    composite = CompositeEvaluator(members)
+    assert composite.main_metric == "coco/map" and composite.parts() == list(members.values())
+    composite.reset()
+    composite.process(batch_of(scene), preds_of(scene))
+    both = composite.evaluate()
+    alone = {name: run(EVALUATORS.build(name, num_classes=3), scene) for name in members}
+    assert both.scalars == {f"{name}/{k}": v for name, m in alone.items() for k, v in m.items() if k != "per_class"}
+    assert both.tables["voc/per_class"] == alone["voc"]["per_class"]
+    files = DetectionMethod.test_files(None, composite)  # the method's rule needs no model
+    assert list(files) == [rundir.DETECTIONS] and len(files[rundir.DETECTIONS]) == sum(len(im["dets"]) for im in scene)

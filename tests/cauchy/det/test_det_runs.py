@@ -72,3 +72,29 @@ def test_bad_det_hypes_is_exit_code_2_naming_the_key(tmp_path, shapes_dir: str, 
     rc = run(SMALL_YOLO, tmp_path, shapes_dir, "--set", "anchor.anchors=[[1, 2]]")
     assert rc == exitcodes.BAD_INPUT
     assert "anchor.anchors" in capsys.readouterr().err
+
+
+def test_validation_images_go_to_visdom_and_several_evaluators_to_the_record(tmp_path, shapes_dir: str,
+                                                                             free_port: int) -> None:
+    """A run with a Visdom port shows validation images (prediction beside ground truth) in its env;
+    metrics.jsonl keeps every evaluator's scalars under its name and holds no pictures."""
+    from services.visdom_server import start_visdom
+
+    base_url = "/visdom/job7"
+    proc = start_visdom(free_port, base_url, str(tmp_path / "env"), str(tmp_path / "visdom.log"))
+    try:
+        rc = run(SMALL_YOLO, tmp_path / "run", shapes_dir, "--viz_port", str(free_port), "--viz_base_url", base_url,
+                 "--set", 'val.evaluator=["coco","voc"]', "--set", "logging.val_images=2")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    assert rc == exitcodes.OK
+    names = {e["name"] for e in read_events(os.path.join(tmp_path, "run", "metrics.jsonl")) if e["phase"] == "val"}
+    assert {"coco/map", "coco/map50", "voc/map50", "voc/map50_07"} <= names
+    windows = json.loads((tmp_path / "env" / "main.json").read_text())["jsons"]
+    images = {name: win for name, win in windows.items() if name.startswith("val_image_")}
+    assert sorted(images) == ["val_image_0", "val_image_1"] and all(w["type"] == "image" for w in images.values())
+    assert "prediction | ground truth" in images["val_image_0"]["content"]["caption"]
+    assert "coco/map" in windows
+    with open(os.path.join(tmp_path, "run", "metrics.jsonl")) as fh:
+        assert "val_image" not in fh.read()

@@ -1,0 +1,217 @@
+"""Model zoo: every det and seg hypes trained on the shapes data for the same time budget, then scored.
+
+    python bench/model_zoo.py [--budget 45] [--device cpu|cuda] [--tasks det seg] [--only SUBSTRING]
+                              [--train 400] [--val 32] [--warm-iters 20] [--workers 2] [--keep DIR]
+
+For each ``hypes/det/*.json`` and ``hypes/seg/*.json`` (a glob: new hypes join by themselves) the
+model trains through ``run_tasks.py`` exactly as a job does, from scratch, for ``--budget``
+seconds of CPU time (the task process and its data-loader workers, user + system, counted from its
+first iteration, the ``max_iters`` event in metrics.jsonl; with ``--device cuda``, wall-clock
+seconds); then it gets SIGTERM, saves its checkpoint and stops, as a stopped job does. CPU time,
+not wall-clock time, so that every model gets the same work on a machine other processes share. A test phase on the validation
+split then gives the figure: VOC mAP@0.5 (det, ``test.evaluator=voc``) or mIoU (seg, the
+``miou`` scalar of the task's default evaluator).
+
+The budget replaces each hypes' own schedule (thousands of iterations): the learning rate is the
+hypes' ``base_lr`` after a linear warm-up of ``--warm-iters`` iterations (``lr_policy=fixed``), so
+a short run is not spent warming up. Everything else (model, input size, batch size, optimiser,
+augmentation) is the hypes' own. Data: scripts/det/shapes/prepare.py and, for seg,
+scripts/seg/shapes/prepare.py (``--out DIR --train N --val N``), generated once in a temporary
+folder (not timed).
+
+The default run (7 det hypes, 45 CPU seconds each, 32 validation images: about 11 CPU minutes in
+all, start-up and test phases included) takes about 13 minutes on a 2-core machine with one other
+busy process; under heavier load its wall-clock time stretches, its figures do not. 45 CPU seconds
+are enough to see which models start learning on a CPU, not to train them: ``--device cuda``
+trains each for hundreds of iterations in the same (wall-clock) budget. The last line is one
+JSON object: ``models`` (per hypes: task, metric, figure, iterations, seconds) and ``ratio``
+(each model's figure divided by the best figure of its task; 1.0 is the task's best model).
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import psutil
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+from cauchy import exitcodes, rundir  # noqa: E402
+from cauchy.visualizer import read_events  # noqa: E402
+
+METRIC = {"det": "map50", "seg": "miou"}  # the figure each task is ranked by
+TEST_EVALUATOR = {"det": "voc"}  # tasks not listed are tested with their method's default evaluator
+FIRST_EVENT_TIMEOUT_S = 1800
+STOP_GRACE_S = 300
+
+
+def prepare(task: str, out: str, train: int, val: int) -> bool:
+    """Writes the task's shapes set; False when the task has no prepare script yet."""
+    script = os.path.join(REPO, "scripts", task, "shapes", "prepare.py")
+    if not os.path.isfile(script):
+        return False
+    subprocess.run([sys.executable, script, "--out", out, "--train", str(train), "--val", str(val)], check=True,
+                   stdout=subprocess.DEVNULL)
+    return True
+
+
+def events(run_dir: str) -> list[dict]:
+    path = os.path.join(run_dir, rundir.METRICS)
+    return read_events(path) if os.path.isfile(path) else []
+
+
+def wait_for_first_iteration(run_dir: str, proc: subprocess.Popen) -> float:
+    """The moment the task wrote its ``max_iters`` event (just before its first iteration)."""
+    deadline = time.monotonic() + FIRST_EVENT_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if any(e["name"] == "max_iters" for e in events(run_dir)):
+            return time.monotonic()
+        if proc.poll() is not None:
+            raise RuntimeError(f"the task exited with {proc.returncode} before training")
+        time.sleep(0.2)
+    raise RuntimeError(f"no first iteration within {FIRST_EVENT_TIMEOUT_S} s")
+
+
+def cpu_seconds(proc: psutil.Process) -> float:
+    """User + system CPU time of a process and its children (data-loader workers) so far."""
+    total = 0.0
+    for p in [proc, *proc.children(recursive=True)]:
+        try:
+            times = p.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
+def wait_out(budget: float, proc: subprocess.Popen, device: str) -> None:
+    """Returns once the task has used ``budget`` CPU seconds (wall-clock seconds on a GPU) from now."""
+    if device != "cpu":
+        time.sleep(budget)
+        return
+    watched = psutil.Process(proc.pid)
+    start = cpu_seconds(watched)
+    while proc.poll() is None and cpu_seconds(watched) - start < budget:
+        time.sleep(0.5)
+
+
+def task_args(hypes: str, run_dir: str, sets: list[str]) -> list[str]:
+    return [sys.executable, os.path.join(REPO, "run_tasks.py"), "--hypes", hypes, "--tmp_dir", run_dir,
+            *[arg for item in sets for arg in ("--set", item)]]
+
+
+def train_for(hypes: str, run_dir: str, sets: list[str], budget: float, device: str,
+              env: dict[str, str]) -> tuple[int, float]:
+    """Trains for ``budget`` seconds from the first iteration, then stops it as the service would
+    (SIGTERM, checkpoint, exit code 3); returns the iterations done and the wall-clock seconds."""
+    with open(os.path.join(run_dir, "train.log"), "wb") as log:
+        proc = subprocess.Popen(task_args(hypes, run_dir, sets), cwd=REPO, env=env, stdout=log, stderr=log,
+                                start_new_session=True)
+        try:
+            started = wait_for_first_iteration(run_dir, proc)
+            wait_out(budget, proc, device)
+            proc.send_signal(signal.SIGTERM)  # to the task alone, as the service's wrapper does: workers follow it
+            rc = proc.wait(timeout=STOP_GRACE_S)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+    trained = time.monotonic() - started
+    if rc != exitcodes.STOPPED:
+        raise RuntimeError(f"training ended with exit code {rc} (see {run_dir}/train.log)")
+    steps = [e["step"] for e in events(run_dir) if e["phase"] == "train" and e["name"] == "loss"]
+    return (max(steps) if steps else 0), trained
+
+
+def score(task: str, hypes: str, run_dir: str, sets: list[str], env: dict[str, str]) -> float:
+    """The test phase on the validation split with the model just trained; its figure from metrics.jsonl."""
+    extra = ["--phase", "test", "--resume", os.path.join(run_dir, rundir.LATEST_CHECKPOINT)]
+    if task in TEST_EVALUATOR:
+        sets = [*sets, f"test.evaluator={TEST_EVALUATOR[task]}"]
+    with open(os.path.join(run_dir, "test.log"), "wb") as log:
+        rc = subprocess.run([*task_args(hypes, run_dir, sets), *extra], cwd=REPO, env=env, stdout=log, stderr=log)
+    if rc.returncode != exitcodes.OK:
+        raise RuntimeError(f"test phase ended with exit code {rc.returncode} (see {run_dir}/test.log)")
+    values = [e["value"] for e in events(run_dir) if e["phase"] == "test" and e["name"] == METRIC[task]]
+    if not values:
+        raise RuntimeError(f"the test phase reported no {METRIC[task]}")
+    return values[-1]
+
+
+def overrides(data: str, args: argparse.Namespace) -> list[str]:
+    return [f"data.data_dir={data}", f"details.device={args.device}", f"data.workers={args.workers}",
+            "logging.progress_bar=false", "solver.max_iters=100000000", "solver.test_interval=100000000",
+            "solver.lr.lr_policy=fixed", f"solver.lr.warm.warm_iters={args.warm_iters}", "solver.display_iter=5",
+            "solver.checkpoint.every=null"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--budget", type=float, default=45.0,
+                        help="training CPU seconds per model (wall-clock seconds with --device cuda; default 45)")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    parser.add_argument("--tasks", nargs="+", default=["det", "seg"], choices=sorted(METRIC))
+    parser.add_argument("--only", help="only hypes whose file name contains this")
+    parser.add_argument("--train", type=int, default=400, help="training images generated per task")
+    parser.add_argument("--val", type=int, default=32, help="validation images generated (and scored) per task")
+    parser.add_argument("--warm-iters", type=int, default=20)
+    parser.add_argument("--workers", type=int, default=2, help="data.workers")
+    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="OMP/MKL threads of each task")
+    parser.add_argument("--keep", help="keep data and run directories here (default: a temporary folder)")
+    args = parser.parse_args()
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads),
+           "PYTHONUNBUFFERED": "1"}
+    rows: dict[str, dict] = {}
+    wall = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="cauchy-zoo-") as tmp:
+        root = args.keep or tmp
+        for task in args.tasks:
+            paths = sorted(p for p in glob.glob(os.path.join(REPO, "hypes", task, "*.json"))
+                           if not args.only or args.only in os.path.basename(p))
+            data = os.path.join(root, f"{task}-shapes")
+            if not paths:
+                continue
+            if not prepare(task, data, args.train, args.val):
+                print(f"{task}: no scripts/{task}/shapes/prepare.py yet; {len(paths)} hypes skipped", flush=True)
+                continue
+            for path in paths:
+                name = os.path.splitext(os.path.basename(path))[0]
+                run_dir = os.path.join(root, name)
+                os.makedirs(run_dir, exist_ok=True)
+                sets = overrides(data, args)
+                with open(path) as fh:  # hypes/seg also holds Mask R-CNN's, scored as the det models are
+                    kind = json.load(fh)["task"]
+                row = {"task": kind, "metric": METRIC[kind], "budget_s": args.budget, "device": args.device,
+                       "hypes": os.path.relpath(path, REPO)}
+                try:
+                    row["iters"], row["trained_s"] = train_for(path, run_dir, sets, args.budget, args.device, env)
+                    row["figure"] = score(kind, path, run_dir, sets, env)
+                except (RuntimeError, subprocess.TimeoutExpired) as exc:
+                    row["error"] = str(exc)
+                rows[name] = row
+                shown = f"{row['figure']:.4f}" if "figure" in row else f"failed: {row['error']}"
+                print(f"{name:38s} {kind} {METRIC[kind]} {shown} after {row.get('iters', 0)} iterations "
+                      f"({args.budget:g} s budget on {args.device}, {row.get('trained_s', 0):.0f} s wall-clock)",
+                      flush=True)
+    best = {task: max((r["figure"] for r in rows.values() if r["task"] == task and "figure" in r), default=0.0)
+            for task in METRIC}
+    ratio = {name: round(r["figure"] / best[r["task"]], 4) if "figure" in r and best[r["task"]] > 0 else 0.0
+             for name, r in rows.items()}
+    for r in rows.values():
+        if "figure" in r:
+            r["figure"] = round(r["figure"], 4)
+            r["trained_s"] = round(r["trained_s"], 1)
+    print(json.dumps({"models": rows, "ratio": ratio, "minutes": round((time.monotonic() - wall) / 60, 2),
+                      "load_avg_5min": round(os.getloadavg()[1], 2)}))
+
+
+if __name__ == "__main__":
+    main()

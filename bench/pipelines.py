@@ -1,0 +1,122 @@
+"""What the input-pipeline benchmarks (cls, det, seg) compare Cauchy's pipeline with, in one place.
+
+- ``torchvision_pil``: PIL decoding + ``transforms.v2`` (torchvision's classic recipe);
+- ``torchvision_tensor``: ``torchvision.io.decode_jpeg`` + ``transforms.v2`` on uint8 tensors
+  (torchvision's fastest CPU path);
+- ``decode_only``: the same files only decoded (``decode_jpeg``, which decodes as fast as the cv2
+  decoder Cauchy uses), through a DataLoader with the same batch size and workers: the physical
+  limit of any pipeline that reads these JPEGs.
+
+Each benchmark gives its v2 transform and, per image, its targets (``target(index, (h, w), read_mask)``);
+:func:`timed_pass` times one pass of any loader. The benchmark's JSON line reports ``ratio``
+against the strongest torchvision side and ``of_decode_limit`` (``rounds.summary``).
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from rounds import alternate
+from torch.utils.data import DataLoader, Dataset
+from torchvision import tv_tensors
+from torchvision.io import decode_image, decode_jpeg, read_file
+from torchvision.transforms import v2
+
+Target = Callable[[int, tuple[int, int], Callable[[str], tv_tensors.Mask]], Any]
+DECODE_LIMIT = "decode_only"
+
+
+def read_pil(path: str) -> Image.Image:
+    with Image.open(path) as image:
+        return image.convert("RGB")
+
+
+def read_tensor(path: str) -> tv_tensors.Image:
+    return tv_tensors.Image(decode_jpeg(read_file(path)))
+
+
+def read_pil_mask(path: str) -> tv_tensors.Mask:
+    with Image.open(path) as png:
+        return tv_tensors.Mask(torch.from_numpy(np.array(png)))
+
+
+def read_tensor_mask(path: str) -> tv_tensors.Mask:
+    return tv_tensors.Mask(decode_image(read_file(path))[0])
+
+
+READERS = {"torchvision_pil": (read_pil, read_pil_mask), "torchvision_tensor": (read_tensor, read_tensor_mask)}
+
+
+class TorchvisionFiles(Dataset):
+    """``transforms(image, target)`` of JPEG ``paths`` decoded the way ``side`` (a key of READERS) does;
+    ``target(index, (h, w), read_mask)`` builds the image's targets (labels, boxes, a mask file read
+    the same way)."""
+
+    def __init__(self, paths: list[str], side: str, transforms: v2.Transform, target: Target) -> None:
+        self.paths, self.transforms, self.target = paths, transforms, target
+        self.read_image, self.read_mask = READERS[side]
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> Any:
+        image = self.read_image(self.paths[index])
+        size = tuple(image.shape[-2:]) if isinstance(image, torch.Tensor) else (image.height, image.width)
+        return self.transforms(image, self.target(index, size, self.read_mask))
+
+
+class DecodeOnly(Dataset):
+    """Each file read and decoded, nothing else: only the image size leaves the worker."""
+
+    def __init__(self, paths: list[str]) -> None:
+        self.paths = paths
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> tuple[int, ...]:
+        return tuple(decode_jpeg(read_file(self.paths[index])).shape)
+
+
+def baseline_loaders(paths: list[str], transforms: Callable[[], v2.Transform], target: Target,
+                     collate: Callable[[list], Any], batch_size: int, workers: int) -> dict[str, DataLoader]:
+    """The two torchvision sides (``transforms()`` builds each its v2 pipeline) and the decode limit,
+    shuffled like the Trainer's loader, with persistent workers as Cauchy's side has."""
+    common: dict[str, Any] = dict(batch_size=batch_size, shuffle=True, num_workers=workers,
+                                  persistent_workers=workers > 0)
+    loaders = {side: DataLoader(TorchvisionFiles(paths, side, transforms(), target), collate_fn=collate, **common)
+               for side in READERS}
+    loaders[DECODE_LIMIT] = DataLoader(DecodeOnly(paths), collate_fn=list, **common)
+    return loaders
+
+
+def timed_pass(loader: DataLoader, check: Callable[[Any], int]) -> float:
+    """Images per second over one pass; ``check(batch)`` validates a batch and returns its size."""
+    count = 0
+    start = time.perf_counter()
+    for batch in loader:
+        count += check(batch)
+    return count / (time.perf_counter() - start)
+
+
+def images_in(batch: Any) -> int:
+    """The decode limit's batches: lists of image shapes."""
+    return len(batch)
+
+
+def pipeline_rates(loaders: dict[str, DataLoader], check: Callable[[Any], int], rounds: int) -> dict[str, list[float]]:
+    """Images per second of each loader per round (``rounds.alternate``); ``check`` validates the
+    pipelines' batches (the decode limit's are only counted)."""
+    return alternate({name: partial(timed_pass, loader, images_in if name == DECODE_LIMIT else check)
+                      for name, loader in loaders.items()}, rounds)
+
+
+def float_images(images: torch.Tensor, size: tuple[int, int]) -> int:
+    """Checks a batch of normalised images of ``size`` (h, w); returns how many it holds."""
+    assert images.dtype == torch.float32 and tuple(images.shape[-2:]) == tuple(size), images.shape
+    return len(images)

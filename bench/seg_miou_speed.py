@@ -1,0 +1,125 @@
+"""The seg evaluator (one confusion matrix accumulated on the model's device with torch.bincount)
+against per-image numpy references, on the same masks.
+
+    python bench/seg_miou_speed.py [--masks 512] [--size 512] [--classes 21] [--rounds 3] [--device auto|cpu|cuda]
+
+Masks (ground truth: blocks of random classes with 255-ignore borders; predictions: the truth with
+a fifth of the pixels changed) are made once on the device, as a model's argmax would leave them,
+and fed in batches of 16. ``numpy_per_image``, the reference of the evaluator's tests: each image
+copied to the host, and per class its intersection, union and ground-truth pixels counted with
+numpy set logic, as hand-written mIoU code does. ``numpy_bincount``, a stronger host-side baseline:
+each image copied to the host and one ``np.bincount`` confusion matrix per image. Rates are
+images/s; all three must give the same mIoU (checked).
+
+The last line is one JSON object: ``ratio`` (evaluator / numpy_per_image) and ``ratio_vs_bincount``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path[:0] = [REPO, os.path.dirname(os.path.abspath(__file__))]
+
+from rounds import alternate, summary  # noqa: E402
+
+from cauchy.metrics.seg import SegmentationEvaluator  # noqa: E402
+
+IGNORE = 255
+BATCH = 16
+
+
+def make_masks(count: int, size: int, classes: int, device: torch.device) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    gen = torch.Generator(device="cpu").manual_seed(0)
+    truths, preds = [], []
+    for _ in range(count):
+        blocks = torch.randint(0, classes, (1, 1, size // 32, size // 32), generator=gen).float()
+        gt = torch.nn.functional.interpolate(blocks, size=(size, size), mode="nearest")[0, 0].to(torch.uint8)
+        gt[::32, :] = IGNORE
+        noise = torch.rand(size, size, generator=gen) < 0.2
+        pred = torch.where(noise, torch.randint(0, classes, (size, size), generator=gen), gt.long())
+        pred[gt == IGNORE] = 0
+        truths.append(gt.to(device))
+        preds.append(pred.to(device))
+    return truths, preds
+
+
+def evaluator_miou(truths: list[torch.Tensor], preds: list[torch.Tensor], classes: int) -> float:
+    evaluator = SegmentationEvaluator(classes, ignore_index=IGNORE)
+    for start in range(0, len(truths), BATCH):
+        evaluator.process({"orig_mask": truths[start:start + BATCH]},
+                          [{"mask": p} for p in preds[start:start + BATCH]])
+    return evaluator.evaluate().scalars["miou"]
+
+
+def miou_of(inter: np.ndarray, union: np.ndarray) -> float:
+    present = union > 0
+    return float((inter[present] / union[present]).mean())
+
+
+def numpy_per_image(truths: list[torch.Tensor], preds: list[torch.Tensor], classes: int) -> float:
+    inter, union = np.zeros(classes), np.zeros(classes)
+    for gt_t, pred_t in zip(truths, preds):
+        gt, pred = gt_t.cpu().numpy(), pred_t.cpu().numpy()
+        keep = gt != IGNORE
+        for c in range(classes):
+            g, p = (gt == c) & keep, (pred == c) & keep
+            inter[c] += np.logical_and(g, p).sum()
+            union[c] += np.logical_or(g, p).sum()
+    return miou_of(inter, union)
+
+
+def numpy_bincount(truths: list[torch.Tensor], preds: list[torch.Tensor], classes: int) -> float:
+    cm = np.zeros((classes, classes), dtype=np.int64)
+    for gt_t, pred_t in zip(truths, preds):
+        gt, pred = gt_t.cpu().numpy().astype(np.int64), pred_t.cpu().numpy()
+        keep = gt != IGNORE
+        cm += np.bincount(gt[keep] * classes + pred[keep], minlength=classes * classes).reshape(classes, classes)
+    tp = np.diag(cm)
+    return miou_of(tp, cm.sum(0) + cm.sum(1) - tp)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--masks", type=int, default=512)
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--classes", type=int, default=21)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    args = parser.parse_args()
+    device = torch.device("cuda" if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
+                          else "cpu")
+    truths, preds = make_masks(args.masks, args.size, args.classes, device)
+    found: dict[str, float] = {}
+
+    def timed(name: str, fn) -> float:
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        found[name] = fn(truths, preds, args.classes)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        return len(truths) / (time.perf_counter() - start)
+
+    rates = alternate({"evaluator": lambda: timed("evaluator", evaluator_miou),
+                       "numpy_per_image": lambda: timed("numpy_per_image", numpy_per_image),
+                       "numpy_bincount": lambda: timed("numpy_bincount", numpy_bincount)}, args.rounds)
+    if max(found.values()) - min(found.values()) > 1e-9:
+        raise SystemExit(f"the three disagree: {found}")
+    print(f"{args.masks} masks of {args.size}x{args.size}, {args.classes} classes, on {device}; mIoU {found['evaluator']:.4f}")
+    bincount = rates.pop("numpy_bincount")
+    figures = summary(rates, "images/s", device=str(device), masks=args.masks, size=args.size, classes=args.classes)
+    ratio_bincount = float(np.median(rates["evaluator"]) / np.median(bincount))
+    print(f"  numpy_bincount median {np.median(bincount):8.2f} images/s; ratio evaluator/numpy_bincount: {ratio_bincount:.3f}")
+    print(json.dumps({**figures, "numpy_bincount_images_per_s": round(float(np.median(bincount)), 2),
+                      "ratio_vs_bincount": round(ratio_bincount, 3)}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,30 @@
+"""The seg shapes prepare script, loaded from scripts/ (not a package), and a tiny set made by it."""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[3] / "scripts" / "seg" / "shapes" / "prepare.py"
+
+
+def load_prepare() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("seg_shapes_prepare", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def seg_prepare() -> ModuleType:
+    return load_prepare()
+
+
+@pytest.fixture(scope="session")
+def seg_shapes(tmp_path_factory: pytest.TempPathFactory, seg_prepare: ModuleType) -> str:
+    """Eight train and four val images of at most 64 pixels, as VOC and COCO."""
+    out = str(tmp_path_factory.mktemp("seg") / "shapes")
+    seg_prepare.prepare(out, train=8, val=4, size=64, seed=3)
+    return out
