@@ -2,11 +2,11 @@
 tests) with nginx rendered from ``scripts/nginx`` in front of it, all on free ports of 127.0.0.1."""
 from __future__ import annotations
 
-import importlib.util
 import socket
 import sys
 from pathlib import Path
-from types import ModuleType
+
+from script_loader import load_script
 
 from services.config import Settings
 
@@ -14,18 +14,7 @@ REPO = Path(__file__).resolve().parents[2]
 VISDOM_PORTS = (18200, 18259)
 
 
-def load(path: Path, name: str) -> ModuleType:
-    """A module by file path (scripts/ is no package)."""
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-frontdoor = load(REPO / "scripts/nginx/frontdoor.py", "cauchy_frontdoor")
+frontdoor = load_script("scripts/nginx/frontdoor.py")
 sys.path.insert(0, str(REPO / "tests/services"))
 import live_service as service_fixtures  # noqa: E402  (the module the service tests' conftest uses too)
 

@@ -1,12 +1,12 @@
 """scripts/cls/digits/prepare.py writes the 1,797 sklearn digits as a stratified image_folder split."""
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from script_loader import load_script
 
 import cauchy.datasets  # noqa: F401
 from cauchy.registry import DATASETS
@@ -35,16 +35,10 @@ def test_prepare_writes_both_splits_and_is_idempotent(digits_dir):
     assert sorted(out.rglob("*.png")) == files
 
 
-def load_script():
-    spec = importlib.util.spec_from_file_location("digits_prepare", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 @pytest.mark.slow
 def test_other_fraction_moves_files_between_splits(tmp_path):
-    prepare = load_script().prepare
+    prepare = load_script("scripts/cls/digits/prepare.py").prepare
     out = tmp_path / "digits"
     assert prepare(str(out)) == 1797
     assert 0 < prepare(str(out), val_fraction=0.5, seed=1) < 1797

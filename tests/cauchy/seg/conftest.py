@@ -1,20 +1,14 @@
 """The seg shapes prepare script, loaded from scripts/ (not a package), and a tiny set made by it."""
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 from types import ModuleType
 
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[3] / "scripts" / "seg" / "shapes" / "prepare.py"
+from script_loader import load_script
 
 
 def load_prepare() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("seg_shapes_prepare", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("scripts/seg/shapes/prepare.py")
 
 
 @pytest.fixture(scope="session")
