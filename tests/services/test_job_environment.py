@@ -4,6 +4,7 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
+from cauchy.fetch import POLICY_ENV
 from services.jobs.environment import PASSED, PASSED_PREFIXES
 
 SECRETS = {"CAUCHY_DATABASE_URL": "postgresql://cauchy:hunter2@db/cauchy", "CAUCHY_ADMIN_PASSWORD": "hunter2",
@@ -40,9 +41,10 @@ def test_task_and_visdom_see_only_the_allow_list_and_run_with_umask_077(monkeypa
         env = environ_of(by_role[role])
         assert not set(SECRETS) & set(env), role
         assert all(key in PASSED or key.startswith(PASSED_PREFIXES) or key in (
-            "PYTHONUNBUFFERED", "CUDA_VISIBLE_DEVICES", "CAUCHY_HOME") for key in env), (role, sorted(env))
+            "PYTHONUNBUFFERED", "CUDA_VISIBLE_DEVICES", "CAUCHY_HOME", POLICY_ENV) for key in env), (role, sorted(env))
         assert env["LC_ALL"] == "C.UTF-8" and env["OMP_NUM_THREADS"] == "2" and env["PATH"], role
         assert umask_of(by_role[role]) == 0o077, role
+    assert POLICY_ENV in environ_of(by_role["task"])  # what it may fetch, handed over by the service
     task_env = environ_of(by_role["task"])
     assert task_env["CUDA_VISIBLE_DEVICES"] == "" and task_env["CAUCHY_HOME"] == str(settings.home)
     service.call("POST", f"/api/v1/jobs/{job['id']}/stop")

@@ -36,11 +36,11 @@ def browser() -> Iterator:
 
 
 @pytest.fixture(scope="module")
-def real_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """One CPU slot, so a second job waits in the queue; the real run_tasks.py."""
+def real_stack(tmp_path_factory: pytest.TempPathFactory, digits_dir: str) -> Iterator[Stack]:
+    """One CPU slot, so a second job waits in the queue; the real run_tasks.py; jobs may read the digits."""
     settings = fast_settings(tmp_path_factory.mktemp("webui") / "home", cpu_slots=1,
                              task_command=(sys.executable, "run_tasks.py"), stop_grace_s=60.0,
-                             visdom_ports=live_service.port_range(20))
+                             visdom_ports=live_service.port_range(20), data_roots=(REPO / "data", Path(digits_dir).parent))
     live = Stack(settings)
     yield live
     live.close()

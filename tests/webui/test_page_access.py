@@ -18,7 +18,7 @@ import requests
 from accounts import Account, sign_in, sign_out
 from conftest import ADMIN_PASSWORD, live_service
 from playwright.sync_api import expect
-from stack import FAKE_TASK, Stack, fast_settings, make_hypes
+from stack import FAKE_TASK, REPO, Stack, fast_settings, make_hypes
 
 pytestmark = pytest.mark.slow
 DIGITS = "cls/image_classifier_smallcnn_digits.json"
@@ -26,10 +26,10 @@ PASSWORDS = {"alice": "alice's password", "bob": "bob's password", "carol": "car
 
 
 @pytest.fixture(scope="module")
-def front(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def front(tmp_path_factory: pytest.TempPathFactory, digits_dir: str) -> Iterator[Stack]:
     """The stand-in task (a "run" job keeps running until stopped), so the jobs here cost nothing."""
     live = Stack(fast_settings(tmp_path_factory.mktemp("access") / "home", task_command=(sys.executable, FAKE_TASK),
-                               visdom_ports=live_service.port_range(20)))
+                               visdom_ports=live_service.port_range(20), data_roots=(REPO / "data", Path(digits_dir).parent)))
     yield live
     live.close()
 
