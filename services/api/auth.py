@@ -14,12 +14,12 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify, request, session
+from flask import Blueprint, current_app, g, jsonify, request, session
 from flask.typing import ResponseReturnValue
 
 from services.api.errors import ApiError, bad_request, error_body, not_found
 from services.auth.access import max_priority
-from services.auth.accounts import Accounts, password_version
+from services.auth.accounts import Accounts, session_fingerprint
 from services.auth.identity import Caller
 from services.auth.models import Token, User
 from services.auth.seam import admin_required, client_address, login_required, open_to_anonymous
@@ -89,13 +89,16 @@ def login() -> ResponseReturnValue:
     limits.by_name.reset(name.lower())
     session.clear()
     session.permanent = True
-    session.update(uid=user.id, pv=password_version(user), csrf=secrets.token_urlsafe(32))
+    session.update(uid=user.id, pv=session_fingerprint(user), csrf=secrets.token_urlsafe(32))
     return jsonify({"user": me_json(accounts().caller(user.id)), "csrf_token": session["csrf"]})
 
 
 @bp.post("/auth/logout")
 @open_to_anonymous
 def logout() -> ResponseReturnValue:
+    """Ends the caller's sessions everywhere, not just this cookie: a copied cookie stops working too."""
+    if g.get("via") == "cookie":
+        accounts().end_sessions(login_required().id)
     session.clear()
     return "", 204
 

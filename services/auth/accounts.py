@@ -43,7 +43,7 @@ class CachedCaller:
 
     until: float
     caller: Caller | None  # None: the user is disabled or gone
-    password_version: str = ""
+    session_version: str = ""
     token_id: int | None = None
     expires_at: float | None = None
     last_used_at: float | None = None
@@ -191,8 +191,8 @@ class Accounts:
                 user = session.get(User, user_id)
                 cached = self._remember(("user", user_id), CachedCaller(
                     now + CACHE_TTL_S, None if user is None or user.disabled else self._caller(session, user),
-                    password_version(user) if user else ""))
-        if cached.caller is None or (session_version is not None and session_version != cached.password_version):
+                    session_fingerprint(user) if user else ""))
+        if cached.caller is None or (session_version is not None and session_version != cached.session_version):
             return None
         return cached.caller
 
@@ -201,6 +201,14 @@ class Accounts:
             self._cache.clear()
         self._cache[key] = entry
         return entry
+
+    def end_sessions(self, user_id: int) -> None:
+        """Sign ``user_id`` out of every browser: cookies signed in before now stop being accepted."""
+        with self.store.session() as session:
+            user = session.get(User, user_id)
+            if user is not None:
+                user.signed_out_at = time.time()
+        self.changed()
 
     def changed(self) -> None:
         """Forget every cached caller: called by each write that can change who someone is or may do."""
@@ -313,9 +321,10 @@ class Accounts:
         self.changed()
 
 
-def password_version(user: User) -> str:
-    """A fingerprint of the password hash kept in the session cookie: a new password ends old sessions."""
-    return hashlib.sha256(user.password_hash.encode()).hexdigest()[:16]
+def session_fingerprint(user: User) -> str:
+    """A fingerprint kept in the session cookie of the password hash and the last sign-out: a new password
+    or signing out ends every session signed in before (the cookie itself lives on in the browser)."""
+    return hashlib.sha256(f"{user.password_hash}|{user.signed_out_at or ''}".encode()).hexdigest()[:16]
 
 
 def user_exists(store: Store, name: str) -> bool:

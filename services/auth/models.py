@@ -18,6 +18,7 @@ class User(Base):
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     max_priority: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[float] = mapped_column(Float)
+    signed_out_at: Mapped[float | None] = mapped_column(Float)  # sessions signed in before this have ended
 
 
 class Group(Base):

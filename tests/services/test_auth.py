@@ -98,8 +98,14 @@ def test_logout_and_the_legacy_endpoints_ignore_the_cookie(service, fake_hypes):
     by_token = browser.get(service.url + "/cauchy/stop_training", params={"pid": job["id"], "token": ada.token}).json()
     assert by_token["code"] == "100200"
     csrf = browser.get(service.url + "/api/v1/auth/me").json()["csrf_token"]
+    copied = requests.Session()  # the same cookie, kept elsewhere (another tab, or stolen)
+    copied.cookies.update(browser.cookies)
+    assert copied.get(service.url + "/api/v1/auth/me").status_code == 200
     assert browser.post(service.url + "/api/v1/auth/logout", headers={"X-CSRF-Token": csrf}).status_code == 204
     assert browser.get(service.url + "/api/v1/auth/me").status_code == 401
+    assert copied.get(service.url + "/api/v1/auth/me").status_code == 401  # signing out ended the session itself
+    again = browser.post(service.url + "/api/v1/auth/login", json={"name": "ada", "password": "ada-password"})
+    assert again.status_code == 200 and browser.get(service.url + "/api/v1/auth/me").status_code == 200
     service.wait_ended(job["id"])
 
 

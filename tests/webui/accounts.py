@@ -15,11 +15,18 @@ class Account:
     def __init__(self, url: str, name: str, password: str) -> None:
         self.url, self.name, self.password = url, name, password
         self.http = requests.Session()
-        reply = self.http.post(f"{url}/api/v1/auth/login", json={"name": name, "password": password}, timeout=30)
+        self.sign_in()
+
+    def sign_in(self) -> None:
+        reply = self.http.post(f"{self.url}/api/v1/auth/login", json={"name": self.name, "password": self.password},
+                               timeout=30)
         assert reply.status_code == 200, reply.text
         self.csrf = reply.json()["csrf_token"]
 
     def call(self, method: str, path: str, expect_status: int | None = None, **kwargs: Any) -> requests.Response:
+        """One API call; signed in again first when a sign-out in a browser ended this person's sessions."""
+        if self.http.get(f"{self.url}/api/v1/auth/me", timeout=30).status_code == 401:
+            self.sign_in()
         headers = {"X-CSRF-Token": self.csrf, **kwargs.pop("headers", {})}
         reply = self.http.request(method, f"{self.url}/api/v1{path}", headers=headers, timeout=30, **kwargs)
         if expect_status is not None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 from accounts import sign_in
-from conftest import ADMIN_PASSWORD
 from playwright.sync_api import expect
+from stack import service_fixtures
 
 pytestmark = pytest.mark.slow
 DIGITS = "cls/image_classifier_smallcnn_digits.json"
@@ -20,7 +20,7 @@ def blocker_overrides(data_dir: str) -> list[str]:
 
 def test_launch_watch_stop_and_publish_a_digits_job(page, admin, digits_dir, shot):
     blocker = admin.submit(DIGITS, overrides=blocker_overrides(digits_dir), name="holds the only CPU slot")
-    sign_in(page, "admin", ADMIN_PASSWORD)
+    sign_in(page, "admin", service_fixtures.ADMIN_PASSWORD)
     row = page.locator(f'tr[data-job="{blocker["id"]}"]')
     expect(row.locator(".badge")).to_have_text("running", timeout=30_000)
     expect(row.locator(".bar")).to_be_visible(timeout=SLOW_START)  # progress from metrics.jsonl
@@ -76,7 +76,7 @@ def test_launch_watch_stop_and_publish_a_digits_job(page, admin, digits_dir, sho
 
 
 def test_a_bad_field_shows_its_error(page, shot):
-    sign_in(page, "admin", ADMIN_PASSWORD, "/#/launch")
+    sign_in(page, "admin", service_fixtures.ADMIN_PASSWORD, "/#/launch")
     page.fill("#f-solver-lr-base_lr", "0")
     page.get_by_role("button", name="Launch").click()
     error = page.locator('[data-field="hypes.solver.lr.base_lr"] .field-error')

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 import requests
 from accounts import Account, sign_in, sign_out
-from conftest import ADMIN_PASSWORD, live_service
 from playwright.sync_api import expect
 from stack import FAKE_TASK, REPO, Stack, fast_settings, make_hypes
+from stack import service_fixtures as live_service
 
 pytestmark = pytest.mark.slow
 DIGITS = "cls/image_classifier_smallcnn_digits.json"
@@ -158,7 +158,7 @@ def test_each_person_sees_their_own_and_shared_jobs(open_tab, front, people, dig
 
 
 def test_admin_manages_people_and_groups_on_the_page(page, open_tab, admin, people, shot):
-    sign_in(page, "admin", ADMIN_PASSWORD)
+    sign_in(page, "admin", live_service.ADMIN_PASSWORD)
     page.get_by_role("link", name="Admin").click()
     users = page.locator("#users")
     expect(users.locator('tr[data-user="alice"]')).to_be_visible()
