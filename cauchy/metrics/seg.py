@@ -69,7 +69,7 @@ class SegmentationEvaluator(Evaluator):
             valid &= gt >= 0
         if 0 <= self.ignore_index < n:
             valid &= gt != self.ignore_index
-        return (gt.to(dtype).masked_fill_(~valid, n) * n + pred.to(dtype)).flatten()
+        return pred.to(dtype, copy=True).add_(gt.to(dtype, copy=True).masked_fill_(~valid, n), alpha=n).flatten()
 
     def process(self, batch: dict[str, Any], predictions: list[dict[str, Any]]) -> None:
         """One ``bincount`` per batch over every image's cells, in :meth:`cell_dtype`."""
