@@ -1,9 +1,9 @@
-"""A tiny U-Net, the small CPU seg model: trained from scratch in minutes on two CPU threads.
+"""A tiny U-Net, the small CPU seg model, trained from scratch on two CPU threads.
 
-Four encoder stages (two 3x3 conv-BN-ReLU each, stride 2 between stages, the last one with
-dilation 2 for context), and a decoder that upsamples bilinearly and fuses each skip connection
-with one 3x3 conv: dense convolutions with few channels, which the CPU runs fast, and full
-resolution detail at the output (LR-ASPP from scratch needs far longer to leave "all background").
+Four encoder stages of two 3x3 conv-BN-ReLU, each starting with a stride-2 convolution (the last
+stage's second conv dilated by 2 for context), and a decoder that upsamples bilinearly and fuses
+each skip connection with one 3x3 conv, ending at half the input's resolution (logits upsampled):
+dense convolutions with few channels, which the CPU runs fast.
 """
 from __future__ import annotations
 
