@@ -1,6 +1,6 @@
 """Trains the small CPU seg model on the synthetic seg shapes set and reports its mIoU and the minutes it took.
 
-    python bench/seg_shapes_miou.py [--hypes hypes/seg/lraspp_mobilenetv3small_shapes.json] [--data DIR]
+    python bench/seg_shapes_miou.py [--hypes hypes/seg/tiny_unet_shapes.json] [--data DIR]
                                     [--iters N] [--threads 2] [--run-dir DIR]
 
 Without ``--data`` the set is generated first (scripts/seg/shapes/prepare.py, 400 train / 100 val
@@ -36,7 +36,7 @@ def prepare_seg_shapes(out: str) -> None:
 
 
 def main() -> None:
-    args = shapes_parser(__doc__.splitlines()[0], "hypes/seg/lraspp_mobilenetv3small_shapes.json", 2).parse_args()
+    args = shapes_parser(__doc__.splitlines()[0], "hypes/seg/tiny_unet_shapes.json", 2).parse_args()
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory(prefix="cauchy-seg-shapes-") as tmp:
         data = args.data or os.path.join(tmp, "seg_shapes")

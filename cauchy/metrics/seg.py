@@ -1,8 +1,9 @@
 """Semantic segmentation evaluator: mIoU, per-class IoU, pixel accuracy, mean class accuracy and
 frequency-weighted IoU from one confusion matrix.
 
-The matrix is accumulated on the predictions' device with ``torch.bincount`` (no per-image copy to
-the host; one transfer when ``evaluate`` reads it). Rows are ground truth, columns predictions;
+The matrix is accumulated on the predictions' device with ``torch.bincount`` over cell indices in
+the narrowest integer type that holds them (no per-image copy to the host; one transfer when
+``evaluate`` reads it). Rows are ground truth, columns predictions;
 pixels at ``ignore_index`` are left out. A class absent from both ground truth and predictions has
 no IoU (it is left out of the means and reported as null), as mmseg and the Cityscapes scripts do.
 """
@@ -52,20 +53,32 @@ class SegmentationEvaluator(Evaluator):
         self.confusion: torch.Tensor | None = None
         self.count = 0
 
-    def process(self, batch: dict[str, Any], predictions: list[dict[str, Any]]) -> None:
-        """One ``bincount`` per batch over every image's ``truth * C + prediction`` cell index, with
-        ignored (and out-of-range) pixels sent to an extra bin that is dropped: no boolean indexing,
-        which would copy each image's pixel count to the host."""
+    def cell_dtype(self) -> torch.dtype:
+        """The narrowest integer type that holds every cell index, ``(C + 1) * C`` bins (int16 up to
+        181 classes): the per-pixel passes move 2 bytes a pixel, not int64's 8."""
+        bins = (self.num_classes + 1) * self.num_classes
+        return next(t for t in (torch.int16, torch.int32, torch.int64) if bins <= torch.iinfo(t).max)
+
+    def cells(self, gt: torch.Tensor, pred: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """``row * C + prediction`` per pixel, the row being the truth, or ``C`` (an extra row of
+        bins that is dropped) for the ignore value and values outside ``[0, C)``: no boolean
+        indexing, which would copy each image's kept pixel count to the host."""
         n = self.num_classes
-        cells = []
-        for gt, prediction in zip(batch["orig_mask"], predictions):
-            pred = prediction["mask"]
-            gt = torch.as_tensor(gt, device=pred.device).long()
-            valid = (gt != self.ignore_index) & (gt >= 0) & (gt < n)
-            cells.append(torch.where(valid, gt * n + pred.long(), n * n).flatten())
+        valid = gt < n
+        if gt.is_signed():
+            valid &= gt >= 0
+        if 0 <= self.ignore_index < n:
+            valid &= gt != self.ignore_index
+        return pred.to(dtype, copy=True).add_(gt.to(dtype, copy=True).masked_fill_(~valid, n), alpha=n).flatten()
+
+    def process(self, batch: dict[str, Any], predictions: list[dict[str, Any]]) -> None:
+        """One ``bincount`` per batch over every image's cells, in :meth:`cell_dtype`."""
+        n, dtype = self.num_classes, self.cell_dtype()
+        cells = [self.cells(torch.as_tensor(gt, device=prediction["mask"].device), prediction["mask"], dtype)
+                 for gt, prediction in zip(batch["orig_mask"], predictions)]
         if not cells:
             return
-        counts = torch.bincount(torch.cat(cells), minlength=n * n + 1)[:n * n]
+        counts = torch.bincount(torch.cat(cells), minlength=(n + 1) * n)[:n * n]
         self.confusion = counts if self.confusion is None else self.confusion + counts
         self.count += len(cells)
 

@@ -60,3 +60,17 @@ def test_perfect_and_empty() -> None:
     assert evaluator.evaluate().scalars["miou"] == 1.0
     evaluator.reset()
     assert evaluator.evaluate().scalars["miou"] == 0.0
+
+
+def test_signed_truth_and_ignore_inside_the_class_range() -> None:
+    """int64 ground truth with negative and too-large values, and an ignore index that is a class id:
+    all three kinds of pixel are left out, as the numpy reference leaves them."""
+    gen = np.random.default_rng(3)
+    n, ignore = 4, 0
+    gt = gen.integers(-2, n + 2, size=(9, 11))
+    pred = gen.integers(0, n, size=(9, 11))
+    evaluator = SegmentationEvaluator(n, ignore_index=ignore)
+    evaluator.process({"orig_mask": [torch.from_numpy(gt)]}, [{"mask": torch.from_numpy(pred)}])
+    keep = (gt >= 0) & (gt < n) & (gt != ignore)
+    want = np.bincount(gt[keep] * n + pred[keep], minlength=n * n).reshape(n, n)
+    assert evaluator.evaluate().tables["confusion_matrix"] == want.tolist()

@@ -11,6 +11,7 @@ from cauchy.registry import LOSSES, MODELS
 SMALL = {"pspnet": {"backbone": "resnet18", "output_stride": 32},
          "denseaspp": {"backbone": "resnet18", "output_stride": 32, "aux_weight": 0.4},
          "lraspp": {"backbone": "mobilenet_v3_small"},
+         "tiny_unet": {},
          "deeplabv3_mobilenet_v3_large": {},
          "deeplabv3_resnet50": {}}
 
