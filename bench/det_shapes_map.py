@@ -32,8 +32,9 @@ from cauchy import exitcodes  # noqa: E402
 from cauchy.visualizer import read_events  # noqa: E402
 
 
-def prepare_shapes(out: str) -> None:
-    spec = importlib.util.spec_from_file_location("shapes_prepare", os.path.join(REPO, "scripts/det/shapes/prepare.py"))
+def prepare_shapes(out: str, script: str = "scripts/det/shapes/prepare.py") -> None:
+    """Run a shapes ``prepare.py`` (scripts/ is no package) into ``out``: det's, or seg's by its path."""
+    spec = importlib.util.spec_from_file_location("shapes_prepare", os.path.join(REPO, script))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     module.prepare(out)

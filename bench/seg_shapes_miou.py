@@ -14,7 +14,6 @@ The last line of output is one JSON object with ``miou`` and ``minutes``.
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import sys
@@ -25,14 +24,7 @@ import torch
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [REPO, os.path.dirname(os.path.abspath(__file__))]
 
-from det_shapes_map import last_value, shapes_parser, train_timed  # noqa: E402
-
-
-def prepare_seg_shapes(out: str) -> None:
-    spec = importlib.util.spec_from_file_location("seg_shapes_prepare", os.path.join(REPO, "scripts/seg/shapes/prepare.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    module.prepare(out)
+from det_shapes_map import last_value, prepare_shapes, shapes_parser, train_timed  # noqa: E402
 
 
 def main() -> None:
@@ -41,7 +33,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="cauchy-seg-shapes-") as tmp:
         data = args.data or os.path.join(tmp, "seg_shapes")
         if not args.data:
-            prepare_seg_shapes(data)
+            prepare_shapes(data, "scripts/seg/shapes/prepare.py")
         run_dir = args.run_dir or os.path.join(tmp, "run")
         _, minutes, cpu_minutes, load = train_timed(args.hypes, data, run_dir, args.iters)
         miou, pixel_acc = last_value(run_dir, "val", "miou"), last_value(run_dir, "val", "pixel_acc")
