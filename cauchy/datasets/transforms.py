@@ -343,8 +343,9 @@ _TENSOR_DTYPES = {"boxes": torch.float32, "labels": torch.int64, "difficult": to
 
 @TRANSFORMS.register("normalize")
 class Normalize:
-    """Last step: the image as a uint8 CHW tensor (a view of the HWC array; the collate's stack is the
-    one copy), targets as tensors. The arithmetic ``(image / div_value - mean) / std`` is
+    """Last step: the image as a contiguous uint8 CHW tensor (numpy's transposing copy: about three
+    times faster than torch's uint8 permute, and the collate's stack is then a plain copy), targets
+    as tensors. The arithmetic ``(image / div_value - mean) / std`` is
     ``normalizer``'s, applied on the model's device to whole batches (``Method.prepare``), so the
     loader's workers move a quarter of the bytes and do no float work."""
 
@@ -354,7 +355,7 @@ class Normalize:
 
     def __call__(self, sample: Sample) -> Sample:
         out = dict(sample)
-        out["image"] = torch.from_numpy(np.ascontiguousarray(sample["image"])).permute(2, 0, 1)
+        out["image"] = torch.from_numpy(np.ascontiguousarray(sample["image"].transpose(2, 0, 1)))
         for key, dtype in _TENSOR_DTYPES.items():
             if key in sample:
                 out[key] = torch.as_tensor(np.ascontiguousarray(sample[key])).to(dtype)
