@@ -203,8 +203,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="OMP/MKL threads of each task")
     parser.add_argument("--keep", help="keep data and run directories here (default: a temporary folder)")
     args = parser.parse_args()
-    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads),
-           "PYTHONUNBUFFERED": "1"}
+    # Passive OpenMP waits: a spinning thread would spend the CPU budget waiting for a descheduled
+    # sibling on a loaded machine (10x the work itself for small models; bench/seg_shapes_miou.py).
+    env = {"OMP_WAIT_POLICY": "PASSIVE", **os.environ, "OMP_NUM_THREADS": str(args.threads),
+           "MKL_NUM_THREADS": str(args.threads), "PYTHONUNBUFFERED": "1"}
     rows: dict[str, dict] = {}
     wall = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="cauchy-zoo-") as tmp:
