@@ -2,13 +2,11 @@
 tiny sticks set and its Visdom env holds its OKS AP and validation images with skeletons drawn."""
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-from test_real_jobs import real_settings  # noqa: F401  (the fixture: the real task, temporary data roots)
+from test_real_jobs import assert_visdom_shows, real_settings  # noqa: F401  (real_settings: the fixture)
 
 from services.config import REPO_ROOT
 
@@ -28,10 +26,4 @@ def test_pose_job_shows_its_oks_ap_and_skeletons_in_visdom(real_settings, servic
     events = service.call("GET", f"/api/v1/jobs/{job['id']}/metrics").json()["events"]
     assert {("train", "loss"), ("train", "loss_heatmap"), ("val", "ap"), ("val", "ap50")} <= {
         (e["phase"], e["name"]) for e in events}
-    envs = list((Path(done["job_dir"]) / "visdom").glob("*.json"))
-    assert envs, "the task saved no Visdom env"
-    windows = json.loads(envs[0].read_text())["jsons"].values()
-    ap = next(w for w in windows if w["title"] == "ap")
-    assert 0 <= ap["content"]["data"][-1]["y"][-1] <= 1
-    images = [w for w in windows if w["title"].startswith("val_image_")]
-    assert len(images) == 2 and all("prediction | ground truth" in json.dumps(w) for w in images)
+    assert_visdom_shows(done, "ap", images=2)
