@@ -17,15 +17,17 @@ from torch import nn
 from torchvision.models.detection import KeypointRCNN
 
 from cauchy.hypes import HypesError
+from cauchy.methods.base import Method
 from cauchy.methods.det import TorchvisionDetection, collate_detection
-from cauchy.methods.pose import PoseMethod
 from cauchy.methods.pose_bottomup import boxes_to_original, to_original
 from cauchy.models.det.torchvision_detectors import TorchvisionDetector
 from cauchy.registry import METHODS
 
 
 @METHODS.register("keypoint_rcnn")
-class KeypointRCNNMethod(PoseMethod):
+class KeypointRCNNMethod(Method):
+    default_evaluator = "coco_keypoints"
+
     def __init__(self, model: nn.Module, loss: nn.Module | None = None, target: dict[str, Any] | None = None) -> None:
         if not (isinstance(model, TorchvisionDetector) and isinstance(model.net, KeypointRCNN)):
             raise HypesError("network.model_name", "method keypoint_rcnn needs a Keypoint R-CNN model "

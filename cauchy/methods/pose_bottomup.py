@@ -25,8 +25,8 @@ from torch import nn
 from cauchy.datasets.pose.heatmaps import gaussian_heatmaps
 from cauchy.datasets.pose.paf import part_affinity_fields
 from cauchy.hypes import HypesError
+from cauchy.methods.base import Method
 from cauchy.methods.det import collate_detection
-from cauchy.methods.pose import PoseMethod
 from cauchy.models.pose.openpose import OpenPose
 from cauchy.models.pose.paf_grouping import GroupingParams, group_people
 from cauchy.registry import LOSSES, METHODS
@@ -67,18 +67,28 @@ class OpenPoseLoss(nn.Module):
         return {"loss": loss_paf + loss_heatmap, "loss_paf": loss_paf, "loss_heatmap": loss_heatmap}
 
 
-def to_original(keypoints: np.ndarray, affine: np.ndarray) -> np.ndarray:
-    """``keypoints`` [..., 3] (x, y in the sample's pixels, score) in original pixels: through the
+def to_original(keypoints: torch.Tensor, affine: torch.Tensor | np.ndarray) -> torch.Tensor:
+    """``keypoints`` [..., 3] (x, y in the sample's pixels, score) in original pixels, through the
     inverse of the sample's ``affine`` (original -> sample pixels)."""
-    back = np.linalg.inv(np.asarray(affine, dtype=np.float64))
-    xy = keypoints[..., :2].astype(np.float64) @ back[:2, :2].T + back[:2, 2]
-    return np.concatenate([xy, keypoints[..., 2:]], axis=-1).astype(np.float32)
+    back = torch.linalg.inv(torch.as_tensor(affine, dtype=torch.float64, device=keypoints.device))
+    xy = keypoints[..., :2].double() @ back[:2, :2].T + back[:2, 2]
+    return torch.cat([xy.to(keypoints.dtype), keypoints[..., 2:]], dim=-1)
+
+
+def boxes_to_original(boxes: torch.Tensor, affine: torch.Tensor | np.ndarray) -> torch.Tensor:
+    """``boxes`` [N, 4] xyxy in the sample's pixels as the boxes around their mapped corners in original
+    pixels (the same boxes when the affine only scales, shifts and mirrors)."""
+    corners = boxes[:, [0, 1, 2, 1, 0, 3, 2, 3]].reshape(-1, 4, 2)
+    mapped = to_original(torch.cat([corners, corners.new_zeros(*corners.shape[:2], 1)], dim=-1), affine)[..., :2]
+    return torch.cat([mapped.amin(dim=1), mapped.amax(dim=1)], dim=1)
 
 
 @METHODS.register("openpose")
-class OpenPoseMethod(PoseMethod):
+class OpenPoseMethod(Method):
     """OpenPose's targets, loss and grouping over an :class:`OpenPose` model; bottom-up samples
     (``data.params.samples: "image"``)."""
+
+    default_evaluator = "coco_keypoints"
 
     def __init__(self, model: nn.Module, loss: nn.Module | None = None, target: dict[str, Any] | None = None) -> None:
         if not isinstance(model, OpenPose):
@@ -94,7 +104,6 @@ class OpenPoseMethod(PoseMethod):
 
     def use_metadata(self, metadata: dict[str, Any]) -> None:
         """Takes the limbs from the dataset's ``skeleton``; the model must have a field per limb."""
-        super().use_metadata(metadata)
         limbs = [(int(a), int(b)) for a, b in metadata["skeleton"]]
         if len(limbs) != self.model.num_limbs:
             raise HypesError("network.params.num_limbs", f"is {self.model.num_limbs} but the data's skeleton has "
@@ -123,14 +132,19 @@ class OpenPoseMethod(PoseMethod):
     @torch.no_grad()
     def predict(self, batch: dict[str, Any]) -> list[dict[str, Any]]:
         pafs, heatmaps = self.model(batch["image"])[-1]
+        return self.decode(pafs, heatmaps, batch)
+
+    def decode(self, pafs: torch.Tensor, heatmaps: torch.Tensor, batch: dict[str, Any]) -> list[dict[str, Any]]:
+        """The people of each image of ``batch`` from its fields and heatmaps, in original pixels."""
         stride, out = self.model.stride, []
         for i, (h, w) in enumerate(batch["image_sizes"].tolist()):
             gh, gw = -(-h // stride), -(-w // stride)  # the cells that cover the image, not its padding
             people, scores = group_people(heatmaps[i, :, :gh, :gw].float().cpu().numpy(),
                                           pafs[i, :, :gh, :gw].float().cpu().numpy(), self.limbs, self.grouping)
+            people = torch.from_numpy(people)
             people[..., :2] *= stride
             found = people[..., 2] > 0
-            people = to_original(people, batch["affine"][i])
+            people = to_original(people, batch["affine"][i].cpu())
             people[~found] = 0
-            out.append({"keypoints": torch.from_numpy(people), "scores": torch.from_numpy(scores)})
+            out.append({"keypoints": people, "scores": torch.from_numpy(scores)})
         return out
