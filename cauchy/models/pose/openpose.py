@@ -75,8 +75,8 @@ def openpose_vgg19(num_classes: int, num_limbs: int, stages: int = 6) -> OpenPos
 
 
 @MODELS.register("openpose_small")
-def openpose_small(num_classes: int, num_limbs: int, stages: int = 3, width: int = 64, downsample: int = 2,
-                   stem_widths: tuple[int, ...] = (32, 64, 96), kernel: int = 5) -> OpenPose:
+def openpose_small(num_classes: int, num_limbs: int, stages: int = 2, width: int = 32, downsample: int = 2,
+                   stem_widths: tuple[int, ...] = (16, 32, 48), kernel: int = 3) -> OpenPose:
     """``stem_widths``: channels of the stem's blocks (two 3x3 conv-BN-ReLU each; each of the first
     ``downsample`` blocks starts with a stride-2 conv); later stages use ``kernel`` x ``kernel``
     convolutions, three deep."""
