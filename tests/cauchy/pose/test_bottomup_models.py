@@ -4,8 +4,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+import cauchy.methods  # noqa: F401  (registers the methods)
+from cauchy.hypes import HypesError
 from cauchy.models.pose.openpose import OpenPose
-from cauchy.registry import MODELS
+from cauchy.registry import METHODS, MODELS
 
 
 def test_openpose_small_gives_every_stage_at_its_stride() -> None:
@@ -50,3 +52,15 @@ def test_keypoint_rcnn_small_trains_and_gives_keypoints_per_person() -> None:
         (out,) = model(images)
     assert out["keypoints"].shape[1:] == (6, 3) and len(out["keypoints"]) == len(out["boxes"])
     assert (out["labels"] == 0).all()
+
+
+def test_keypoint_rcnn_method_names_what_does_not_fit() -> None:
+    rcnn = MODELS.get("keypointrcnn_mobilenet_v3_large_fpn")(num_classes=4, min_size=64, max_size=64)
+    build = METHODS.get("keypoint_rcnn")
+    with pytest.raises(HypesError, match=r"^network\.model_name: method keypoint_rcnn needs a Keypoint R-CNN"):
+        build(model=MODELS.get("fasterrcnn_mobilenet_v3_large_fpn")(num_classes=1), loss=None)
+    with pytest.raises(HypesError, match=r"^target\.sigma: Keypoint R-CNN takes no target settings"):
+        build(model=rcnn, loss=None, target={"sigma": 2})
+    with pytest.raises(HypesError, match=r"^loss\.loss_type: Keypoint R-CNN computes its own losses"):
+        build(model=rcnn, loss=torch.nn.MSELoss())
+    assert build(model=rcnn, loss=None, target={}).default_evaluator == "coco_keypoints"
