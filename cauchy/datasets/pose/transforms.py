@@ -59,6 +59,7 @@ class TopDownAffine:
 
     def __call__(self, sample: Sample) -> Sample:
         h, w = self.size
+        sample = {"affine": np.eye(3), **sample}  # an unannotated image starts its record here
         boxes = sample.get("boxes")
         if boxes is not None and len(boxes) > 1:
             raise ValueError(f"top_down_affine: a top-down sample holds one person, this one has {len(boxes)} "

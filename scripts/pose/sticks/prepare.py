@@ -5,7 +5,7 @@
 
 Each figure is a skeleton of 14 named joints (``head``, ``neck`` and left/right shoulder, elbow,
 wrist, hip, knee, ankle) in a random pose (joint angles within human-like ranges) at a random
-scale, drawn as thick limbs on the shapes' textured backgrounds: left limbs in one colour, right
+scale, drawn as thick limbs on muted, cluttered backgrounds: left limbs in one colour, right
 limbs in another and the trunk in a third, so left and right can be told apart (as a face or a
 chest tells them on people). Several figures per image (one to four; ``--single``: one figure per
 image, large and centred, for single-person sets and PCK). Occlusions: a grey rectangle over part
@@ -26,15 +26,12 @@ for more.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import math
 import os
 
 import cv2
 import numpy as np
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 JOINTS = ["head", "neck", "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist",
           "right_wrist", "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle"]
@@ -48,15 +45,16 @@ COLOURS = {"left": (40, 90, 235), "right": (235, 60, 40), "trunk": (245, 225, 60
 J = {name: i for i, name in enumerate(JOINTS)}
 
 
-def _det_shapes():
-    """The detection shapes prepare script (not a package), whose textured background is reused."""
-    spec = importlib.util.spec_from_file_location("det_shapes_prepare", os.path.join(REPO, "scripts/det/shapes/prepare.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-DET = _det_shapes()
+def background(gen: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """A muted RGB backdrop: smooth colour blobs, a few faint straight strokes (limb-like clutter) and noise."""
+    low = gen.uniform(40, 150, size=(3, 3, 3)).astype(np.float32)
+    image = cv2.resize(low, (w, h), interpolation=cv2.INTER_CUBIC)
+    for _ in range(int(gen.integers(0, 4))):
+        p, q = gen.uniform(0, [w, h], size=(2, 2))
+        cv2.line(image, tuple(int(v) for v in p), tuple(int(v) for v in q), tuple(float(v) for v in gen.uniform(40, 160, 3)),
+                 int(gen.integers(1, 3)), cv2.LINE_AA)
+    image += gen.normal(0, 5, size=image.shape).astype(np.float32)
+    return np.clip(image, 0, 255).astype(np.uint8)
 
 
 def figure(gen: np.random.Generator, cx: float, cy: float, height: float) -> np.ndarray:
@@ -105,7 +103,7 @@ def draw_figure(image: np.ndarray, pts: np.ndarray, height: float, shade: float)
 def draw_image(gen: np.random.Generator, size: int, single: bool) -> tuple[np.ndarray, list[dict]]:
     """One RGB image and its people: ``{"keypoints": [14, 3], "height": float}`` each."""
     h, w = (int(v) for v in gen.integers(size * 3 // 4, size + 1, size=2))
-    image = cv2.cvtColor(DET.background(gen, h, w), cv2.COLOR_BGR2RGB) // 2 + 40
+    image = background(gen, h, w)
     count = 1 if single else int(gen.integers(1, 5))
     people = []
     for _ in range(count):

@@ -123,3 +123,22 @@ def test_top_down_affine_centres_the_person_and_records_the_map(sticks):
     np.testing.assert_allclose(sample["keypoints"][0, visible, :2], mapped[visible], atol=1e-3)
     tensors = Normalize()(sample)
     assert tensors["affine"].dtype == torch.float64 and tensors["flip_index"].dtype == torch.int64
+
+
+def test_target_heatmaps_decode_to_the_annotation_in_original_pixels_and_flip_back(sticks):
+    from cauchy.datasets import geometry
+    from cauchy.methods.pose import to_original, unflip
+
+    people = coco_keypoints(sticks, "train", image_dir="images",
+                            transforms=TopDownAffine(size=[96, 64], scale=[0.8, 1.2], rotation=30))
+    for index in range(4):
+        sample = people[index]
+        kps = torch.tensor(sample["keypoints"])
+        heatmaps, weights = gaussian_heatmaps(kps, (24, 16), 4, 1.5)
+        xy, _ = to_original(heatmaps, torch.tensor(sample["affine"])[None], 4)
+        truth = sample["truth"]["keypoints"][sample["person"]]
+        on = weights[0].bool().numpy()
+        np.testing.assert_allclose(xy[0].numpy()[on], truth[on, :2], atol=1e-2)
+        mirrored = geometry.hflip(sample)
+        flipped, _ = gaussian_heatmaps(torch.tensor(mirrored["keypoints"]), (24, 16), 4, 1.5)
+        torch.testing.assert_close(unflip(flipped, torch.tensor(sample["flip_index"])), heatmaps, atol=1e-5, rtol=0)
