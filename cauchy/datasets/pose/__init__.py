@@ -35,7 +35,9 @@ and ``affine`` into tensors. Dataset attributes: ``class_names`` are the K keypo
 ``Method.use_metadata`` (it is saved in checkpoints, so test and predict have it too).
 
 Targets: ``cauchy.datasets.pose.heatmaps.gaussian_heatmaps`` draws the Gaussian heatmaps and
-per-keypoint weights of a batch (on its device), at the method's stride and sigma.
+per-keypoint weights of a batch (on its device), at the method's stride and sigma;
+``cauchy.datasets.pose.paf.part_affinity_fields`` draws OpenPose's part affinity fields along the
+skeleton's limbs.
 """
 from cauchy.registry import import_submodules
 
