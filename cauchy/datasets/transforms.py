@@ -338,7 +338,7 @@ class ColorJitter:
 
 _TENSOR_DTYPES = {"boxes": torch.float32, "labels": torch.int64, "difficult": torch.bool,
                   "iscrowd": torch.bool, "mask": torch.int64, "masks": torch.uint8, "keypoints": torch.float32,
-                  "scale_factor": torch.float32}
+                  "scale_factor": torch.float32, "flip_index": torch.int64, "affine": torch.float64}
 
 
 @TRANSFORMS.register("normalize")

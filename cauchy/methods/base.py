@@ -50,6 +50,11 @@ class Method(nn.Module):
         """One dict per image, with the task's standard keys (see docs/contracts.md)."""
         raise NotImplementedError
 
+    def use_metadata(self, metadata: dict[str, Any]) -> None:
+        """Take what the task needs of the train set's ``metadata`` beyond its class names (pose: the
+        skeleton and left/right pairs). Called after the method is built: in training with the train
+        set's, in test and predict with the checkpoint's copy of it. Default: nothing."""
+
     def describe(self, prediction: dict[str, Any], class_names: list[str]) -> dict[str, Any]:
         """One prediction as JSON for results.json and predictions.json: tensors as lists (the
         runner adds ``path``). Tasks add readable fields (class names) or leave out bulky ones."""

@@ -95,13 +95,19 @@ def test_segmentation_job_shows_its_miou_and_masks_in_visdom(real_settings, serv
     assert done["state"] == "succeeded", done
     events = service.call("GET", f"/api/v1/jobs/{job['id']}/metrics").json()["events"]
     assert {("train", "loss"), ("val", "miou"), ("val", "pixel_acc")} <= {(e["phase"], e["name"]) for e in events}
+    assert_visdom_shows(done, "miou", images=2)
+
+
+def assert_visdom_shows(done: dict, metric: str, images: int) -> None:
+    """The ended job's saved Visdom env plots ``metric`` (a value in [0, 1]) and has ``images``
+    validation pictures of prediction beside ground truth."""
     envs = list((Path(done["job_dir"]) / "visdom").glob("*.json"))
     assert envs, "the task saved no Visdom env"
     windows = json.loads(envs[0].read_text())["jsons"].values()
-    miou = next(w for w in windows if w["title"] == "miou")
-    assert 0 <= miou["content"]["data"][-1]["y"][-1] <= 1
-    images = [w for w in windows if w["title"].startswith("val_image_")]
-    assert len(images) == 2 and all("prediction | ground truth" in json.dumps(w) for w in images)
+    plot = next(w for w in windows if w["title"] == metric)
+    assert 0 <= plot["content"]["data"][-1]["y"][-1] <= 1
+    pictures = [w for w in windows if w["title"].startswith("val_image_")]
+    assert len(pictures) == images and all("prediction | ground truth" in json.dumps(w) for w in pictures)
 
 
 def test_stop_one_job_and_kill_9_another(real_settings, service_factory, digits_dir):
