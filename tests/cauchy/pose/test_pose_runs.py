@@ -18,7 +18,8 @@ from cauchy.datasets.pose.transforms import person_window
 from cauchy.visualizer import read_events
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-HYPES = sorted(glob.glob(os.path.join(REPO, "hypes", "pose", "*.json")))
+HYPES = [path for path in sorted(glob.glob(os.path.join(REPO, "hypes", "pose", "*.json")))
+         if json.loads(open(path).read())["method"] == "top_down_pose"]  # bottom-up: test_bottomup_run_tasks.py
 SMALL = os.path.join(REPO, "hypes", "pose", "simple_baseline_small_sticks.json")
 
 
