@@ -1,23 +1,23 @@
-"""Model zoo: every det and seg hypes trained on the shapes data for the same time budget, then scored.
+"""Model zoo: every det, seg and pose hypes trained on synthetic data for the same time budget, then scored.
 
-    python bench/model_zoo.py [--budget 45] [--device cpu|cuda] [--tasks det seg] [--only SUBSTRING]
+    python bench/model_zoo.py [--budget 45] [--device cpu|cuda] [--tasks det seg pose] [--only SUBSTRING]
                               [--train 400] [--val 32] [--warm-iters 20] [--workers 2] [--keep DIR]
 
-For each ``hypes/det/*.json`` and ``hypes/seg/*.json`` (a glob: new hypes join by themselves) the
+For each ``hypes/det/*.json``, ``hypes/seg/*.json`` and ``hypes/pose/*.json`` (a glob: new hypes join by themselves) the
 model trains through ``run_tasks.py`` exactly as a job does, from scratch, for ``--budget``
 seconds of CPU time (the task process and its data-loader workers, user + system, counted from its
 first iteration, the ``max_iters`` event in metrics.jsonl; with ``--device cuda``, wall-clock
 seconds); then it gets SIGTERM, saves its checkpoint and stops, as a stopped job does. CPU time,
 not wall-clock time, so that every model gets the same work on a machine other processes share. A test phase on the validation
 split then gives the figure: VOC mAP@0.5 (det, ``test.evaluator=voc``) or mIoU (seg, the
-``miou`` scalar of the task's default evaluator).
+``miou`` scalar of the task's default evaluator) or OKS AP (pose, ``test.evaluator=coco_keypoints``).
 
 The budget replaces each hypes' own schedule (thousands of iterations): the learning rate is the
 hypes' ``base_lr`` after a linear warm-up of ``--warm-iters`` iterations (``lr_policy=fixed``), so
 a short run is not spent warming up. Everything else (model, input size, batch size, optimiser,
 augmentation) is the hypes' own. Data: scripts/det/shapes/prepare.py and, for seg,
-scripts/seg/shapes/prepare.py (``--out DIR --train N --val N``), generated once in a temporary
-folder (not timed).
+scripts/seg/shapes/prepare.py, for pose scripts/pose/sticks/prepare.py (``--out DIR --train N --val N``),
+generated once in a temporary folder (not timed).
 
 The default run (7 det hypes, 45 CPU seconds each, 32 validation images: about 11 CPU minutes in
 all, start-up and test phases included) takes about 13 minutes on a 2-core machine with one other
@@ -47,15 +47,16 @@ sys.path.insert(0, REPO)
 from cauchy import exitcodes, rundir  # noqa: E402
 from cauchy.visualizer import read_events  # noqa: E402
 
-METRIC = {"det": "map50", "seg": "miou"}  # the figure each task is ranked by
-TEST_EVALUATOR = {"det": "voc"}  # tasks not listed are tested with their method's default evaluator
+METRIC = {"det": "map50", "seg": "miou", "pose": "ap"}  # the figure each task is ranked by
+TEST_EVALUATOR = {"det": "voc", "pose": "coco_keypoints"}  # tasks not listed: their method's default evaluator
+DATA = {"pose": "sticks"}  # scripts/<task>/<DATA>/prepare.py writes each task's data; "shapes" when not listed
 FIRST_EVENT_TIMEOUT_S = 1800
 STOP_GRACE_S = 300
 
 
 def prepare(task: str, out: str, train: int, val: int) -> bool:
-    """Writes the task's shapes set; False when the task has no prepare script yet."""
-    script = os.path.join(REPO, "scripts", task, "shapes", "prepare.py")
+    """Writes the task's synthetic set; False when the task has no prepare script yet."""
+    script = os.path.join(REPO, "scripts", task, DATA.get(task, "shapes"), "prepare.py")
     if not os.path.isfile(script):
         return False
     subprocess.run([sys.executable, script, "--out", out, "--train", str(train), "--val", str(val)], check=True,
@@ -158,7 +159,7 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=45.0,
                         help="training CPU seconds per model (wall-clock seconds with --device cuda; default 45)")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
-    parser.add_argument("--tasks", nargs="+", default=["det", "seg"], choices=sorted(METRIC))
+    parser.add_argument("--tasks", nargs="+", default=["det", "seg", "pose"], choices=sorted(METRIC))
     parser.add_argument("--only", help="only hypes whose file name contains this")
     parser.add_argument("--train", type=int, default=400, help="training images generated per task")
     parser.add_argument("--val", type=int, default=32, help="validation images generated (and scored) per task")
@@ -176,11 +177,12 @@ def main() -> None:
         for task in args.tasks:
             paths = sorted(p for p in glob.glob(os.path.join(REPO, "hypes", task, "*.json"))
                            if not args.only or args.only in os.path.basename(p))
-            data = os.path.join(root, f"{task}-shapes")
+            data = os.path.join(root, f"{task}-{DATA.get(task, 'shapes')}")
             if not paths:
                 continue
             if not prepare(task, data, args.train, args.val):
-                print(f"{task}: no scripts/{task}/shapes/prepare.py yet; {len(paths)} hypes skipped", flush=True)
+                print(f"{task}: no scripts/{task}/{DATA.get(task, 'shapes')}/prepare.py yet; {len(paths)} hypes skipped",
+                      flush=True)
                 continue
             for path in paths:
                 name = os.path.splitext(os.path.basename(path))[0]
