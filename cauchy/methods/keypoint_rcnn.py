@@ -17,17 +17,14 @@ from torch import nn
 from torchvision.models.detection import KeypointRCNN
 
 from cauchy.hypes import HypesError
-from cauchy.methods.base import Method
-from cauchy.methods.det import TorchvisionDetection, collate_detection
-from cauchy.methods.pose_bottomup import boxes_to_original, to_original
+from cauchy.methods.det import TorchvisionDetection
+from cauchy.methods.pose_bottomup import BottomUpPose, boxes_to_original, to_original
 from cauchy.models.det.torchvision_detectors import TorchvisionDetector
 from cauchy.registry import METHODS
 
 
 @METHODS.register("keypoint_rcnn")
-class KeypointRCNNMethod(Method):
-    default_evaluator = "coco_keypoints"
-
+class KeypointRCNNMethod(BottomUpPose):
     def __init__(self, model: nn.Module, loss: nn.Module | None = None, target: dict[str, Any] | None = None) -> None:
         if not (isinstance(model, TorchvisionDetector) and isinstance(model.net, KeypointRCNN)):
             raise HypesError("network.model_name", "method keypoint_rcnn needs a Keypoint R-CNN model "
@@ -40,7 +37,6 @@ class KeypointRCNNMethod(Method):
                                                             "thresholds are network.params)")
         super().__init__(model, None)
 
-    collate = staticmethod(collate_detection)
     images = staticmethod(TorchvisionDetection.images)
 
     def forward_train(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:

@@ -25,8 +25,8 @@ from torch import nn
 from cauchy.datasets.pose.heatmaps import gaussian_heatmaps
 from cauchy.datasets.pose.paf import part_affinity_fields
 from cauchy.hypes import HypesError
-from cauchy.methods.base import Method
 from cauchy.methods.det import collate_detection
+from cauchy.methods.pose import PoseMethod
 from cauchy.models.pose.openpose import OpenPose
 from cauchy.models.pose.paf_grouping import GroupingParams, group_people
 from cauchy.registry import LOSSES, METHODS
@@ -83,12 +83,26 @@ def boxes_to_original(boxes: torch.Tensor, affine: torch.Tensor | np.ndarray) ->
     return torch.cat([mapped.amin(dim=1), mapped.amax(dim=1)], dim=1)
 
 
-@METHODS.register("openpose")
-class OpenPoseMethod(Method):
-    """OpenPose's targets, loss and grouping over an :class:`OpenPose` model; bottom-up samples
-    (``data.params.samples: "image"``)."""
+class BottomUpPose(PoseMethod):
+    """What the methods on bottom-up samples (``data.params.samples: "image"``: whole images, all
+    their people) share: images of different sizes batched as detection batches them (zero-padded,
+    per-person fields as lists), and every annotated person of the image as its truth."""
 
-    default_evaluator = "coco_keypoints"
+    collate = staticmethod(collate_detection)
+
+    def truth(self, batch: dict[str, Any], index: int) -> dict[str, Any] | None:
+        """The image's people as annotated, crowds left out (original pixels; the third value is the
+        visibility)."""
+        if "truth" not in batch:
+            return None
+        truth = batch["truth"][index]
+        people = np.asarray(truth["keypoints"], dtype=np.float32)[~np.asarray(truth["iscrowd"], dtype=bool)]
+        return {"keypoints": torch.from_numpy(people), "scores": torch.ones(len(people))}
+
+
+@METHODS.register("openpose")
+class OpenPoseMethod(BottomUpPose):
+    """OpenPose's targets, loss and grouping over an :class:`OpenPose` model."""
 
     def __init__(self, model: nn.Module, loss: nn.Module | None = None, target: dict[str, Any] | None = None) -> None:
         if not isinstance(model, OpenPose):
@@ -100,10 +114,9 @@ class OpenPoseMethod(Method):
         self.grouping = grouping_params(target["grouping"])
         self.limbs: list[tuple[int, int]] = []
 
-    collate = staticmethod(collate_detection)
-
     def use_metadata(self, metadata: dict[str, Any]) -> None:
         """Takes the limbs from the dataset's ``skeleton``; the model must have a field per limb."""
+        super().use_metadata(metadata)
         limbs = [(int(a), int(b)) for a, b in metadata["skeleton"]]
         if len(limbs) != self.model.num_limbs:
             raise HypesError("network.params.num_limbs", f"is {self.model.num_limbs} but the data's skeleton has "
