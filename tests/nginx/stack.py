@@ -41,7 +41,7 @@ class Stack:
         front_port = free_port()
         self.service = service_fixtures.LiveService(settings)
         self.door = frontdoor.FrontDoor("127.0.0.1", front_port, self.service.url.removeprefix("http://"),
-                                        settings.home)
+                                        settings.home, upload_max_body=f"{settings.dataset_chunk_mb}m")
         try:
             self.nginx = frontdoor.start(self.door)
         except BaseException:
