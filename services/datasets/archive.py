@@ -172,11 +172,3 @@ def _one(writer: Writer, member: Member, open_member) -> None:
         return
     with open_member() as source:
         writer.file(rel, source, member.compressed_size)
-
-
-def dataset_root(target: Path) -> Path:
-    """Where the dataset starts: ``target``, or its only folder when the archive wrapped everything in one."""
-    children = list(target.iterdir())
-    if len(children) == 1 and children[0].is_dir() and not children[0].is_symlink():
-        return children[0]
-    return target

@@ -123,8 +123,7 @@ class Pipeline:
                                       "--max-ratio", str(self.settings.dataset_max_ratio)])
         if code != 0:
             shutil.rmtree(target, ignore_errors=True)
-        root = target / json.loads(out)["root"] if code == 0 else target
-        if not self._record_content(found, code, out, err, root):
+        if not self._record_content(found, code, out, err, target):
             return False
         (directory / ARCHIVE).unlink(missing_ok=True)
         return True
@@ -137,16 +136,29 @@ class Pipeline:
                                       str(self.settings.dataset_max_files)])
         return self._record_content(found, code, out, err, Path(found.version.root))
 
-    def _inspect(self, found: Found) -> None:
-        out_dir = self.datasets.inspection_dir(found)
+    def _inspect_root(self, found: Found, root: Path, out_dir: Path) -> tuple[int, str]:
         shutil.rmtree(out_dir, ignore_errors=True)
         private_dir(out_dir)
-        argv = [*self.settings.dataset_inspect_command, found.version.root, "--out", str(out_dir)]
+        argv = [*self.settings.dataset_inspect_command, str(root), "--out", str(out_dir)]
         if found.version.task:
             argv += ["--task", found.version.task]
         if found.version.format:
             argv += ["--format", found.version.format]
         code, _, err = self._child(argv)
+        return code, err
+
+    def _inspect(self, found: Found) -> None:
+        """Inspect the version's files; an archive that wrapped everything in one folder (as a zipped
+        folder does) is inspected inside it when its top is not a layout the inspection recognises."""
+        out_dir = self.datasets.inspection_dir(found)
+        root = Path(found.version.root)
+        code, err = self._inspect_root(found, root, out_dir)
+        inner = wrapped_folder(root) if found.version.source == UPLOADED else None
+        if code == UNRECOGNISED and inner is not None and not self.closing:
+            inner_code, inner_err = self._inspect_root(found, inner, out_dir)
+            if inner_code != UNRECOGNISED:
+                code, err, root = inner_code, inner_err, inner
+                self.datasets.update(found.version.id, root=str(root))
         if self.closing:
             return
         report = read_json(out_dir / REPORT) or {}
@@ -163,6 +175,12 @@ class Pipeline:
             what = "layout not recognised" if code == UNRECOGNISED else f"inspection failed (exit code {code})"
             self.datasets.update(found.version.id, state=INVALID,
                                  reason=f"{what}: {err.strip()[-MESSAGE_CHARS:]}", **fields)
+
+
+def wrapped_folder(root: Path) -> Path | None:
+    """The only entry of ``root`` when that is a folder, else None."""
+    children = list(root.iterdir())
+    return children[0] if len(children) == 1 and children[0].is_dir() and not children[0].is_symlink() else None
 
 
 def read_json(path: Path) -> Any:

@@ -4,8 +4,7 @@
     python -m services.datasets.worker hash ROOT --manifest FILE --max-bytes N --max-files N
 
 Writes the manifest (one ``sha256  size  path`` line per file, sorted) and prints one JSON object:
-``{"root", "files", "size", "sha256"}`` (``root`` relative to TARGET for ``unpack``). A refused
-archive or folder: exit 1, the reason on stderr.
+``{"files", "size", "sha256"}``. A refused archive or folder: exit 1, the reason on stderr.
 """
 from __future__ import annotations
 
@@ -15,7 +14,7 @@ import sys
 from pathlib import Path
 
 from cauchy.files import atomic_write
-from services.datasets.archive import ArchiveRefused, Limits, dataset_root, unpack
+from services.datasets.archive import ArchiveRefused, Limits, unpack
 from services.datasets.content import ContentError, FileEntry, manifest_line, summarise, walk
 from services.private import PRIVATE_FILE
 
@@ -25,13 +24,6 @@ REFUSED = 1
 def write_manifest(path: Path, entries: list[FileEntry]) -> None:
     lines = "".join(manifest_line(entry) for entry in sorted(entries, key=lambda e: e.path))
     atomic_write(path, lambda fh: fh.write(lines.encode("utf-8", "surrogateescape")), PRIVATE_FILE)
-
-
-def relative_to(entries: list[FileEntry], prefix: str) -> list[FileEntry]:
-    """``entries`` as paths under the dataset's root, ``prefix`` (its path inside the target) removed."""
-    if not prefix:
-        return entries
-    return [FileEntry(entry.path.removeprefix(prefix + "/"), entry.size, entry.sha256) for entry in entries]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,10 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.action == "unpack":
             entries = unpack(args.source, args.target, Limits(args.max_bytes, args.max_files, args.max_ratio))
-            root = dataset_root(args.target).relative_to(args.target).as_posix().removeprefix(".")
-            entries = relative_to(entries, root)
         else:
-            entries, root = walk(args.source, args.max_files, args.max_bytes), ""
+            entries = walk(args.source, args.max_files, args.max_bytes)
     except (ArchiveRefused, ContentError) as exc:
         print(str(exc), file=sys.stderr)
         return REFUSED
@@ -59,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         return REFUSED
     write_manifest(args.manifest, entries)
     content = summarise(entries)
-    print(json.dumps({"root": root, "files": content.files, "size": content.size, "sha256": content.sha256}))
+    print(json.dumps({"files": content.files, "size": content.size, "sha256": content.sha256}))
     return 0
 
 
