@@ -1,18 +1,17 @@
 """Datasets through nginx: uploads (whole, resumed after a cut connection, hostile), quota, versions, their
 inspection files, registration, deletion while a job uses a version, and jobs naming ``data.dataset``.
 
-The inspection is ``tests/services/fake_inspect.py`` (same arguments, files and exit codes as the real one)."""
+The inspection is ``tests/services/fake_inspect.py`` (``fast_settings``; same arguments, files and exit codes as
+the real one)."""
 from __future__ import annotations
 
 import hashlib
 import random
 import socket
-import sys
 import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -20,8 +19,8 @@ import requests
 from stack import REPO, Stack, fast_settings, make_hypes
 
 from services import cli_datasets
+from services.cli import Client
 
-FAKE_INSPECT = str(REPO / "tests/services/fake_inspect.py")
 IMAGES = {"train/cat/1.png": b"cat-1" * 50, "train/cat/2.png": b"cat-2" * 50, "train/dog/1.png": b"dog-1" * 50}
 
 
@@ -29,25 +28,15 @@ IMAGES = {"train/cat/1.png": b"cat-1" * 50, "train/cat/2.png": b"cat-2" * 50, "t
 def door(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # where the CLI remembers unfinished uploads
     (tmp_path / "roots/voc").mkdir(parents=True)
-    live = Stack(fast_settings(tmp_path / "home", dataset_inspect_command=(sys.executable, FAKE_INSPECT),
-                               dataset_quota_mb=8, dataset_chunk_mb=1,
+    live = Stack(fast_settings(tmp_path / "home", dataset_quota_mb=8, dataset_chunk_mb=1,
                                data_roots=(REPO / "data", tmp_path / "roots")))
     yield live
     live.close()
 
 
-def client(door: Stack, user: Any = None) -> SimpleNamespace:
-    """What ``cli_datasets`` calls: the front door's URL and a session with a token."""
-    user = user or door.service
-    http = requests.Session()
-    http.headers["Authorization"] = f"Bearer {user.token}"
-
-    def call(method: str, path: str, **kwargs: Any) -> Any:
-        response = http.request(method, door.url + "/api/v1" + path, timeout=60, **kwargs)
-        assert response.status_code < 400, response.text
-        return response.json() if response.status_code != 204 else None
-
-    return SimpleNamespace(url=door.url, base=door.url + "/api/v1", http=http, call=call)
+def client(door: Stack, user: Any = None) -> Client:
+    """The CLI's client of the front door, as ``user`` (default: the admin)."""
+    return Client(door.url, (user or door.service).token)
 
 
 def make_zip(path: Path, entries: dict[str, bytes]) -> Path:
@@ -57,11 +46,11 @@ def make_zip(path: Path, entries: dict[str, bytes]) -> Path:
     return path
 
 
-def wait_version(api: SimpleNamespace, version: dict[str, Any]) -> dict[str, Any]:
+def wait_version(api: Client, version: dict[str, Any]) -> dict[str, Any]:
     return cli_datasets.wait_ended(api, version, poll_s=0.1)
 
 
-def upload(door: Stack, api: SimpleNamespace, archive: Path, name: str, **fields: Any) -> dict[str, Any]:
+def upload(door: Stack, api: Client, archive: Path, name: str, **fields: Any) -> dict[str, Any]:
     return wait_version(api, cli_datasets.upload(api, archive, name, fields, chunk=64 * 1024, progress=False))
 
 
