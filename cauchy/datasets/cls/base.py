@@ -17,8 +17,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from torch.utils.data import Dataset
-
 from cauchy.datasets.errors import DatasetError
 from cauchy.datasets.io import drop_bad_images, read_image
 
@@ -33,7 +31,7 @@ def parse_label(value: Any, where: str, line: str) -> int:
     return int(text)
 
 
-class ClsDataset(Dataset):
+class ClsDataset:
     """A map-style dataset over ``samples = [(image_path, label), ...]``."""
 
     def __init__(self, samples: Sequence[tuple[str, int]], class_names: Sequence[str], source: str,
