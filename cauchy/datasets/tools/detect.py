@@ -5,10 +5,11 @@ from __future__ import annotations
 import csv
 import os
 
-from cauchy.datasets.cls.csv_list import has_path_label
-from cauchy.datasets.cls.image_folder import images_under
-from cauchy.datasets.cls.txt_list import split_line
-from cauchy.datasets.tools.layout import Layout, Splits, entries, split_params
+from cauchy.datasets.cls.csv_list import csv_list, has_path_label
+from cauchy.datasets.cls.image_folder import image_folder, images_under
+from cauchy.datasets.cls.label_json import label_json
+from cauchy.datasets.cls.txt_list import split_line, txt_list
+from cauchy.datasets.tools.layout import Layout, Splits, entries, listed_classes, split_params
 
 
 def _label_json_splits(root: str) -> Splits:
@@ -54,8 +55,12 @@ def _image_folder_classes(root: str, splits: Splits) -> list[str]:
 
 
 CLS_LAYOUTS = [
-    Layout("cls", "label_json", "<split>/label.json with images under <split>/image/", _label_json_splits),
-    Layout("cls", "csv_list", "<split>.csv with a 'path,label' header", _csv_list_splits),
-    Layout("cls", "txt_list", "<split>.txt of 'relative/path label' lines", _txt_list_splits),
-    Layout("cls", "image_folder", "<split>/<class>/<image>", _image_folder_splits, _image_folder_classes),
+    Layout("cls", "label_json", "<split>/label.json with images under <split>/image/", _label_json_splits, listed_classes,
+           reader=label_json),
+    Layout("cls", "csv_list", "<split>.csv with a 'path,label' header", _csv_list_splits, listed_classes,
+           reader=csv_list),
+    Layout("cls", "txt_list", "<split>.txt of 'relative/path label' lines", _txt_list_splits, listed_classes,
+           reader=txt_list),
+    Layout("cls", "image_folder", "<split>/<class>/<image>", _image_folder_splits, _image_folder_classes,
+           reader=image_folder),
 ]

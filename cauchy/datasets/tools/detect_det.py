@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from cauchy.datasets.det import voc, yolo
+from cauchy.datasets.det import coco, torchcv_json, voc, yolo
 from cauchy.datasets.tools.coco_files import category_names, coco_splits, first_annotation_has
 from cauchy.datasets.tools.layout import Layout, Splits, entries, listed_splits, split_params
 
@@ -43,10 +43,12 @@ def _yolo_classes(root: str, splits: Splits) -> list[str] | None:
 
 DET_LAYOUTS = [
     Layout("det", "voc", f"{voc.SPLIT_LIST.format(split='<split>')} listing ids, {voc.ANNOTATION_DIR}/<id>.xml",
-           _voc_splits),  # object names are inside each annotation file: validation collects them
-    Layout("det", "coco", "annotations/instances_<split>.json with bbox annotations", _coco_splits, category_names),
-    Layout("det", "torchcv_json", "<split>/json/<name>.json beside <split>/image/<name>.jpg", _torchcv_json_splits),
+           _voc_splits, reader=voc.voc),  # object names are inside each annotation file: validation collects them
+    Layout("det", "coco", "annotations/instances_<split>.json with bbox annotations", _coco_splits, category_names,
+           reader=coco.coco),
+    Layout("det", "torchcv_json", "<split>/json/<name>.json beside <split>/image/<name>.jpg", _torchcv_json_splits,
+           reader=torchcv_json.torchcv_json),
     Layout("det", "yolo", f"{yolo.IMAGE_DIR}/<split>/<name>.jpg (or a <split>.txt list of images) beside "
                           f"{yolo.LABEL_DIR}/<split>/<name>.txt of 'class cx cy w h' lines", _yolo_splits,
-           _yolo_classes),
+           _yolo_classes, reader=yolo.yolo),
 ]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 
 from cauchy.datasets.seg import coco, mask_folder, voc
-from cauchy.datasets.seg.masks import CLASS_LIST, class_list_of
+from cauchy.datasets.seg.masks import class_list_of
 from cauchy.datasets.tools.coco_files import category_names, coco_splits, first_annotation_has
-from cauchy.datasets.tools.layout import Layout, Splits, entries, listed_splits, split_params
+from cauchy.datasets.tools.layout import Layout, Splits, entries, listed_classes, listed_splits, split_params
 
 
 def _voc_seg_splits(root: str) -> Splits:
@@ -33,10 +33,6 @@ def _voc_classes(root: str, splits: Splits) -> list[str]:
     return class_list_of(root, None, voc.VOC_CLASSES)[0]
 
 
-def _listed_classes(root: str, splits: Splits) -> list[str] | None:
-    return class_list_of(root, None)[0] if os.path.isfile(os.path.join(root, CLASS_LIST)) else None
-
-
 def _coco_seg_classes(root: str, splits: Splits) -> list[str] | None:
     names = category_names(root, splits)
     return None if names is None else [coco.BACKGROUND] + names
@@ -44,10 +40,10 @@ def _coco_seg_classes(root: str, splits: Splits) -> list[str] | None:
 
 SEG_LAYOUTS = [
     Layout("seg", "voc_seg", f"{voc.SPLIT_LIST.format(split='<split>')} with masks in {voc.MASK_DIR}/",
-           _voc_seg_splits, _voc_classes),
+           _voc_seg_splits, _voc_classes, reader=voc.voc_seg),
     Layout("seg", "coco_seg", f"{coco.DEFAULT_ANN_FILE.format(split='<split>')} with segmentation annotations",
-           _coco_seg_splits, _coco_seg_classes),
+           _coco_seg_splits, _coco_seg_classes, reader=coco.coco_seg),
     Layout("seg", "mask_folder", f"{mask_folder.IMAGE_DIR.format(split='<split>')}/<name>.jpg beside "
                                  f"{mask_folder.MASK_DIR.format(split='<split>')}/<name>.png",
-           _mask_folder_splits, _listed_classes),
+           _mask_folder_splits, listed_classes, reader=mask_folder.mask_folder),
 ]

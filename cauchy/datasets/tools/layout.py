@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from cauchy.datasets.errors import DatasetError
+from cauchy.datasets.seg.masks import CLASS_LIST, read_class_list
 
 Splits = dict[str, dict[str, Any]]  # split name -> the reader's keyword arguments (``split`` and the like)
 
@@ -34,13 +35,16 @@ class Recognised:
 
 @dataclass(frozen=True)
 class Layout:
-    """One reader's on-disk layout: ``find_splits(root)`` and ``class_names(root, splits)``."""
+    """One reader's on-disk layout: ``find_splits(root)``, ``class_names(root, splits)`` and the reader
+    itself (its ``DATASETS`` function, imported directly: the registry would import torch), which
+    validation calls with each split's parameters; None for a format the tools read themselves."""
 
     task: str
     format: str
     expected: str
     find_splits: Callable[[str], Splits]
     class_names: Callable[[str, Splits], list[str] | None] = lambda root, splits: None
+    reader: Callable[..., Any] | None = None
 
 
 class UnrecognisedLayout(DatasetError):
@@ -70,3 +74,9 @@ def listed_splits(root: str, split_list: str, beside: str) -> Splits:
         return {}
     lists = glob.glob(os.path.join(root, split_list.format(split="*")))
     return split_params([os.path.splitext(os.path.basename(path))[0] for path in lists])
+
+
+def listed_classes(root: str, splits: Splits) -> list[str] | None:
+    """The names of ``root/classes.txt`` (the readers' class list file), None without one."""
+    path = os.path.join(root, CLASS_LIST)
+    return read_class_list(path)[0] if os.path.isfile(path) else None

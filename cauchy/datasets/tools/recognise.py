@@ -32,6 +32,11 @@ def layouts_for(task: str | None, fmt: str | None) -> list[Layout]:
     return chosen
 
 
+def layout_of(fmt: str) -> Layout:
+    """The layout of a format name (as :class:`Recognised` holds it)."""
+    return layouts_for(None, fmt)[0]
+
+
 def recognise(root: Path | str, task: str | None = None, fmt: str | None = None) -> Recognised:
     """The first layout (of ``task`` / ``fmt`` when given) that finds splits in ``root``;
     :class:`UnrecognisedLayout` saying what was expected and what was found when none does."""
