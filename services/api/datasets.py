@@ -16,6 +16,7 @@ from flask import Blueprint, current_app, jsonify, request, send_from_directory,
 from flask.typing import ResponseReturnValue
 
 import cauchy.tasks  # noqa: F401  (registers the tasks; torch-free)
+from cauchy.datasets.tools.report_files import PREVIEWS_DIR, PROGRESS, REPORT, STATS
 from cauchy.manifest import NAME_RE
 from cauchy.registry import TASKS
 from services.api.errors import ApiError, bad_request, error_body, not_found
@@ -25,7 +26,7 @@ from services.auth.accounts import check_visibility
 from services.auth.seam import admin_required, login_required
 from services.containment import admin_roots, resolve_data_path
 from services.datasets.models import Dataset, DatasetVersion, Upload
-from services.datasets.pipeline import PREVIEWS, PROGRESS, REPORT, STATS, read_json
+from services.datasets.pipeline import read_json
 from services.datasets.store import DatasetError, DatasetStore, Found
 
 bp = Blueprint("datasets", __name__, url_prefix="/api/v1/datasets")
@@ -292,7 +293,7 @@ def latest_stats(dataset_id: int) -> ResponseReturnValue:
 
 
 def previews_dir(found: Found) -> Path:
-    return datasets().inspection_dir(found) / PREVIEWS
+    return datasets().inspection_dir(found) / PREVIEWS_DIR
 
 
 @bp.get("/<int:dataset_id>/versions/<int:number>/previews")

@@ -28,14 +28,13 @@ from typing import Any
 
 from sqlalchemy import select
 
+from cauchy.datasets.tools.report_files import NOT_USABLE, REPORT, UNRECOGNISED, USABLE
 from services.datasets.models import BUSY, INVALID, READY, UNPACKING, UPLOADED, VALIDATING, DatasetVersion
 from services.datasets.store import ARCHIVE, FILES, MANIFEST, DatasetStore, Found
 from services.jobs.environment import JOB_UMASK, scrubbed_environment
 from services.private import private_dir
 
 log = logging.getLogger("cauchy.datasets")
-USABLE, NOT_USABLE, UNRECOGNISED = 0, 3, 2  # the inspection command's exit codes
-REPORT, STATS, PROGRESS, PREVIEWS = "report.json", "stats.json", "progress.json", "previews"
 MESSAGE_CHARS = 2000
 
 
@@ -148,17 +147,19 @@ class Pipeline:
         return code, err
 
     def _inspect(self, found: Found) -> None:
-        """Inspect the version's files; an archive that wrapped everything in one folder (as a zipped
-        folder does) is inspected inside it when its top is not a layout the inspection recognises."""
+        """Inspect the version's files. An archive that wrapped everything in one folder (as a zipped folder
+        does) is inspected inside that folder first; when that is not a layout the inspection recognises
+        (a lone ``train/``, say), at its top."""
         out_dir = self.datasets.inspection_dir(found)
-        root = Path(found.version.root)
-        code, err = self._inspect_root(found, root, out_dir)
-        inner = wrapped_folder(root) if found.version.source == UPLOADED else None
-        if code == UNRECOGNISED and inner is not None and not self.closing:
-            inner_code, inner_err = self._inspect_root(found, inner, out_dir)
-            if inner_code != UNRECOGNISED:
-                code, err, root = inner_code, inner_err, inner
-                self.datasets.update(found.version.id, root=str(root))
+        top = Path(found.version.root)
+        inner = wrapped_folder(top) if found.version.source == UPLOADED else None
+        code, err = UNRECOGNISED, ""
+        for root in ([inner] if inner else []) + [top]:
+            code, err = self._inspect_root(found, root, out_dir)
+            if code != UNRECOGNISED or self.closing:
+                break
+        if root != top and code != UNRECOGNISED:
+            self.datasets.update(found.version.id, root=str(root))
         if self.closing:
             return
         report = read_json(out_dir / REPORT) or {}

@@ -16,10 +16,12 @@ from typing import Any
 
 import pytest
 import requests
+from dataset_layouts import make
 from stack import REPO, Stack, fast_settings, make_hypes
 
 from services import cli_datasets
 from services.cli import Client
+from services.config import Settings
 
 IMAGES = {"train/cat/1.png": b"cat-1" * 50, "train/cat/2.png": b"cat-2" * 50, "train/dog/1.png": b"dog-1" * 50}
 
@@ -232,3 +234,36 @@ def test_an_admin_registers_a_folder_under_the_data_roots_without_copying(door, 
     door.service.wait_ended(job["id"])
     assert api.http.delete(door.url + f"/api/v1/datasets/{version['dataset_id']}").status_code == 204
     assert (root / "train/cat/1.png").exists()  # the registered folder itself stays
+
+
+@pytest.mark.slow
+def test_the_real_inspection_makes_uploads_ready_or_says_why_not(tmp_path, monkeypatch):
+    """``cauchy.datasets.tools.inspect_dataset`` itself: a zipped COCO folder (wrapped in its folder) is a
+    ready det dataset; an image folder with a broken image is invalid and the report names the file."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    live = Stack(fast_settings(tmp_path / "home", dataset_inspect_command=Settings().dataset_inspect_command))
+    try:
+        api = client(live)
+        make("coco", str(tmp_path / "src/shapes"))
+        with zipfile.ZipFile(tmp_path / "shapes.zip", "w") as archive:
+            for path in sorted((tmp_path / "src").rglob("*")):
+                if path.is_file():
+                    archive.write(path, path.relative_to(tmp_path / "src").as_posix())
+        version = upload(live, api, tmp_path / "shapes.zip", "shapes")
+        assert (version["state"], version["task"], version["format"]) == ("ready", "det", "coco"), version["reason"]
+        stats = api.call("GET", f"/datasets/{version['dataset_id']}/versions/1/stats")
+        assert stats and api.call("GET", f"/datasets/{version['dataset_id']}/versions/1/previews")["previews"]
+        make("image_folder", str(tmp_path / "pets"))
+        (tmp_path / "pets/train/cat/0.png").write_bytes(b"not a png")
+        with cli_datasets.archive_of(tmp_path / "pets") as archive:
+            broken = upload(live, api, archive, "pets")
+        assert broken["state"] == "invalid" and "0.png" in broken["reason"], broken["reason"]
+        report = api.call("GET", f"/datasets/{broken['dataset_id']}/versions/1/report")
+        assert not report["ok"] and any("train/cat/0.png" in p["file"] for p in report["problems"])
+        job = make_hypes("ok", 1)
+        job["data"] = {"format": "image_folder", "dataset": "pets"}
+        refused = requests.post(live.url + "/api/v1/jobs", json={"hypes": job}, timeout=30,
+                                headers={"Authorization": f"Bearer {live.service.token}"})
+        assert refused.json()["error"]["code"] == "dataset_not_ready"
+    finally:
+        live.close()
