@@ -3,7 +3,7 @@ and the control service's peak memory (RSS) while it arrives, unpacks and is ins
 
 The archive is an image folder (train/val, 4 classes) of PNG noise images, zipped stored as
 ``cauchy dataset upload`` zips a folder, in a temporary folder beside the service's home. Rounds
-alternate ``cp`` of the archive and an upload of it with the CLI's own code (16 MiB chunks, as
+alternate ``cp`` of the archive and an upload of it with the CLI's own code (32 MiB chunks, as
 ``cauchy dataset upload`` sends them) through nginx, each upload a new version that is then
 unpacked and inspected (``cauchy.datasets.tools.inspect_dataset``) until it is ready. The service
 (``python -m services``) is sampled every 50 ms for its RSS; the worker and inspection processes it

@@ -29,7 +29,7 @@ import requests
 from cauchy.files import atomic_write, sha256_file
 from services.text import printable
 
-CHUNK_MB = 16
+CHUNK_MB = 32
 RETRIES = 8
 ENDED_STATES = ("ready", "invalid")
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)
@@ -89,8 +89,8 @@ def archive_of(path: Path) -> Iterator[Path]:
 class Progress:
     """One line on stderr: bar, percent, megabytes and rate (this run's)."""
 
-    def __init__(self, total: int, start: int, stream: IO[str] = sys.stderr) -> None:
-        self.total, self.start, self.stream, self.began = total, start, stream, time.monotonic()
+    def __init__(self, total: int, start: int, stream: IO[str] | None = None) -> None:
+        self.total, self.start, self.stream, self.began = total, start, stream or sys.stderr, time.monotonic()
 
     def show(self, done: int) -> None:
         share = done / self.total if self.total else 1.0

@@ -19,7 +19,7 @@ import requests
 from dataset_layouts import make
 from stack import REPO, Stack, fast_settings, make_hypes
 
-from services import cli_datasets
+from services import cli, cli_datasets
 from services.cli import Client
 from services.config import Settings
 
@@ -267,3 +267,23 @@ def test_the_real_inspection_makes_uploads_ready_or_says_why_not(tmp_path, monke
         assert refused.json()["error"]["code"] == "dataset_not_ready"
     finally:
         live.close()
+
+
+def test_the_cli_uploads_a_folder_lists_shows_and_deletes(door, tmp_path, capsys):
+    folder = tmp_path / "pets"
+    for name, data in IMAGES.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(data)
+    common = ["--url", door.url, "--token", door.service.token, "dataset"]
+    assert cli.main([*common, "upload", str(folder), "--wait", "--chunk-mb", "1"]) == 0
+    out, err = capsys.readouterr()
+    assert "pets@1 ready (cls, image_folder)" in out and "100.0%" in err  # the progress bar reached the end
+    assert cli.main([*common, "list"]) == 0
+    assert "1:ready" in capsys.readouterr().out
+    assert cli.main([*common, "show", "pets", "--version", "1"]) == 0
+    assert '"sha256"' in capsys.readouterr().out
+    (folder / "train/cat/broken.png").write_bytes(b"not an image")
+    assert cli.main([*common, "upload", str(folder), "--wait"]) == cli_datasets.NOT_USABLE
+    assert "pets@2 invalid" in capsys.readouterr().out
+    assert cli.main([*common, "delete", "pets"]) == 0
+    assert client(door).call("GET", "/datasets")["datasets"] == []
