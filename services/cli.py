@@ -29,34 +29,23 @@ import requests
 
 from services import cli_datasets
 from services.text import printable
+from services.user_files import read_map, user_file, write_map
 
 DEFAULT_URL = "http://127.0.0.1:8399"
 
 
 def tokens_file() -> Path:
     """Where ``cauchy login`` keeps a token per service URL."""
-    config = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(config) / "cauchy" / "tokens.json"
+    return user_file("XDG_CONFIG_HOME", ".config", "tokens.json")
 
 
 def stored_tokens() -> dict[str, str]:
-    try:
-        return json.loads(tokens_file().read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return {}
+    return read_map(tokens_file())
 
 
 def store_token(url: str, token: str) -> Path:
     """Save ``token`` for ``url``; the file is written 0600 (it is a password) and replaced atomically."""
-    path = tokens_file()
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tokens = {**stored_tokens(), url: token}
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(tokens, fh, indent=1)
-    os.replace(tmp, path)
-    return path
+    return write_map(tokens_file(), {**stored_tokens(), url: token})
 
 
 class Client:

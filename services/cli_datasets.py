@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
@@ -26,8 +25,9 @@ from typing import IO, Any
 
 import requests
 
-from cauchy.files import atomic_write, sha256_file
+from cauchy.files import sha256_file
 from services.text import printable
+from services.user_files import read_map, user_file, write_map
 
 CHUNK_MB = 32
 RETRIES = 8
@@ -37,15 +37,11 @@ NOT_USABLE = 3  # the exit code when the version is invalid (as the inspection's
 
 
 def uploads_file() -> Path:
-    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(cache) / "cauchy" / "uploads.json"
+    return user_file("XDG_CACHE_HOME", ".cache", "uploads.json")
 
 
 def remembered() -> dict[str, str]:
-    try:
-        return json.loads(uploads_file().read_text(encoding="utf-8"))
-    except (FileNotFoundError, ValueError):
-        return {}
+    return read_map(uploads_file())
 
 
 def remember(key: str, upload_id: str | None) -> None:
@@ -54,9 +50,7 @@ def remember(key: str, upload_id: str | None) -> None:
         uploads.pop(key, None)
     else:
         uploads[key] = upload_id
-    path = uploads_file()
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    atomic_write(path, lambda fh: fh.write(json.dumps(uploads, indent=1).encode()), 0o600)
+    write_map(uploads_file(), uploads)
 
 
 def zip_folder(folder: Path, out: IO[bytes]) -> None:
