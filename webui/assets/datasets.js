@@ -3,6 +3,7 @@
 import {get} from "./api.js";
 import {bars, histogram, scatter} from "./plots.js";
 import {errorNotice, formatBytes, formatTime, h, notice, poll, replace, stateBadge} from "./ui.js";
+import {uploadForm} from "./upload.js";
 import {visibilityLabel} from "./visibility.js";
 
 const BUSY = ["uploading", "unpacking", "validating"];
@@ -10,12 +11,13 @@ const INSTANCES = {cls: "images", det: "boxes", seg: "images with the class", po
 
 export function renderDatasets(view) {
   const body = h("div", {}, notice("Loading the datasets…"));
+  const upload = uploadForm((version) => { location.hash = `#/datasets/${version.dataset_id}?version=${version.version}`; });
   replace(view, h("div", {class: "page-head"}, h("h1", {}, "Datasets"),
-    h("span", {class: "muted"}, "Name one in a job's hypes as data.dataset, or pick it in the launch form")), body);
+    h("span", {class: "muted"}, "Name one in a job's hypes as data.dataset, or pick it in the launch form")), upload, body);
   get("/datasets").then(({datasets}) => {
     if (!datasets.length) {
       replace(body, h("div", {class: "empty"}, h("p", {}, "No datasets yet."),
-        h("p", {class: "muted"}, "Upload one with `cauchy dataset upload PATH` or the API.")));
+        h("p", {class: "muted"}, "Upload an archive above, or use `cauchy dataset upload PATH`.")));
       return;
     }
     replace(body, h("table", {class: "datasets"},

@@ -48,7 +48,7 @@ function axes(svg, yMax, format, yLabel) {
   const plotH = H - M.top - M.bottom;
   for (let i = 0; i <= 4; i++) {
     const y = M.top + plotH - (plotH * i) / 4;
-    svg.append(el("line", {x1: M.left, x2: W - M.right, y1: y, y2: y, class: "grid"}),
+    svg.append(el("line", {x1: M.left, x2: W - M.right, y1: y, y2: y, class: "gridline"}),
       el("text", {x: M.left - 6, y: y + 4, "text-anchor": "end", class: "tick"}, format((yMax * i) / 4)));
   }
   if (yLabel) {
