@@ -121,7 +121,7 @@ def described(body: dict[str, Any]) -> tuple[str, str, str | None, str | None]:
     if not isinstance(name, str) or not NAME_RE.fullmatch(name):
         raise bad_request("expected 1 to 100 letters, digits, '_', '.' or '-', starting with a letter or digit", "name")
     task = body.get("task")
-    if task is not None and task not in TASKS:
+    if task is not None and not (isinstance(task, str) and task in TASKS):
         raise bad_request(f"unknown task {json.dumps(task)[:40]}; tasks: {', '.join(TASKS.names())}", "task")
     fmt = body.get("format")
     if fmt is not None and not (isinstance(fmt, str) and FORMAT_RE.fullmatch(fmt)):
