@@ -30,6 +30,7 @@ from cauchy.datasets.tools.recognise import recognise
 from cauchy.datasets.tools.split import make_split
 from cauchy.datasets.tools.statistics import statistics
 
+PROGRESS_EVERY_S = 1.0
 REFERENCE_SPLIT = "train"  # the split whose class names the others are checked against (else the first)
 
 
@@ -105,7 +106,7 @@ def inspect(root: str, out: Path, task: str | None = None, fmt: str | None = Non
     last = 0.0
     for batch in check_all(Inspection(found.task, views, previews), workers):
         facts += batch
-        if time.monotonic() - last > 0.25:
+        if time.monotonic() - last > PROGRESS_EVERY_S:
             write_json(progress, {"phase": "checking", "done": len(facts), "total": total})
             last = time.monotonic()
     facts.sort(key=lambda f: (f.split, f.index))

@@ -29,7 +29,7 @@ class ItemFacts:
 
 def _box_sizes(boxes: Any) -> np.ndarray:
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    return np.stack([boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]], axis=1)
+    return boxes[:, 2:] - boxes[:, :2]
 
 
 def facts_of(task: str, sample: dict[str, Any], split: str, index: int, num_classes: int) -> ItemFacts:
@@ -39,7 +39,7 @@ def facts_of(task: str, sample: dict[str, Any], split: str, index: int, num_clas
     if task == "cls":
         facts.labels = [int(sample["label"])]
     elif task == "det":
-        facts.labels = [int(v) for v in sample["labels"]]
+        facts.labels = sample["labels"].tolist()
         facts.box_sizes = _box_sizes(sample["boxes"])
         facts.areas = np.asarray(sample["truth"]["areas"], dtype=np.float64)
     elif task == "seg":

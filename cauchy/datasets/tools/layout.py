@@ -9,7 +9,7 @@ from __future__ import annotations
 import glob
 import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from cauchy.datasets.errors import DatasetError
@@ -28,9 +28,6 @@ class Recognised:
     splits: Splits
     class_names: list[str] | None = None
     keypoint_names: list[str] | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass(frozen=True)

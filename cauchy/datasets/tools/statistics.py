@@ -33,22 +33,19 @@ def statistics(task: str, facts: Sequence[ItemFacts], class_names: Sequence[str]
     good = [f for f in facts if f.problem is None]
     n = len(class_names)
     splits: dict[str, dict[str, Any]] = {}
-    instances = np.zeros(n, dtype=np.int64)
-    for f in facts:
-        entry = splits.setdefault(f.split, {"images": 0, "bad_images": 0, "per_class": [0] * n})
-        if f.problem is not None:
-            entry["bad_images"] += 1
-            continue
-        entry["images"] += 1
-        labels = _global_labels(f, split_names, index)
-        for label in set(labels):
-            entry["per_class"][label] += 1
-        np.add.at(instances, labels, 1)
+    instances: list[int] = []
+    for split in dict.fromkeys(f.split for f in facts):
+        in_split = [f for f in facts if f.split == split]
+        labels = [_global_labels(f, split_names, index) for f in in_split if f.problem is None]
+        instances += [label for image in labels for label in image]
+        splits[split] = {"images": len(labels), "bad_images": len(in_split) - len(labels),
+                         "per_class": np.bincount([label for image in labels for label in set(image)],
+                                                  minlength=n).tolist()}
     sizes = np.array([[f.width, f.height] for f in good], dtype=np.float64).reshape(-1, 2)
     keep = np.linspace(0, len(sizes) - 1, min(len(sizes), MAX_POINTS)).astype(int) if len(sizes) else []
     stats: dict[str, Any] = {
         "task": task, "class_names": list(class_names), "splits": splits,
-        "class_histogram": instances.tolist(),
+        "class_histogram": np.bincount(instances, minlength=n).tolist(),
         "image_sizes": {"points": sizes[keep].astype(int).tolist(),
                         "width": _summary(sizes[:, 0]), "height": _summary(sizes[:, 1])},
         "aspect_ratios": histogram(sizes[:, 0] / np.maximum(sizes[:, 1], 1), ASPECT_EDGES),
@@ -66,8 +63,10 @@ def statistics(task: str, facts: Sequence[ItemFacts], class_names: Sequence[str]
                               "side": histogram(np.sqrt(wh.prod(axis=1)), BOX_SIDE_EDGES)}
     if task == "seg":
         pixels = np.zeros(n, dtype=np.int64)
-        for f in good:
-            np.add.at(pixels, [index[split_names[f.split][i]] for i in range(len(f.pixels))], f.pixels)
+        for split, names in split_names.items():
+            counted = [f.pixels for f in good if f.split == split]
+            if counted:
+                pixels[[index[name] for name in names]] += np.sum(counted, axis=0)
         total = int(pixels.sum())
         stats["mask_pixel_share"] = (pixels / max(total, 1)).round(6).tolist()
     if task == "pose" and keypoint_names:
