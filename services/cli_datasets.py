@@ -6,13 +6,15 @@
 
 A folder is zipped on the fly (stored, sorted, fixed times: the same folder gives the same bytes, so an
 upload of it can resume); an archive (.zip, .tar, .tar.gz) is sent as it is. Each upload's id is kept in
-``$XDG_CACHE_HOME/cauchy/uploads.json`` under the service, the name and the archive's sha256: run the
+``$XDG_CACHE_HOME/cauchy/uploads.json`` under the service, the name and what was sent (the archive's
+path, size and modification time; for a folder, those of every file in it, not their bytes): run the
 same command again after an interruption and it asks the service how much arrived and sends the rest.
 A dropped connection during a run is retried from the service's offset as well.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import tempfile
@@ -25,7 +27,6 @@ from typing import IO, Any
 
 import requests
 
-from cauchy.files import sha256_file
 from services.text import printable
 from services.user_files import read_map, user_file, write_map
 
@@ -97,12 +98,25 @@ class Progress:
         self.stream.write("\n")
 
 
+def source_key(source: Path) -> str:
+    """What identifies the bytes sent from ``source`` without reading them: path, size and modification time
+    of the archive, or of every file of a folder (zipped the same way, they give the same archive)."""
+    files = [source] if source.is_file() else sorted(p for p in source.rglob("*") if p.is_file() and not p.is_symlink())
+    digest = hashlib.sha256(str(source.resolve()).encode("utf-8", "surrogateescape"))
+    for path in files:
+        info = path.stat()
+        digest.update(f"\0{path.relative_to(source) if path != source else ''}\0{info.st_size}\0{info.st_mtime_ns}"
+                      .encode("utf-8", "surrogateescape"))
+    return digest.hexdigest()
+
+
 def upload(client: Any, path: Path, name: str, fields: dict[str, Any], chunk: int = CHUNK_MB * 2**20,
-           progress: bool = True) -> dict[str, Any]:
-    """Send ``path`` (an archive) as a new version of ``name``, resuming an upload of the same bytes that
-    an earlier run left unfinished; returns the version (unpacking)."""
+           progress: bool = True, source: Path | None = None) -> dict[str, Any]:
+    """Send ``path`` (an archive, made from ``source`` when that is a folder) as a new version of ``name``,
+    resuming an upload of the same source that an earlier run left unfinished; returns the version
+    (unpacking)."""
     size = path.stat().st_size
-    key = f"{client.url}|{name}|{sha256_file(path)}"
+    key = f"{client.url}|{name}|{source_key(source or path)}"
     upload_id = remembered().get(key)
     state = None
     if upload_id:
@@ -190,7 +204,7 @@ def cmd_dataset(args: argparse.Namespace, client: Any) -> int:
         path = Path(args.target)
         name = args.name or path.name.split(".")[0]
         with archive_of(path) as archive:
-            version = upload(client, archive, name, described_fields(args), args.chunk_mb * 2**20)
+            version = upload(client, archive, name, described_fields(args), args.chunk_mb * 2**20, source=path)
     elif args.action == "register":
         version = client.call("POST", "/datasets/register", json={"name": args.target, "path": args.path,
                                                                    **described_fields(args)})

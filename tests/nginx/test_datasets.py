@@ -110,7 +110,7 @@ def test_an_upload_resumes_after_a_cut_connection(door, tmp_path):
     early = api.http.post(door.url + "/api/v1" + url + "/finish")
     assert early.status_code == 409
     # The CLI remembered nothing of this upload: teach it, as a run that was interrupted would have.
-    cli_datasets.remember(f"{api.url}|pets|{hashlib.sha256(data).hexdigest()}", created["id"])
+    cli_datasets.remember(f"{api.url}|pets|{cli_datasets.source_key(archive)}", created["id"])
     version = wait_version(api, cli_datasets.upload(api, archive, "pets", {}, chunk=50_000, progress=False))
     assert version["state"] == "ready" and version["version"] == 1 and version["files"] == 4
 
