@@ -179,6 +179,12 @@ def test_a_job_reads_a_ready_version_and_it_cannot_be_deleted_meanwhile(door, tm
     assert api.http.delete(door.url + f"/api/v1/datasets/{version['dataset_id']}").status_code == 409
     door.service.call("POST", f"/api/v1/jobs/{job['id']}/stop")
     door.service.wait_ended(job["id"])
+    batch = door.service.call("POST", "/cauchy/test_batch", data={"job_id": job["id"], "dataset": "pets@1"}).json()
+    assert batch["code"] == "100200", batch  # the legacy endpoint that took a folder takes a dataset
+    predict = door.service.wait_ended(batch["content"]["job_id"])
+    assert predict["dataset"] == job["dataset"]
+    unknown = door.service.call("POST", "/cauchy/test_batch", data={"job_id": job["id"], "dataset": "nope"}).json()
+    assert unknown["code"] == "100400" and unknown["content"].startswith("dataset:")
     resumed = door.service.call("POST", f"/api/v1/jobs/{job['id']}/resume").json()
     assert resumed["dataset"] == job["dataset"] and resumed["hypes"]["data"] == job["hypes"]["data"]
     door.service.call("POST", f"/api/v1/jobs/{resumed['id']}/stop")
