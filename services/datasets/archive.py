@@ -24,6 +24,7 @@ from typing import IO
 from services.datasets.content import FileEntry
 
 CHUNK = 1 << 20
+READ_ONLY = 0o400  # a version's files are never changed (the folders stay 0700, so it can be deleted)
 SKIPPED_FOLDER = "__MACOSX"  # what macOS adds to a zip it makes; never part of a dataset
 
 
@@ -94,7 +95,7 @@ class Writer:
             raise ArchiveRefused(f"more than {self.limits.max_files} files (setting CAUCHY_DATASET_MAX_FILES)")
         path = self.target / rel
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, READ_ONLY)
         digest, size = hashlib.sha256(), 0
         with os.fdopen(fd, "wb") as out:
             while block := source.read(CHUNK):
