@@ -26,7 +26,7 @@ from services.auth.accounts import check_visibility
 from services.auth.seam import admin_required, login_required
 from services.containment import admin_roots, resolve_data_path
 from services.datasets.models import Dataset, DatasetVersion, Upload
-from services.datasets.pipeline import read_json
+from services.datasets.pipeline import Pipeline, read_json
 from services.datasets.store import DatasetError, DatasetStore, Found
 
 bp = Blueprint("datasets", __name__, url_prefix="/api/v1/datasets")
@@ -42,7 +42,7 @@ def datasets() -> DatasetStore:
     return current_app.extensions[DATASETS_KEY]
 
 
-def pipeline() -> Any:
+def pipeline() -> Pipeline:
     return current_app.extensions["cauchy"].datasets_pipeline
 
 

@@ -92,7 +92,7 @@ PATHS: dict[str, Any] = {
         "delete": {"summary": "Delete a dataset and every version (refused while a job that has not ended uses one)",
                    "parameters": [DATASET_ID],
                    "responses": {"204": {"description": "deleted"}, **NO_DATASET,
-                                 "409": error("used by jobs: the message names them")}},
+                                 "409": error("used by jobs (the message names them), or still being unpacked or inspected")}},
         "patch": {"summary": "Change who sees the dataset (owner or admin)", "parameters": [DATASET_ID],
                   "requestBody": body({"type": "object", "required": ["visibility"], "properties": {"visibility": VISIBILITY}}),
                   "responses": {"200": reply("the dataset", ref("Dataset")), **NO_DATASET,
@@ -110,7 +110,7 @@ PATHS: dict[str, Any] = {
         "delete": {"summary": "Delete a version (refused while a job that has not ended uses it)",
                    "parameters": [DATASET_ID, NUMBER],
                    "responses": {"204": {"description": "deleted"}, **NO_DATASET,
-                                 "409": error("used by jobs: the message names them")}}},
+                                 "409": error("used by jobs (the message names them), or still being unpacked or inspected")}}},
     **{f"/datasets/{{dataset_id}}/versions/{{number}}/{name}": {"get": {
         "summary": summary, "parameters": [DATASET_ID, NUMBER], "responses": INSPECTION}}
        for name, summary in (("report", "What the inspection found: ok, task, format, splits, class names, counts, problems"),

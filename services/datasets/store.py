@@ -28,6 +28,7 @@ from services.auth.access import can_read, can_write
 from services.auth.identity import Caller
 from services.config import Settings
 from services.datasets.models import (
+    BUSY,
     INVALID,
     READY,
     REGISTERED,
@@ -272,6 +273,10 @@ class DatasetStore:
     def delete(self, dataset: Dataset, versions: list[DatasetVersion], whole: bool) -> None:
         """Remove ``versions`` (and, if ``whole``, the dataset), unless a job that has not ended uses one. A
         registered folder itself is left alone: only what the service wrote about it goes."""
+        busy = [v.version for v in versions if v.state in BUSY]
+        if busy:
+            raise DatasetError(409, "busy", f"version {busy[0]} is being unpacked or inspected; delete it once it "
+                               "is ready or invalid")
         users = self.jobs_using([v.id for v in versions])
         if users:
             raise DatasetError(409, "in_use", f"used by job{'s' if len(users) > 1 else ''} "
