@@ -13,6 +13,8 @@ files); a registered folder is not copied and not counted.
 """
 from __future__ import annotations
 
+import fcntl
+import io
 import os
 import secrets
 import shutil
@@ -46,6 +48,36 @@ from services.private import PRIVATE_FILE, private_dir
 CHUNK = 1 << 20
 UPLOAD_ID_BYTES = 16
 MANIFEST, INSPECTION, FILES, ARCHIVE = "manifest.txt", "inspection", "files", "archive"
+
+
+def copy_body(source: IO[bytes], out: IO[bytes], offset: int, length: int) -> int:
+    """Up to ``length`` bytes of ``source`` written at ``offset`` of ``out``; returns how many. In the kernel
+    when ``source`` is a file on the same file system (waitress keeps a body past 512 KiB in a temporary
+    file), else in pieces."""
+    copied = 0
+    try:
+        source_fd, position = source.fileno(), source.tell()
+    except (OSError, io.UnsupportedOperation):  # a body small enough to be kept in memory
+        source_fd = position = None
+    if source_fd is not None and position is not None:
+        try:
+            while copied < length:
+                done = os.copy_file_range(source_fd, out.fileno(), length - copied, position + copied, offset + copied)
+                if not done:
+                    return copied
+                copied += done
+            return copied
+        except OSError:  # another file system (EXDEV), or a kernel without it: in pieces from there
+            source.seek(position + copied)
+    out.seek(offset + copied)
+    while copied < length:
+        block = source.read(min(CHUNK, length - copied))
+        if not block:
+            break
+        out.write(block)
+        copied += len(block)
+    out.flush()
+    return copied
 
 
 class DatasetError(ValueError):
@@ -216,20 +248,21 @@ class DatasetStore:
                                                      f"{total}", "Content-Range")
         if start + length > upload.size:
             raise DatasetError(400, "invalid_range", f"bytes past the declared size of {upload.size}", "Content-Range")
-        part = self.part(upload.id)
-        with open(part, "r+b") as out:
+        with open(self.part(upload.id), "r+b") as out:
+            try:
+                fcntl.flock(out, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise DatasetError(409, "busy", "another request is writing this upload; retry when it is done",
+                                   "Content-Range") from None
             received = out.seek(0, os.SEEK_END)
             if start != received:
                 raise DatasetError(409, "wrong_offset", f"{received} bytes are received; send from there",
                                    "Content-Range")
-            left = length
             try:
-                while left:
-                    block = stream.read(min(CHUNK, left))
-                    if not block:
-                        raise DatasetError(400, "incomplete_body", f"the body ended {left} bytes short of the range")
-                    out.write(block)
-                    left -= len(block)
+                copied = copy_body(stream, out, received, length)
+                if copied < length:
+                    raise DatasetError(400, "incomplete_body", f"the body ended {length - copied} bytes short of "
+                                                               "the range")
             except BaseException:
                 out.truncate(received)
                 raise
