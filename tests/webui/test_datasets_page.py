@@ -55,9 +55,11 @@ def test_uploads_from_the_page_show_report_plots_and_previews(page, tmp_path, sh
     expect(page.locator('[data-role="report"]')).to_contain_text("Usable", timeout=INSPECTED)
     expect(page.locator('[data-role="report"]')).to_contain_text("circle")
     for name in ("images-per-split", "class-histogram", "aspect-ratios", "boxes-per-image", "box-sizes", "box-sides"):
-        assert plot(page, name).locator("rect.bar").count() >= 1, name
-    assert plot(page, "images-per-split").locator("rect.bar").count() == 4  # 2 classes x 2 splits
-    expect(plot(page, "image-sizes").locator("circle.point")).to_have_count(6)
+        assert plot(page, name).locator("rect.plot-bar").count() >= 1, name
+    assert plot(page, "images-per-split").locator("rect.plot-bar").count() == 4  # 2 classes x 2 splits
+    circles, squares = (bar.bounding_box()["height"] for bar in plot(page, "class-histogram").locator("rect.plot-bar").all())
+    assert circles > 40 and circles == pytest.approx(2 * squares, rel=0.05)  # 4 and 2 boxes, drawn to scale
+    expect(plot(page, "image-sizes").locator("circle.plot-point")).to_have_count(6)
     expect(page.locator(".gallery img")).to_have_count(6)
     page.wait_for_function("[...document.querySelectorAll('.gallery img')].every((i) => i.complete && i.naturalWidth > 0)")
     shot(page, "datasets-1-det-ready")
@@ -69,14 +71,14 @@ def test_uploads_from_the_page_show_report_plots_and_previews(page, tmp_path, sh
     expect(report).to_contain_text("Not usable", timeout=INSPECTED)
     expect(report.locator("table.problems")).to_contain_text("images/val1.jpg")
     expect(report.locator("table.problems")).to_contain_text("not a decodable image")
-    bars = plot(page, "keypoint-visibility").locator("rect.bar")
+    bars = plot(page, "keypoint-visibility").locator("rect.plot-bar")
     expect(bars).to_have_count(9)  # 3 joints x visible, occluded, absent
     expect(page.locator(".page-head .badge, .dataset-summary .badge").first).to_have_text("invalid")
     shot(page, "datasets-2-pose-invalid")
 
     upload(page, zipped(Path(make("voc_seg", str(tmp_path / "masks"))), tmp_path / "masks.zip"), "masks", task="seg")
     expect(page.locator('[data-role="report"]')).to_contain_text("Usable", timeout=INSPECTED)
-    expect(plot(page, "mask-pixel-share").locator("rect.bar")).to_have_count(3)
+    expect(plot(page, "mask-pixel-share").locator("rect.plot-bar")).to_have_count(3)
     shot(page, "datasets-3-seg-ready")
 
     page.goto("/#/datasets")

@@ -57,19 +57,22 @@ export function renderDataset(view, id, params) {
       replace(body, notice("This dataset has no versions yet.", "muted"));
       return;
     }
-    stop = follow(body, dataset, version);
+    stop = follow(body, dataset, version, (state) => {
+      picker.selectedOptions[0].textContent = `v${version.version} · ${state}`;
+    });
   }).catch((exc) => replace(view, errorNotice(exc, "Could not load the dataset")));
   return () => stop();
 }
 
 // Polls the version while it is busy (its progress as a bar), then shows what the inspection wrote.
-function follow(body, dataset, version) {
+function follow(body, dataset, version, onState) {
   const base = `/datasets/${dataset.id}/versions/${version.version}`;
   const bar = h("progress", {max: 1, value: 0, "data-role": "validation-progress"});
   const phase = h("span", {class: "muted"});
   let stopped = false;
   const stop = poll(async () => {
     const current = await get(base);
+    onState(current.state);
     if (BUSY.includes(current.state)) {
       const progress = await get(`${base}/progress`).catch(() => null);
       if (progress && progress.total) {

@@ -78,7 +78,7 @@ export function bars(name, title, labels, series, options = {}) {
       const h = (plotH * value) / yMax;
       const x = M.left + slot * i + (slot - barW * groups) / 2 + (stacked ? 0 : k * barW);
       const y = M.top + plotH - h - (stacked ? (plotH * base) / yMax : 0);
-      svg.append(el("rect", {x, y, width: barW, height: Math.max(0, h), fill: COLOURS[k % COLOURS.length], class: "bar"},
+      svg.append(el("rect", {x, y, width: barW, height: Math.max(0, h), fill: COLOURS[k % COLOURS.length], class: "plot-bar"},
         el("title", {}, `${label}${series.length > 1 ? ` · ${s.name}` : ""}: ${percent ? `${(value * 100).toFixed(1)}%` : value}`)));
       base += value;
     });
@@ -114,7 +114,7 @@ export function scatter(name, title, points, options = {}) {
   svg.append(el("text", {x: M.left + plotW / 2, y: H - 12, "text-anchor": "middle", class: "axis-label"}, xLabel));
   for (const [x, y] of points) {
     svg.append(el("circle", {cx: M.left + (plotW * x) / xMax, cy: M.top + plotH - (plotH * y) / yMax, r: 3,
-      fill: COLOURS[0], "fill-opacity": 0.45, class: "point"}, el("title", {}, `${x} × ${y}`)));
+      fill: COLOURS[0], "fill-opacity": 0.45, class: "plot-point"}, el("title", {}, `${x} × ${y}`)));
   }
   return frame(name, title, svg);
 }

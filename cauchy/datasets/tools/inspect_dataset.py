@@ -93,7 +93,7 @@ def inspect(root: str, out: Path, task: str | None = None, fmt: str | None = Non
     for split, params in found.splits.items():
         try:
             views[split] = open_split(found, root, params)
-        except DatasetError as exc:
+        except (ValueError, OSError) as exc:  # DatasetError, or a file the reader could not even decode as text
             problems.append(problem("error", split, named_file(str(exc)), str(exc)))
             continue
         problems += [problem("error", split, file, reason) for file, reason in reader_problems(found.task, views[split])]
@@ -148,6 +148,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.out.mkdir(parents=True, exist_ok=True)
         write_json(args.out / report_files.REPORT, {"ok": False, "recognised": False, "error": str(exc)})
         write_json(args.out / report_files.PROGRESS, {"phase": "done", "done": 0, "total": 0})
+        print(f"error: {exc}", file=sys.stderr)
+        return report_files.UNRECOGNISED
+    except DatasetError as exc:  # a split that cannot be made (--make-split)
         print(f"error: {exc}", file=sys.stderr)
         return report_files.UNRECOGNISED
     print(json.dumps(report["counts"]))

@@ -9,4 +9,4 @@ PREVIEWS_DIR = "previews"  # <split>_<index>.jpg, the annotations drawn
 PHASES = ("recognising", "reading", "checking", "done")
 MAX_PROBLEMS = 100
 
-USABLE, UNRECOGNISED, NOT_USABLE = 0, 2, 3  # exit codes
+USABLE, UNRECOGNISED, NOT_USABLE = 0, 2, 3  # exit codes (2 also when --make-split is refused, with the reason)

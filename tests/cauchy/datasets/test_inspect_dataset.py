@@ -147,3 +147,13 @@ def test_split_maker_refuses_folder_layouts_and_never_overwrites(tmp_path) -> No
     os.remove(tmp_path / "a" / "annotations" / "validation_gone" / "0.png")
     with pytest.raises(DatasetError, match="keeps its splits in folders"):
         make_split(root, 0.2, task="seg")
+
+
+def test_make_split_flag_splits_then_inspects(tmp_path, capsys) -> None:
+    root = make("voc", str(tmp_path / "data"))
+    os.remove(tmp_path / "data" / "ImageSets" / "Main" / "val.txt")
+    code, report, stats = run(root, tmp_path / "out", "--make-split", "0.34", "--seed", "3")
+    assert code == report_files.USABLE and sorted(report["splits"]) == ["train", "val"]
+    assert stats["splits"]["train"]["images"] == 2 and stats["splits"]["val"]["images"] == 1
+    assert main([root, "--out", str(tmp_path / "again"), "--make-split", "0.2"]) == report_files.UNRECOGNISED
+    assert "already has the splits ['train', 'val']" in capsys.readouterr().err
