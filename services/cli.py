@@ -7,6 +7,8 @@
     cauchy token create NAME [--expires-in-days N] | token list | token revoke ID
     cauchy user add NAME [--admin] [--display-name D] [--max-priority N] | user passwd NAME | user disable NAME
     cauchy group add NAME | group member GROUP USER [--admin] [--remove]
+    cauchy dataset upload PATH [--name N] [--task T] [--wait] | dataset list | show NAME | delete NAME [--version N]
+    cauchy dataset register NAME PATH (admin; services/cli_datasets.py)
 
 Every request sends ``Authorization: Bearer <token>``: ``--token``, else ``CAUCHY_TOKEN``, else the
 token ``cauchy login`` stored for that service in ``$XDG_CONFIG_HOME/cauchy/tokens.json`` (0600).
@@ -25,35 +27,25 @@ from typing import Any
 
 import requests
 
+from services import cli_datasets
 from services.text import printable
+from services.user_files import read_map, user_file, write_map
 
 DEFAULT_URL = "http://127.0.0.1:8399"
 
 
 def tokens_file() -> Path:
     """Where ``cauchy login`` keeps a token per service URL."""
-    config = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(config) / "cauchy" / "tokens.json"
+    return user_file("XDG_CONFIG_HOME", ".config", "tokens.json")
 
 
 def stored_tokens() -> dict[str, str]:
-    try:
-        return json.loads(tokens_file().read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return {}
+    return read_map(tokens_file())
 
 
 def store_token(url: str, token: str) -> Path:
     """Save ``token`` for ``url``; the file is written 0600 (it is a password) and replaced atomically."""
-    path = tokens_file()
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tokens = {**stored_tokens(), url: token}
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(tokens, fh, indent=1)
-    os.replace(tmp, path)
-    return path
+    return write_map(tokens_file(), {**stored_tokens(), url: token})
 
 
 class Client:
@@ -273,6 +265,7 @@ def parser() -> argparse.ArgumentParser:
     logs.add_argument("id", type=int)
     logs.add_argument("--stream", default="stdout", choices=("stdout", "stderr", "visdom"))
     logs.add_argument("--follow", "-f", action="store_true")
+    cli_datasets.add_parser(sub)
     return p
 
 
@@ -287,8 +280,13 @@ def main(argv: list[str] | None = None) -> int:
         p.error("token revoke needs the token's id (see `cauchy token list`)")
     if args.command == "group" and args.action == "member" and not args.user:
         p.error("group member needs GROUP and USER")
+    if args.command == "dataset" and args.action != "list" and not args.target:
+        p.error(f"dataset {args.action} needs {'PATH' if args.action == 'upload' else 'NAME'}")
+    if args.command == "dataset" and args.action == "register" and not args.path:
+        p.error("dataset register needs NAME and PATH (a folder under CAUCHY_DATA_ROOTS on the server)")
     commands = {"login": cmd_login, "submit": cmd_submit, "list": cmd_list, "show": cmd_show, "stop": cmd_stop,
-                "resume": cmd_resume, "logs": cmd_logs, "token": cmd_token, "user": cmd_user, "group": cmd_group}
+                "resume": cmd_resume, "logs": cmd_logs, "token": cmd_token, "user": cmd_user, "group": cmd_group,
+                "dataset": cli_datasets.cmd_dataset}
     url = args.url.rstrip("/")
     token = None if args.command == "login" else args.token or stored_tokens().get(url)
     return commands[args.command](args, Client(url, token))

@@ -70,6 +70,15 @@ class Settings:
     allowed_hosts: tuple[str, ...] = ()
     # Where browsers reach the front door; the no-nginx /visdom/<id>/ redirect is built on it, never on Host.
     public_url: str = "http://localhost:8080"
+    # Datasets (docs/datasets.md): storage per user, what an archive may unpack to, the upload chunk size.
+    dataset_quota_mb: int = 51200  # a user's datasets and unfinished uploads together
+    dataset_max_unpacked_mb: int = 20480  # one version, unpacked
+    dataset_max_files: int = 1_000_000
+    dataset_max_ratio: int = 200  # unpacked bytes per archive byte, for the archive and for each entry
+    dataset_chunk_mb: int = 64  # the largest PUT of an upload (nginx's body limit on that route alone)
+    dataset_workers: int = 2  # archives unpacked and inspected at once
+    # The inspection command before ROOT --out DIR (another Python, a stand-in in tests).
+    dataset_inspect_command: tuple[str, ...] = (sys.executable, "-m", "cauchy.datasets.tools.inspect_dataset")
 
     @property
     def db_url(self) -> str:
@@ -86,6 +95,10 @@ class Settings:
     @property
     def datasets_dir(self) -> Path:
         return self.home / "datasets"
+
+    @property
+    def uploads_dir(self) -> Path:
+        return self.datasets_dir / ".uploads"
 
     @property
     def cores_per_job(self) -> int:
@@ -189,6 +202,13 @@ _CONVERTERS = {
     "admin_password": str,
     "allowed_hosts": parse_hosts,
     "public_url": lambda text: str(text).rstrip("/"),
+    "dataset_quota_mb": int,
+    "dataset_max_unpacked_mb": int,
+    "dataset_max_files": int,
+    "dataset_max_ratio": int,
+    "dataset_chunk_mb": int,
+    "dataset_workers": int,
+    "dataset_inspect_command": split_command,
 }
 
 

@@ -14,6 +14,7 @@ from services.api.limits import user_limits
 from services.api.submission import job_fields
 from services.auth.access import can_read, can_write, readable_by
 from services.auth.seam import login_required, open_to_anonymous
+from services.datasets.store import DatasetStore
 from services.jobs import files
 from services.jobs.ports import PortsExhausted
 from services.jobs.store import ACTIVE, ENDED, QUEUED, RUNNING, STATES, STOPPED, STOPPING, Job, list_row
@@ -83,6 +84,7 @@ def detail(job: Job) -> dict[str, Any]:
         "queue_position": svc.store.queue_position(job) if job.state == QUEUED else None,
         "duration_s": ((job.ended_at or time.time()) - job.started_at) if job.started_at else None,
         "hypes": job.hypes, "overrides": job.overrides, "resume_from": job.resume_from,
+        "dataset": {"ref": job.dataset, "sha256": job.dataset_sha256} if job.dataset else None,
         "job_dir": str(directory),
         "last_checkpoint": str(checkpoint) if checkpoint else None,
         "processes": supervisor.processes(job.id) if job.state in ACTIVE or job.visdom_pid else [],
@@ -159,11 +161,15 @@ def resume(job_id: int) -> ResponseReturnValue:
     checkpoint = rundir.last_checkpoint(services().supervisor.job_dir(job_id))
     if checkpoint is None:
         raise conflict(f"job {job_id} saved no checkpoint")
+    if job.dataset_version_id is not None and DatasetStore(services().settings, services().store).version_by_id(
+            job.dataset_version_id) is None:
+        raise conflict(f"job {job_id} read dataset {job.dataset}, which has been deleted since")
     user_limits().admit_submission(job.user)
     new = services().store.add(
         name=f"{job.name} (resumed)"[:200], user=job.user, visibility=job.visibility, phase=job.phase,
         priority=job.priority, gpus_requested=job.gpus_requested, hypes=job.hypes, hypes_name=job.hypes_name,
-        overrides=job.overrides, from_job=job.id, resume_from=str(checkpoint))
+        overrides=job.overrides, from_job=job.id, resume_from=str(checkpoint),
+        dataset_version_id=job.dataset_version_id, dataset=job.dataset, dataset_sha256=job.dataset_sha256)
     return created(new)
 
 

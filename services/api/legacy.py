@@ -14,9 +14,9 @@ Parameters may come as a query string, a form or a JSON object. What changed, on
 - Waits (``timeout``, ``wait``: 0 to 86400) last at most ``CAUCHY_LEGACY_WAIT_MAX_S`` (60 s), only
   ``CAUCHY_LEGACY_WAITERS`` requests wait at once (the others get ``100408`` and the job id at once),
   a waiting request sleeps on the job's end event and gives up when its client goes away (a
-  ``test_single`` job is then stopped). ``test_batch``'s ``dir`` must lie in a data root, as
-  ``data.data_dir`` must; ``test_single``'s image is written only once the request is accepted and
-  deleted when its job ends.
+  ``test_single`` job is then stopped). ``test_batch`` reads ``dir`` (in a data root or
+  the datasets store) or ``dataset=name[@version]`` (a ready version the caller may read);
+  ``test_single``'s image is written only once the request is accepted and deleted when its job ends.
 """
 from __future__ import annotations
 
@@ -43,6 +43,7 @@ from services.api.submission import PRIORITY_RANGE, allowed_priority, job_fields
 from services.auth.access import JOB_DEFAULT
 from services.auth.seam import login_required
 from services.containment import resolve_data_path
+from services.datasets.store import DatasetError, DatasetStore, Found
 from services.jobs.ports import PortsExhausted
 from services.jobs.store import ENDED, SUCCEEDED, Job
 from services.jobs.supervisor import visdom_base_url
@@ -261,16 +262,31 @@ def test_single() -> ResponseReturnValue:
     return finished_reply(job, single=True)
 
 
+def stored_dataset(ref: Any) -> Found:
+    """``dataset=name[@version]``: a ready version the caller may read, instead of a folder."""
+    if not isinstance(ref, str) or not ref:
+        raise bad_request('expected "name" or "name@version" of a stored dataset', "dataset")
+    try:
+        return DatasetStore(services().settings, services().store).resolve(ref, login_required())
+    except DatasetError as exc:
+        raise bad_request(str(exc), "dataset") from None
+
+
 @bp.route("/test_batch", methods=METHODS)
 def test_batch() -> ResponseReturnValue:
     p = params()
     fields = predict_fields(p)  # first: a job the caller may not read is a 100404 whatever the rest
-    directory = p.get("dir") or p.get("directory")
-    if not isinstance(directory, str):
-        raise bad_request(f"no directory {json.dumps(directory)[:80]} on the server", "dir")
-    path = resolve_data_path(services().settings, directory, "dir")
-    if not path.is_dir():
-        raise bad_request(f"no directory {json.dumps(directory)[:80]} on the server", "dir")
+    if p.get("dataset") is not None:
+        found = stored_dataset(p["dataset"])
+        path = Path(found.version.root)
+        fields.update(dataset_version_id=found.version.id, dataset=found.ref, dataset_sha256=found.version.sha256)
+    else:
+        directory = p.get("dir") or p.get("directory")
+        if not isinstance(directory, str):
+            raise bad_request(f"no directory {json.dumps(directory)[:80]} on the server", "dir")
+        path = resolve_data_path(services().settings, directory, "dir")
+        if not path.is_dir():
+            raise bad_request(f"no directory {json.dumps(directory)[:80]} on the server", "dir")
     wait = wait_seconds(p, "wait", 0)
     user_limits().admit_submission(fields["user"])
     job = services().store.add(**fields, inputs=str(path))

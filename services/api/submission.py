@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from cauchy import rundir
-from cauchy.hypes import HypesError, load_hypes, resolve_hypes
+from cauchy.hypes import HypesError, apply_overrides, load_hypes, resolve_hypes
 from services.api.errors import ApiError, bad_request
 from services.api.jsonbody import json_integer
 from services.api.limits import check_job_limits, check_text
@@ -20,6 +20,7 @@ from services.auth.accounts import check_visibility, user_exists
 from services.auth.identity import Caller
 from services.config import Settings
 from services.containment import MAX_JOB_ID, check_hypes
+from services.datasets.store import DatasetError, DatasetStore, Found
 from services.jobs import files
 from services.jobs.store import Store
 
@@ -68,6 +69,33 @@ def resolve(doc: Any, overrides: list[str]) -> dict[str, Any]:
     except HypesError as exc:
         field = f"hypes.{exc.key}" if exc.key else "hypes"
         raise ApiError(400, "invalid_hypes", str(exc), field) from None
+
+
+def stored_dataset(doc: Any, overrides: list[str], settings: Settings, store: Store,
+                   caller: Caller) -> tuple[list[str], Found | None]:
+    """``data.dataset`` ("name" or "name@version", after the overrides) resolved to a ready version the
+    caller may read: the overrides that point ``data.data_dir`` at its files (and ``data.format`` at its
+    format, unless given) and pin ``data.dataset`` to that exact version. The job may not also name a folder."""
+    try:
+        raw = apply_overrides(dict(doc), overrides) if isinstance(doc, Mapping) else {}
+    except HypesError:
+        return overrides, None  # resolve() reports it with its key
+    data = raw.get("data") if isinstance(raw.get("data"), Mapping) else {}
+    ref = data.get("dataset")
+    if ref is None:
+        return overrides, None
+    if not isinstance(ref, str) or not ref:
+        raise bad_request('expected "name" or "name@version" of a stored dataset', "hypes.data.dataset", "invalid_hypes")
+    if data.get("data_dir") is not None:
+        raise bad_request("give data.dataset or data.data_dir, not both", "hypes.data.data_dir", "invalid_hypes")
+    try:
+        found = DatasetStore(settings, store).resolve(ref, caller)
+    except DatasetError as exc:
+        raise ApiError(exc.status, exc.code, str(exc), exc.field) from None
+    pinned = [*overrides, f"data.data_dir={json.dumps(found.version.root)}", f"data.dataset={json.dumps(found.ref)}"]
+    if data.get("format") is None and found.version.format:
+        pinned.append(f"data.format={json.dumps(found.version.format)}")
+    return pinned, found
 
 
 def source_checkpoint(settings: Settings, store: Store, job_id: Any, caller: Caller) -> tuple[int, str]:
@@ -133,10 +161,14 @@ def job_fields(body: Any, settings: Settings, store: Store, caller: Caller) -> d
     gpus = _int(resources, "gpus", 0, 0, 64, "resources.gpus")
     if gpus > len(settings.gpus):
         raise bad_request(f"asked for {gpus} GPUs; this host has {len(settings.gpus)}", "resources.gpus", "unsatisfiable")
-    resolved = resolve(hypes, overrides)
+    pinned, dataset = stored_dataset(hypes, overrides, settings, store, caller)
+    resolved = resolve(hypes, pinned)
     check_job_limits(settings, resolved)
     check_hypes(settings, store, resolved, caller)
     return {
+        "dataset_version_id": dataset.version.id if dataset else None,
+        "dataset": dataset.ref if dataset else None,
+        "dataset_sha256": dataset.version.sha256 if dataset else None,
         "hypes": resolved,
         "hypes_name": hypes_name,
         "overrides": overrides,

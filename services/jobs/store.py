@@ -84,6 +84,10 @@ class Job(Base):
     visdom_started: Mapped[float | None] = mapped_column(Float)
     visdom_port: Mapped[int | None] = mapped_column(Integer)
     visdom_until: Mapped[float | None] = mapped_column(Float)  # the viewer is shut after this
+    # data.dataset resolved at submission (services.datasets): the version read, as name@N, and its hash
+    dataset_version_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    dataset: Mapped[str | None] = mapped_column(String(120))
+    dataset_sha256: Mapped[str | None] = mapped_column(String(64))
 
 
 # What a list of jobs shows (``services.api.jobs.summary``): no hypes, overrides or process fields.

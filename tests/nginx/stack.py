@@ -21,6 +21,7 @@ sys.path.insert(0, str(REPO / "tests/services"))
 import live_service as service_fixtures  # noqa: E402  (the module the service tests' conftest uses too)
 
 FAKE_TASK = service_fixtures.FAKE_TASK
+FAKE_INSPECT = str(REPO / "tests/services/fake_inspect.py")  # the dataset inspection's stand-in
 make_hypes = service_fixtures.make_hypes
 
 
@@ -31,9 +32,10 @@ def free_port() -> int:
 
 
 def fast_settings(home: Path, **changes) -> Settings:
-    """Settings of the service tests (stand-in task, short grace) over ``home``."""
+    """Settings of the service tests (stand-in task and dataset inspection, short grace) over ``home``."""
     return Settings(home=home, visdom_ports=VISDOM_PORTS, cpu_slots=2, gpus=(), task_command=(sys.executable, FAKE_TASK),
-                    stop_grace_s=5.0, visdom_linger_s=60.0, poll_interval_s=0.1, threads=8).replace(**changes)
+                    dataset_inspect_command=(sys.executable, FAKE_INSPECT), stop_grace_s=5.0, visdom_linger_s=60.0,
+                    poll_interval_s=0.1, threads=8).replace(**changes)
 
 
 class Stack:
@@ -44,7 +46,7 @@ class Stack:
         # gives the service, and nginx would fail while the "listening" check found the service there.
         self.service = service_fixtures.LiveService(settings)
         self.door = frontdoor.FrontDoor("127.0.0.1", free_port(), self.service.url.removeprefix("http://"),
-                                        settings.home)
+                                        settings.home, upload_max_body=f"{settings.dataset_chunk_mb}m")
         try:
             self.nginx = frontdoor.start(self.door)
         except BaseException:

@@ -125,6 +125,7 @@ class LiveService(UserClient):
             assert not self.thread.is_alive(), "waitress did not stop"
             self.server.task_dispatcher.shutdown()
         self.supervisor.shutdown()
+        self.app.extensions["cauchy"].datasets_pipeline.shutdown()
 
     def close(self) -> None:
         """Stop serving and end every process the service started (tests leave nothing behind)."""
