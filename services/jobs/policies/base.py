@@ -342,14 +342,16 @@ class Timeline:
 
 def _victims(policy: Policy, job: Pending, running: Sequence[Active], state: State, available: int,
              taken: set[int]) -> list[Active]:
-    """Running jobs to stop so that ``job`` fits: lowest priority class, most over share, newest first; then
-    the fewest units freed in excess (victims not needed after all are dropped, largest first)."""
+    """Running jobs to stop so that ``job`` fits: lowest priority class, most over share, one that frees no more
+    than is missing, newest first; victims not needed after all are dropped (largest first), so as few units
+    as possible are freed in excess."""
     candidates = [run for run in running if run.kind == job.kind and run.preemptible and not run.stopping
                   and run.id not in taken and policy.may_preempt(job, run, state)]
     if not candidates or available + sum(run.units for run in candidates) < job.units:
         return []
+    need = job.units - available
     candidates.sort(key=lambda run: (class_rank(run.priority), -state.over_share(run.kind, run.group),
-                                     -run.started_at, run.id))
+                                     run.units > need, -run.started_at, run.id))
     chosen: list[Active] = []
     freed = available
     for run in candidates:

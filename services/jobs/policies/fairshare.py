@@ -51,7 +51,7 @@ class FairShare:
         for job in sorted(queue, key=lambda j: (user_time[j.id], j.id)):
             key = (class_rank(job.priority), job.kind, job.group)
             before = group_units.get(key, 0.0)
-            group_time[job.id] = (group_charge[(job.kind, job.group)] + before) / capacity.share(job.group)
+            group_time[job.id] = (group_charge.get((job.kind, job.group), 0.0) + before) / capacity.share(job.group)
             group_units[key] = before + job.units
         return sorted(queue, key=lambda j: (-class_rank(j.priority), group_time[j.id], user_time[j.id], j.id))
 
