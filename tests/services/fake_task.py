@@ -2,8 +2,9 @@
 
 It keeps the contract of docs/contracts.md (arguments, run directory, metrics.jsonl, exit codes)
 and behaves as the hypes' ``dataset`` says:
-``ok`` (write ``solver.max_iters`` steps then exit 0; on SIGTERM, a checkpoint of its step and exit 3; with
-``--resume``, continue from the checkpoint's step), ``slow_ok`` (``ok`` taking 1.5 s to save on SIGTERM), ``run`` (keep going until SIGTERM, then save a
+``ok`` (write ``solver.max_iters`` steps then exit 0; on SIGTERM, a checkpoint of its step and exit 3;
+with ``--resume``, continue from the checkpoint's step), ``slow_ok`` (``ok`` taking 1.5 s to save on
+SIGTERM), ``run`` (keep going until SIGTERM, then save a
 checkpoint and exit 3), ``crash`` (traceback, exit 1), ``bad`` (``error:`` line, exit 2),
 ``stubborn`` (ignore SIGTERM), ``hog`` (allocate memory and wait), ``fill`` (add 1 MiB to ``fill.bin`` in the
 run directory each step until SIGTERM).

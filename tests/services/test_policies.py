@@ -12,11 +12,11 @@ GPUS = tuple(str(i) for i in range(8))
 GROUP_OF = {"a": "g1", "b": "g1", "c": "g2", "d": "g3"}
 
 
-def P(id, user="u", group="g", priority=0, gpus=0, **kw):  # noqa: N802 - reads as a constructor
+def P(id, user="u", group="g", priority=0, gpus=0, **kw):
     return Pending(id, user, group, priority, gpus, **kw)
 
 
-def A(id, user="u", group="g", priority=0, gpus=(), **kw):  # noqa: N802
+def A(id, user="u", group="g", priority=0, gpus=(), **kw):
     return Active(id, user, group, priority, tuple(gpus), **kw)
 
 
