@@ -38,6 +38,7 @@ class Settings:
     # Scheduling (docs/scheduling.md): the policy, fair-share history, group shares and GPU quotas, memory.
     scheduler_policy: str = "fairshare"  # fifo, priority or fairshare
     fairshare_half_life_s: float = 7 * 24 * 3600.0  # usage counts half after this long
+    fairshare_history_weight: float = 0.25  # recent usage beside what is held now (docs/scheduling.md)
     group_shares: tuple[tuple[str, float], ...] = ()  # (group, share); a group not named has 1
     group_quotas: tuple[tuple[str, int, int], ...] = ()  # (group, nominal GPUs, borrowing limit)
     memory_mb: int = 0  # memory jobs may state in all (resources.memory_mb); 0: not counted
@@ -212,6 +213,7 @@ _CONVERTERS = {
     "max_running_per_user": int,
     "scheduler_policy": parse_policy,
     "fairshare_half_life_s": float,
+    "fairshare_history_weight": float,
     "group_shares": parse_shares,
     "group_quotas": parse_quotas,
     "memory_mb": int,

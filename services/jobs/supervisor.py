@@ -143,7 +143,8 @@ class Supervisor:
                         free_ports=self.viewers.ports_for_jobs(), shares=dict(settings.group_shares),
                         quotas={group: Quota(nominal, limit) for group, nominal, limit in settings.group_quotas},
                         max_running_per_user=settings.max_running_per_user,
-                        half_life_s=settings.fairshare_half_life_s)
+                        half_life_s=settings.fairshare_half_life_s,
+                        history_weight=settings.fairshare_history_weight)
 
     def _expected_end(self, job: Job, now: float) -> float | None:
         """The user's time limit, or the measured pace (read every ``ESTIMATE_EVERY_S``), whichever is sooner."""
@@ -319,6 +320,7 @@ class Supervisor:
         users = sorted({*usage.gpu_seconds, *(user for _, user in held)})
         return {
             "policy": self.settings.scheduler_policy, "half_life_s": capacity.half_life_s,
+            "history_weight": capacity.history_weight,
             "capacity": {"gpus": list(capacity.gpus), "cpu_slots": capacity.cpu_slots, "memory_mb": capacity.memory_mb},
             "shares": capacity.shares,
             "quotas": {group: {"nominal": quota.nominal, "limit": quota.ceiling} for group, quota in capacity.quotas.items()},
@@ -328,7 +330,7 @@ class Supervisor:
                        "cpu_seconds": round(usage.cpu_seconds.get(user, 0.0), 3),
                        "held": {"gpus": held.get(("gpu", user), 0), "cpu_slots": held.get(("cpu", user), 0)},
                        "charge": {kind: round(charge(held.get((kind, user), 0), usage.seconds(kind).get(user, 0.0),
-                                                     capacity.half_life_s), 4) for kind in ("gpu", "cpu")},
+                                                     capacity), 4) for kind in ("gpu", "cpu")},
                        "last_start": usage.last_start.get(user)} for user in users],
         }
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -112,6 +112,7 @@ class Capacity:
     quotas: dict[str, Quota] = field(default_factory=dict)
     max_running_per_user: int = 0
     half_life_s: float = 7 * 24 * 3600.0
+    history_weight: float = 0.25  # how much recent usage counts beside what is held now
 
     def share(self, group: str) -> float:
         return self.shares.get(group, 1.0)
@@ -156,9 +157,10 @@ class Policy(Protocol):
         """May ``victim`` be stopped and requeued so that ``job`` starts?"""
 
 
-def charge(user_or_group_held: float, decayed_seconds: float, half_life_s: float) -> float:
-    """Units held now plus the recent average (decayed unit-seconds over the half-life's mean life)."""
-    return user_or_group_held + decayed_seconds * LN2 / half_life_s
+def charge(held: float, decayed_seconds: float, capacity: Capacity) -> float:
+    """Units held now plus, weighted, the recent average (decayed unit-seconds over the half-life's mean
+    life): what is held keeps groups near their shares now, the history evens them out over days."""
+    return held + capacity.history_weight * decayed_seconds * LN2 / capacity.half_life_s
 
 
 def decayed(value: float, units: float, dt: float, half_life_s: float) -> float:
@@ -176,20 +178,43 @@ class State:
     usage: Usage
     held: dict[str, dict[str, int]]  # kind -> group -> units held (running and stopping jobs)
     held_user: dict[str, dict[str, int]]  # kind -> user -> units held
-    demand: dict[str, set[str]]  # kind -> groups with a queued or running job of that kind
+    demand: dict[str, dict[str, int]]  # kind -> group -> units its queued and running jobs want
+    _entitled: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def entitled(self, kind: str, group: str) -> float:
-        """A group's units by its share among the groups that want the kind now, or its nominal GPU quota."""
+        """A group's units: its nominal GPU quota when it has one, else its share of the capacity water-filled
+        over the groups' demand (no group is entitled to more than it wants; the rest goes to the others)."""
         quota = self.capacity.quotas.get(group) if kind == "gpu" else None
         if quota is not None:
             return float(quota.nominal)
-        total = len(self.capacity.gpus) if kind == "gpu" else self.capacity.cpu_slots
-        shares = sum(self.capacity.share(g) for g in self.demand[kind] | {group})
-        return total * self.capacity.share(group) / shares
+        if kind not in self._entitled:
+            total = len(self.capacity.gpus) if kind == "gpu" else self.capacity.cpu_slots
+            self._entitled[kind] = water_fill(self.demand[kind], self.capacity.share, total)
+        return self._entitled[kind].get(group, 0.0)
 
     def over_share(self, kind: str, group: str) -> float:
         """Units a group holds beyond what it is entitled to (negative: below)."""
         return self.held[kind].get(group, 0) - self.entitled(kind, group)
+
+
+def water_fill(demand: dict[str, int], share: Callable[[str], float], total: float) -> dict[str, float]:
+    """``total`` units divided by share, none given to a group beyond its demand (the rest goes to the others)."""
+    result = {group: 0.0 for group in demand}
+    active = {group for group, wanted in demand.items() if wanted > 0}
+    remaining = float(total)
+    while active and remaining > 1e-9:
+        weight = sum(share(group) for group in active)
+        offer = {group: remaining * share(group) / weight for group in active}
+        capped = {group for group in active if offer[group] >= demand[group]}
+        if not capped:
+            for group in active:
+                result[group] = offer[group]
+            break
+        for group in capped:
+            remaining -= demand[group]
+            result[group] = float(demand[group])
+        active -= capped
+    return result
 
 
 def describe_units(kind: str, n: int) -> str:
@@ -205,15 +230,15 @@ def decide(policy: Policy, queue: Sequence[Pending], running: Sequence[Active], 
     ordered = policy.order(queue, running, usage, capacity)
     held: dict[str, dict[str, int]] = {"gpu": {}, "cpu": {}}
     held_user: dict[str, dict[str, int]] = {"gpu": {}, "cpu": {}}
-    demand: dict[str, set[str]] = {"gpu": set(), "cpu": set()}
+    demand: dict[str, dict[str, int]] = {"gpu": {}, "cpu": {}}
     running_count: dict[str, int] = {}
     for run in running:
         held[run.kind][run.group] = held[run.kind].get(run.group, 0) + run.units
         held_user[run.kind][run.user] = held_user[run.kind].get(run.user, 0) + run.units
-        demand[run.kind].add(run.group)
+        demand[run.kind][run.group] = demand[run.kind].get(run.group, 0) + run.units
         running_count[run.user] = running_count.get(run.user, 0) + 1
     for job in queue:
-        demand[job.kind].add(job.group)
+        demand[job.kind][job.group] = demand[job.kind].get(job.group, 0) + job.units
     state = State(capacity, usage, held, held_user, demand)
     busy = {gpu for run in running for gpu in run.gpus}
     free_gpus = [gpu for gpu in capacity.gpus if gpu not in busy]
