@@ -52,6 +52,7 @@ class SimJob:
     submit: float
     work: float  # seconds of work left
     limit: float  # the user's time limit (an overestimate)
+    queued_at: float = 0.0  # submitted, or requeued after a preemption
     first_start: float | None = None
     preemptions: int = 0
 
@@ -166,6 +167,7 @@ def simulate(policy: str, trace: list[SimJob]) -> Result:
             _, _, kind, job_id = heapq.heappop(events)
             job = by_id[job_id]
             if kind == "arrive":
+                job.queued_at = now
                 queued[job_id] = job
             elif kind == "end" and job_id in running and running[job_id].stopping_until is None \
                     and running[job_id].end == now:
@@ -174,8 +176,10 @@ def simulate(policy: str, trace: list[SimJob]) -> Result:
             elif kind == "stopped" and job_id in running and running[job_id].stopping_until == now:
                 run = running.pop(job_id)
                 job.work = max(run.end - now, 0.0) + STOP_GRACE_S + RESTART_S  # resumes where it stopped
+                job.queued_at = now
                 queued[job_id] = job
-        pending = [Pending(job.id, job.user, job.group, job.priority, job.gpus, duration_s=job.limit)
+        pending = [Pending(job.id, job.user, job.group, job.priority, job.gpus, duration_s=job.limit,
+                           queued_at=job.queued_at)
                    for job in queued.values()]
         active = [Active(run.job.id, run.job.user, run.job.group, run.job.priority, run.gpus, started_at=run.started,
                          expected_end=run.end, stopping=run.stopping_until is not None) for run in running.values()]

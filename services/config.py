@@ -39,6 +39,7 @@ class Settings:
     scheduler_policy: str = "fairshare"  # fifo, priority or fairshare
     fairshare_half_life_s: float = 7 * 24 * 3600.0  # usage counts half after this long
     fairshare_history_weight: float = 0.25  # recent usage beside what is held now (docs/scheduling.md)
+    starvation_s: float = 12 * 3600.0  # a job waiting longer heads its resource kind
     group_shares: tuple[tuple[str, float], ...] = ()  # (group, share); a group not named has 1
     group_quotas: tuple[tuple[str, int, int], ...] = ()  # (group, nominal GPUs, borrowing limit)
     memory_mb: int = 0  # memory jobs may state in all (resources.memory_mb); 0: not counted
@@ -214,6 +215,7 @@ _CONVERTERS = {
     "scheduler_policy": parse_policy,
     "fairshare_half_life_s": float,
     "fairshare_history_weight": float,
+    "starvation_s": float,
     "group_shares": parse_shares,
     "group_quotas": parse_quotas,
     "memory_mb": int,

@@ -92,6 +92,7 @@ class Job(Base):
     preemptible: Mapped[bool | None] = mapped_column(Boolean)  # NULL: as its phase says (training is)
     preemptions: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)  # each preemption: at, by, checkpoint
     preempted_for: Mapped[int | None] = mapped_column(Integer)  # while stopping to make room for this job
+    requeued_at: Mapped[float | None] = mapped_column(Float)  # the last time it went back to the queue
 
 
 class UserUsage(Base):
@@ -115,7 +116,8 @@ LIST_COLUMNS = (Job.id, Job.name, Job.user, Job.visibility, Job.phase, Job.state
 
 # What the scheduler weighs and the supervisor needs to start a job (its hypes are read for the one started).
 LAUNCH_COLUMNS = (Job.id, Job.user, Job.priority, Job.gpus_requested, Job.phase, Job.resume_from, Job.inputs,
-                  Job.cpu_slots, Job.memory_mb, Job.time_limit_s, Job.preemptible)
+                  Job.cpu_slots, Job.memory_mb, Job.time_limit_s, Job.preemptible, Job.created_at,
+                  Job.requeued_at)
 
 
 def list_row(job: Job) -> tuple[Any, ...]:

@@ -144,7 +144,7 @@ class Supervisor:
                         quotas={group: Quota(nominal, limit) for group, nominal, limit in settings.group_quotas},
                         max_running_per_user=settings.max_running_per_user,
                         half_life_s=settings.fairshare_half_life_s,
-                        history_weight=settings.fairshare_history_weight)
+                        history_weight=settings.fairshare_history_weight, starvation_s=settings.starvation_s)
 
     def _expected_end(self, job: Job, now: float) -> float | None:
         """The user's time limit, or the measured pace (read every ``ESTIMATE_EVERY_S``), whichever is sooner."""
@@ -173,7 +173,8 @@ class Supervisor:
         rows = {row.id: row for row in self.store.queued()}
         queue = [Pending(row.id, row.user, groups.get(row.user, ""), row.priority, row.gpus_requested,
                          row.cpu_slots or 1, row.memory_mb or 0, row.time_limit_s,
-                         preemptible(row.phase, row.preemptible)) for row in rows.values()]
+                         preemptible(row.phase, row.preemptible), row.requeued_at or row.created_at)
+                 for row in rows.values()]
         decision = decide_with(self.settings.scheduler_policy, queue, active, self.usage.snapshot(now), capacity, now)
         self._waits = decision.waits
         self._decided_at = now
@@ -283,6 +284,7 @@ class Supervisor:
                   "ran_s": round(now - job.started_at, 1) if job.started_at else None}
         until = now + self.settings.visdom_linger_s
         self.store.transition(job.id, [STOPPING], state=QUEUED, resume_from=resume, started_at=None, gpus="",
+                              requeued_at=now,
                               pid=None, pid_started=None, stop_requested_at=None, preempted_for=None,
                               exit_code=None, exit_signal=None, visdom_until=until,
                               preemptions=[*(job.preemptions or []), record],

@@ -197,3 +197,26 @@ def test_decisions_are_consistent_on_random_clusters():
             assert sorted(w.position for w in decision.waits.values()) == list(range(1, len(decision.waits) + 1))
             if name == "fifo":
                 assert decision.preempt == []
+
+
+def test_a_job_bigger_than_its_groups_share_is_not_taken_back_for_share():
+    """nlp (share 1 of 4: 2 GPUs) runs an 8-GPU job; vision's 1-GPU job waits rather than preempting it."""
+    running = [A(1, "n", "nlp", gpus=GPUS, started_at=5.0)]
+    capacity = Capacity(gpus=GPUS, shares={"vision": 3.0, "nlp": 1.0})
+    decision = decide_with("fairshare", [P(9, "v", "vision", gpus=1)], running, Usage(), capacity, 10.0)
+    assert decision.preempt == []
+    smaller = [A(1, "n", "nlp", gpus=GPUS[:6], started_at=5.0), A(2, "n", "nlp", gpus=GPUS[6:], started_at=6.0)]
+    decision = decide_with("fairshare", [P(9, "v", "vision", gpus=2)], smaller, Usage(), capacity, 10.0)
+    assert decision.preempt == [(2, 9)]
+
+
+def test_the_longest_waiting_job_past_the_starvation_time_heads_its_kind():
+    capacity = Capacity(gpus=GPUS, starvation_s=3600.0)
+    queue = [P(1, "a", gpus=8, queued_at=0.0), P(2, "b", gpus=1, queued_at=5000.0)]
+    running = [A(9, "z", gpus=GPUS[:4], expected_end=6000.0, preemptible=False)]
+    usage = Usage(gpu_seconds={"a": 1e9})  # a used far more than b: fair share alone would serve b first
+    fresh = decide_with("fairshare", queue, running, usage, capacity, 3000.0)
+    assert [job_id for job_id, _ in fresh.starts] == [2]
+    starving = decide_with("fairshare", queue, running, usage, capacity, 5001.0)
+    assert starving.starts == [] and starving.waits[1].position == 1
+    assert starving.waits[2].reason == "behind job 1, which has waited longest" and starving.waits[1].estimated_start == 6000.0

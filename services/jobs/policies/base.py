@@ -53,6 +53,7 @@ class Pending:
     memory_mb: int = 0  # 0: not stated, not counted
     duration_s: float | None = None  # the user's time limit, or an estimate; None: unknown
     preemptible: bool = True
+    queued_at: float = 0.0  # when it was submitted, or requeued after a preemption
 
     @property
     def kind(self) -> str:
@@ -113,6 +114,7 @@ class Capacity:
     max_running_per_user: int = 0
     half_life_s: float = 7 * 24 * 3600.0
     history_weight: float = 0.25  # how much recent usage counts beside what is held now
+    starvation_s: float = 12 * 3600.0  # the longest-waiting job past this heads its kind, whatever the order
 
     def share(self, group: str) -> float:
         return self.shares.get(group, 1.0)
@@ -227,7 +229,7 @@ def decide(policy: Policy, queue: Sequence[Pending], running: Sequence[Active], 
            capacity: Capacity, now: float) -> Decision:
     """Which jobs start now (with their GPUs), which running jobs are preempted for whom, and for every other
     queued job its position, reason and estimated start."""
-    ordered = policy.order(queue, running, usage, capacity)
+    ordered, starving = _starving_first(policy.order(queue, running, usage, capacity), capacity, now)
     held: dict[str, dict[str, int]] = {"gpu": {}, "cpu": {}}
     held_user: dict[str, dict[str, int]] = {"gpu": {}, "cpu": {}}
     demand: dict[str, dict[str, int]] = {"gpu": {}, "cpu": {}}
@@ -275,7 +277,7 @@ def decide(policy: Policy, queue: Sequence[Pending], running: Sequence[Active], 
             elif job.units <= spare:
                 reservation[kind] = (head, start, spare - job.units)
             else:
-                reason = _behind(policy, job, head)
+                reason = _behind(policy, job, head, starving)
         if reason is None and fits:
             gpus = tuple(free_gpus[:job.gpus])
             del free_gpus[:job.gpus]
@@ -319,8 +321,25 @@ def decide(policy: Policy, queue: Sequence[Pending], running: Sequence[Active], 
     return decision
 
 
-def _behind(policy: Policy, job: Pending, head: Pending) -> str:
+def _starving_first(ordered: list[Pending], capacity: Capacity, now: float) -> tuple[list[Pending], set[int]]:
+    """No starvation: per resource kind, the job that has waited longest, once past ``starvation_s``, goes
+    first (so it is the head that gets the reservation), whatever the policy's order says. The order, and
+    the ids of the jobs moved up."""
+    oldest: dict[str, Pending] = {}
+    for job in ordered:
+        if now - job.queued_at > capacity.starvation_s and (
+                job.kind not in oldest or (job.queued_at, job.id) < (oldest[job.kind].queued_at, oldest[job.kind].id)):
+            oldest[job.kind] = job
+    if not oldest:
+        return ordered, set()
+    first = sorted(oldest.values(), key=lambda job: job.queued_at)
+    return [*first, *(job for job in ordered if job not in first)], {job.id for job in first}
+
+
+def _behind(policy: Policy, job: Pending, head: Pending, starving: set[int]) -> str:
     """Why a job that would fit waits for the reservation of the head of its kind."""
+    if head.id in starving:
+        return f"behind job {head.id}, which has waited longest"
     if head.user == job.user:
         return f"behind your job {head.id}"
     if policy.name == "fairshare" and class_rank(head.priority) == class_rank(job.priority):

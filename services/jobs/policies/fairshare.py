@@ -11,7 +11,8 @@ charge plus the units before it, over its share), and the groups' sequences are 
 Preemption: a job takes resources from a running job of a lower class in its own group, or from another
 group's job of the same or a lower class when that moves both groups closer to their entitlements (a
 nominal GPU quota, else their share of the capacity): the sum of the two groups' distances to their
-entitlements must shrink, so two groups never take the same GPUs back and forth. Borrowed GPUs are taken
+entitlements must shrink, so two groups never take the same GPUs back and forth, unless the victim is
+bigger than its group's entitlement (it could never run otherwise). Borrowed GPUs are taken
 back this way, as Kueue's cohorts do.
 """
 from __future__ import annotations
@@ -64,6 +65,8 @@ class FairShare:
         if victim.group == job.group:
             return class_rank(victim.priority) < class_rank(job.priority)
         kind = job.kind
+        if victim.units > state.entitled(kind, victim.group):
+            return False  # bigger than its group's share: it could never run if share took it back
         own, theirs = state.held[kind].get(job.group, 0), state.held[kind].get(victim.group, 0)
         mine, other = state.entitled(kind, job.group), state.entitled(kind, victim.group)
         before = abs(own - mine) + abs(theirs - other)
