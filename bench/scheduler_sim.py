@@ -4,7 +4,8 @@ Drives the service's own policy code (``services.jobs.policies.decide_with``, wi
 ``services.jobs.policies.base.decayed``) with a simulated clock over a trace shaped after published
 GPU-cluster traces (Microsoft Philly, Alibaba PAI, SenseTime Helios): heavy-tailed durations (log-normal,
 median 12 minutes, a tail to days), mostly 1-GPU jobs with some 2-, 4- and 8-GPU ones, submitted in
-bursts; 16 GPUs, 12 users in 3 groups with shares 5:3:2, 2,000 jobs; users state time limits that
+bursts (``--load``: the offered load over capacity on average, 1.1 by default, so demand exceeds capacity
+for long stretches and the queue drains at times); 16 GPUs, 12 users in 3 groups with shares 5:3:2, 2,000 jobs; users state time limits that
 overestimate their jobs 1.2 to 3 times (what backfill reads); a running job's end is known from its
 measured pace. A preempted job holds its GPUs for the stop's grace (30 s), then loses 60 s to restart, and
 resumes where it stopped (exact resume). The scheduler decides at every event (arrival, end, stop done).
@@ -32,7 +33,7 @@ from dataclasses import dataclass, field
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from services.jobs.policies import POLICIES, decide_with
-from services.jobs.policies.base import Active, Capacity, Pending, Usage, decayed
+from services.jobs.policies.base import Active, Capacity, Pending, Usage, decayed, water_fill
 
 GPUS = tuple(str(i) for i in range(16))
 GROUPS = {"vision": 5.0, "speech": 3.0, "nlp": 2.0}
@@ -57,8 +58,8 @@ class SimJob:
     preemptions: int = 0
 
 
-def make_trace(n_jobs: int, seed: int) -> list[SimJob]:
-    """Bursts of jobs from random users; arrival rate set so the offered load is about 1.3 times capacity."""
+def make_trace(n_jobs: int, seed: int, load: float) -> list[SimJob]:
+    """Bursts of jobs from random users; the arrival rate makes the offered load ``load`` times capacity."""
     rng = random.Random(seed)
     jobs: list[SimJob] = []
     users = list(USERS)
@@ -77,7 +78,7 @@ def make_trace(n_jobs: int, seed: int) -> list[SimJob]:
             raw.append((user, gpus if rng.random() < 0.8 else rng.choices(sizes, size_weights)[0], duration, priority))
             mean_gpu_s += raw[-1][1] * duration
     mean_gpu_s /= len(raw)
-    gap = mean_gpu_s / (len(GPUS) * 1.3)  # seconds between jobs for 1.3x the capacity
+    gap = mean_gpu_s / (len(GPUS) * load)  # seconds between jobs
     i = 0
     while i < len(raw):
         user = raw[i][0]
@@ -112,28 +113,6 @@ class Result:
     waits: dict[str, list[float]] = field(default_factory=dict)
     longest_8gpu_wait: float = 0.0
     makespan: float = 0.0
-
-
-def entitled(demand: dict[str, int], total: int) -> dict[str, float]:
-    """``total`` GPUs water-filled over the groups by share, none given beyond a group's demand."""
-    left, share = dict(demand), {}
-    remaining = float(total)
-    active = {g for g, d in left.items() if d > 0}
-    result = {g: 0.0 for g in demand}
-    while active and remaining > 1e-9:
-        weight = sum(GROUPS[g] for g in active)
-        for g in active:
-            share[g] = remaining * GROUPS[g] / weight
-        capped = {g for g in active if result[g] + share[g] >= left[g]}
-        if not capped:
-            for g in active:
-                result[g] += share[g]
-            break
-        for g in capped:
-            remaining -= left[g] - result[g]
-            result[g] = float(left[g])
-        active -= capped
-    return result
 
 
 def simulate(policy: str, trace: list[SimJob]) -> Result:
@@ -227,7 +206,7 @@ def _account(result: Result, queued: dict[int, SimJob], running: dict[int, Run],
     result.saturated_s += dt
     total_busy = sum(busy.values())
     result.busy_saturated += dt * total_busy / len(GPUS)
-    fair = entitled(demand, len(GPUS))
+    fair = water_fill(demand, GROUPS.__getitem__, len(GPUS))
     fair_total = sum(fair.values())
     if total_busy:
         error = statistics.fmean(abs(busy[g] / total_busy - fair[g] / fair_total) for g in GROUPS)
@@ -261,10 +240,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--jobs", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--load", type=float, default=1.1, help="offered load over capacity, on average")
     parser.add_argument("--queued", type=int, default=10_000, help="queue length for the decision time")
     args = parser.parse_args()
     wall, cpu = time.monotonic(), time.process_time()
-    trace = make_trace(args.jobs, args.seed)
+    trace = make_trace(args.jobs, args.seed, args.load)
     gpu_hours = sum(job.gpus * job.work for job in trace) / 3600
     print(f"trace: {len(trace)} jobs, {gpu_hours:.0f} GPU-hours over {trace[-1].submit / 3600:.1f} h of arrivals, "
           f"{len(GPUS)} GPUs, groups {GROUPS}")

@@ -186,7 +186,7 @@ def cmd_submit(args: argparse.Namespace, client: Client) -> int:
     if args.visibility:
         body["visibility"] = args.visibility
     job = client.call("POST", "/jobs", json=body)
-    print(f"job {job['id']} {job['state']} (queue position {job['queue_position']}: {job['queue']['reason']})"
+    print(f"job {job['id']} {job['state']} (queue position {job['queue_position']}): {job['queue']['reason']}"
           if job["queue"] else f"job {job['id']} {job['state']}")
     return 0
 

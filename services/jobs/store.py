@@ -257,8 +257,8 @@ class Store:
             return session.scalar(select(Job.hypes).where(Job.id == job_id))
 
     def with_viewer(self) -> list[Job]:
-        """Ended jobs whose Visdom viewer may still be up."""
-        query = select(Job).where(Job.state.in_(ENDED), Job.visdom_pid.is_not(None))
+        """Ended (or preempted and queued) jobs whose Visdom viewer may still be up."""
+        query = select(Job).where(Job.state.in_((*ENDED, QUEUED)), Job.visdom_pid.is_not(None))
         with self.session() as session:
             return list(session.scalars(query).all())
 

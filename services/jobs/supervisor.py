@@ -198,17 +198,20 @@ class Supervisor:
     def _launch(self, job: Launchable, gpus: tuple[str, ...]) -> None:
         """Start the task and its Visdom side by side: the viewer is ready while the task imports torch
         (its Visdom sink retries until the server answers), so Visdom adds nothing to the launch."""
-        self.viewers.stop(job.id)  # a requeued job's viewer of its previous run
-        port = self.viewers.allocate_port()
+        port = self.viewers.reclaim(job.id)  # a requeued job's viewer of its previous run, if still up
+        if port is None:
+            self.viewers.stop(job.id)
+            port = self.viewers.allocate_port()
         run: Running | None = None
         try:
             with ThreadPoolExecutor(1) as pool:
-                viewer = pool.submit(self.viewers.open, job.id, port, None)
+                viewer = pool.submit(self.viewers.open, job.id, port, None) if self.viewers.get(job.id) is None else None
                 run = self.launcher.start(job, gpus, port)
                 self.usage.started(job.user, time.time())
                 log.info("job %d: queued -> running (%s, pid %d, viewer port %d)", job.id,
                          f"GPUs {','.join(gpus)}" if gpus else "CPU", run.proc.pid, port)
-                viewer.result()
+                if viewer is not None:
+                    viewer.result()
         except VisdomStartError as exc:  # the task must not plot to a port that goes to another job
             self.viewers.release_port(port)
             if run is not None:

@@ -154,6 +154,17 @@ class Viewers:
             if viewer is not None:
                 viewer.until = until
 
+    def reclaim(self, job_id: int) -> int | None:
+        """A requeued job starts again: its lingering viewer, if still up, is its own again (same port, charts
+        kept open); the port, or None when there is no live viewer."""
+        with self._lock:
+            viewer = self._viewers.get(job_id)
+            if viewer is None or not viewer.proc.alive():
+                return None
+            viewer.until = None
+        self.store.update(job_id, visdom_until=None)
+        return viewer.port
+
     def close_idle(self) -> None:
         now = time.time()
         for job_id, viewer in self.items():
