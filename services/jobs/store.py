@@ -6,6 +6,7 @@ types and queries are used. The schema is created and upgraded here, at start.
 from __future__ import annotations
 
 import functools
+import logging
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -37,6 +38,8 @@ from sqlalchemy.sql.elements import True_
 
 from services.auth.access import JOB_DEFAULT
 from services.private import private_sqlite
+
+log = logging.getLogger(__name__)
 
 QUEUED, RUNNING, STOPPING = "queued", "running", "stopping"
 SUCCEEDED, FAILED, STOPPED, LOST = "succeeded", "failed", "stopped", "lost"
@@ -192,6 +195,7 @@ class Store:
         job = Job(state=QUEUED, created_at=time.time(), **fields)
         with self.session() as session:
             session.add(job)
+        log.info("job %d: queued (%s, user %s)", job.id, job.name, job.user)
         return job
 
     def get(self, job_id: int) -> Job | None:

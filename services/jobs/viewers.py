@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -92,7 +93,7 @@ class Viewers:
             self._viewers[job.id] = Viewer(job.visdom_port, proc, until)
         log.info("job %d: adopted its viewer on port %d", job.id, job.visdom_port)
 
-    def allocate_port(self, avoid: list[int] = ()) -> int:
+    def allocate_port(self, avoid: Sequence[int] = ()) -> int:
         """A port from the pool; when all are taken, the viewer of the job that ended first gives its own."""
         with self._lock:
             while True:

@@ -280,3 +280,9 @@ def test_a_preempted_digits_job_resumes_by_itself_bit_identical_across_a_restart
     assert losses == twin_losses and [step for step, _ in losses] == list(range(1, 41))
     stdout = http.get(f"{api}/jobs/{victim['id']}/logs", timeout=10).json()["text"]
     assert f"resumed from {record['checkpoint']} at iteration" in stdout
+    log = service_process.log.read_text()  # service.log tells the story with job ids
+    assert f"job {high}: queued (" in log and f"job {high}: queued -> running (CPU" in log
+    assert f"job {victim['id']}: running -> stopping (preempted for job {high})" in log
+    assert f"job {victim['id']}: stopping -> queued (preempted for job {high}" in log
+    assert f"job {victim['id']}: running -> succeeded (finished)" in log and ": adopted (" in log
+    assert f"job {high}: viewer started on port" in log
