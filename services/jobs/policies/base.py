@@ -177,9 +177,7 @@ class State:
     """What the admission pass tracks while it walks the queue; policies read it in ``may_preempt``."""
 
     capacity: Capacity
-    usage: Usage
     held: dict[str, dict[str, int]]  # kind -> group -> units held (running and stopping jobs)
-    held_user: dict[str, dict[str, int]]  # kind -> user -> units held
     demand: dict[str, dict[str, int]]  # kind -> group -> units its queued and running jobs want
     _entitled: dict[str, dict[str, float]] = field(default_factory=dict)
 
@@ -231,17 +229,15 @@ def decide(policy: Policy, queue: Sequence[Pending], running: Sequence[Active], 
     queued job its position, reason and estimated start."""
     ordered, starving = _starving_first(policy.order(queue, running, usage, capacity), capacity, now)
     held: dict[str, dict[str, int]] = {"gpu": {}, "cpu": {}}
-    held_user: dict[str, dict[str, int]] = {"gpu": {}, "cpu": {}}
     demand: dict[str, dict[str, int]] = {"gpu": {}, "cpu": {}}
     running_count: dict[str, int] = {}
     for run in running:
         held[run.kind][run.group] = held[run.kind].get(run.group, 0) + run.units
-        held_user[run.kind][run.user] = held_user[run.kind].get(run.user, 0) + run.units
         demand[run.kind][run.group] = demand[run.kind].get(run.group, 0) + run.units
         running_count[run.user] = running_count.get(run.user, 0) + 1
     for job in queue:
         demand[job.kind][job.group] = demand[job.kind].get(job.group, 0) + job.units
-    state = State(capacity, usage, held, held_user, demand)
+    state = State(capacity, held, demand)
     busy = {gpu for run in running for gpu in run.gpus}
     free_gpus = [gpu for gpu in capacity.gpus if gpu not in busy]
     free = {"gpu": len(free_gpus), "cpu": capacity.cpu_slots - sum(run.units for run in running if run.kind == "cpu")}
@@ -285,7 +281,6 @@ def decide(policy: Policy, queue: Sequence[Pending], running: Sequence[Active], 
             memory -= job.memory_mb
             ports -= 1
             held[kind][job.group] = held[kind].get(job.group, 0) + job.units
-            held_user[kind][job.user] = held_user[kind].get(job.user, 0) + job.units
             running_count[job.user] = running_count.get(job.user, 0) + 1
             timeline.place(job, now)
             decision.starts.append((job.id, gpus))
