@@ -24,8 +24,10 @@ scripts/seg/shapes/prepare.py (``--out DIR --train N --val N``), generated once 
 folder (not timed).
 
 The default run (7 det hypes, 45 CPU seconds each, 32 validation images: about 11 CPU minutes in
-all, start-up and test phases included) takes about 13 minutes on a 2-core machine with one other
-busy process; under heavier load its wall-clock time stretches, its figures do not. 45 CPU seconds
+all, start-up and test phases included) took about 13 minutes on a 2-core machine with one other
+busy process, before the first iterations came on top of the budgets (a ResNet-50 detector's
+first 320-pixel step is a minute or more of CPU time there); under heavier load its wall-clock
+time stretches, its figures do not. 45 CPU seconds
 are enough to see which models start learning on a CPU, not to train them: ``--device cuda``
 trains each for hundreds of iterations in the same (wall-clock) budget. The last line is one
 JSON object: ``models`` (per hypes: task, metric, figure, iterations, seconds) and ``ratio``
