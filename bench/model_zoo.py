@@ -25,9 +25,9 @@ folder (not timed).
 
 The default run (7 det hypes, 45 CPU seconds each, 32 validation images: about 11 CPU minutes in
 all, start-up and test phases included) took about 13 minutes on a 2-core machine with one other
-busy process, before the first iterations came on top of the budgets (a ResNet-50 detector's
-first 320-pixel step is a minute or more of CPU time there); under heavier load its wall-clock
-time stretches, its figures do not. 45 CPU seconds
+busy process, before the first iterations came on top of the budgets (one 320-pixel step of the
+MobileNetV3 Faster R-CNN at batch 2 already takes 12 to 16 CPU seconds there; the hypes' batch is
+8); under heavier load its wall-clock time stretches, its figures do not. 45 CPU seconds
 are enough to see which models start learning on a CPU, not to train them: ``--device cuda``
 trains each for hundreds of iterations in the same (wall-clock) budget. The last line is one
 JSON object: ``models`` (per hypes: task, metric, figure, iterations, seconds) and ``ratio``
