@@ -24,8 +24,10 @@ scripts/seg/shapes/prepare.py, for pose scripts/pose/sticks/prepare.py (``--out 
 generated once in a temporary folder (not timed).
 
 The default run (7 det hypes, 45 CPU seconds each, 32 validation images: about 11 CPU minutes in
-all, start-up and test phases included) takes about 13 minutes on a 2-core machine with one other
-busy process; under heavier load its wall-clock time stretches, its figures do not. 45 CPU seconds
+all, start-up and test phases included) took about 13 minutes on a 2-core machine with one other
+busy process, before the first iterations came on top of the budgets (one 320-pixel step of the
+MobileNetV3 Faster R-CNN at batch 2 already takes 12 to 16 CPU seconds there; the hypes' batch is
+8); under heavier load its wall-clock time stretches, its figures do not. 45 CPU seconds
 are enough to see which models start learning on a CPU, not to train them: ``--device cuda``
 trains each for hundreds of iterations in the same (wall-clock) budget. The last line is one
 JSON object: ``models`` (per hypes: task, metric, figure, iterations, seconds) and ``ratio``
