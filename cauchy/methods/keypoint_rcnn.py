@@ -48,7 +48,8 @@ class KeypointRCNNMethod(BottomUpPose):
     @torch.no_grad()
     def predict(self, batch: dict[str, Any]) -> list[dict[str, Any]]:
         out = []
-        for found, affine in zip(self.model(self.images(batch)), batch["affine"]):
+        for i, found in enumerate(self.model(self.images(batch))):
+            affine = self.affine(batch, i)
             kps = torch.cat([found["keypoints"][..., :2], found["keypoints_scores"].sigmoid()[..., None]], dim=-1)
             out.append({"keypoints": to_original(kps.float().cpu(), affine), "scores": found["scores"].float().cpu(),
                         "boxes": boxes_to_original(found["boxes"].float().cpu(), affine)})

@@ -90,6 +90,15 @@ class BottomUpPose(PoseMethod):
 
     collate = staticmethod(collate_detection)
 
+    @staticmethod
+    def affine(batch: dict[str, Any], index: int) -> torch.Tensor:
+        """Image ``index``'s map from original to input pixels: the sample's ``affine`` record, or, for
+        a bare image of the predict phase (no reader started a record), its resize's ``scale_factor``."""
+        if "affine" in batch:
+            return batch["affine"][index].cpu()
+        sx, sy = batch["scale_factor"][index].tolist()
+        return torch.tensor([[sx, 0.0, 0.0], [0.0, sy, 0.0], [0.0, 0.0, 1.0]], dtype=torch.float64)
+
     def truth(self, batch: dict[str, Any], index: int) -> dict[str, Any] | None:
         """The image's people as annotated, crowds left out (original pixels; the third value is the
         visibility)."""
@@ -157,7 +166,7 @@ class OpenPoseMethod(BottomUpPose):
             people = torch.from_numpy(people)
             people[..., :2] *= stride
             found = people[..., 2] > 0
-            people = to_original(people, batch["affine"][i].cpu())
+            people = to_original(people, self.affine(batch, i))
             people[~found] = 0
             out.append({"keypoints": people, "scores": torch.from_numpy(scores)})
         return out
