@@ -26,7 +26,7 @@ from typing import IO
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from services.auth.access import can_read, can_write
+from services.auth.access import can_read, can_write, readable_by
 from services.auth.identity import Caller
 from services.config import Settings
 from services.datasets.models import (
@@ -145,10 +145,11 @@ class DatasetStore:
 
     def listing(self, caller: Caller) -> list[tuple[Dataset, list[DatasetVersion]]]:
         """The datasets ``caller`` may read, by name, each with its versions."""
+        readable = readable_by(caller, Dataset.owner, Dataset.visibility)
         with self.store.session() as session:
-            datasets = [d for d in session.scalars(select(Dataset).order_by(Dataset.name)).all()
-                        if can_read(caller, d.owner, d.visibility)]
-            versions = session.scalars(select(DatasetVersion).order_by(DatasetVersion.version)).all()
+            datasets = list(session.scalars(select(Dataset).where(readable).order_by(Dataset.name)).all())
+            versions = session.scalars(select(DatasetVersion).join(Dataset).where(readable)
+                                       .order_by(DatasetVersion.version)).all()
         by_dataset: dict[int, list[DatasetVersion]] = {}
         for version in versions:
             by_dataset.setdefault(version.dataset_id, []).append(version)
