@@ -63,6 +63,7 @@ def create_app(settings: Settings | None = None, *, password_hasher: PasswordHas
     supervisor = Supervisor(settings, store)
     dataset_store = DatasetStore(settings, store)
     dataset_store.make_dirs()
+    dataset_store.empty_trash()
     services = Services(settings, store, supervisor, accounts, admin, settings.allowed_hosts or default_allowed_hosts(),
                         Pipeline(dataset_store))
     if without_auth_for_benchmark:

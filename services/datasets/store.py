@@ -7,6 +7,7 @@ On disk (every folder 0700, every file 0600)::
     $CAUCHY_HOME/datasets/<name>/<version>/files/       what it unpacked to (a registered folder stays where it is)
     $CAUCHY_HOME/datasets/<name>/<version>/manifest.txt one "sha256  size  path" line per file: the version's hash
     $CAUCHY_HOME/datasets/<name>/<version>/inspection/  report.json, stats.json, progress.json, previews/
+    $CAUCHY_HOME/datasets/.trash/                       deleted versions, being removed in the background
 
 The quota counts, per owner, the uploaded versions (their archive while it arrives, then their
 files); a registered folder is not copied and not counted.
@@ -18,6 +19,7 @@ import io
 import os
 import secrets
 import shutil
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +28,7 @@ from typing import IO
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from services.auth.access import can_read, can_write
+from services.auth.access import can_read, can_write, readable_by
 from services.auth.identity import Caller
 from services.config import Settings
 from services.datasets.models import (
@@ -48,6 +50,7 @@ from services.private import PRIVATE_FILE, private_dir
 CHUNK = 1 << 20
 UPLOAD_ID_BYTES = 16
 MANIFEST, INSPECTION, FILES, ARCHIVE = "manifest.txt", "inspection", "files", "archive"
+TRASH = ".trash"  # deleted versions, removed in the background
 
 
 def copy_body(source: IO[bytes], out: IO[bytes], offset: int, length: int) -> int:
@@ -108,6 +111,7 @@ class DatasetStore:
         """The store's folders, 0700 (at the service's start)."""
         private_dir(self.settings.datasets_dir)
         private_dir(self.settings.uploads_dir)
+        private_dir(self.trash)
 
     # ----- where things are
     def version_dir(self, name: str, version: int) -> Path:
@@ -145,10 +149,11 @@ class DatasetStore:
 
     def listing(self, caller: Caller) -> list[tuple[Dataset, list[DatasetVersion]]]:
         """The datasets ``caller`` may read, by name, each with its versions."""
+        readable = readable_by(caller, Dataset.owner, Dataset.visibility)
         with self.store.session() as session:
-            datasets = [d for d in session.scalars(select(Dataset).order_by(Dataset.name)).all()
-                        if can_read(caller, d.owner, d.visibility)]
-            versions = session.scalars(select(DatasetVersion).order_by(DatasetVersion.version)).all()
+            datasets = list(session.scalars(select(Dataset).where(readable).order_by(Dataset.name)).all())
+            versions = session.scalars(select(DatasetVersion).join(Dataset).where(readable)
+                                       .order_by(DatasetVersion.version)).all()
         by_dataset: dict[int, list[DatasetVersion]] = {}
         for version in versions:
             by_dataset.setdefault(version.dataset_id, []).append(version)
@@ -319,13 +324,31 @@ class DatasetStore:
                 for upload in session.scalars(select(Upload).where(Upload.version_id == version.id)).all():
                     self.part(upload.id).unlink(missing_ok=True)
                     session.delete(upload)
-            shutil.rmtree(self.version_dir(dataset.name, version.version), ignore_errors=True)
+            self.discard(self.version_dir(dataset.name, version.version))
             with self.store.session() as session:
                 session.delete(session.get(DatasetVersion, version.id))
         if whole:
             with self.store.session() as session:
                 session.delete(session.get(Dataset, dataset.id))
-            shutil.rmtree(self.settings.datasets_dir / dataset.name, ignore_errors=True)
+            self.discard(self.settings.datasets_dir / dataset.name)
+
+    @property
+    def trash(self) -> Path:
+        return self.settings.datasets_dir / TRASH
+
+    def discard(self, folder: Path) -> None:
+        """Move ``folder`` out of the way at once (a rename) and remove it in the background: a version of
+        10,000 files takes a minute to remove on a busy disk, longer than a request may wait."""
+        if not folder.exists():
+            return
+        target = self.trash / secrets.token_hex(8)
+        os.replace(folder, target)
+        threading.Thread(target=shutil.rmtree, args=(target,), kwargs={"ignore_errors": True}, daemon=True).start()
+
+    def empty_trash(self) -> None:
+        """What a previous run of the service did not finish removing (at start)."""
+        for folder in self.trash.iterdir():
+            threading.Thread(target=shutil.rmtree, args=(folder,), kwargs={"ignore_errors": True}, daemon=True).start()
 
     def set_visibility(self, dataset_id: int, visibility: str) -> None:
         with self.store.session() as session:
