@@ -2,7 +2,8 @@
 
     cauchy serve [--config FILE]
     cauchy login [--name NAME] [--password-stdin]
-    cauchy submit HYPES [--set k=v ...] [--phase P] [--gpus N] [--priority N] [--name NAME] [--visibility V]
+    cauchy submit HYPES [--set k=v ...] [--phase P] [--gpus N] [--priority low|normal|high|N] [--time-limit S]
+                        [--name NAME] [--visibility V]
     cauchy list [--state S] [--limit N] | show ID | stop ID | resume ID | logs ID [--stream S] [--follow]
     cauchy token create NAME [--expires-in-days N] | token list | token revoke ID
     cauchy user add NAME [--admin] [--display-name D] [--max-priority N] | user passwd NAME | user disable NAME
@@ -168,14 +169,17 @@ def cmd_group(args: argparse.Namespace, client: Client) -> int:
 
 
 def cmd_submit(args: argparse.Namespace, client: Client) -> int:
+    resources = {"gpus": args.gpus, **({"time_limit_s": args.time_limit} if args.time_limit else {})}
+    priority = int(args.priority) if args.priority.lstrip("-").isdigit() else args.priority
     body = {"hypes": hypes_argument(args.hypes), "overrides": args.overrides, "phase": args.phase,
-            "resources": {"gpus": args.gpus}, "priority": args.priority}
+            "resources": resources, "priority": priority}
     if args.name:
         body["name"] = args.name
     if args.visibility:
         body["visibility"] = args.visibility
     job = client.call("POST", "/jobs", json=body)
-    print(f"job {job['id']} {job['state']} (queue position {job['queue_position']})")
+    print(f"job {job['id']} {job['state']} (queue position {job['queue_position']}): {job['queue']['reason']}"
+          if job["queue"] else f"job {job['id']} {job['state']}")
     return 0
 
 
@@ -233,7 +237,8 @@ def parser() -> argparse.ArgumentParser:
     submit.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     submit.add_argument("--phase", default="train", choices=("train", "test", "finetune"))
     submit.add_argument("--gpus", type=int, default=0)
-    submit.add_argument("--priority", type=int, default=0)
+    submit.add_argument("--priority", default="normal", help="low, normal, high (an admin's grant) or -100..100")
+    submit.add_argument("--time-limit", type=float, help="seconds; the job is stopped with a checkpoint after it")
     submit.add_argument("--name")
     submit.add_argument("--visibility", help="private (default), public or group:<name>")
     login = sub.add_parser("login", help="sign in and keep a token for this service")

@@ -37,7 +37,7 @@ from werkzeug.exceptions import HTTPException
 
 from cauchy import rundir
 from services.api.errors import ApiError, bad_request, conflict
-from services.api.jobs import find_job, find_owned_job, request_stop, services
+from services.api.jobs import find_job, find_owned_job, services, stop_job
 from services.api.limits import user_limits
 from services.api.submission import PRIORITY_RANGE, allowed_priority, job_fields, source_checkpoint
 from services.auth.access import JOB_DEFAULT
@@ -46,7 +46,7 @@ from services.containment import resolve_data_path
 from services.datasets.store import DatasetError, DatasetStore, Found
 from services.jobs.ports import PortsExhausted
 from services.jobs.store import ENDED, SUCCEEDED, Job
-from services.jobs.supervisor import visdom_base_url
+from services.jobs.viewers import visdom_base_url
 
 bp = Blueprint("legacy", __name__, url_prefix="/cauchy")
 OK = "100200"
@@ -145,7 +145,7 @@ def job_content(job: Job) -> dict[str, Any]:
 @bp.route("/free_port", methods=METHODS)
 def free_port() -> ResponseReturnValue:
     try:
-        return reply({"port": services().supervisor.ports.first_free()})
+        return reply({"port": services().supervisor.viewers.ports.first_free()})
     except PortsExhausted as exc:
         raise ApiError(503, "no_port", str(exc)) from None
 
@@ -162,13 +162,13 @@ def train() -> ResponseReturnValue:
 
 @bp.route("/stop_training", methods=METHODS)
 def stop_training() -> ResponseReturnValue:
-    return reply(job_content(request_stop(legacy_job(params()).id)))  # request_stop checks ownership
+    return reply(job_content(stop_job(legacy_job(params()).id)))  # stop_job checks ownership
 
 
 @bp.route("/stop_visdom", methods=METHODS)
 def stop_visdom() -> ResponseReturnValue:
     job = find_owned_job(legacy_job(params()).id)
-    if not services().supervisor.stop_viewer(job.id):
+    if not services().supervisor.viewers.shut(job.id):
         raise conflict(f"job {job.id} has no viewer to shut down (none up, or the job is still running)")
     return reply(job_content(job))
 
@@ -176,7 +176,7 @@ def stop_visdom() -> ResponseReturnValue:
 @bp.route("/check_viz_started", methods=METHODS)
 def check_viz_started() -> ResponseReturnValue:
     job = legacy_job(params())
-    status = services().supervisor.viewer_status(job.id)
+    status = services().supervisor.viewers.status(job.id)
     return reply({"started": bool(status["up"]), "port": status["port"], "url": visdom_base_url(job.id) + "/",
                   "job_id": job.id})
 
@@ -258,7 +258,7 @@ def test_single() -> ResponseReturnValue:
     job = services().store.add(**fields, inputs=str(path))
     job = wait_for(job.id, timeout)
     if job.state not in ENDED and client_gone():
-        request_stop(job.id)  # nobody will read its prediction
+        stop_job(job.id)  # nobody will read its prediction
     return finished_reply(job, single=True)
 
 

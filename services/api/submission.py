@@ -22,6 +22,7 @@ from services.config import Settings
 from services.containment import MAX_JOB_ID, check_hypes
 from services.datasets.store import DatasetError, DatasetStore, Found
 from services.jobs import files
+from services.jobs.policies.base import CLASS_PRIORITY
 from services.jobs.store import Store
 
 PHASES = ("train", "test", "finetune")
@@ -111,6 +112,40 @@ def source_checkpoint(settings: Settings, store: Store, job_id: Any, caller: Cal
     return source.id, str(path)
 
 
+def job_priority(body: Mapping[str, Any]) -> int:
+    """``priority``: a class name (``low``, ``normal``, ``high``) or an integer from -100 to 100."""
+    value = body.get("priority", 0)
+    if isinstance(value, str):
+        if value not in CLASS_PRIORITY:
+            raise bad_request(f"expected one of {', '.join(CLASS_PRIORITY)} or an integer, got {value!r}", "priority")
+        return CLASS_PRIORITY[value]
+    return _int(body, "priority", 0, *PRIORITY_RANGE)
+
+
+def job_resources(body: Mapping[str, Any], settings: Settings) -> dict[str, Any]:
+    """``resources``: ``{"gpus", "cpu_slots", "memory_mb", "time_limit_s"}`` (all optional), as job columns;
+    what this host can never give is a 400."""
+    resources = body.get("resources", {"gpus": body.get("gpus", 0)})
+    if not isinstance(resources, Mapping) or set(resources) - {"gpus", "cpu_slots", "memory_mb", "time_limit_s"}:
+        raise bad_request('expected {"gpus": N, "cpu_slots": N, "memory_mb": N, "time_limit_s": S}', "resources")
+    gpus = _int(resources, "gpus", 0, 0, 64, "resources.gpus")
+    if gpus > len(settings.gpus):
+        raise bad_request(f"asked for {gpus} GPUs; this host has {len(settings.gpus)}", "resources.gpus", "unsatisfiable")
+    cpu_slots = _int(resources, "cpu_slots", 1, 1, 1024, "resources.cpu_slots")
+    if not gpus and cpu_slots > settings.cpu_slots:
+        raise bad_request(f"asked for {cpu_slots} CPU slots; this host has {settings.cpu_slots}",
+                          "resources.cpu_slots", "unsatisfiable")
+    memory_mb = _int(resources, "memory_mb", 0, 0, 2**31 - 1, "resources.memory_mb")
+    if settings.memory_mb and memory_mb > settings.memory_mb:
+        raise bad_request(f"asked for {memory_mb} MB; jobs may have {settings.memory_mb} MB in all",
+                          "resources.memory_mb", "unsatisfiable")
+    limit = resources.get("time_limit_s")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, float)) or not 0 < limit < 1e9):
+        raise bad_request(f"expected a number of seconds above 0, got {json.dumps(limit)[:80]}", "resources.time_limit_s")
+    return {"gpus_requested": gpus, "cpu_slots": cpu_slots, "memory_mb": memory_mb or None,
+            "time_limit_s": float(limit) if limit is not None else None}
+
+
 def allowed_priority(priority: int, caller: Caller) -> int:
     """Priority above normal (0) is an admin's to give: members up to the max_priority an admin set them."""
     if priority > max_priority(caller):
@@ -136,7 +171,7 @@ def job_fields(body: Any, settings: Settings, store: Store, caller: Caller) -> d
     if not isinstance(body, Mapping):
         raise bad_request("the request body must be a JSON object", None, "invalid_body")
     unknown = sorted(set(body) - {"hypes", "overrides", "phase", "resources", "gpus", "priority", "name", "user",
-                                  "from_job", "visibility"})
+                                  "from_job", "visibility", "preemptible"})
     if unknown:
         raise bad_request(f"unknown field {unknown[0]!r}", unknown[0])
     hypes = body.get("hypes")
@@ -155,12 +190,10 @@ def job_fields(body: Any, settings: Settings, store: Store, caller: Caller) -> d
             raise bad_request("from_job is for the test phase: resume training with POST /jobs/<id>/resume, "
                               "finetune from published weights (network.pretrained)", "from_job")
         from_job, resume_from = source_checkpoint(settings, store, body["from_job"], caller)
-    resources = body.get("resources", {"gpus": body.get("gpus", 0)})
-    if not isinstance(resources, Mapping) or set(resources) - {"gpus"}:
-        raise bad_request('expected {"gpus": N}', "resources")
-    gpus = _int(resources, "gpus", 0, 0, 64, "resources.gpus")
-    if gpus > len(settings.gpus):
-        raise bad_request(f"asked for {gpus} GPUs; this host has {len(settings.gpus)}", "resources.gpus", "unsatisfiable")
+    resources = job_resources(body, settings)
+    preemptible = body.get("preemptible", True)
+    if not isinstance(preemptible, bool):
+        raise bad_request("expected true or false", "preemptible")
     pinned, dataset = stored_dataset(hypes, overrides, settings, store, caller)
     resolved = resolve(hypes, pinned)
     check_job_limits(settings, resolved)
@@ -175,8 +208,9 @@ def job_fields(body: Any, settings: Settings, store: Store, caller: Caller) -> d
         "phase": phase,
         "from_job": from_job,
         "resume_from": resume_from,
-        "gpus_requested": gpus,
-        "priority": allowed_priority(_int(body, "priority", 0, *PRIORITY_RANGE), caller),
+        **resources,
+        "preemptible": preemptible,
+        "priority": allowed_priority(job_priority(body), caller),
         "name": _str(body, "name", None) or Path(hypes_name or resolved.get("dataset") or "job").stem,
         "user": owner_of(body, store, caller),
         "visibility": check_visibility(store, body.get("visibility", JOB_DEFAULT), caller),

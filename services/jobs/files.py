@@ -54,6 +54,12 @@ def read_exit_status(directory: Path) -> dict[str, Any] | None:
         return None
 
 
+def clear_exit_status(directory: Path) -> None:
+    """Remove a previous run's record before the job runs again (after a preemption), so a restart of the
+    service never reads it as the new run's end."""
+    (directory / EXIT_FILE).unlink(missing_ok=True)
+
+
 def read_chunk(path: Path, offset: int | None, limit: int = MAX_CHUNK) -> dict[str, Any]:
     """Bytes of a log from ``offset`` (or its last 64 KiB); ``next_offset`` continues from there."""
     try:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import socket
 import sys
+import time
 from pathlib import Path
 
+import requests
 from script_loader import load_script
 
 from services.config import Settings
@@ -40,9 +42,10 @@ class Stack:
     """nginx on ``url`` in front of a live service; ``close()`` ends both and every job process."""
 
     def __init__(self, settings: Settings) -> None:
-        front_port = free_port()
+        # The service binds first: a port picked for nginx before it could be the one the kernel then
+        # gives the service, and nginx would fail while the "listening" check found the service there.
         self.service = service_fixtures.LiveService(settings)
-        self.door = frontdoor.FrontDoor("127.0.0.1", front_port, self.service.url.removeprefix("http://"),
+        self.door = frontdoor.FrontDoor("127.0.0.1", free_port(), self.service.url.removeprefix("http://"),
                                         settings.home, upload_max_body=f"{settings.dataset_chunk_mb}m")
         try:
             self.nginx = frontdoor.start(self.door)
@@ -50,6 +53,24 @@ class Stack:
             self.service.close()
             raise
         self.url = self.door.url
+        try:
+            self._wait_proxying()
+        except BaseException:
+            self.close()
+            raise
+
+    def _wait_proxying(self, timeout: float = 30.0) -> None:
+        """Until a request through nginx reaches the service: nginx's workers may take their first
+        connections a while after the master listens on a busy machine."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if requests.get(self.url + "/api/v1/health", timeout=5).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            assert time.monotonic() < deadline, f"nginx on {self.url} does not reach the service after {timeout:.0f} s"
+            time.sleep(0.1)
 
     def close(self) -> None:
         frontdoor.stop(self.nginx)
