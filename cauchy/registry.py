@@ -29,8 +29,12 @@ class Registry:
 
     def _fill(self) -> None:
         if self._filled_by is not None:
-            package, self._filled_by = self._filled_by, None
-            import_package_tree(package)
+            package, self._filled_by = self._filled_by, None  # a module reading the table while it loads sees it as is
+            try:
+                import_package_tree(package)
+            except BaseException:
+                self._filled_by = package  # the next read tries again, and fails as loudly
+                raise
 
     def register(self, name: str | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         def deco(obj: Callable[..., Any]) -> Callable[..., Any]:

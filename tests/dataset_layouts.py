@@ -153,7 +153,7 @@ JOINTS = ["head", "left_hand", "right_hand"]
 
 def coco_keypoints(root: str) -> None:
     def annotation(i: int, n: int) -> dict:
-        return {"category_id": 1, "bbox": [4, 2, 20, 20], "area": 400, "num_keypoints": 2,
+        return {"category_id": 1, "bbox": [4, 2, 20, 20], "area": 400, "num_keypoints": 2 if i % 2 else 3,
                 "keypoints": [14, 5, 2, 6, 15, 2, 22, 15, 0 if i % 2 else 1]}
 
     for split in ("train", "val"):

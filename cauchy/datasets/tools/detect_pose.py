@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from cauchy.datasets.tools.coco_files import category_names, coco_splits, load_cached
+from cauchy.datasets.tools.coco_files import coco_splits, load_cached
 from cauchy.datasets.tools.layout import Layout, Splits
 
 KEYPOINTS_PREFIX = "person_keypoints_"
@@ -30,5 +30,5 @@ def keypoint_names(root: str, splits: Splits) -> list[str] | None:
 
 POSE_LAYOUTS = [
     Layout("pose", "coco_keypoints", f"annotations/{KEYPOINTS_PREFIX}<split>.json whose categories list 'keypoints'",
-           _coco_keypoints_splits, category_names),
+           _coco_keypoints_splits, keypoint_names),  # the pose reader's classes are the joints
 ]

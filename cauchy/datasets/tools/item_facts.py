@@ -32,22 +32,34 @@ def _box_sizes(boxes: Any) -> np.ndarray:
     return boxes[:, 2:] - boxes[:, :2]
 
 
+def _cls(facts: ItemFacts, sample: dict[str, Any], num_classes: int) -> None:
+    facts.labels = [int(sample["label"])]
+
+
+def _det(facts: ItemFacts, sample: dict[str, Any], num_classes: int) -> None:
+    facts.labels = sample["labels"].tolist()
+    facts.box_sizes = _box_sizes(sample["boxes"])
+    facts.areas = np.asarray(sample["truth"]["areas"], dtype=np.float64)
+
+
+def _seg(facts: ItemFacts, sample: dict[str, Any], num_classes: int) -> None:
+    facts.pixels = np.bincount(sample["mask"].ravel(), minlength=num_classes)[:num_classes]
+    facts.labels = np.flatnonzero(facts.pixels).tolist()
+
+
+def _pose(facts: ItemFacts, sample: dict[str, Any], num_classes: int) -> None:
+    keypoints = sample["keypoints"]
+    facts.labels = [0] * len(keypoints)
+    facts.box_sizes = _box_sizes(sample["boxes"])
+    facts.visibility = np.stack([(keypoints[:, :, 2] == v).sum(axis=0) for v in (0, 1, 2)], axis=1)
+
+
+TASK_FACTS = {"cls": _cls, "det": _det, "seg": _seg, "pose": _pose}  # what each task's samples add
+
+
 def facts_of(task: str, sample: dict[str, Any], split: str, index: int, num_classes: int) -> ItemFacts:
     """The facts of a loaded reader sample (before any transform)."""
     height, width = sample["image"].shape[:2]
     facts = ItemFacts(split, index, sample["path"], height=height, width=width)
-    if task == "cls":
-        facts.labels = [int(sample["label"])]
-    elif task == "det":
-        facts.labels = sample["labels"].tolist()
-        facts.box_sizes = _box_sizes(sample["boxes"])
-        facts.areas = np.asarray(sample["truth"]["areas"], dtype=np.float64)
-    elif task == "seg":
-        facts.pixels = np.bincount(sample["mask"].ravel(), minlength=num_classes)[:num_classes]
-        facts.labels = np.flatnonzero(facts.pixels).tolist()
-    else:
-        keypoints = sample["keypoints"]
-        facts.labels = [0] * len(keypoints)
-        facts.box_sizes = _box_sizes(sample["boxes"])
-        facts.visibility = np.stack([(keypoints[:, :, 2] == v).sum(axis=0) for v in (0, 1, 2)], axis=1)
+    TASK_FACTS[task](facts, sample, num_classes)
     return facts
