@@ -291,4 +291,4 @@ def test_a_preempted_digits_job_resumes_by_itself_bit_identical_across_a_restart
     assert f"job {victim['id']}: running -> stopping (preempted for job {high})" in log
     assert f"job {victim['id']}: stopping -> queued (preempted for job {high}" in log
     assert f"job {victim['id']}: running -> succeeded (finished)" in log and ": adopted (" in log
-    assert f"job {high}: viewer started on port" in log
+    assert f"job {low[0]}: viewer started on port" in log
