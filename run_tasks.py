@@ -13,8 +13,9 @@ import os
 import sys
 import time
 
-from cauchy import exitcodes
+from cauchy import exitcodes, rundir
 from cauchy.hypes import HypesError, load_hypes, resolve_hypes
+from cauchy.hypes_upgrade import save_report, upgrade
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -61,7 +62,10 @@ def main(argv: list[str] | None = None) -> int:
 
             print(json.dumps(list_components()))
             return exitcodes.OK
-        hypes = resolve_hypes(load_hypes(args.hypes), args.overrides)
+        translation = upgrade(load_hypes(args.hypes))
+        if translation.is_torchcv:  # on stderr with --check, whose stdout is the resolved JSON
+            print(translation.report(), file=sys.stderr if args.check else sys.stdout, flush=True)
+        hypes = resolve_hypes(translation.hypes, args.overrides)
         logging.getLogger().setLevel(hypes["logging"]["log_level"].upper())
         if args.check:
             from cauchy.build import check_components
@@ -71,7 +75,11 @@ def main(argv: list[str] | None = None) -> int:
             return exitcodes.OK
         from cauchy.runner import RunOptions, run
 
-        opts = RunOptions(run_dir=args.tmp_dir or default_run_dir(args.hypes), phase=args.phase, resume=args.resume,
+        run_dir = args.tmp_dir or default_run_dir(args.hypes)
+        if translation.is_torchcv:
+            os.makedirs(run_dir, exist_ok=True)
+            save_report(translation, os.path.join(run_dir, rundir.HYPES_UPGRADE))
+        opts = RunOptions(run_dir=run_dir, phase=args.phase, resume=args.resume,
                           viz_port=args.viz_port, viz_base_url=args.viz_base_url, input=args.input, stop=stop)
         return run(hypes, opts)
     except BAD_INPUT_ERRORS as exc:
