@@ -17,6 +17,7 @@ from typing import Any
 from cauchy.files import atomic_write
 from cauchy.hypes_upgrade import sections
 from cauchy.hypes_upgrade.edit import IGNORED, TRANSLATED, Change, Editor
+from cauchy.schema import check_document
 
 __all__ = ["Change", "Upgrade", "save_report", "upgrade"]
 
@@ -51,7 +52,9 @@ class Upgrade:
 
 
 def upgrade(doc: Mapping[str, Any]) -> Upgrade:
-    """``doc`` in Cauchy's form, with the list of what was translated and what was ignored."""
+    """``doc`` in Cauchy's form, with the list of what was translated and what was ignored. A document
+    JSON cannot carry or nested too deep is a :class:`HypesError`, as in ``resolve_hypes``."""
+    check_document(doc)
     ed = Editor(dict(doc))
     task = ed.get("task")
     task = task if isinstance(task, str) else ""

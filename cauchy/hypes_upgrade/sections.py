@@ -257,7 +257,7 @@ def evaluation(ed: Editor, task: str) -> None:
         value = ed.pop(f"test.{key}")
         if value is MISSING:
             continue
-        short, long = (value, None) if key == "min_side_length" else (value + [None])[:2]
+        short, long = (list(value) + [None])[:2] if key == "resize_bound" and isinstance(value, list) else (value, None)
         aug = ed.get("test.aug_trans")
         if not isinstance(aug, dict):
             aug = {"trans_seq": []}

@@ -117,7 +117,8 @@ def random_resize(ed: Editor, key: str, params: dict[str, Any], fill: Pad) -> li
     _always(ed, key, params)
     method = params.pop("method", "random")
     if method == "bound" and "resize_bound" in params:
-        low, high = (params.pop("resize_bound") + [None, None])[:2]
+        bound = params.pop("resize_bound")
+        low, high = (list(bound) + [None, None])[:2] if isinstance(bound, list) else (bound, None)
         ed.translated(f"{key}.resize_bound", f"{key}.size", f"resize_short to {low}, long side at most {high}")
         _leftovers(ed, key, params, "a bound resize keeps the aspect ratio here")
         return [("resize_short", {"size": low, "max_size": high})]
@@ -250,7 +251,8 @@ def translate_transformer(ed: Editor, split: str, fill: Pad) -> None:
         sizes = dt.pop("ms_input_size")
         dt["size_mode"], dt["input_size"] = "fix_size", sizes[0] if isinstance(sizes, list) and sizes else sizes
         ed.translated(f"{key}.ms_input_size", f"{key}.input_size",
-                      "the first size" + ("; the others are ignored (one input size here)" if len(sizes) > 1 else ""))
+                      "the first size" + ("; the others are ignored (one input size here)"
+                                          if isinstance(sizes, list) and len(sizes) > 1 else ""))
         mode = "fix_size"
     if mode in ("max_size", "random_size"):
         ed.pop(key)

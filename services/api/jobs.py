@@ -11,7 +11,7 @@ from flask.typing import ResponseReturnValue
 from cauchy import rundir
 from services.api.errors import ApiError, bad_request, conflict, not_found
 from services.api.limits import user_limits
-from services.api.submission import job_fields
+from services.api.submission import add_job, job_fields
 from services.auth.access import can_read, can_write, readable_by
 from services.auth.seam import login_required, open_to_anonymous
 from services.jobs import files
@@ -84,6 +84,7 @@ def detail(job: Job) -> dict[str, Any]:
         "duration_s": ((job.ended_at or time.time()) - job.started_at) if job.started_at else None,
         "hypes": job.hypes, "overrides": job.overrides, "resume_from": job.resume_from,
         "job_dir": str(directory),
+        "hypes_upgrade": files.read_json(directory / rundir.HYPES_UPGRADE),
         "last_checkpoint": str(checkpoint) if checkpoint else None,
         "processes": supervisor.processes(job.id) if job.state in ACTIVE or job.visdom_pid else [],
         "visdom": supervisor.viewer_status(job.id),
@@ -107,7 +108,7 @@ def submit() -> ResponseReturnValue:
         raise bad_request("send a JSON object with Content-Type: application/json", None, "invalid_body")
     fields = job_fields(body, services().settings, services().store, login_required())
     user_limits().admit_submission(fields["user"])
-    return created(services().store.add(**fields))
+    return created(add_job(fields, services().settings, services().store))
 
 
 @bp.get("/jobs")

@@ -12,6 +12,7 @@ from typing import Any
 
 from cauchy import rundir
 from cauchy.hypes import HypesError, load_hypes, resolve_hypes
+from cauchy.hypes_upgrade import Upgrade, save_report, upgrade
 from services.api.errors import ApiError, bad_request
 from services.api.jsonbody import json_integer
 from services.api.limits import check_job_limits, check_text
@@ -21,7 +22,8 @@ from services.auth.identity import Caller
 from services.config import Settings
 from services.containment import MAX_JOB_ID, check_hypes
 from services.jobs import files
-from services.jobs.store import Store
+from services.jobs.store import Job, Store
+from services.private import private_dir
 
 PHASES = ("train", "test", "finetune")
 PRIORITY_RANGE = (-100, 100)
@@ -62,9 +64,11 @@ def parse_overrides(value: Any) -> list[str]:
     raise bad_request('expected a list of "key.path=value" strings or an object', "overrides")
 
 
-def resolve(doc: Any, overrides: list[str]) -> dict[str, Any]:
+def resolve(doc: Any, overrides: list[str]) -> tuple[dict[str, Any], Upgrade]:
+    """The resolved hypes of a submitted document, an old torchcv one translated first (and how)."""
     try:
-        return resolve_hypes(doc, overrides)
+        translation = upgrade(doc)
+        return resolve_hypes(translation.hypes, overrides), translation
     except HypesError as exc:
         field = f"hypes.{exc.key}" if exc.key else "hypes"
         raise ApiError(400, "invalid_hypes", str(exc), field) from None
@@ -133,7 +137,7 @@ def job_fields(body: Any, settings: Settings, store: Store, caller: Caller) -> d
     gpus = _int(resources, "gpus", 0, 0, 64, "resources.gpus")
     if gpus > len(settings.gpus):
         raise bad_request(f"asked for {gpus} GPUs; this host has {len(settings.gpus)}", "resources.gpus", "unsatisfiable")
-    resolved = resolve(hypes, overrides)
+    resolved, translation = resolve(hypes, overrides)
     check_job_limits(settings, resolved)
     check_hypes(settings, store, resolved, caller)
     return {
@@ -148,4 +152,15 @@ def job_fields(body: Any, settings: Settings, store: Store, caller: Caller) -> d
         "name": _str(body, "name", None) or Path(hypes_name or resolved.get("dataset") or "job").stem,
         "user": owner_of(body, store, caller),
         "visibility": check_visibility(store, body.get("visibility", JOB_DEFAULT), caller),
+        "translation": translation,
     }
+
+
+def add_job(fields: dict[str, Any], settings: Settings, store: Store) -> Job:
+    """Stores the job of :func:`job_fields`; a torchcv file's translation report goes into its job
+    directory (``rundir.HYPES_UPGRADE``), where the job page reads it."""
+    translation: Upgrade = fields.pop("translation")
+    job = store.add(**fields)
+    if translation.is_torchcv:
+        save_report(translation, private_dir(files.job_dir(settings.jobs_dir, job.id)) / rundir.HYPES_UPGRADE)
+    return job

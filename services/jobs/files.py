@@ -46,12 +46,17 @@ def disk_usage(directory: Path) -> int:
     return total
 
 
-def read_exit_status(directory: Path) -> dict[str, Any] | None:
-    """What ``wrap.py`` wrote when the task ended, or None if it never got to write it."""
+def read_json(path: Path) -> Any:
+    """A JSON file of the job directory, or None when it is absent or not (yet) whole."""
     try:
-        return json.loads((directory / EXIT_FILE).read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"))
     except (FileNotFoundError, json.JSONDecodeError):
         return None
+
+
+def read_exit_status(directory: Path) -> dict[str, Any] | None:
+    """What ``wrap.py`` wrote when the task ended, or None if it never got to write it."""
+    return read_json(directory / EXIT_FILE)
 
 
 def read_chunk(path: Path, offset: int | None, limit: int = MAX_CHUNK) -> dict[str, Any]:
