@@ -3,7 +3,7 @@
     cauchy serve [--config FILE]
     cauchy hypes upgrade OLD.json [-o NEW.json]     (an old torchcv file in Cauchy's form; local, no service)
     cauchy login [--name NAME] [--password-stdin]
-    cauchy submit HYPES [--set k=v ...] [--phase P] [--gpus N] [--priority N] [--name NAME] [--visibility V]
+    cauchy submit HYPES [--set k=v ...] [--unset k ...] [--phase P] [--gpus N] [--priority N] [--name NAME] [--visibility V]
     cauchy list [--state S] [--limit N] | show ID | stop ID | resume ID | logs ID [--stream S] [--follow]
     cauchy token create NAME [--expires-in-days N] | token list | token revoke ID
     cauchy user add NAME [--admin] [--display-name D] [--max-priority N] | user passwd NAME | user disable NAME
@@ -26,6 +26,7 @@ from typing import Any
 
 import requests
 
+from cauchy.hypes import unset_override
 from services.text import printable
 
 DEFAULT_URL = "http://127.0.0.1:8399"
@@ -263,7 +264,10 @@ def parser() -> argparse.ArgumentParser:
     hypes.add_argument("-o", "--output", help="write the Cauchy form here (default: standard output)")
     submit = sub.add_parser("submit", help="queue a job")
     submit.add_argument("hypes", help="a local JSON file, or a name under the server's hypes/")
-    submit.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    submit.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a hypes entry; KEY=null removes it")
+    submit.add_argument("--unset", dest="overrides", action="append", type=unset_override, metavar="KEY",
+                        help="remove a hypes entry (it takes its default)")
     submit.add_argument("--phase", default="train", choices=("train", "test", "finetune"))
     submit.add_argument("--gpus", type=int, default=0)
     submit.add_argument("--priority", type=int, default=0)

@@ -179,7 +179,8 @@ def color_jitter(ed: Editor, key: str, found: dict[str, dict[str, Any]]) -> dict
             field = name.removeprefix("random_")
             lower, upper = params.pop("lower"), params.pop("upper")
             out[field] = round(max(1 - lower, upper - 1), 4)
-            ed.translated(f"{where}.lower/upper", f"{key}.color_jitter.{field}", "factors 1 ± x")
+            for bound in ("lower", "upper"):
+                ed.translated(f"{where}.{bound}", f"{key}.color_jitter.{field}", "factors 1 ± x")
         elif name == "random_hue" and "delta" in params:
             out["hue"] = round(min(0.5, params.pop("delta") / 360), 4)
             ed.translated(f"{where}.delta", f"{key}.color_jitter.hue", "degrees / 360")
@@ -270,9 +271,12 @@ def translate_transformer(ed: Editor, split: str, fill: Pad) -> None:
         if not isinstance(aug, dict):
             aug = {"trans_seq": []}
             ed.put(f"{split}.aug_trans", aug)
+        if dt.get("size_mode") is not None:
+            ed.translated(f"{key}.size_mode", None, f"{mode!r} with only_pad: images are padded, not resized")
         if "pad" in aug.get("trans_seq", []):
-            ed.ignored(f"{key}.align_method", "'only_pad': the sequence already has a pad step (one per sequence "
-                                              "here); size the images there")
+            for name in ("align_method", "input_size"):
+                ed.ignored(f"{key}.{name}", "'only_pad': the sequence already has a pad step (one per sequence "
+                                            "here); size the images there")
             return
         aug.setdefault("trans_seq", []).append("pad")
         aug["pad"] = {"size": _hw(size), "position": position, **fill}
