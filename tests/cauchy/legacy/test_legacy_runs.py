@@ -11,8 +11,8 @@ import pytest
 
 import run_tasks
 from cauchy import exitcodes, rundir
-from cauchy.hypes_upgrade import upgrade
 from cauchy.build import list_components
+from cauchy.hypes_upgrade import upgrade
 from cauchy.visualizer import read_events
 
 HERE = os.path.dirname(os.path.abspath(__file__))
