@@ -17,6 +17,7 @@ from services.auth.bootstrap import bootstrap
 from services.auth.hosts import default_allowed_hosts
 from services.auth.identity import Caller
 from services.auth.secrets import session_key, token_key
+from services.component_check import ComponentChecker
 from services.config import Settings, load_settings
 from services.jobs.store import Store
 from services.jobs.supervisor import Supervisor
@@ -33,8 +34,15 @@ class Services:
     accounts: Accounts
     admin: str  # the first admin's name
     allowed_hosts: tuple[str, ...]
+    checker: ComponentChecker | None = None  # the submission's component check (settings.component_check)
     sign_in_limits: auth.SignInLimits = field(default_factory=auth.SignInLimits)
     without_auth: Caller | None = None  # bench/auth_overhead.py only: every request acts as this admin
+
+    def close(self) -> None:
+        """The service goes down: the supervisor stops (its jobs keep running, for adoption), the check ends."""
+        self.supervisor.shutdown()
+        if self.checker is not None:
+            self.checker.close()
 
 
 def create_app(settings: Settings | None = None, *, password_hasher: PasswordHasher | None = None,
@@ -58,7 +66,9 @@ def create_app(settings: Settings | None = None, *, password_hasher: PasswordHas
     accounts = Accounts(store, token_key(settings.home), password_hasher)
     admin = bootstrap(accounts, store, settings.home, settings.admin_password)
     supervisor = Supervisor(settings, store)
-    services = Services(settings, store, supervisor, accounts, admin, settings.allowed_hosts or default_allowed_hosts())
+    checker = ComponentChecker(settings.component_check, settings.repo_root) if settings.component_check else None
+    services = Services(settings, store, supervisor, accounts, admin, settings.allowed_hosts or default_allowed_hosts(),
+                        checker)
     if without_auth_for_benchmark:
         services.without_auth = accounts.caller(accounts.user(admin).id)
     app.extensions["cauchy"] = services
@@ -98,4 +108,4 @@ def serve(settings: Settings | None = None) -> None:
     try:
         waitress_serve(app, host=settings.host, port=settings.port, **waitress_options(settings))
     finally:
-        app.extensions["cauchy"].supervisor.shutdown()
+        app.extensions["cauchy"].close()

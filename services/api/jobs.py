@@ -106,7 +106,7 @@ def submit() -> ResponseReturnValue:
     body = request.get_json(silent=True)
     if body is None:
         raise bad_request("send a JSON object with Content-Type: application/json", None, "invalid_body")
-    fields = job_fields(body, services().settings, services().store, login_required())
+    fields = job_fields(body, services().settings, services().store, login_required(), services().checker)
     user_limits().admit_submission(fields["user"])
     return created(add_job(fields, services().settings, services().store))
 

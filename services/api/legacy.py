@@ -152,7 +152,7 @@ def free_port() -> ResponseReturnValue:
 @bp.route("/train", methods=METHODS)
 def train() -> ResponseReturnValue:
     p = params()
-    fields = job_fields(submit_body(p), services().settings, services().store, login_required())
+    fields = job_fields(submit_body(p), services().settings, services().store, login_required(), services().checker)
     user_limits().admit_submission(fields["user"])
     job = add_job(fields, services().settings, services().store)
     services().supervisor.wake()

@@ -19,6 +19,7 @@ from services.api.limits import check_job_limits, check_text
 from services.auth.access import JOB_DEFAULT, can_read, max_priority
 from services.auth.accounts import check_visibility, user_exists
 from services.auth.identity import Caller
+from services.component_check import CheckUnavailable, ComponentChecker
 from services.config import Settings
 from services.containment import MAX_JOB_ID, check_hypes
 from services.jobs import files
@@ -74,6 +75,20 @@ def resolve(doc: Any, overrides: list[str]) -> tuple[dict[str, Any], Upgrade]:
         raise ApiError(400, "invalid_hypes", str(exc), field) from None
 
 
+def check_components(resolved: dict[str, Any], checker: ComponentChecker | None) -> None:
+    """Every component built as training will build it (``run_tasks.py --check``'s check): all problems
+    in one 400, the first one's key as its field."""
+    if checker is None:
+        return
+    try:
+        problems = checker.check(resolved)
+    except CheckUnavailable as exc:
+        raise ApiError(503, "check_unavailable", f"{exc}; try again", "hypes") from None
+    if problems:
+        message = "\n".join(text for _, text in problems)
+        raise ApiError(400, "invalid_hypes", message, f"hypes.{problems[0][0]}" if problems[0][0] else "hypes")
+
+
 def source_checkpoint(settings: Settings, store: Store, job_id: Any, caller: Caller) -> tuple[int, str]:
     """The checkpoint a test or predict job evaluates: another job's best, else its latest. The caller
     must be able to read that job (one it may not read is reported as missing)."""
@@ -107,7 +122,8 @@ def owner_of(body: Mapping[str, Any], store: Store, caller: Caller) -> str:
     return user
 
 
-def job_fields(body: Any, settings: Settings, store: Store, caller: Caller) -> dict[str, Any]:
+def job_fields(body: Any, settings: Settings, store: Store, caller: Caller,
+               checker: ComponentChecker | None = None) -> dict[str, Any]:
     """The columns of a new job from a ``POST /jobs`` body (see the OpenAPI document for its shape), submitted by ``caller``."""
     if not isinstance(body, Mapping):
         raise bad_request("the request body must be a JSON object", None, "invalid_body")
@@ -138,6 +154,7 @@ def job_fields(body: Any, settings: Settings, store: Store, caller: Caller) -> d
     if gpus > len(settings.gpus):
         raise bad_request(f"asked for {gpus} GPUs; this host has {len(settings.gpus)}", "resources.gpus", "unsatisfiable")
     resolved, translation = resolve(hypes, overrides)
+    check_components(resolved, checker)
     check_job_limits(settings, resolved)
     check_hypes(settings, store, resolved, caller)
     return {

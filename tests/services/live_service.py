@@ -124,7 +124,7 @@ class LiveService(UserClient):
             self.thread.join(5)
             assert not self.thread.is_alive(), "waitress did not stop"
             self.server.task_dispatcher.shutdown()
-        self.supervisor.shutdown()
+        self.app.extensions["cauchy"].close()
 
     def close(self) -> None:
         """Stop serving and end every process the service started (tests leave nothing behind)."""
