@@ -22,6 +22,9 @@ from services.config import Settings, load_settings
 from services.jobs.store import Store
 from services.jobs.supervisor import Supervisor
 from services.private import private_dir
+from services.shutdown import LEAVES_JOBS, ShutdownRequested, install_handler, remove_pid, stop_everything, write_pid
+
+log = logging.getLogger("cauchy.service")
 
 
 @dataclass
@@ -105,7 +108,16 @@ def serve(settings: Settings | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = settings or load_settings()
     app = create_app(settings)
+    svc = app.extensions["cauchy"]
+    write_pid(settings.home)
+    install_handler()
+    log.info("%s", LEAVES_JOBS)
     try:
         waitress_serve(app, host=settings.host, port=settings.port, **waitress_options(settings))
+        log.info("%s", LEAVES_JOBS)
+    except ShutdownRequested:
+        stopped = stop_everything(svc, timeout=settings.stop_grace_s + 30)
+        log.info("cauchy shutdown: stopped jobs %s and every viewer", stopped)
     finally:
-        app.extensions["cauchy"].close()
+        svc.close()
+        remove_pid(settings.home)

@@ -1,6 +1,7 @@
 """``cauchy``: run the service (``serve``) or drive jobs over the REST API, so nothing needs the page.
 
     cauchy serve [--config FILE]
+    cauchy shutdown [--config FILE]                 (stop the service on this machine with its jobs and viewers)
     cauchy hypes upgrade OLD.json [-o NEW.json]     (an old torchcv file in Cauchy's form; local, no service)
     cauchy login [--name NAME] [--password-stdin]
     cauchy submit HYPES [--set k=v ...] [--unset k ...] [--phase P] [--gpus N] [--priority N] [--name NAME] [--visibility V]
@@ -102,6 +103,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from services.config import load_settings
 
     serve(load_settings(args.config))
+    return 0
+
+
+def cmd_shutdown(args: argparse.Namespace) -> int:
+    """Stopping the service alone leaves its jobs running (the next start adopts them); this stops all."""
+    from services.config import load_settings
+    from services.shutdown import request_shutdown
+
+    settings = load_settings(args.config)
+    print(request_shutdown(settings.home, timeout=settings.stop_grace_s + 60))
     return 0
 
 
@@ -258,6 +269,8 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the control service (waitress)")
     serve.add_argument("--config", help="a TOML settings file (else CAUCHY_CONFIG; CAUCHY_* variables win)")
+    shutdown = sub.add_parser("shutdown", help="stop the service on this machine, its jobs and their viewers")
+    shutdown.add_argument("--config", help="the service's TOML settings file (for CAUCHY_HOME)")
     hypes = sub.add_parser("hypes", help="upgrade OLD.json: an old torchcv hypes file in Cauchy's form")
     hypes.add_argument("action", choices=("upgrade",))
     hypes.add_argument("file", help="the torchcv hypes file")
@@ -312,6 +325,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_serve(args)
     if args.command == "hypes":
         return cmd_hypes(args)
+    if args.command == "shutdown":
+        return cmd_shutdown(args)
     if args.command == "token" and args.action == "create" and not args.name:
         p.error("token create needs a name")
     if args.command == "token" and args.action == "revoke" and not (args.name or "").isdigit():

@@ -16,7 +16,8 @@ from services.auth.access import can_read, can_write, readable_by
 from services.auth.seam import login_required, open_to_anonymous
 from services.jobs import files
 from services.jobs.ports import PortsExhausted
-from services.jobs.store import ACTIVE, ENDED, QUEUED, RUNNING, STATES, STOPPED, STOPPING, Job, list_row
+from services.jobs.stop import stop_job
+from services.jobs.store import ACTIVE, ENDED, QUEUED, STATES, Job, list_row
 from services.jobs.supervisor import Supervisor, visdom_base_url
 from services.visdom_server import VisdomStartError
 
@@ -132,13 +133,9 @@ def show(job_id: int) -> ResponseReturnValue:
 def request_stop(job_id: int) -> Job:
     """Queued: cancelled at once. Running: SIGTERM, a grace period for the checkpoint, then SIGKILL."""
     find_owned_job(job_id)
-    store, now = services().store, time.time()
-    if store.transition(job_id, [QUEUED], state=STOPPED, ended_at=now, reason="cancelled before it started"):
-        services().supervisor.endings.notify(job_id)
-    elif not (store.transition(job_id, [RUNNING], state=STOPPING, stop_requested_at=now)
-              or store.get(job_id).state == STOPPING):
+    store = services().store
+    if not stop_job(store, services().supervisor, job_id):
         raise conflict(f"job {job_id} has already ended ({store.get(job_id).state})")
-    services().supervisor.wake()
     return store.get(job_id)
 
 
