@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from typing import Any, Protocol
 
 from cauchy import rundir
+from cauchy.files import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -295,13 +296,19 @@ class VisdomSink:
         return self._vis
 
 
-def build_sinks(run_dir: str, viz_port: int | None = None, viz_base_url: str = "") -> MultiSink:
+def build_sinks(run_dir: str, viz_port: int | None = None, viz_base_url: str = "",
+                resumed_at: int | None = None) -> MultiSink:
     """metrics.jsonl always; the job's Visdom too when the service gave a port.
 
-    A resumed run replays its metrics.jsonl into Visdom first, so the plots keep the steps
-    before the resume (the sink redraws its windows, replacing what the env held).
+    A run resumed at iteration ``resumed_at`` first drops the recorded events past it (they are
+    trained again; the service copies the continued job's metrics.jsonl into a resumed job's directory),
+    then replays the rest into Visdom, so metrics and plots show the whole training run once (the
+    sink redraws its windows, replacing what the env held).
     """
     metrics = os.path.join(run_dir, rundir.METRICS)
+    if resumed_at is not None and os.path.exists(metrics):
+        kept = "".join(json.dumps(e, separators=(",", ":")) + "\n" for e in read_events(metrics) if e["step"] <= resumed_at)
+        atomic_write(metrics, lambda fh: fh.write(kept.encode("utf-8")))
     sinks: list[Sink] = [JsonlSink(metrics)]  # creates the file; nothing is written to it yet
     if viz_port:
         visdom_sink = VisdomSink(viz_port, viz_base_url)

@@ -17,11 +17,14 @@ from services.auth.seam import login_required, open_to_anonymous
 from services.jobs import files
 from services.jobs.ports import PortsExhausted
 from services.jobs.stop import stop_job
-from services.jobs.store import ACTIVE, ENDED, QUEUED, STATES, Job, list_row
+from services.jobs.store import ACTIVE, ENDED, QUEUED, RESUMABLE, STATES, Job, list_row
 from services.jobs.supervisor import Supervisor, visdom_base_url
+from services.private import private_dir
 from services.visdom_server import VisdomStartError
 
 bp = Blueprint("jobs", __name__, url_prefix="/api/v1")
+RESUMABLE_PHASES = ("train", "finetune")
+RESUMED = " (resumed)"
 MAX_PAGE = 500
 MAX_OFFSET = 2**62  # byte offsets and cursors
 
@@ -71,6 +74,7 @@ def summary(row: Sequence[Any]) -> dict[str, Any]:
         "created_at": created_at, "started_at": started_at, "ended_at": ended_at,
         "exit_code": exit_code, "exit_signal": exit_signal, "reason": reason,
         "hypes_name": hypes_name, "from_job": from_job,
+        "resumable": phase in RESUMABLE_PHASES and state in RESUMABLE,
     }
 
 
@@ -79,8 +83,10 @@ def detail(job: Job) -> dict[str, Any]:
     supervisor: Supervisor = svc.supervisor
     directory = supervisor.job_dir(job.id)
     checkpoint = rundir.last_checkpoint(directory)
+    row = summary(list_row(job))
     return {
-        **summary(list_row(job)),
+        **row,
+        "resumable": row["resumable"] and checkpoint is not None,
         "queue_position": svc.store.queue_position(job) if job.state == QUEUED else None,
         "duration_s": ((job.ended_at or time.time()) - job.started_at) if job.started_at else None,
         "hypes": job.hypes, "overrides": job.overrides, "resume_from": job.resume_from,
@@ -152,17 +158,28 @@ def resume(job_id: int) -> ResponseReturnValue:
     job = find_owned_job(job_id)
     if job.state not in ENDED:
         raise conflict(f"job {job_id} is {job.state}; stop it before resuming")
-    if job.phase not in ("train", "finetune"):
+    if job.phase not in RESUMABLE_PHASES:
         raise conflict(f"job {job_id} is a {job.phase} job; only training resumes")
-    checkpoint = rundir.last_checkpoint(services().supervisor.job_dir(job_id))
+    if job.state not in RESUMABLE:
+        raise conflict(f"job {job_id} {job.state}: its training is complete, nothing is left to resume")
+    source = services().supervisor.job_dir(job_id)
+    checkpoint = rundir.last_checkpoint(source)
     if checkpoint is None:
         raise conflict(f"job {job_id} saved no checkpoint")
     user_limits().admit_submission(job.user)
     new = services().store.add(
-        name=f"{job.name} (resumed)"[:200], user=job.user, visibility=job.visibility, phase=job.phase,
+        name=resumed_name(job.name), user=job.user, visibility=job.visibility, phase=job.phase,
         priority=job.priority, gpus_requested=job.gpus_requested, hypes=job.hypes, hypes_name=job.hypes_name,
         overrides=job.overrides, from_job=job.id, resume_from=str(checkpoint))
+    files.copy_history(source, private_dir(services().supervisor.job_dir(new.id)))
     return created(new)
+
+
+def resumed_name(name: str) -> str:
+    """``digits (resumed)`` for ``digits`` and for ``digits (resumed)`` alike: no pile-up along a chain."""
+    while name.endswith(RESUMED):
+        name = name.removesuffix(RESUMED)
+    return f"{name[:200 - len(RESUMED)]}{RESUMED}"
 
 
 @bp.get("/jobs/<int:job_id>/logs")

@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
+
+from cauchy.rundir import METRICS
 
 LOGS = {"stdout": "stdout.log", "stderr": "stderr.log", "visdom": "visdom.log"}
 EXIT_FILE = "exit.json"
@@ -44,6 +47,16 @@ def disk_usage(directory: Path) -> int:
                 seen.add(stat.st_ino)
                 total += stat.st_blocks * 512
     return total
+
+
+def copy_history(source: Path, target: Path) -> None:
+    """A resumed job starts with the metrics of the job it continues (``metrics.jsonl``, copied whole):
+    its page and charts show the training run's whole history. The task drops the events past the
+    checkpoint it resumes from (``cauchy.visualizer.build_sinks``) before appending its own."""
+    try:
+        shutil.copyfile(source / METRICS, target / METRICS)
+    except FileNotFoundError:
+        pass
 
 
 def read_json(path: Path) -> Any:
