@@ -95,7 +95,7 @@ def train(h: dict[str, Any], opts: RunOptions) -> int:
     main_metric = solver["checkpoint"]["best_metric"] or evaluator.main_metric
     resumed = load_checkpoint(resume_path) if resume_path else None
     sink = build_sinks(opts.run_dir, opts.viz_port, opts.viz_base_url,
-                       resumed_at=int(resumed["trainer"]["iter"]) if resumed else None)
+                       resumed_at=int(resumed["trainer"]["iter"]) if resumed else None, main_metric=main_metric)
     checkpoints = CheckpointHook(
         os.path.join(opts.run_dir, rundir.CHECKPOINTS), extra={"hypes": h, "class_names": class_names},
         every=solver["checkpoint"]["every"], keep=solver["checkpoint"]["keep"],
