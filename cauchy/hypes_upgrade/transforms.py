@@ -41,10 +41,7 @@ def _leftovers(ed: Editor, key: str, params: dict[str, Any], reason: str) -> Non
 
 
 def hflip(ed: Editor, key: str, params: dict[str, Any], fill: Pad) -> list[Spec]:
-    out: dict[str, Any] = {}
-    if "ratio" in params:
-        out["p"] = params.pop("ratio")
-        ed.translated(f"{key}.ratio", f"{key}.p")
+    out = _probability(ed, key, params)
     pairs = params.pop("swap_pair", MISSING)
     if pairs == []:
         ed.translated(f"{key}.swap_pair", None, "empty: nothing to swap")
@@ -75,11 +72,16 @@ def crop(ed: Editor, key: str, params: dict[str, Any], fill: Pad) -> list[Spec]:
     return [(name, {**out, **params})]
 
 
+def _probability(ed: Editor, key: str, params: dict[str, Any]) -> dict[str, Any]:
+    """torchcv's ``ratio`` (a probability) as ``p``, for the transforms that have one here."""
+    if "ratio" not in params:
+        return {}
+    ed.translated(f"{key}.ratio", f"{key}.p")
+    return {"p": params.pop("ratio")}
+
+
 def padding(ed: Editor, key: str, params: dict[str, Any], fill: Pad) -> list[Spec]:
-    out: dict[str, Any] = {}
-    if "ratio" in params:
-        out["p"] = params.pop("ratio")
-        ed.translated(f"{key}.ratio", f"{key}.p")
+    out = _probability(ed, key, params)
     if "pad" in params:
         out["border"] = params.pop("pad")
         ed.translated(f"{key}.pad", f"{key}.border", "pad transform, [left, top, right, bottom]")
@@ -89,10 +91,7 @@ def padding(ed: Editor, key: str, params: dict[str, Any], fill: Pad) -> list[Spe
 
 
 def random_pad(ed: Editor, key: str, params: dict[str, Any], fill: Pad) -> list[Spec]:
-    out: dict[str, Any] = {}
-    if "ratio" in params:
-        out["p"] = params.pop("ratio")
-        ed.translated(f"{key}.ratio", f"{key}.p")
+    out = _probability(ed, key, params)
     if "up_scale_range" in params:
         out["ratio"] = params.pop("up_scale_range")
         ed.translated(f"{key}.up_scale_range", f"{key}.ratio", "random_expand (SSD zoom-out)")

@@ -5,31 +5,18 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 
 import pytest
 import requests
-from stack import FAKE_TASK, REPO, free_port, make_hypes
+from stack import FAKE_TASK, REPO, free_port, make_hypes, service_fixtures
 
 from services.cli import Client, sign_in
 
 PASSWORD = "stack-test-password"
-
-
-def answers(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(1)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
-def wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
+answers, wait_for = service_fixtures.answers, service_fixtures.wait_for
 
 
 @pytest.mark.slow

@@ -3,13 +3,11 @@ start that stopping it alone leaves them running (on purpose, for adoption)."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 
 import pytest
-from live_service import FAKE_TASK, make_hypes
+from live_service import FAKE_TASK, answers, make_hypes, port_range, wait_for
 
 from services import cli
 from services.config import Settings
@@ -20,28 +18,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 PASSWORD = "shutdown-test-password"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def answers(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(1)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
-def wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
-
-
 @pytest.mark.slow
-def test_cauchy_shutdown_stops_the_service_its_jobs_and_viewers(tmp_path, monkeypatch, capsys) -> None:
-    port, viz, home = free_port(), free_port(), tmp_path / "home"
+def test_cauchy_shutdown_stops_the_service_its_jobs_and_viewers(tmp_path, monkeypatch, capsys, free_port) -> None:
+    port, (viz, _), home = free_port, port_range(1), tmp_path / "home"
     env = {"CAUCHY_HOME": str(home), "CAUCHY_PORT": str(port), "CAUCHY_VISDOM_PORTS": f"{viz}-{viz}",
            "CAUCHY_TASK_COMMAND": f"{sys.executable} {FAKE_TASK}", "CAUCHY_ADMIN_PASSWORD": PASSWORD,
            "CAUCHY_COMPONENT_CHECK": "", "CAUCHY_STOP_GRACE_S": "5"}
