@@ -88,7 +88,7 @@ def read_events(path: str) -> list[dict[str, Any]]:
 
 PLOTTED_TRAIN = frozenset({"loss", "lr", "images_per_s"})
 NOT_PLOTTED = frozenset({"max_iters", "progress", "eta_s", "count"})  # bookkeeping and constants (images evaluated)
-PANE = {"width": 340, "height": 250}  # three panes a row, two rows in the job page's frame
+PANE = {"width": 300, "height": 250}  # three panes a row, two rows in the job page's frame
 
 
 def is_plotted(event: dict[str, Any]) -> bool:
