@@ -69,7 +69,9 @@ def data(ed: Editor, task: str) -> None:
         ed.translated("data.format", "data.format", f"{fmt!r}: torchcv's on-disk layout for {task} "
                                                     "(set data.format for another)")
     ed.drop("data.keep_difficult", "difficult objects are kept, flagged, and left out of VOC AP")
-    ed.drop("data.label_list", "mask values are class indices here; map the raw ids when preparing the data")
+    if ed.get("data.format") == "mask_folder":
+        ed.move("data.label_list", "data.params.label_ids", note="the raw mask value of each class")
+    ed.drop("data.label_list", "this reader takes mask values as class indices; map the raw ids when preparing the data")
     ed.drop("data.reduce_zero_label", "mask values are class indices here; shift them when preparing the data")
     ed.drop("data.num_kpts", "the reader counts the keypoints of the annotations")
 

@@ -77,7 +77,8 @@ def test_bgr_means_are_reversed_and_seg_losses_weights_and_test_mode_map() -> No
     assert h["train"]["aug_trans"]["pad"] == {"size": [769, 769], "position": "random", "fill": [123, 116, 103],
                                               "mask_fill": 255}
     ignored = {c.key: c.note for c in result.ignored}
-    assert "syncbn" in ignored["network.bn_type"] and "data.label_list" in ignored
+    assert "syncbn" in ignored["network.bn_type"]
+    assert h["data"]["params"]["label_ids"][:3] == [7, 8, 11] and len(h["data"]["params"]["label_ids"]) == 19
 
 
 def test_keypoint_swap_pairs_become_zero_based_flip_pairs_and_lambda_linear_is_poly_power_1() -> None:
