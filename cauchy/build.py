@@ -70,7 +70,7 @@ def check_components(h: dict[str, Any]) -> None:
         attempt(lambda: check_parameters(factory, f"dataset {data['format']}", "data.params", data["params"],
                                          dict.fromkeys(("root", "split", "transforms", "skip_bad_images",
                                                         "class_names"))))
-    num_classes = data["num_classes"] or len(data["class_names"] or []) or 2
+    num_classes = data["num_classes"] or len(data["class_names"] or []) or 2  # else the data decide; any count builds
     before = len(problems.errors)
     with torch.device("meta"):
         model = attempt(lambda: build_model(h, num_classes, pretrained=False))

@@ -86,6 +86,10 @@ class Editor:
         value = self.pop(old)
         if value is MISSING:
             return False
+        there = self.get(new)
+        if there is not MISSING and not (isinstance(there, dict) and isinstance(value, dict)):
+            self.ignored(old, f"{new} is set too; its value is kept")
+            return True
         self.put(new, convert(value) if convert else value)
         self.translated(old, new, note)
         return True

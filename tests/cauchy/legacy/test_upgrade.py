@@ -116,3 +116,10 @@ def test_an_unknown_key_passes_through_for_validation_to_name() -> None:
                                  {"task": "seg", "test": {"resize_bound": 7}, "lr": [], "normalize": 1}])
 def test_malformed_old_files_translate_without_crashing(bad: dict) -> None:
     upgrade(bad)
+
+
+def test_a_key_set_in_both_forms_keeps_cauchys_and_says_so() -> None:
+    result = upgrade({"task": "cls", "solver": {"display_iters": 5, "display_iter": 7}})
+    assert result.hypes["solver"] == {"display_iter": 7}
+    assert [c.line() for c in result.ignored] == ["ignored    solver.display_iters: solver.display_iter is set too; "
+                                                  "its value is kept"]
