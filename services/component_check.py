@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,10 +18,13 @@ class CheckUnavailable(RuntimeError):
 
 
 class ComponentChecker:
+    CACHE_SIZE = 256  # documents whose answer is kept: a burst of the same hypes is checked once
+
     def __init__(self, command: Sequence[str], cwd: Path) -> None:
         self.command, self.cwd = tuple(command), cwd
         self._proc: subprocess.Popen[str] | None = None
         self._lock = threading.Lock()
+        self._answers: OrderedDict[str, list[tuple[str, str]]] = OrderedDict()
 
     def _process(self) -> subprocess.Popen[str]:
         if self._proc is None or self._proc.poll() is not None:
@@ -30,8 +34,11 @@ class ComponentChecker:
 
     def check(self, hypes: dict[str, Any]) -> list[tuple[str, str]]:
         """``(hypes key, message)`` for every problem of the resolved ``hypes``; empty when it builds."""
-        line = json.dumps(hypes) + "\n"
+        line = json.dumps(hypes, sort_keys=True) + "\n"
         with self._lock:
+            if line in self._answers:
+                self._answers.move_to_end(line)
+                return self._answers[line]
             for _ in range(2):
                 proc = self._process()
                 try:
@@ -42,7 +49,11 @@ class ComponentChecker:
                 except (BrokenPipeError, OSError):
                     answer = ""
                 if answer:
-                    return [(e["key"], e["message"]) for e in json.loads(answer)["errors"]]
+                    problems = [(e["key"], e["message"]) for e in json.loads(answer)["errors"]]
+                    self._answers[line] = problems
+                    if len(self._answers) > self.CACHE_SIZE:
+                        self._answers.popitem(last=False)
+                    return problems
                 self._stop(proc)
         raise CheckUnavailable("the component check process stopped twice")
 
