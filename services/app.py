@@ -87,6 +87,8 @@ def create_app(settings: Settings | None = None, *, password_hasher: PasswordHas
     app.register_blueprint(frontdoor.bp)
     if settings.run_jobs:
         supervisor.start()
+    if checker is not None:
+        checker.start()
     return app
 
 

@@ -26,6 +26,11 @@ class ComponentChecker:
         self._lock = threading.Lock()
         self._answers: OrderedDict[str, list[tuple[str, str]]] = OrderedDict()
 
+    def start(self) -> None:
+        """Starts the check process now (it imports torch for some seconds), not at the first submission."""
+        with self._lock:
+            self._process()
+
     def _process(self) -> subprocess.Popen[str]:
         if self._proc is None or self._proc.poll() is not None:
             self._proc = subprocess.Popen(self.command, cwd=self.cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,

@@ -31,7 +31,8 @@ def free_port() -> int:
 def fast_settings(home: Path, **changes) -> Settings:
     """Settings of the service tests (stand-in task, short grace) over ``home``."""
     return Settings(home=home, visdom_ports=VISDOM_PORTS, cpu_slots=2, gpus=(), task_command=(sys.executable, FAKE_TASK),
-                    stop_grace_s=5.0, visdom_linger_s=60.0, poll_interval_s=0.1, threads=8).replace(**changes)
+                    stop_grace_s=5.0, visdom_linger_s=60.0, poll_interval_s=0.1, threads=8,
+                    component_check=()).replace(**changes)
 
 
 class Stack:

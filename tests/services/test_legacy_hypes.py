@@ -50,7 +50,9 @@ def test_the_submission_check_builds_components_and_names_every_bad_key(settings
     old = json.loads(OLD.read_text())
     old["loss"]["loss_type"] = "ce"  # torchcv's ce_reduction is then a wrong parameter of Cauchy's ce
     old["network"]["params"] = {"widht": 3}
-    response = ada.call("POST", "/api/v1/jobs", json={"hypes": old, "overrides": ["data.workers=1", "data.data_dir=data/digits"]})
+    response = ada.http.post(f"{ada.url}/api/v1/jobs", json={"hypes": old, "overrides": ["data.workers=1",
+                                                                                           "data.data_dir=data/digits"]},
+                             timeout=600)  # the check process may still be importing torch on a busy machine
     assert response.status_code == 400, response.text
     error = response.json()["error"]
     assert error["field"] == "hypes.network.params.widht"
