@@ -21,6 +21,7 @@ import os
 import sys
 import tempfile
 import time
+from typing import Any
 
 import torch
 
@@ -32,12 +33,13 @@ from cauchy import exitcodes  # noqa: E402
 from cauchy.visualizer import read_events  # noqa: E402
 
 
-def prepare_shapes(out: str, script: str = "scripts/det/shapes/prepare.py") -> None:
-    """Run a shapes ``prepare.py`` (scripts/ is no package) into ``out``: det's, or seg's by its path."""
+def prepare_shapes(out: str, script: str = "scripts/det/shapes/prepare.py", **params: Any) -> None:
+    """Run a data ``prepare.py`` (scripts/ is no package) into ``out``: det's shapes, or another by its
+    path (seg's shapes, pose's sticks), with ``params`` for its ``prepare`` (default: its own)."""
     spec = importlib.util.spec_from_file_location("shapes_prepare", os.path.join(REPO, script))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    module.prepare(out)
+    module.prepare(out, **params)
 
 
 def last_value(run_dir: str, phase: str, name: str) -> float:

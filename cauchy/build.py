@@ -15,6 +15,7 @@ import cauchy.datasets
 import cauchy.methods
 import cauchy.metrics
 import cauchy.models  # noqa: F401
+from cauchy.datasets.normalize import InputNormalizer
 from cauchy.datasets.transforms import Compose
 from cauchy.engine.lr import LRSchedule
 from cauchy.engine.trainer import training_loader
@@ -216,7 +217,9 @@ def build_method_from(h: dict[str, Any], model: nn.Module, loss: nn.Module | Non
     """The task's own hypes sections (det: ``anchor``, ``res``) and keys (seg: ``test.mode``) go to the
     method as keyword arguments."""
     sections = task_of(h["task"]).method_arguments(h, SCHEMA)
-    return build_component(METHODS, h["method"], "method", model=model, loss=loss, **sections)
+    method = build_component(METHODS, h["method"], "method", model=model, loss=loss, **sections)
+    method.normalizer = InputNormalizer(**h["data"]["normalize"])
+    return method
 
 
 def evaluator_names(chosen: str | list[str] | None, split: str) -> list[tuple[str, str]]:

@@ -57,6 +57,9 @@ SCHEMA: Schema = {
     "data": {
         "format": string(),
         "data_dir": string(),
+        # A dataset of the control service's store, "name" or "name@version": the service fills data_dir
+        # (and format, when absent) from it and records the exact version here.
+        "dataset": string(None, nullable=True),
         "num_classes": integer(None, ge=1, nullable=True),
         "class_names": strings(None, nullable=True),
         "train_split": string("train"),

@@ -17,6 +17,7 @@ BEST = "best.pth"
 ITER_GLOB = "iter_*.pth"
 RESULTS = "results.json"  # test phase: metrics, tables and one description per image
 DETECTIONS = "detections.json"  # det test phase: detections in COCO's results format
+KEYPOINT_RESULTS = "keypoints.json"  # pose test phase: people's keypoints in COCO's keypoint results format
 PREDICTIONS_DIR = "predictions"  # predict phase: PREDICTIONS plus each image as the method draws it
 PREDICTIONS = f"{PREDICTIONS_DIR}/predictions.json"
 LATEST_CHECKPOINT = f"{CHECKPOINTS}/{LATEST}"

@@ -84,6 +84,8 @@ def train(h: dict[str, Any], opts: RunOptions) -> int:
     val_set = build_dataset(h, "val", class_names=class_names)
     resume_path = resolve_resume(opts.run_dir, opts.resume) if opts.resume else None
     method = build_method(without_pretrained(h) if resume_path else h, num_classes).to(device)
+    metadata = dict(getattr(train_set, "metadata", None) or {})
+    method.use_metadata(metadata)
     if h["details"]["channels_last"]:
         method.to(memory_format=torch.channels_last)
     train_loader = build_loader(h, "train", train_set, method)
@@ -97,7 +99,7 @@ def train(h: dict[str, Any], opts: RunOptions) -> int:
     sink = build_sinks(opts.run_dir, opts.viz_port, opts.viz_base_url,
                        resumed_at=int(resumed["trainer"]["iter"]) if resumed else None, main_metric=main_metric)
     checkpoints = CheckpointHook(
-        os.path.join(opts.run_dir, rundir.CHECKPOINTS), extra={"hypes": h, "class_names": class_names},
+        os.path.join(opts.run_dir, rundir.CHECKPOINTS), extra={"hypes": h, "class_names": class_names, "metadata": metadata},
         every=solver["checkpoint"]["every"], keep=solver["checkpoint"]["keep"],
         best_metric=main_metric, best_mode=solver["checkpoint"]["best_mode"])
     observers: list[Any] = [checkpoints]
@@ -151,6 +153,7 @@ def load_for_inference(h: dict[str, Any], opts: RunOptions, device: torch.device
         raise HypesError("data.class_names", f"{path} does not record class names; give data.class_names")
     method = build_method(without_pretrained(h), len(class_names))
     method.model.load_state_dict(state["model"])
+    method.use_metadata(state.get("metadata") or {})
     log.info("loaded %s", path)
     return method.to(device).eval(), class_names
 

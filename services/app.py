@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from argon2 import PasswordHasher
 from flask import Flask
 
-from services.api import auth, frontdoor, jobs, legacy, openapi, sharing, weights
+from services.api import auth, datasets, frontdoor, jobs, legacy, openapi, sharing, weights
 from services.api.errors import JobIdConverter, register_error_handlers
 from services.api.jsonbody import CheckedJSONProvider
 from services.api.limits import LIMITS_KEY, UserLimits
@@ -19,6 +19,8 @@ from services.auth.identity import Caller
 from services.auth.secrets import session_key, token_key
 from services.component_check import ComponentChecker
 from services.config import Settings, load_settings
+from services.datasets.pipeline import Pipeline
+from services.datasets.store import DatasetStore
 from services.jobs.store import Store
 from services.jobs.supervisor import Supervisor
 from services.private import private_dir
@@ -37,6 +39,7 @@ class Services:
     accounts: Accounts
     admin: str  # the first admin's name
     allowed_hosts: tuple[str, ...]
+    datasets_pipeline: Pipeline
     checker: ComponentChecker | None = None  # the submission's component check (settings.component_check)
     sign_in_limits: auth.SignInLimits = field(default_factory=auth.SignInLimits)
     without_auth: Caller | None = None  # bench/auth_overhead.py only: every request acts as this admin
@@ -44,6 +47,7 @@ class Services:
     def close(self) -> None:
         """The service goes down: the supervisor stops (its jobs keep running, for adoption), the check ends."""
         self.supervisor.shutdown()
+        self.datasets_pipeline.shutdown()
         if self.checker is not None:
             self.checker.close()
 
@@ -69,13 +73,16 @@ def create_app(settings: Settings | None = None, *, password_hasher: PasswordHas
     accounts = Accounts(store, token_key(settings.home), password_hasher)
     admin = bootstrap(accounts, store, settings.home, settings.admin_password)
     supervisor = Supervisor(settings, store)
+    dataset_store = DatasetStore(settings, store)
+    dataset_store.make_dirs()
     checker = ComponentChecker(settings.component_check, settings.repo_root) if settings.component_check else None
     services = Services(settings, store, supervisor, accounts, admin, settings.allowed_hosts or default_allowed_hosts(),
-                        checker)
+                        Pipeline(dataset_store), checker)
     if without_auth_for_benchmark:
         services.without_auth = accounts.caller(accounts.user(admin).id)
     app.extensions["cauchy"] = services
     app.extensions[LIMITS_KEY] = UserLimits(settings, store)
+    app.extensions[datasets.DATASETS_KEY] = dataset_store
     seam.install(app, session_key(settings.home))
     register_error_handlers(app)
     app.register_blueprint(auth.bp)
@@ -85,8 +92,10 @@ def create_app(settings: Settings | None = None, *, password_hasher: PasswordHas
     app.register_blueprint(legacy.bp)
     app.register_blueprint(weights.bp)
     app.register_blueprint(frontdoor.bp)
+    app.register_blueprint(datasets.bp)
     if settings.run_jobs:
         supervisor.start()
+        services.datasets_pipeline.recover()
     if checker is not None:
         checker.start()
     return app
@@ -96,9 +105,13 @@ def waitress_options(settings: Settings) -> dict:
     """Waitress settings. Its default limit of 100 connections stalls every client once reached (100
     simultaneous submissions hung for minutes), so the limit is higher and poll() replaces select().
     Flask answers a too-large body with a JSON 413; waitress's own, plain-text limit is a backstop.
-    nginx on this machine says whether the browser came over https (the session cookie is then Secure)."""
+    nginx on this machine says whether the browser came over https (the session cookie is then Secure).
+    Bodies are read from the socket in 256 KiB pieces (waitress's default, 8 KiB, made a dataset chunk of
+    16 MiB cost 2048 turns of its event loop); a body past 512 KiB is spooled to a temporary file, never
+    held in memory."""
     return {"threads": settings.threads, "connection_limit": settings.connection_limit, "asyncore_use_poll": True,
-            "max_request_body_size": 4 * settings.max_request_bytes, "ident": "cauchy",
+            "max_request_body_size": max(4 * settings.max_request_bytes, 2 * settings.dataset_chunk_mb * 2**20),
+            "recv_bytes": 256 * 1024, "ident": "cauchy",
             "trusted_proxy": "127.0.0.1", "trusted_proxy_headers": {"x-forwarded-proto"},
             "channel_request_lookahead": 1}  # lets a waiting request see that its client went away
 

@@ -4,11 +4,14 @@
     cauchy shutdown [--config FILE]                 (stop the service on this machine with its jobs and viewers)
     cauchy hypes upgrade OLD.json [-o NEW.json]     (an old torchcv file in Cauchy's form; local, no service)
     cauchy login [--name NAME] [--password-stdin]
-    cauchy submit HYPES [--set k=v ...] [--unset k ...] [--phase P] [--gpus N] [--priority N] [--name NAME] [--visibility V]
+    cauchy submit HYPES [--set k=v ...] [--unset k ...] [--phase P] [--gpus N] [--priority low|normal|high|N]
+                        [--time-limit S] [--name NAME] [--visibility V]
     cauchy list [--state S] [--limit N] | show ID | stop ID | resume ID | logs ID [--stream S] [--follow]
     cauchy token create NAME [--expires-in-days N] | token list | token revoke ID
     cauchy user add NAME [--admin] [--display-name D] [--max-priority N] | user passwd NAME | user disable NAME
     cauchy group add NAME | group member GROUP USER [--admin] [--remove]
+    cauchy dataset upload PATH [--name N] [--task T] [--wait] | dataset list | show NAME | delete NAME [--version N]
+    cauchy dataset register NAME PATH (admin; services/cli_datasets.py)
 
 Every request sends ``Authorization: Bearer <token>``: ``--token``, else ``CAUCHY_TOKEN``, else the
 token ``cauchy login`` stored for that service in ``$XDG_CONFIG_HOME/cauchy/tokens.json`` (0600).
@@ -28,35 +31,25 @@ from typing import Any
 import requests
 
 from cauchy.hypes import unset_override
+from services import cli_datasets
 from services.text import printable
+from services.user_files import read_map, user_file, write_map
 
 DEFAULT_URL = "http://127.0.0.1:8399"
 
 
 def tokens_file() -> Path:
     """Where ``cauchy login`` keeps a token per service URL."""
-    config = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(config) / "cauchy" / "tokens.json"
+    return user_file("XDG_CONFIG_HOME", ".config", "tokens.json")
 
 
 def stored_tokens() -> dict[str, str]:
-    try:
-        return json.loads(tokens_file().read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return {}
+    return read_map(tokens_file())
 
 
 def store_token(url: str, token: str) -> Path:
     """Save ``token`` for ``url``; the file is written 0600 (it is a password) and replaced atomically."""
-    path = tokens_file()
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tokens = {**stored_tokens(), url: token}
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(tokens, fh, indent=1)
-    os.replace(tmp, path)
-    return path
+    return write_map(tokens_file(), {**stored_tokens(), url: token})
 
 
 class Client:
@@ -209,14 +202,17 @@ def cmd_group(args: argparse.Namespace, client: Client) -> int:
 
 
 def cmd_submit(args: argparse.Namespace, client: Client) -> int:
+    resources = {"gpus": args.gpus, **({"time_limit_s": args.time_limit} if args.time_limit else {})}
+    priority = int(args.priority) if args.priority.lstrip("-").isdigit() else args.priority
     body = {"hypes": hypes_argument(args.hypes), "overrides": args.overrides, "phase": args.phase,
-            "resources": {"gpus": args.gpus}, "priority": args.priority}
+            "resources": resources, "priority": priority}
     if args.name:
         body["name"] = args.name
     if args.visibility:
         body["visibility"] = args.visibility
     job = client.call("POST", "/jobs", json=body)
-    print(f"job {job['id']} {job['state']} (queue position {job['queue_position']})")
+    print(f"job {job['id']} {job['state']} (queue position {job['queue_position']}): {job['queue']['reason']}"
+          if job["queue"] else f"job {job['id']} {job['state']}")
     return 0
 
 
@@ -283,7 +279,8 @@ def parser() -> argparse.ArgumentParser:
                         help="remove a hypes entry (it takes its default)")
     submit.add_argument("--phase", default="train", choices=("train", "test", "finetune"))
     submit.add_argument("--gpus", type=int, default=0)
-    submit.add_argument("--priority", type=int, default=0)
+    submit.add_argument("--priority", default="normal", help="low, normal, high (an admin's grant) or -100..100")
+    submit.add_argument("--time-limit", type=float, help="seconds; the job is stopped with a checkpoint after it")
     submit.add_argument("--name")
     submit.add_argument("--visibility", help="private (default), public or group:<name>")
     login = sub.add_parser("login", help="sign in and keep a token for this service")
@@ -315,6 +312,7 @@ def parser() -> argparse.ArgumentParser:
     logs.add_argument("id", type=int)
     logs.add_argument("--stream", default="stdout", choices=("stdout", "stderr", "visdom"))
     logs.add_argument("--follow", "-f", action="store_true")
+    cli_datasets.add_parser(sub)
     return p
 
 
@@ -333,8 +331,13 @@ def main(argv: list[str] | None = None) -> int:
         p.error("token revoke needs the token's id (see `cauchy token list`)")
     if args.command == "group" and args.action == "member" and not args.user:
         p.error("group member needs GROUP and USER")
+    if args.command == "dataset" and args.action != "list" and not args.target:
+        p.error(f"dataset {args.action} needs {'PATH' if args.action == 'upload' else 'NAME'}")
+    if args.command == "dataset" and args.action == "register" and not args.path:
+        p.error("dataset register needs NAME and PATH (a folder under CAUCHY_DATA_ROOTS on the server)")
     commands = {"login": cmd_login, "submit": cmd_submit, "list": cmd_list, "show": cmd_show, "stop": cmd_stop,
-                "resume": cmd_resume, "logs": cmd_logs, "token": cmd_token, "user": cmd_user, "group": cmd_group}
+                "resume": cmd_resume, "logs": cmd_logs, "token": cmd_token, "user": cmd_user, "group": cmd_group,
+                "dataset": cli_datasets.cmd_dataset}
     url = args.url.rstrip("/")
     token = None if args.command == "login" else args.token or stored_tokens().get(url)
     return commands[args.command](args, Client(url, token))

@@ -37,6 +37,14 @@ class Settings:
     stop_grace_s: float = 30.0
     visdom_linger_s: float = 600.0
     max_running_per_user: int = 0  # 0: no limit
+    # Scheduling (docs/scheduling.md): the policy, fair-share history, group shares and GPU quotas, memory.
+    scheduler_policy: str = "fairshare"  # fifo, priority or fairshare
+    fairshare_half_life_s: float = 7 * 24 * 3600.0  # usage counts half after this long
+    fairshare_history_weight: float = 0.25  # recent usage beside what is held now (docs/scheduling.md)
+    starvation_s: float = 12 * 3600.0  # a job waiting longer heads its resource kind
+    group_shares: tuple[tuple[str, float], ...] = ()  # (group, share); a group not named has 1
+    group_quotas: tuple[tuple[str, int, int], ...] = ()  # (group, nominal GPUs, borrowing limit)
+    memory_mb: int = 0  # memory jobs may state in all (resources.memory_mb); 0: not counted
     # Per-job limits the supervisor enforces (0: none). Memory: the task's processes together (RSS), killed
     # past it. Wall clock and disk (the job directory): stopped as by a user (SIGTERM, checkpoint, grace).
     job_memory_limit_mb: int = 8192
@@ -72,6 +80,15 @@ class Settings:
     allowed_hosts: tuple[str, ...] = ()
     # Where browsers reach the front door; the no-nginx /visdom/<id>/ redirect is built on it, never on Host.
     public_url: str = "http://localhost:8080"
+    # Datasets (docs/datasets.md): storage per user, what an archive may unpack to, the upload chunk size.
+    dataset_quota_mb: int = 51200  # a user's datasets and unfinished uploads together
+    dataset_max_unpacked_mb: int = 20480  # one version, unpacked
+    dataset_max_files: int = 1_000_000
+    dataset_max_ratio: int = 200  # unpacked bytes per archive byte, for the archive and for each entry
+    dataset_chunk_mb: int = 64  # the largest PUT of an upload (nginx's body limit on that route alone)
+    dataset_workers: int = 2  # archives unpacked and inspected at once
+    # The inspection command before ROOT --out DIR (another Python, a stand-in in tests).
+    dataset_inspect_command: tuple[str, ...] = (sys.executable, "-m", "cauchy.datasets.tools.inspect_dataset")
 
     @property
     def db_url(self) -> str:
@@ -88,6 +105,10 @@ class Settings:
     @property
     def datasets_dir(self) -> Path:
         return self.home / "datasets"
+
+    @property
+    def uploads_dir(self) -> Path:
+        return self.datasets_dir / ".uploads"
 
     @property
     def cores_per_job(self) -> int:
@@ -130,6 +151,47 @@ def split_words(text: str | list[str]) -> tuple[str, ...]:
     """Comma- or space-separated in the environment, a list in the file."""
     items = text if isinstance(text, list) else str(text).replace(",", " ").split()
     return tuple(item.strip() for item in items if item.strip())
+def parse_policy(text: str) -> str:
+    from services.jobs.policies import policy  # the names live with the policies
+
+    return policy(str(text).strip()).name
+
+
+def _pairs(text: str | dict[str, Any]) -> list[tuple[str, str]]:
+    """``"a=1, b=2"`` (or a table in the file) -> ``[("a", "1"), ("b", "2")]``."""
+    if isinstance(text, dict):
+        return [(str(key), value) for key, value in text.items()]
+    pairs = []
+    for item in str(text).replace(";", ",").split(","):
+        if item.strip():
+            name, sep, value = item.partition("=")
+            if not sep or not name.strip():
+                raise ValueError(f"expected group=value, got {item.strip()!r}")
+            pairs.append((name.strip(), value.strip()))
+    return pairs
+
+
+def parse_shares(text: str | dict[str, Any]) -> tuple[tuple[str, float], ...]:
+    """``"vision=2,nlp=1"`` (or ``{vision = 2}`` in the file): each group's fair share."""
+    shares = tuple((group, float(value)) for group, value in _pairs(text))
+    if any(share <= 0 for _, share in shares):
+        raise ValueError(f"group shares must be above 0: {text!r}")
+    return shares
+
+
+def parse_quotas(text: str | dict[str, Any]) -> tuple[tuple[str, int, int], ...]:
+    """``"vision=4:8,nlp=2"`` (or ``{vision = [4, 8]}`` in the file): nominal GPUs and the borrowing limit
+    (the nominal when not given)."""
+    quotas = []
+    for group, value in _pairs(text):
+        parts = value if isinstance(value, list) else str(value).split(":")
+        nominal, limit = int(parts[0]), int(parts[-1])
+        if not 0 <= nominal <= limit:
+            raise ValueError(f"quota of {group}: expected nominal[:limit] with 0 <= nominal <= limit, got {value!r}")
+        quotas.append((group, nominal, limit))
+    return tuple(quotas)
+
+
 def parse_hosts(text: str | list[str]) -> tuple[str, ...]:
     """``"a.example, b:8080"`` (or a list in the file) -> ``("a.example", "b:8080")``."""
     parts = text if isinstance(text, list) else str(text).split(",")
@@ -165,6 +227,13 @@ _CONVERTERS = {
     "stop_grace_s": float,
     "visdom_linger_s": float,
     "max_running_per_user": int,
+    "scheduler_policy": parse_policy,
+    "fairshare_half_life_s": float,
+    "fairshare_history_weight": float,
+    "starvation_s": float,
+    "group_shares": parse_shares,
+    "group_quotas": parse_quotas,
+    "memory_mb": int,
     "job_memory_limit_mb": int,
     "job_wall_clock_limit_s": float,
     "job_disk_quota_mb": int,
@@ -192,6 +261,13 @@ _CONVERTERS = {
     "admin_password": str,
     "allowed_hosts": parse_hosts,
     "public_url": lambda text: str(text).rstrip("/"),
+    "dataset_quota_mb": int,
+    "dataset_max_unpacked_mb": int,
+    "dataset_max_files": int,
+    "dataset_max_ratio": int,
+    "dataset_chunk_mb": int,
+    "dataset_workers": int,
+    "dataset_inspect_command": split_command,
 }
 
 

@@ -1,8 +1,9 @@
 """What a job submitted through the service may read and fetch (issue "jobs stay in their place").
 
-- ``data.data_dir``: under ``$CAUCHY_HOME/datasets/`` or a folder an admin lists in
-  ``CAUCHY_DATA_ROOTS`` (default: the checkout's ``data/``, which the shipped hypes use), after
-  symlinks and ``..`` are resolved. The same rule covers the legacy ``test_batch?dir=``.
+- ``data.data_dir``: under a folder an admin lists in ``CAUCHY_DATA_ROOTS`` (default: the checkout's
+  ``data/``, which the shipped hypes use), after symlinks and ``..`` are resolved; a dataset of the
+  store (``$CAUCHY_HOME/datasets/``) is named with ``data.dataset`` instead, which checks who may
+  read it. The legacy ``test_batch?dir=`` may also read the store.
 - ``network.pretrained``: a weights-host name, ``job:<id>`` of a job the submitter may read, or a URL
   under ``CAUCHY_WEIGHTS_URL_PREFIXES`` whose host resolves to public addresses only; never a local
   path. The job applies the same policy again when it fetches (``cauchy.fetch``, pinned address,
@@ -32,18 +33,29 @@ MAX_JOB_ID = 2**63 - 1
 
 
 def data_roots(settings: Settings) -> list[Path]:
-    """The folders jobs may read, resolved: the datasets store first, then the admin's list."""
+    """The folders the legacy ``test_batch`` may read, resolved: the datasets store first, then the admin's list."""
     return [Path(os.path.realpath(root)) for root in (settings.datasets_dir, *settings.data_roots)]
 
 
-def resolve_data_path(settings: Settings, value: str, field: str) -> Path:
-    """``value`` (relative to the checkout, as the job sees it) resolved, if it lies in a data root; else a 400."""
+def admin_roots(settings: Settings) -> list[Path]:
+    """The folders a job may name in ``data.data_dir`` and an admin may register as a dataset: the admin's list.
+    The datasets store is not one of them: a stored dataset is named with ``data.dataset``, which checks who
+    may read it."""
+    return [Path(os.path.realpath(root)) for root in settings.data_roots]
+
+
+def resolve_data_path(settings: Settings, value: str, field: str, roots: list[Path] | None = None) -> Path:
+    """``value`` (relative to the checkout, as the job sees it) resolved, if it lies in one of ``roots``
+    (default ``data_roots``); else a 400."""
     try:
         path = Path(os.path.realpath(settings.repo_root / value))
     except (ValueError, OSError) as exc:  # a NUL byte, a name too long
         raise bad_request(f"not a usable path: {exc}", field) from None
-    roots = data_roots(settings)
+    roots = data_roots(settings) if roots is None else roots
     if not any(path.is_relative_to(root) for root in roots):
+        if path.is_relative_to(os.path.realpath(settings.datasets_dir)):
+            raise bad_request(f"{value!r} is in the datasets store: name a stored dataset with data.dataset "
+                              "(\"name\" or \"name@version\") instead", field, "forbidden_path")
         raise bad_request(f"{value!r} is outside the data folders jobs may read ("
                           + ", ".join(str(root) for root in roots) + "; an admin adds folders with CAUCHY_DATA_ROOTS)",
                           field, "forbidden_path")
@@ -89,8 +101,10 @@ def check_pretrained(settings: Settings, store: Store, ref: str | None, caller: 
 
 
 def check_hypes(settings: Settings, store: Store, hypes: dict[str, Any], caller: Caller | None) -> None:
-    """Everything in resolved hypes that reads the server or the network."""
-    resolve_data_path(settings, hypes["data"]["data_dir"], "hypes.data.data_dir")
+    """Everything in resolved hypes that reads the server or the network (a stored dataset named in
+    ``data.dataset`` was checked when the service resolved it to ``data.data_dir``)."""
+    if not hypes["data"].get("dataset"):
+        resolve_data_path(settings, hypes["data"]["data_dir"], "hypes.data.data_dir", admin_roots(settings))
     check_pretrained(settings, store, hypes["network"]["pretrained"], caller)
 
 

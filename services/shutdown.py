@@ -55,18 +55,22 @@ def install_handler() -> None:
 def stop_everything(svc: Any, timeout: float) -> list[int]:
     """Every active job stopped (queued: cancelled) and waited for up to ``timeout`` seconds, then every
     viewer shut; returns the ids of the jobs it stopped. ``svc`` is the app's ``Services``."""
-    from services.jobs.stop import stop_job
+    from services.jobs.stopping import AlreadyEnded, request_stop
     from services.jobs.store import ACTIVE, QUEUED
 
     rows, _ = svc.store.list([QUEUED, *ACTIVE], limit=100_000)
     ids = [row[0] for row in sorted(rows, key=lambda row: row[5] != QUEUED)]  # queued first: none starts meanwhile
     for job_id in ids:
-        stop_job(svc.store, svc.supervisor, job_id)
+        try:
+            request_stop(svc.store, svc.supervisor.endings, job_id)
+        except AlreadyEnded:
+            continue
+    svc.supervisor.wake()
     deadline = time.monotonic() + timeout
-    while svc.supervisor.running and time.monotonic() < deadline:
+    while svc.supervisor.launcher.all() and time.monotonic() < deadline:
         time.sleep(0.2)
-    for job_id in list(svc.supervisor.viewers):
-        svc.supervisor.stop_viewer(job_id)
+    for job_id, _ in svc.supervisor.viewers.items():
+        svc.supervisor.viewers.stop(job_id)
     return ids
 
 

@@ -1,5 +1,3 @@
-"""Dataset readers and transforms; importing this package fills ``DATASETS`` and ``TRANSFORMS``
-(every module in it is imported)."""
-from cauchy.registry import import_submodules
-
-import_submodules(__name__, __path__)
+"""Dataset readers and transforms. Their modules register themselves when ``DATASETS`` or
+``TRANSFORMS`` is first read (``cauchy.registry``), not on importing this package: the torch-free
+format tools below it (``cauchy.datasets.tools``) are imported by the control service."""

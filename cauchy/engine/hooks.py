@@ -164,7 +164,10 @@ class PlateauObserver:
 class LoggerHook(HookBase):
     """Every ``display_iter`` steps: mean losses, lr, images/s, progress and ETA to the sinks and the log.
 
-    Losses are summed as tensors and read once per display, so logging adds no sync per step.
+    The first step of a run is also logged on its own: it carries the warm-up (data-loader workers
+    starting, cuDNN autotuning, lazy initialisation), which would otherwise weigh on the first
+    window's images/s and ETA, and its event tells when steady training starts. Losses are summed
+    as tensors and read once per display, so logging adds no sync per step.
     """
 
     def __init__(self, sink: Sink, *, display_iter: int, eval_hook: EvalHook | None = None,
@@ -175,6 +178,7 @@ class LoggerHook(HookBase):
         self._sums: dict[str, torch.Tensor] = {}
         self._steps = self._images = 0
         self._t0 = self._eval0 = 0.0
+        self._first_step = True
 
     def _eval_seconds(self) -> float:
         return self.eval_hook.seconds if self.eval_hook else 0.0
@@ -195,7 +199,8 @@ class LoggerHook(HookBase):
             self._sums[k] = self._sums[k] + v if k in self._sums else v.clone()
         self._steps += 1
         self._images += t.last_batch_size
-        if t.iter % self.display_iter == 0 or t.iter >= t.max_iters or t.stop_requested:
+        if self._first_step or t.iter % self.display_iter == 0 or t.iter >= t.max_iters or t.stop_requested:
+            self._first_step = False
             self.flush_window()
 
     def flush_window(self) -> None:

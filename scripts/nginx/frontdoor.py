@@ -38,6 +38,7 @@ class FrontDoor:
     home: Path  # $CAUCHY_HOME: weights/ is served, nginx/ holds nginx's own files
     webui: Path = REPO / "webui"
     max_body: str = "16m"
+    upload_max_body: str = "64m"  # a dataset upload's chunk (CAUCHY_DATASET_CHUNK_MB), on that route alone
     allowed_hosts: tuple[str, ...] = ()  # Host values answered (CAUCHY_ALLOWED_HOSTS); empty: the defaults
 
     @property
@@ -71,6 +72,7 @@ def render(door: FrontDoor) -> Path:
     user = "user root;" if os.geteuid() == 0 else ""
     listen = f"{door.listen_host}:{door.listen_port}" if door.listen_host else str(door.listen_port)
     values = {"user": user, "prefix": door.prefix, "mime_types": MIME_TYPES, "max_body": door.max_body,
+              "upload_max_body": door.upload_max_body,
               "listen": listen, "webui": door.webui, "service": door.service, "weights": weights_dir(door.home),
               "server_names": " ".join(server_names(door.allowed_hosts or default_allowed_hosts()))}
     text = TEMPLATE.read_text(encoding="utf-8")

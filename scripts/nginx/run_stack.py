@@ -159,6 +159,7 @@ def main() -> int:
         if use_nginx:
             door = frontdoor.FrontDoor(args.host, args.port, f"127.0.0.1:{service_port}", settings.home,
                                        max_body=str(settings.max_request_bytes),  # the service's own limit
+                                       upload_max_body=f"{settings.dataset_chunk_mb}m",
                                        allowed_hosts=settings.allowed_hosts)
             nginx = frontdoor.start(door)
         print(f"Cauchy is up: http://{socket.gethostname()}:{args.port}/ (on this machine http://127.0.0.1:{args.port}/)"

@@ -14,11 +14,14 @@ from services.api.limits import user_limits
 from services.api.submission import add_job, job_fields
 from services.auth.access import can_read, can_write, readable_by
 from services.auth.seam import login_required, open_to_anonymous
+from services.datasets.store import DatasetStore
 from services.jobs import files
+from services.jobs.policies.base import priority_class
 from services.jobs.ports import PortsExhausted
-from services.jobs.stop import stop_job
+from services.jobs.stopping import AlreadyEnded, request_stop
 from services.jobs.store import ACTIVE, ENDED, QUEUED, RESUMABLE, STATES, Job, list_row
-from services.jobs.supervisor import Supervisor, visdom_base_url
+from services.jobs.supervisor import Supervisor, preemptible
+from services.jobs.viewers import visdom_base_url
 from services.private import private_dir
 from services.visdom_server import VisdomStartError
 
@@ -83,18 +86,28 @@ def detail(job: Job) -> dict[str, Any]:
     supervisor: Supervisor = svc.supervisor
     directory = supervisor.job_dir(job.id)
     checkpoint = rundir.last_checkpoint(directory)
-    row = summary(list_row(job))
+    base = summary(list_row(job))
+    wait = supervisor.waits(job.id) if job.state == QUEUED else None
+    position = wait.position if wait else svc.store.queue_position(job) if job.state == QUEUED else None
     return {
-        **row,
-        "resumable": row["resumable"] and checkpoint is not None,
-        "queue_position": svc.store.queue_position(job) if job.state == QUEUED else None,
+        **base,
+        "resumable": base["resumable"] and checkpoint is not None,
+        "resources": {**base["resources"], "cpu_slots": job.cpu_slots or 1, "memory_mb": job.memory_mb,
+                      "time_limit_s": job.time_limit_s},
+        "priority_class": priority_class(job.priority),
+        "queue_position": position,
+        "queue": {"position": position, "reason": wait.reason if wait else "not yet considered by the scheduler",
+                  "estimated_start": wait.estimated_start if wait else None} if job.state == QUEUED else None,
+        "preemptible": preemptible(job.phase, job.preemptible),
+        "preemptions": job.preemptions or [],
         "duration_s": ((job.ended_at or time.time()) - job.started_at) if job.started_at else None,
         "hypes": job.hypes, "overrides": job.overrides, "resume_from": job.resume_from,
+        "dataset": {"ref": job.dataset, "sha256": job.dataset_sha256} if job.dataset else None,
         "job_dir": str(directory),
         "hypes_upgrade": files.read_json(directory / rundir.HYPES_UPGRADE),
         "last_checkpoint": str(checkpoint) if checkpoint else None,
         "processes": supervisor.processes(job.id) if job.state in ACTIVE or job.visdom_pid else [],
-        "visdom": supervisor.viewer_status(job.id),
+        "visdom": supervisor.viewers.status(job.id),
         "links": {name: url_for(f"jobs.{name}", job_id=job.id)
                   for name in ("logs", "metrics", "artifacts", "charts")},
     }
@@ -136,18 +149,22 @@ def show(job_id: int) -> ResponseReturnValue:
     return jsonify(detail(find_job(job_id)))
 
 
-def request_stop(job_id: int) -> Job:
-    """Queued: cancelled at once. Running: SIGTERM, a grace period for the checkpoint, then SIGKILL."""
+def stop_job(job_id: int) -> Job:
+    """The owner's (or an admin's) stop: queued, cancelled at once; running, SIGTERM, a grace period for the
+    checkpoint, then SIGKILL (``services.jobs.stopping``)."""
     find_owned_job(job_id)
-    store = services().store
-    if not stop_job(store, services().supervisor, job_id):
-        raise conflict(f"job {job_id} has already ended ({store.get(job_id).state})")
-    return store.get(job_id)
+    svc = services()
+    try:
+        job = request_stop(svc.store, svc.supervisor.endings, job_id)
+    except AlreadyEnded as exc:
+        raise conflict(str(exc)) from None
+    svc.supervisor.wake()
+    return job
 
 
 @bp.post("/jobs/<int:job_id>/stop")
 def stop(job_id: int) -> ResponseReturnValue:
-    response = jsonify(detail(request_stop(job_id)))
+    response = jsonify(detail(stop_job(job_id)))
     response.status_code = 202
     return response
 
@@ -166,11 +183,16 @@ def resume(job_id: int) -> ResponseReturnValue:
     checkpoint = rundir.last_checkpoint(source)
     if checkpoint is None:
         raise conflict(f"job {job_id} saved no checkpoint")
+    if job.dataset_version_id is not None and DatasetStore(services().settings, services().store).version_by_id(
+            job.dataset_version_id) is None:
+        raise conflict(f"job {job_id} read dataset {job.dataset}, which has been deleted since")
     user_limits().admit_submission(job.user)
     new = services().store.add(
         name=resumed_name(job.name), user=job.user, visibility=job.visibility, phase=job.phase,
         priority=job.priority, gpus_requested=job.gpus_requested, hypes=job.hypes, hypes_name=job.hypes_name,
-        overrides=job.overrides, from_job=job.id, resume_from=str(checkpoint))
+        overrides=job.overrides, from_job=job.id, resume_from=str(checkpoint), cpu_slots=job.cpu_slots,
+        memory_mb=job.memory_mb, time_limit_s=job.time_limit_s, preemptible=job.preemptible,
+        dataset_version_id=job.dataset_version_id, dataset=job.dataset, dataset_sha256=job.dataset_sha256)
     files.copy_history(source, private_dir(services().supervisor.job_dir(new.id)))
     return created(new)
 
@@ -224,10 +246,10 @@ def _ensure_viewer(job_id: int) -> None:
     job = find_job(job_id)
     if job.state == QUEUED:
         raise conflict(f"job {job_id} has not started yet")
-    supervisor: Supervisor = services().supervisor
-    with user_limits().viewer_slot(login_required().name, job, supervisor):
+    viewers = services().supervisor.viewers
+    with user_limits().viewer_slot(login_required().name, job, viewers):
         try:
-            supervisor.ensure_viewer(job_id)
+            viewers.ensure(job_id)
         except (VisdomStartError, PortsExhausted, OSError) as exc:
             raise ApiError(503, "visdom_unavailable", f"Visdom for job {job_id} did not start: {exc}") from None
 
@@ -236,15 +258,15 @@ def _ensure_viewer(job_id: int) -> None:
 def visdom(job_id: int) -> ResponseReturnValue:
     """Make sure the job's Visdom is up (started again from its saved env after the job ended)."""
     _ensure_viewer(job_id)
-    return jsonify(services().supervisor.viewer_status(job_id))
+    return jsonify(services().supervisor.viewers.status(job_id))
 
 
 @bp.delete("/jobs/<int:job_id>/visdom")
 def visdom_stop(job_id: int) -> ResponseReturnValue:
     find_owned_job(job_id)
-    if not services().supervisor.stop_viewer(job_id):
+    if not services().supervisor.viewers.shut(job_id):
         raise conflict(f"job {job_id} has no viewer to shut down (none up, or the job is still running)")
-    return jsonify(services().supervisor.viewer_status(job_id))
+    return jsonify(services().supervisor.viewers.status(job_id))
 
 
 @bp.get("/jobs/<int:job_id>/charts")
@@ -259,4 +281,11 @@ def charts(job_id: int) -> ResponseReturnValue:
 def health() -> ResponseReturnValue:
     svc = services()
     return jsonify({"status": "ok", "gpus": list(svc.settings.gpus), "cpu_slots": svc.settings.cpu_slots,
-                    "free_ports": svc.supervisor.ports.free_count()})
+                    "free_ports": svc.supervisor.viewers.ports.free_count()})
+
+
+@bp.get("/scheduler")
+def scheduler() -> ResponseReturnValue:
+    """The policy, the capacity and the admin's rules, and each user's usage and charge (what fair share weighs)."""
+    login_required()
+    return jsonify(services().supervisor.scheduler_state())

@@ -14,9 +14,9 @@ Parameters may come as a query string, a form or a JSON object. What changed, on
 - Waits (``timeout``, ``wait``: 0 to 86400) last at most ``CAUCHY_LEGACY_WAIT_MAX_S`` (60 s), only
   ``CAUCHY_LEGACY_WAITERS`` requests wait at once (the others get ``100408`` and the job id at once),
   a waiting request sleeps on the job's end event and gives up when its client goes away (a
-  ``test_single`` job is then stopped). ``test_batch``'s ``dir`` must lie in a data root, as
-  ``data.data_dir`` must; ``test_single``'s image is written only once the request is accepted and
-  deleted when its job ends.
+  ``test_single`` job is then stopped). ``test_batch`` reads ``dir`` (in a data root or
+  the datasets store) or ``dataset=name[@version]`` (a ready version the caller may read);
+  ``test_single``'s image is written only once the request is accepted and deleted when its job ends.
 """
 from __future__ import annotations
 
@@ -37,15 +37,16 @@ from werkzeug.exceptions import HTTPException
 
 from cauchy import rundir
 from services.api.errors import ApiError, bad_request, conflict
-from services.api.jobs import find_job, find_owned_job, request_stop, services
+from services.api.jobs import find_job, find_owned_job, services, stop_job
 from services.api.limits import user_limits
 from services.api.submission import PRIORITY_RANGE, add_job, allowed_priority, job_fields, source_checkpoint
 from services.auth.access import JOB_DEFAULT
 from services.auth.seam import login_required
 from services.containment import resolve_data_path
+from services.datasets.store import DatasetError, DatasetStore, Found
 from services.jobs.ports import PortsExhausted
 from services.jobs.store import ENDED, SUCCEEDED, Job
-from services.jobs.supervisor import visdom_base_url
+from services.jobs.viewers import visdom_base_url
 
 bp = Blueprint("legacy", __name__, url_prefix="/cauchy")
 OK = "100200"
@@ -144,7 +145,7 @@ def job_content(job: Job) -> dict[str, Any]:
 @bp.route("/free_port", methods=METHODS)
 def free_port() -> ResponseReturnValue:
     try:
-        return reply({"port": services().supervisor.ports.first_free()})
+        return reply({"port": services().supervisor.viewers.ports.first_free()})
     except PortsExhausted as exc:
         raise ApiError(503, "no_port", str(exc)) from None
 
@@ -161,13 +162,13 @@ def train() -> ResponseReturnValue:
 
 @bp.route("/stop_training", methods=METHODS)
 def stop_training() -> ResponseReturnValue:
-    return reply(job_content(request_stop(legacy_job(params()).id)))  # request_stop checks ownership
+    return reply(job_content(stop_job(legacy_job(params()).id)))  # stop_job checks ownership
 
 
 @bp.route("/stop_visdom", methods=METHODS)
 def stop_visdom() -> ResponseReturnValue:
     job = find_owned_job(legacy_job(params()).id)
-    if not services().supervisor.stop_viewer(job.id):
+    if not services().supervisor.viewers.shut(job.id):
         raise conflict(f"job {job.id} has no viewer to shut down (none up, or the job is still running)")
     return reply(job_content(job))
 
@@ -175,7 +176,7 @@ def stop_visdom() -> ResponseReturnValue:
 @bp.route("/check_viz_started", methods=METHODS)
 def check_viz_started() -> ResponseReturnValue:
     job = legacy_job(params())
-    status = services().supervisor.viewer_status(job.id)
+    status = services().supervisor.viewers.status(job.id)
     return reply({"started": bool(status["up"]), "port": status["port"], "url": visdom_base_url(job.id) + "/",
                   "job_id": job.id})
 
@@ -257,20 +258,35 @@ def test_single() -> ResponseReturnValue:
     job = services().store.add(**fields, inputs=str(path))
     job = wait_for(job.id, timeout)
     if job.state not in ENDED and client_gone():
-        request_stop(job.id)  # nobody will read its prediction
+        stop_job(job.id)  # nobody will read its prediction
     return finished_reply(job, single=True)
+
+
+def stored_dataset(ref: Any) -> Found:
+    """``dataset=name[@version]``: a ready version the caller may read, instead of a folder."""
+    if not isinstance(ref, str) or not ref:
+        raise bad_request('expected "name" or "name@version" of a stored dataset', "dataset")
+    try:
+        return DatasetStore(services().settings, services().store).resolve(ref, login_required())
+    except DatasetError as exc:
+        raise bad_request(str(exc), "dataset") from None
 
 
 @bp.route("/test_batch", methods=METHODS)
 def test_batch() -> ResponseReturnValue:
     p = params()
     fields = predict_fields(p)  # first: a job the caller may not read is a 100404 whatever the rest
-    directory = p.get("dir") or p.get("directory")
-    if not isinstance(directory, str):
-        raise bad_request(f"no directory {json.dumps(directory)[:80]} on the server", "dir")
-    path = resolve_data_path(services().settings, directory, "dir")
-    if not path.is_dir():
-        raise bad_request(f"no directory {json.dumps(directory)[:80]} on the server", "dir")
+    if p.get("dataset") is not None:
+        found = stored_dataset(p["dataset"])
+        path = Path(found.version.root)
+        fields.update(dataset_version_id=found.version.id, dataset=found.ref, dataset_sha256=found.version.sha256)
+    else:
+        directory = p.get("dir") or p.get("directory")
+        if not isinstance(directory, str):
+            raise bad_request(f"no directory {json.dumps(directory)[:80]} on the server", "dir")
+        path = resolve_data_path(services().settings, directory, "dir")
+        if not path.is_dir():
+            raise bad_request(f"no directory {json.dumps(directory)[:80]} on the server", "dir")
     wait = wait_seconds(p, "wait", 0)
     user_limits().admit_submission(fields["user"])
     job = services().store.add(**fields, inputs=str(path))

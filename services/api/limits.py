@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 from services.api.errors import ApiError, bad_request
 from services.config import Settings
 from services.jobs.store import ENDED, QUEUED, Job, Store
-from services.jobs.supervisor import Supervisor
+from services.jobs.viewers import Viewers
 from services.ratelimit import RateLimiter
 from services.text import first_unprintable
 
@@ -93,16 +93,16 @@ class UserLimits:
                           retry_after=wait)
 
     @contextmanager
-    def viewer_slot(self, user: str, job: Job, supervisor: Supervisor) -> Iterator[None]:
+    def viewer_slot(self, user: str, job: Job, viewers: Viewers) -> Iterator[None]:
         """Around starting a job's viewer: refused when the job has ended and ``user`` or everyone already
         has as many viewers of ended jobs open as allowed; one start at a time, so two requests cannot
         both take the last slot. A job still running has its viewer anyway."""
         with self._viewers:
-            live = supervisor.viewers.get(job.id)
+            live = viewers.get(job.id)
             if job.state not in ENDED or (live is not None and live.proc.alive()):
                 yield
                 return
-            ended = [job_id for job_id, viewer in supervisor.viewers.items()
+            ended = [job_id for job_id, viewer in viewers.items()
                      if viewer.until is not None and viewer.proc.alive()]
             if len(ended) >= self.settings.max_viewers:
                 raise too_many(f"{len(ended)} viewers of ended jobs are open, the most allowed (setting "

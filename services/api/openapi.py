@@ -11,7 +11,7 @@ from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 
 from cauchy.manifest import NAME_RE
-from services.api import auth_openapi
+from services.api import auth_openapi, datasets_openapi
 from services.api.jobs import MAX_OFFSET, MAX_PAGE
 from services.api.limits import TEXT_PATTERN
 from services.api.submission import PHASES, PRIORITY_RANGE
@@ -58,10 +58,18 @@ SCHEMAS: dict[str, Any] = {
             "overrides": {"oneOf": [{"type": "array", "items": {"type": "string"}, "example": ["solver.max_iters=2"]},
                                     {"type": "object", "example": {"solver.lr.base_lr": 0.01}}]},
             "phase": {"type": "string", "enum": list(PHASES), "default": "train"},
-            "resources": {"type": "object", "properties": {"gpus": {"type": "integer", "minimum": 0, "default": 0}},
-                          "additionalProperties": False},
+            "resources": {"type": "object", "additionalProperties": False, "properties": {
+                "gpus": {"type": "integer", "minimum": 0, "default": 0},
+                "cpu_slots": {"type": "integer", "minimum": 1, "default": 1, "description": "a CPU job's slots"},
+                "memory_mb": {"type": "integer", "minimum": 0, "description": "stated memory; also its memory limit"},
+                "time_limit_s": {"type": "number", "exclusiveMinimum": 0,
+                                 "description": "stopped (with a checkpoint) after this; lets it backfill"}}},
             "gpus": {"type": "integer", "minimum": 0, "description": "short for resources.gpus"},
-            "priority": {"type": "integer", "minimum": PRIORITY_RANGE[0], "maximum": PRIORITY_RANGE[1], "default": 0},
+            "priority": {"oneOf": [{"type": "integer", "minimum": PRIORITY_RANGE[0], "maximum": PRIORITY_RANGE[1]},
+                                   {"type": "string", "enum": ["low", "normal", "high"]}], "default": 0,
+                         "description": "above normal (0) needs an admin's grant; low = -10, high = 10"},
+            "preemptible": {"type": "boolean", "default": True,
+                            "description": "training jobs may be stopped with a checkpoint and requeued"},
             "name": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": TEXT_PATTERN},
             "user": {"type": "string", "minLength": 1, "maxLength": 100, "pattern": TEXT_PATTERN,
                      "description": "the owner: the caller; an admin may name another user"},
@@ -90,6 +98,14 @@ SCHEMAS: dict[str, Any] = {
     "Job": {
         "allOf": [ref("JobSummary"), {"type": "object", "properties": {
             "queue_position": {"type": ["integer", "null"], "description": "1 = next to start (while queued)"},
+            "queue": {"type": ["object", "null"], "description": "while queued: why it waits", "properties": {
+                "position": {"type": ["integer", "null"]}, "reason": {"type": "string", "example": "needs 2 GPUs, 1 free"},
+                "estimated_start": NULLABLE_NUMBER}},
+            "priority_class": {"type": "string", "enum": ["low", "normal", "high"]},
+            "preemptible": {"type": "boolean"},
+            "preemptions": {"type": "array", "items": {"type": "object", "properties": {
+                "at": {"type": "number"}, "for_job": {"type": "integer"}, "checkpoint": {"type": ["string", "null"]},
+                "how": {"type": "string"}, "ran_s": NULLABLE_NUMBER}}},
             "duration_s": NULLABLE_NUMBER,
             "hypes": {"type": "object"}, "overrides": {"type": "array", "items": {"type": "string"}},
             "resume_from": {"type": ["string", "null"]}, "job_dir": {"type": "string"},
@@ -225,10 +241,18 @@ PATHS: dict[str, Any] = {
                                    "name": {"type": "string", "example": "cls/image_classifier_smallcnn_digits.json"},
                                    "task": {"type": "string"}, "hypes": {"type": ["object", "null"]},
                                    "error": {"type": "string", "description": "why the file does not load"}}}}}})}}},
+    "/scheduler": {"get": {"summary": "The scheduling policy, capacity, shares and quotas, and each user's usage",
+                           "responses": {"200": json_response("scheduler", {"type": "object", "properties": {
+                               "policy": {"type": "string", "enum": ["fifo", "priority", "fairshare"]},
+                               "half_life_s": {"type": "number"}, "capacity": {"type": "object"},
+                               "shares": {"type": "object"}, "quotas": {"type": "object"},
+                               "queued": {"type": "integer"}, "running": {"type": "integer"},
+                               "users": {"type": "array", "items": {"type": "object"}}}})}}},
     "/health": {"get": {"summary": "Liveness and resources", "responses": {"200": json_response("ok", {"type": "object"})}}},
     "/openapi.json": {"get": {"summary": "This document", "responses": {"200": json_response("OpenAPI 3.1", {"type": "object"})}}},
 }
 
+datasets_openapi.merge(PATHS, SCHEMAS)
 auth_openapi.merge(PATHS, SCHEMAS)
 
 DOCUMENT: dict[str, Any] = {

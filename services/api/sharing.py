@@ -1,4 +1,4 @@
-"""Who else sees a thing: ``PATCH /api/v1/jobs/<id>`` and ``PATCH /api/v1/weights/<name>`` with
+"""Who else sees a thing: ``PATCH /api/v1/jobs/<id>``, ``/datasets/<id>`` and ``/weights/<name>`` with
 ``{"visibility": "private" | "public" | "group:<name>"}``, by the owner or an admin."""
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from flask import Blueprint, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from cauchy.manifest import find_entry
+from services.api.datasets import dataset_json, datasets, find_dataset
 from services.api.errors import ApiError, bad_request, not_found
 from services.api.jobs import detail, find_owned_job, services
 from services.api.weights import readable, with_url
@@ -35,6 +36,13 @@ def requested_visibility() -> str:
 def share_job(job_id: int) -> ResponseReturnValue:
     find_owned_job(job_id)
     return jsonify(detail(services().store.update(job_id, visibility=requested_visibility())))
+
+
+@bp.patch("/datasets/<int:dataset_id>")
+def share_dataset(dataset_id: int) -> ResponseReturnValue:
+    dataset = find_dataset(dataset_id, write=True)
+    datasets().set_visibility(dataset.id, requested_visibility())
+    return jsonify(dataset_json(datasets().dataset(dataset.id), datasets().versions(dataset.id)))
 
 
 @bp.patch("/weights/<name>")

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from cauchy import rundir
-from cauchy.hypes import HypesError, load_hypes, resolve_hypes
+from cauchy.hypes import HypesError, apply_overrides, load_hypes, resolve_hypes
 from cauchy.hypes_upgrade import Upgrade, save_report, upgrade
 from services.api.errors import ApiError, bad_request
 from services.api.jsonbody import json_integer
@@ -22,7 +22,9 @@ from services.auth.identity import Caller
 from services.component_check import CheckUnavailable, ComponentChecker
 from services.config import Settings
 from services.containment import MAX_JOB_ID, check_hypes
+from services.datasets.store import DatasetError, DatasetStore, Found
 from services.jobs import files
+from services.jobs.policies.base import CLASS_PRIORITY
 from services.jobs.store import Job, Store
 from services.private import private_dir
 
@@ -89,6 +91,33 @@ def check_components(resolved: dict[str, Any], checker: ComponentChecker | None)
         raise ApiError(400, "invalid_hypes", message, f"hypes.{problems[0][0]}" if problems[0][0] else "hypes")
 
 
+def stored_dataset(doc: Any, overrides: list[str], settings: Settings, store: Store,
+                   caller: Caller) -> tuple[list[str], Found | None]:
+    """``data.dataset`` ("name" or "name@version", after the overrides) resolved to a ready version the
+    caller may read: the overrides that point ``data.data_dir`` at its files (and ``data.format`` at its
+    format, unless given) and pin ``data.dataset`` to that exact version. The job may not also name a folder."""
+    try:
+        raw = apply_overrides(dict(doc), overrides) if isinstance(doc, Mapping) else {}
+    except HypesError:
+        return overrides, None  # resolve() reports it with its key
+    data = raw.get("data") if isinstance(raw.get("data"), Mapping) else {}
+    ref = data.get("dataset")
+    if ref is None:
+        return overrides, None
+    if not isinstance(ref, str) or not ref:
+        raise bad_request('expected "name" or "name@version" of a stored dataset', "hypes.data.dataset", "invalid_hypes")
+    if data.get("data_dir") is not None:
+        raise bad_request("give data.dataset or data.data_dir, not both", "hypes.data.data_dir", "invalid_hypes")
+    try:
+        found = DatasetStore(settings, store).resolve(ref, caller)
+    except DatasetError as exc:
+        raise ApiError(exc.status, exc.code, str(exc), exc.field) from None
+    pinned = [*overrides, f"data.data_dir={json.dumps(found.version.root)}", f"data.dataset={json.dumps(found.ref)}"]
+    if data.get("format") is None and found.version.format:
+        pinned.append(f"data.format={json.dumps(found.version.format)}")
+    return pinned, found
+
+
 def source_checkpoint(settings: Settings, store: Store, job_id: Any, caller: Caller) -> tuple[int, str]:
     """The checkpoint a test or predict job evaluates: another job's best, else its latest. The caller
     must be able to read that job (one it may not read is reported as missing)."""
@@ -100,6 +129,40 @@ def source_checkpoint(settings: Settings, store: Store, job_id: Any, caller: Cal
     if path is None:
         raise bad_request(f"job {source.id} saved no checkpoint", "from_job", "no_checkpoint")
     return source.id, str(path)
+
+
+def job_priority(body: Mapping[str, Any]) -> int:
+    """``priority``: a class name (``low``, ``normal``, ``high``) or an integer from -100 to 100."""
+    value = body.get("priority", 0)
+    if isinstance(value, str):
+        if value not in CLASS_PRIORITY:
+            raise bad_request(f"expected one of {', '.join(CLASS_PRIORITY)} or an integer, got {value!r}", "priority")
+        return CLASS_PRIORITY[value]
+    return _int(body, "priority", 0, *PRIORITY_RANGE)
+
+
+def job_resources(body: Mapping[str, Any], settings: Settings) -> dict[str, Any]:
+    """``resources``: ``{"gpus", "cpu_slots", "memory_mb", "time_limit_s"}`` (all optional), as job columns;
+    what this host can never give is a 400."""
+    resources = body.get("resources", {"gpus": body.get("gpus", 0)})
+    if not isinstance(resources, Mapping) or set(resources) - {"gpus", "cpu_slots", "memory_mb", "time_limit_s"}:
+        raise bad_request('expected {"gpus": N, "cpu_slots": N, "memory_mb": N, "time_limit_s": S}', "resources")
+    gpus = _int(resources, "gpus", 0, 0, 64, "resources.gpus")
+    if gpus > len(settings.gpus):
+        raise bad_request(f"asked for {gpus} GPUs; this host has {len(settings.gpus)}", "resources.gpus", "unsatisfiable")
+    cpu_slots = _int(resources, "cpu_slots", 1, 1, 1024, "resources.cpu_slots")
+    if not gpus and cpu_slots > settings.cpu_slots:
+        raise bad_request(f"asked for {cpu_slots} CPU slots; this host has {settings.cpu_slots}",
+                          "resources.cpu_slots", "unsatisfiable")
+    memory_mb = _int(resources, "memory_mb", 0, 0, 2**31 - 1, "resources.memory_mb")
+    if settings.memory_mb and memory_mb > settings.memory_mb:
+        raise bad_request(f"asked for {memory_mb} MB; jobs may have {settings.memory_mb} MB in all",
+                          "resources.memory_mb", "unsatisfiable")
+    limit = resources.get("time_limit_s")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, float)) or not 0 < limit < 1e9):
+        raise bad_request(f"expected a number of seconds above 0, got {json.dumps(limit)[:80]}", "resources.time_limit_s")
+    return {"gpus_requested": gpus, "cpu_slots": cpu_slots, "memory_mb": memory_mb or None,
+            "time_limit_s": float(limit) if limit is not None else None}
 
 
 def allowed_priority(priority: int, caller: Caller) -> int:
@@ -128,7 +191,7 @@ def job_fields(body: Any, settings: Settings, store: Store, caller: Caller,
     if not isinstance(body, Mapping):
         raise bad_request("the request body must be a JSON object", None, "invalid_body")
     unknown = sorted(set(body) - {"hypes", "overrides", "phase", "resources", "gpus", "priority", "name", "user",
-                                  "from_job", "visibility"})
+                                  "from_job", "visibility", "preemptible"})
     if unknown:
         raise bad_request(f"unknown field {unknown[0]!r}", unknown[0])
     hypes = body.get("hypes")
@@ -147,25 +210,28 @@ def job_fields(body: Any, settings: Settings, store: Store, caller: Caller,
             raise bad_request("from_job is for the test phase: resume training with POST /jobs/<id>/resume, "
                               "finetune from published weights (network.pretrained)", "from_job")
         from_job, resume_from = source_checkpoint(settings, store, body["from_job"], caller)
-    resources = body.get("resources", {"gpus": body.get("gpus", 0)})
-    if not isinstance(resources, Mapping) or set(resources) - {"gpus"}:
-        raise bad_request('expected {"gpus": N}', "resources")
-    gpus = _int(resources, "gpus", 0, 0, 64, "resources.gpus")
-    if gpus > len(settings.gpus):
-        raise bad_request(f"asked for {gpus} GPUs; this host has {len(settings.gpus)}", "resources.gpus", "unsatisfiable")
-    resolved, translation = resolve(hypes, overrides)
+    resources = job_resources(body, settings)
+    preemptible = body.get("preemptible", True)
+    if not isinstance(preemptible, bool):
+        raise bad_request("expected true or false", "preemptible")
+    pinned, dataset = stored_dataset(hypes, overrides, settings, store, caller)
+    resolved, translation = resolve(hypes, pinned)
     check_components(resolved, checker)
     check_job_limits(settings, resolved)
     check_hypes(settings, store, resolved, caller)
     return {
+        "dataset_version_id": dataset.version.id if dataset else None,
+        "dataset": dataset.ref if dataset else None,
+        "dataset_sha256": dataset.version.sha256 if dataset else None,
         "hypes": resolved,
         "hypes_name": hypes_name,
         "overrides": overrides,
         "phase": phase,
         "from_job": from_job,
         "resume_from": resume_from,
-        "gpus_requested": gpus,
-        "priority": allowed_priority(_int(body, "priority", 0, *PRIORITY_RANGE), caller),
+        **resources,
+        "preemptible": preemptible,
+        "priority": allowed_priority(job_priority(body), caller),
         "name": _str(body, "name", None) or Path(hypes_name or resolved.get("dataset") or "job").stem,
         "user": owner_of(body, store, caller),
         "visibility": check_visibility(store, body.get("visibility", JOB_DEFAULT), caller),

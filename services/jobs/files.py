@@ -67,6 +67,12 @@ def read_json(path: Path) -> Any:
         return None
 
 
+def clear_exit_status(directory: Path) -> None:
+    """Remove a previous run's record before the job runs again (after a preemption), so a restart of the
+    service never reads it as the new run's end."""
+    (directory / EXIT_FILE).unlink(missing_ok=True)
+
+
 def read_exit_status(directory: Path) -> dict[str, Any] | None:
     """What ``wrap.py`` wrote when the task ended, or None if it never got to write it."""
     return read_json(directory / EXIT_FILE)

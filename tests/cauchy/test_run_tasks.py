@@ -65,7 +65,7 @@ def test_resume_mid_epoch_continues_exactly(tmp_path, digits3):
 def test_train_writes_run_directory(tmp_path, digits_dir):
     # Iterations as the length, epochs as the schedule's unit: the cosine spans ceil(6 / 45) = 1 epoch.
     assert run_main(tmp_path, digits_dir, "solver.max_iters=6", "solver.test_interval=3",
-                    "solver.lr.metric=epoch") == exitcodes.OK
+                    "solver.lr.metric=epoch", "solver.display_iter=4") == exitcodes.OK
     hypes = json.loads((tmp_path / "hypes.json").read_text())
     assert hypes["solver"]["max_iters"] == 6 and hypes["data"]["data_dir"] == digits_dir
     events = read_events(str(tmp_path / "metrics.jsonl"))
@@ -74,6 +74,8 @@ def test_train_writes_run_directory(tmp_path, digits_dir):
     assert {("train", "loss"), ("train", "lr"), ("train", "images_per_s"), ("train", "eta_s"),
             ("val", "top1"), ("val", "top5")} <= names
     assert all(set(e) == {"step", "epoch", "phase", "name", "value", "time"} for e in events)
+    # The first step is logged on its own (its warm-up apart), then every display_iter, then the last.
+    assert [step for step, _ in train_losses(tmp_path)] == [1, 4, 6]
     assert sorted(os.listdir(tmp_path / "checkpoints")) == ["best.pth", "latest.pth"]
     assert not glob.glob(str(tmp_path / "checkpoints/.tmp-*"))
 

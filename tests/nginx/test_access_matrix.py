@@ -5,7 +5,9 @@ route cannot ship without a rule. Also: the Host check, a job's Visdom and a wei
 from __future__ import annotations
 
 import base64
+import io
 import json
+import zipfile
 from collections.abc import Callable
 from typing import Any
 
@@ -13,7 +15,9 @@ import pytest
 import requests
 from stack import make_hypes
 
+from services import cli_datasets
 from services.api.openapi import DOCUMENT
+from services.cli import Client
 from services.weights_store import write_manifest
 
 CALLERS = ("anonymous", "other", "group", "owner", "admin")
@@ -37,6 +41,17 @@ class World:
         weights = self.service.settings.home / "weights"
         (weights / "w_team.pth").write_bytes(b"weights")
         write_manifest(weights, [{"name": "w_team", "file": "w_team.pth", "owner": "olive", "visibility": "group:team"}])
+        owner = self.clients["owner"]
+        archive = io.BytesIO()
+        with zipfile.ZipFile(archive, "w") as zipped:
+            zipped.writestr("train/cat/1.png", b"cat")
+        api = Client(stack.url, owner.token)
+        version = cli_datasets.wait_ended(api, cli_datasets.upload(
+            api, write(tmp_path / "team.zip", archive.getvalue()), "team_data", {"visibility": "group:team"},
+            progress=False), poll_s=0.1)
+        assert version["state"] == "ready", version
+        self.dataset = version["dataset_id"]
+        self.upload = owner.call("POST", "/api/v1/datasets/uploads", json={"name": "team_data", "size": 100}).json()["id"]
 
     def fresh_owner_token(self) -> str:
         olive = self.service.accounts.user("olive")
@@ -50,14 +65,22 @@ class World:
                                 allow_redirects=False, **kwargs)
 
 
+def write(path: Any, data: bytes) -> Any:
+    path.write_bytes(data)
+    return path
+
+
 A, M, G, O, D = CALLERS  # noqa: E741 (columns of TABLE, in this order)
 OK_READ = (401, 404, 200, 200, 200)  # read a job shared with the group
 OWNER_ONLY = (401, 404, 403, 200, 200)
 ANY_USER = (401, 200, 200, 200, 200)
 ADMIN_ONLY = (401, 403, 403, 403, 200)
 PATHS: dict[str, Callable[[World], str]] = {"job_id": lambda w: str(w.job), "path": lambda w: "hypes.json",
-                                            "token_id": lambda w: w.fresh_owner_token(), "user": lambda w: "gus"}
-NAMES = {"/weights/{name}": "w_team", "/users/{name}": "otto"}  # {name} elsewhere: the group "side"
+                                            "token_id": lambda w: w.fresh_owner_token(), "user": lambda w: "gus",
+                                            "dataset_id": lambda w: str(w.dataset), "number": lambda w: "1",
+                                            "upload_id": lambda w: w.upload}
+NAMES = {"/weights/{name}": "w_team", "/users/{name}": "otto",  # {name} elsewhere: the group "side"
+         "/datasets/{dataset_id}/versions/{number}/previews/{name}": "first.jpg"}
 
 # (method, path, JSON body or None, statuses of anonymous, other, group, owner, admin), asked in this order.
 TABLE: list[tuple[str, str, Any, tuple[int, ...]]] = [
@@ -93,6 +116,26 @@ TABLE: list[tuple[str, str, Any, tuple[int, ...]]] = [
     ("POST", "/api/v1/jobs/{job_id}/publish", {}, (401, 404, 403, 400, 400)),  # allowed; the name is missing
     ("GET", "/api/v1/weights", None, ANY_USER),
     ("PATCH", "/api/v1/weights/{name}", {"visibility": "group:team"}, OWNER_ONLY),
+    ("GET", "/api/v1/datasets", None, ANY_USER),
+    # A new dataset for the first caller; the others may not add versions to it, but an admin may.
+    ("POST", "/api/v1/datasets/uploads", {"name": "matrix_data", "size": 10}, (401, 201, 409, 409, 201)),
+    ("GET", "/api/v1/datasets/uploads/{upload_id}", None, (401, 404, 404, 200, 200)),  # the uploader's only
+    ("PUT", "/api/v1/datasets/uploads/{upload_id}", None, (401, 404, 404, 400, 400)),  # allowed; no Content-Range
+    ("POST", "/api/v1/datasets/uploads/{upload_id}/finish", None, (401, 404, 404, 409, 409)),  # allowed; bytes missing
+    ("DELETE", "/api/v1/datasets/uploads/{upload_id}", None, (401, 404, 404, 204, 404)),  # abandoned by the owner
+    ("POST", "/api/v1/datasets/register", {"name": "etc", "path": "/etc"}, (401, 403, 403, 403, 400)),  # not a data root
+    ("GET", "/api/v1/datasets/{dataset_id}", None, OK_READ),
+    ("PATCH", "/api/v1/datasets/{dataset_id}", {"visibility": "group:team"}, OWNER_ONLY),
+    ("GET", "/api/v1/datasets/{dataset_id}/stats", None, OK_READ),
+    ("GET", "/api/v1/datasets/{dataset_id}/versions", None, OK_READ),
+    ("GET", "/api/v1/datasets/{dataset_id}/versions/{number}", None, OK_READ),
+    ("GET", "/api/v1/datasets/{dataset_id}/versions/{number}/report", None, OK_READ),
+    ("GET", "/api/v1/datasets/{dataset_id}/versions/{number}/stats", None, OK_READ),
+    ("GET", "/api/v1/datasets/{dataset_id}/versions/{number}/progress", None, OK_READ),
+    ("GET", "/api/v1/datasets/{dataset_id}/versions/{number}/previews", None, OK_READ),
+    ("GET", "/api/v1/datasets/{dataset_id}/versions/{number}/previews/{name}", None, OK_READ),
+    ("DELETE", "/api/v1/datasets/{dataset_id}/versions/{number}", None, (401, 404, 403, 204, 404)),  # gone for the admin
+    ("DELETE", "/api/v1/datasets/{dataset_id}", None, (401, 404, 403, 204, 404)),
 ]
 
 # Legacy endpoints answer HTTP 200 with a code; the code is what each caller gets.

@@ -108,9 +108,10 @@ def test_data_dir_outside_the_data_roots_is_refused(door):
     link.symlink_to("/etc")
     error = refused(submit(door, with_keys(data__data_dir=str(link))), 400, "hypes.data.data_dir")
     assert "CAUCHY_DATA_ROOTS" in error["message"]
-    allowed = door.service.settings.datasets_dir / "digits"
-    allowed.mkdir()
-    assert submit(door, with_keys(data__data_dir=str(allowed))).status_code == 201
+    stored = door.service.settings.datasets_dir / "digits"  # a stored dataset is named with data.dataset
+    stored.mkdir()
+    error = refused(submit(door, with_keys(data__data_dir=str(stored))), 400, "hypes.data.data_dir")
+    assert "data.dataset" in error["message"]
     assert submit(door, make_hypes("ok", 1)).status_code == 201  # the checkout's data/, as the templates use
 
 

@@ -2,7 +2,9 @@
 
 It keeps the contract of docs/contracts.md (arguments, run directory, metrics.jsonl, exit codes)
 and behaves as the hypes' ``dataset`` says:
-``ok`` (write ``solver.max_iters`` steps then exit 0), ``run`` (keep going until SIGTERM, then save a
+``ok`` (write ``solver.max_iters`` steps then exit 0; on SIGTERM, a checkpoint of its step and exit 3;
+with ``--resume``, continue from the checkpoint's step), ``slow_ok`` (``ok`` taking 1.5 s to save on
+SIGTERM), ``run`` (keep going until SIGTERM, then save a
 checkpoint and exit 3), ``crash`` (traceback, exit 1), ``bad`` (``error:`` line, exit 2),
 ``stubborn`` (ignore SIGTERM), ``hog`` (allocate memory and wait), ``fill`` (add 1 MiB to ``fill.bin`` in the
 run directory each step until SIGTERM).
@@ -25,11 +27,13 @@ run_dir = args.tmp_dir
 stop = []
 
 
-def save_checkpoint() -> None:
+def save_checkpoint(step: int) -> None:
+    if mode == "slow_ok":
+        time.sleep(1.5)
     os.makedirs(os.path.join(run_dir, "checkpoints"), exist_ok=True)
     tmp = os.path.join(run_dir, "checkpoints", "latest.pth.tmp")
     with open(tmp, "w") as fh:
-        fh.write(json.dumps({"resumed_from": args.resume}))
+        fh.write(json.dumps({"resumed_from": args.resume, "step": step}))
     os.replace(tmp, os.path.join(run_dir, "checkpoints", "latest.pth"))
 
 
@@ -56,8 +60,12 @@ if args.phase == "predict":
 hog = b"\x01" * (300 * 2**20) if mode == "hog" else b""
 max_iters = hypes["solver"]["max_iters"] or 1
 with open(os.path.join(run_dir, "metrics.jsonl"), "a") as fh:
-    event(fh, 0, "max_iters", max_iters)
     step = 0
+    if args.resume and args.phase == "train":
+        with open(args.resume) as ckpt:
+            step = json.load(ckpt).get("step", 0)
+    else:
+        event(fh, 0, "max_iters", max_iters)
     while mode in ("run", "stubborn", "hog", "fill") or step < max_iters:
         step += 1
         if mode == "fill":
@@ -66,9 +74,9 @@ with open(os.path.join(run_dir, "metrics.jsonl"), "a") as fh:
         event(fh, step, "loss", 1.0 / step)
         print(f"iter {step}", flush=True)
         if stop:
-            save_checkpoint()
+            save_checkpoint(step)
             print("stopped after a checkpoint", flush=True)
             sys.exit(3)
         time.sleep(0.05)
-save_checkpoint()
+save_checkpoint(step)
 sys.exit(0)

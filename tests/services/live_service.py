@@ -144,9 +144,5 @@ class LiveService(UserClient):
     def close(self) -> None:
         """Stop serving and end every process the service started (tests leave nothing behind)."""
         self.close_keeping_jobs()
-        supervisor = self.supervisor
-        for run in list(supervisor.running.values()):
-            run.proc.terminate_group(grace=0.5)
-        for viewer in list(supervisor.viewers.values()):
-            viewer.proc.terminate_group(grace=0.5)
+        self.supervisor.terminate_all()
         self.app.extensions["cauchy"].store.engine.dispose()

@@ -95,13 +95,19 @@ def test_segmentation_job_shows_its_miou_and_masks_in_visdom(real_settings, serv
     assert done["state"] == "succeeded", done
     events = service.call("GET", f"/api/v1/jobs/{job['id']}/metrics").json()["events"]
     assert {("train", "loss"), ("val", "miou"), ("val", "pixel_acc")} <= {(e["phase"], e["name"]) for e in events}
+    assert_visdom_shows(done, "miou", images=2)
+
+
+def assert_visdom_shows(done: dict, metric: str, images: int) -> None:
+    """The ended job's saved Visdom env plots ``metric`` (a value in [0, 1]) and has ``images``
+    validation pictures of prediction beside ground truth."""
     envs = list((Path(done["job_dir"]) / "visdom").glob("*.json"))
     assert envs, "the task saved no Visdom env"
     windows = json.loads(envs[0].read_text())["jsons"].values()
-    miou = next(w for w in windows if w["title"] == "miou")
-    assert 0 <= miou["content"]["data"][-1]["y"][-1] <= 1
-    images = [w for w in windows if w["title"].startswith("val_image_")]
-    assert len(images) == 2 and all("prediction | ground truth" in json.dumps(w) for w in images)
+    plot = next(w for w in windows if w["title"] == metric)
+    assert 0 <= plot["content"]["data"][-1]["y"][-1] <= 1
+    pictures = [w for w in windows if w["title"].startswith("val_image_")]
+    assert len(pictures) == images and all("prediction | ground truth" in json.dumps(w) for w in pictures)
 
 
 def test_stop_one_job_and_kill_9_another(real_settings, service_factory, digits_dir):
@@ -214,3 +220,75 @@ def test_restart_of_the_service_loses_no_job(service_process: ServiceProcess, di
     assert service_process.wait(resumed["id"], {"stopped", "failed"})["state"] == "stopped"
     jobs = service_process.http.get(f"{service_process.url}/jobs", timeout=10).json()
     assert jobs["total"] == 3
+
+
+def final_metrics(http: requests.Session, url: str, job_id: int) -> tuple[dict, list]:
+    """The last value of each validation metric, and the training losses by step (each step once)."""
+    events = http.get(f"{url}/jobs/{job_id}/metrics", timeout=10).json()["events"]
+    val = {e["name"]: e["value"] for e in events if e["phase"] == "val"}
+    losses = [(e["step"], e["value"]) for e in events if e["phase"] == "train" and e["name"] == "loss"]
+    return val, losses
+
+
+def test_a_preempted_digits_job_resumes_by_itself_bit_identical_across_a_restart(service_process: ServiceProcess,
+                                                                                  digits_dir: str):
+    """Two CPU slots filled by one user's low-priority digits jobs; another user's high job arrives: a victim
+    checkpoints, goes back to the queue, and ends with the same metrics as its twin that was never stopped.
+    The service is killed (-9) while all this happens: no job and no usage is lost."""
+    service_process.env.update(CAUCHY_CPU_SLOTS="2", CAUCHY_STOP_GRACE_S="120")
+    service_process.start()
+    api, http = service_process.url, service_process.http
+    for name in ("alice", "bob"):
+        assert http.post(f"{api}/users", json={"name": name, "password": "a-password-for-tests"},
+                         timeout=10).status_code == 201
+    overrides = [*digits_overrides(digits_dir, 40), "solver.checkpoint.every=2", "solver.display_iter=1",
+                 "details.deterministic=true"]
+
+    def submit(user: str, priority: str) -> int:
+        reply = http.post(f"{api}/jobs", json={"hypes": DIGITS, "overrides": overrides, "user": user,
+                                               "priority": priority}, timeout=10)
+        assert reply.status_code == 201, reply.text
+        return reply.json()["id"]
+
+    low = [submit("alice", "low"), submit("alice", "low")]
+    for job_id in low:
+        deadline = time.monotonic() + 180
+        while not final_metrics(http, api, job_id)[1]:
+            assert time.monotonic() < deadline, service_process.job(job_id)
+            time.sleep(0.2)
+    high = submit("bob", "high")
+    deadline = time.monotonic() + 180
+    while not (victims := [job for job in map(service_process.job, low) if job["preemptions"]]):
+        assert time.monotonic() < deadline, [service_process.job(job_id) for job_id in (*low, high)]
+        time.sleep(0.2)
+    (victim,) = victims
+    usage = {u["user"]: u for u in http.get(f"{api}/scheduler", timeout=10).json()["users"]}
+    assert usage["alice"]["cpu_seconds"] > 0
+    service_process.kill(signal.SIGKILL)
+
+    service_process.start()
+    jobs = http.get(f"{api}/jobs", timeout=10).json()
+    assert jobs["total"] == 3
+    after = {u["user"]: u for u in http.get(f"{api}/scheduler", timeout=10).json()["users"]}
+    assert after["alice"]["cpu_seconds"] >= usage["alice"]["cpu_seconds"] * 0.999
+    assert service_process.wait(high, {"succeeded", "failed"}, timeout=300)["state"] == "succeeded"
+    ended = [service_process.wait(job_id, {"succeeded", "failed", "stopped", "lost"}, timeout=400) for job_id in low]
+    assert [job["state"] for job in ended] == ["succeeded", "succeeded"], ended
+    victim = next(job for job in ended if job["id"] == victim["id"])
+    twin = next(job for job in ended if job["id"] != victim["id"])
+    assert len(victim["preemptions"]) == 1 and not twin["preemptions"]
+    record = victim["preemptions"][0]
+    assert record["for_job"] == high and record["how"] == "stopped after saving a checkpoint"
+    assert victim["resume_from"] == record["checkpoint"] and record["checkpoint"].endswith("checkpoints/latest.pth")
+    val, losses = final_metrics(http, api, victim["id"])
+    twin_val, twin_losses = final_metrics(http, api, twin["id"])
+    assert val and val == twin_val  # bit-identical: the same floats
+    assert losses == twin_losses and [step for step, _ in losses] == list(range(1, 41))
+    stdout = http.get(f"{api}/jobs/{victim['id']}/logs", timeout=10).json()["text"]
+    assert f"resumed from {record['checkpoint']} at iteration" in stdout
+    log = service_process.log.read_text()  # service.log tells the story with job ids
+    assert f"job {high}: queued (" in log and f"job {high}: queued -> running (CPU" in log
+    assert f"job {victim['id']}: running -> stopping (preempted for job {high})" in log
+    assert f"job {victim['id']}: stopping -> queued (preempted for job {high}" in log
+    assert f"job {victim['id']}: running -> succeeded (finished)" in log and ": adopted (" in log
+    assert f"job {high}: viewer started on port" in log

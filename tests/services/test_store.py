@@ -50,16 +50,21 @@ def test_listing_and_queue_order_and_a_second_start_upgrades_nothing(store_url: 
     assert Store(store_url).get(ids[3]).name == "j3"  # the schema is there: a restart creates nothing
 
 
-def test_queue_heads_are_the_first_jobs_of_each_priority_user_and_kind(store_url: str):
+def test_the_whole_queue_and_usage_rows_survive_a_new_store(store_url: str):
     store = Store(store_url)
     with store.session() as session:
         session.bulk_insert_mappings(Job, [
             {"name": "j", "user": "flood", "phase": "train", "state": QUEUED, "priority": 0, "gpus_requested": 0,
              "hypes": {}, "overrides": [], "created_at": 0.0} for _ in range(1001)])
-    other = store.add(name="o", user="other", phase="train", hypes={}, overrides=[]).id
-    gpu = store.add(name="g", user="flood", phase="train", hypes={}, overrides=[], gpus_requested=1).id
-    urgent = store.add(name="u", user="flood", phase="train", hypes={}, overrides=[], priority=5).id
+    limited = store.add(name="o", user="other", phase="train", hypes={}, overrides=[], time_limit_s=60.0,
+                        cpu_slots=2, memory_mb=512, preemptible=False).id
     store.transition(1, [QUEUED], state=RUNNING)
-    heads = store.queue_heads(2)
-    assert [job.id for job in heads] == [urgent, 2, 3, other, gpu]
-
+    queue = store.queued()
+    assert len(queue) == 1001 and queue[0].id == 2 and queue[-1].id == limited
+    assert (queue[-1].time_limit_s, queue[-1].cpu_slots, queue[-1].memory_mb, queue[-1].preemptible) == (60.0, 2, 512, False)
+    store.save_usage([{"user": "flood", "gpu_seconds": 10.0, "cpu_seconds": 2.5, "updated_at": 5.0, "last_start": 4.0}])
+    store.save_usage([{"user": "flood", "gpu_seconds": 11.0, "cpu_seconds": 3.0, "updated_at": 6.0, "last_start": 4.0},
+                      {"user": "other", "gpu_seconds": 0.0, "cpu_seconds": 1.0, "updated_at": 6.0, "last_start": None}])
+    store.engine.dispose()
+    rows = {row.user: row for row in Store(store_url).usage()}
+    assert set(rows) == {"flood", "other"} and (rows["flood"].gpu_seconds, rows["flood"].updated_at) == (11.0, 6.0)

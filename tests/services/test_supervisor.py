@@ -129,21 +129,25 @@ def test_stop_a_queued_job_cancels_it(settings, service_factory, fake_hypes):
 
 @both_databases
 def test_cpu_slots_priority_and_fair_share(settings, service_factory, fake_hypes):
-    """One slot: a blocker runs; then the high-priority job, then users alternate at equal priority."""
+    """One slot: a blocker runs (not preemptible); then the high-priority job, then the user who holds less
+    (fair share), then the other in order; every queued job says where it stands and why."""
     service = service_factory(settings.replace(cpu_slots=1, visdom_linger_s=0))
     for name in ("alice", "bob", "carol"):
         service.as_user(name)  # the admin submits for them
-    blocker = service.submit(fake_hypes("run"), user="alice")
+    blocker = service.submit(fake_hypes("run"), user="alice", preemptible=False)
     service.wait_metrics(blocker["id"])
     alice = [service.submit(fake_hypes("ok", 1), user="alice")["id"] for _ in range(3)]
     bob = service.submit(fake_hypes("ok", 1), user="bob")["id"]
-    urgent = service.submit(fake_hypes("ok", 1), user="carol", priority=10)["id"]
-    assert [service.job(i)["queue_position"] for i in (urgent, alice[0], bob)] == [1, 2, 5]
+    urgent = service.submit(fake_hypes("ok", 1), user="carol", priority="high")["id"]
+    considered = lambda job: job["queue"]["reason"] != "not yet considered by the scheduler"  # noqa: E731
+    queue = {i: service.wait(i, considered)["queue"] for i in (urgent, bob, *alice)}
+    assert [queue[i]["position"] for i in (urgent, bob, *alice)] == [1, 2, 3, 4, 5]
+    assert {queue[i]["reason"] for i in queue} == {"needs 1 CPU slot, 0 free"}
     service.call("POST", f"/api/v1/jobs/{blocker['id']}/stop")
     ended = [service.wait_ended(i) for i in (*alice, bob, urgent)]
     order = [job["id"] for job in sorted(ended, key=lambda job: job["started_at"])]
     assert order[0] == urgent
-    # Alice's job started last, so Bob, who waited longest, goes before her; then Alice in order.
+    # Alice held the slot, so Bob, who used less, goes before her; then Alice in order.
     assert order[1:] == [bob, *alice]
     for job in ended:
         assert job["state"] == "succeeded"

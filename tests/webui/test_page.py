@@ -37,6 +37,7 @@ def test_launch_watch_stop_and_publish_a_digits_job(page, admin, digits_dir, sho
 
     expect(page.locator(".page-head .badge")).to_have_text("queued")
     expect(page.get_by_text("#1 in queue")).to_be_visible()
+    expect(page.locator(".facts").first).to_contain_text("needs 1 CPU slot, 0 free")  # why it waits
     shot(page, "3-job-queued")
     job_id = int(page.url.rsplit("/", 1)[1])
 

@@ -62,6 +62,17 @@ export async function api(method, path, body) {
   return data;
 }
 
+// One chunk of an upload: PUT the bytes with their Content-Range; the reply says how many bytes the
+// service holds (resume from there after a dropped connection).
+export async function putChunk(path, blob, first, total) {
+  const response = await fetch(`/api/v1${path}`, {method: "PUT", credentials: "same-origin", body: blob,
+    headers: {"Content-Range": `bytes ${first}-${first + blob.size - 1}/${total}`, "X-CSRF-Token": session.csrf,
+      "Content-Type": "application/octet-stream", Accept: "application/json"}});
+  const data = await response.json().catch(() => null);
+  if (!response.ok) throw new ApiError(response.status, data);
+  return data;
+}
+
 export const get = (path) => api("GET", path);
 export const post = (path, body) => api("POST", path, body);
 export const patch = (path, body) => api("PATCH", path, body);

@@ -1,7 +1,8 @@
-// The page's router: #/jobs, #/jobs/<id>, #/launch[?clone=<id>], #/weights, #/tokens, #/admin; the
-// sign-in form stands in for all of them while nobody is signed in.
+// The page's router: #/jobs, #/jobs/<id>, #/launch[?clone=<id>], #/datasets, #/datasets/<id>[?version=N],
+// #/weights, #/tokens, #/admin; the sign-in form stands in for all of them while nobody is signed in.
 import {renderAdmin} from "./admin.js";
 import {get, loadSession, me, signOut} from "./api.js";
+import {renderDataset, renderDatasets} from "./datasets.js";
 import {renderJob} from "./job.js";
 import {renderJobs} from "./jobs.js";
 import {renderLaunch} from "./launch.js";
@@ -18,6 +19,7 @@ let stopHealth = () => {};
 const PAGES = {
   jobs: ["Jobs", (params) => renderJobs(view, params)],
   launch: ["Launch", (params) => renderLaunch(view, params)],
+  datasets: ["Datasets", () => renderDatasets(view)],
   weights: ["Weights", () => renderWeights(view)],
   tokens: ["Access tokens", () => renderTokens(view)],
   admin: ["Admin", () => renderAdmin(view), () => me().role === "admin"],
@@ -37,6 +39,9 @@ function route() {
   if (section === "jobs" && parts[1] && /^\d+$/.test(parts[1])) {
     document.title = `Job #${parts[1]} · Cauchy`;
     cleanup = renderJob(view, Number(parts[1]));
+  } else if (section === "datasets" && parts[1] && /^\d+$/.test(parts[1])) {
+    document.title = `Dataset #${parts[1]} · Cauchy`;
+    cleanup = renderDataset(view, Number(parts[1]), params);
   } else if (page && (!page[2] || page[2]())) {
     document.title = `${page[0]} · Cauchy`;
     cleanup = page[1](params) || (() => {});

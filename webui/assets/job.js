@@ -18,6 +18,19 @@ function definitions(pairs) {
   return h("dl", {class: "facts"}, pairs.filter(Boolean).flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
 }
 
+// Why a queued job waits (the scheduler's reason), and when it should start if the jobs ahead keep their pace.
+function waitingCell(queue) {
+  const start = queue.estimated_start === null ? "start time unknown" : `should start about ${formatTime(queue.estimated_start)}`;
+  return h("span", {}, queue.reason, h("br"), h("span", {class: "muted"}, start));
+}
+
+// Each time the scheduler took the job's resources for another job: when, for whom, where it resumes.
+function preemptionList(preemptions) {
+  return h("ul", {class: "plain"}, preemptions.map((p) => h("li", {},
+    `${formatTime(p.at)} for `, h("a", {href: `#/jobs/${p.for_job}`}, `#${p.for_job}`),
+    h("span", {class: "muted"}, ` — ${p.how}; resumes from ${p.checkpoint ? p.checkpoint.split("/").slice(-2).join("/") : "the start"}`))));
+}
+
 export function renderJob(view, id) {
   const follower = new MetricsFollower(id);
   const el = {
@@ -68,9 +81,10 @@ export function renderJob(view, id) {
     replace(el.status, definitions([
       ["State", job.state],
       ["Progress", progressCell(job, follower, job.queue_position)],
+      job.queue && ["Waiting", waitingCell(job.queue)],
       job.reason && ["Reason", job.reason],
       job.exit_code !== null && ["Exit code", String(job.exit_code)],
-      ["Phase", job.phase], ["Owner", job.user], ["Visibility", visibility], ["Priority", String(job.priority)],
+      ["Phase", job.phase], ["Owner", job.user], ["Visibility", visibility], ["Priority", `${job.priority_class} (${job.priority})`],
       ["Hypes", job.hypes_name || "submitted document"],
       job.hypes_upgrade && ["From torchcv", upgradeReport(job.hypes_upgrade)],
       job.from_job && ["From job", h("a", {href: `#/jobs/${job.from_job}`}, `#${job.from_job}`)],
@@ -78,6 +92,7 @@ export function renderJob(view, id) {
     replace(el.times, definitions([
       ["Created", formatTime(job.created_at)], ["Started", formatTime(job.started_at)],
       ["Ended", formatTime(job.ended_at)], ["Duration", formatDuration(job.duration_s)],
+      job.preemptions.length && ["Preempted", preemptionList(job.preemptions)],
     ]));
     replace(el.resources, definitions([
       ["GPUs", job.resources.gpus ? `${job.resources.gpus} (assigned: ${job.resources.assigned_gpus.join(", ") || "—"})` : "none (CPU)"],

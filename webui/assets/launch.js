@@ -1,13 +1,14 @@
 // Launch: a template from hypes/ (or a job to clone), the usual fields in a form or the whole hypes as
-// JSON; the API's validation errors appear next to the field they name. The job belongs to the signed-in
-// user, who picks who else may see it and a priority up to what an admin allows them.
+// JSON; the dataset is one of the stored datasets of the task that are ready (data.dataset), or a
+// folder on the server (data.data_dir). The API's validation errors appear next to the field they
+// name. The job belongs to the signed-in user, who picks who else may see it and a priority up to
+// what an admin allows them.
 import {get, maxPriority, post, PRIORITY_RANGE} from "./api.js";
 import {errorNotice, formatValue, h, notice, replace} from "./ui.js";
 import {visibilityChoices, visibilitySelect} from "./visibility.js";
 
 // Form fields that live in the hypes: [field name the API reports, label, path in the hypes, hint].
 const HYPES_FIELDS = [
-  ["hypes.data.data_dir", "Dataset", ["data", "data_dir"], "Directory of the data set, relative to the repository"],
   ["hypes.network.model_name", "Model", ["network", "model_name"], "A registered model, e.g. small_cnn, resnet18"],
   ["hypes.solver.max_epoch", "Epochs", ["solver", "max_epoch"], ""],
   ["hypes.train.batch_size", "Batch size", ["train", "batch_size"], ""],
@@ -45,9 +46,10 @@ export function renderLaunch(view, params) {
 }
 
 async function load(view, cloneId) {
-  const [templates, weights, health, source] = await Promise.all([
+  const [templates, weights, health, source, stored] = await Promise.all([
     get("/templates"), get("/weights").catch(() => ({weights: []})), get("/health"),
-    cloneId ? get(`/jobs/${cloneId}`) : null]);
+    cloneId ? get(`/jobs/${cloneId}`) : null, get("/datasets").catch(() => ({datasets: []}))]);
+  const ready = readyDatasets(stored.datasets);
   const usable = templates.templates.filter((t) => t.hypes);
   if (!usable.length && !source) {
     replace(view, h("div", {class: "page-head"}, h("h1", {}, "Launch a job")),
@@ -76,6 +78,8 @@ async function load(view, cloneId) {
     weights.weights.map((w) => h("option", {value: w.name},
       `${w.name} — ${w.architecture}, ${w.num_classes} classes${headline(w.metrics)}`)),
     h("option", {value: OTHER}, "Other: a name, path or URL…"));
+  el.dataset = h("select", {id: "f-dataset", onchange: () => syncDataset()});
+  el.dataDir = input("f-data-data_dir", {placeholder: "a folder on the server, e.g. data/digits", hidden: true});
   el.pretrainedOther = input("f-pretrained-other", {placeholder: "http://host:8080/weights/file.pth", hidden: true});
   el.hypesInputs = HYPES_FIELDS.map(([name, , path]) => input(`f-${path.join("-")}`, {"data-path": path.join(".")}));
   el.json = h("textarea", {id: "f-json", spellcheck: "false", rows: 24, "aria-label": "Hypes as JSON"});
@@ -88,6 +92,10 @@ async function load(view, cloneId) {
   const formPane = h("div", {class: "pane", "data-pane": "form"},
     h("fieldset", {}, h("legend", {}, "Training"),
       h("div", {class: "grid"},
+        h("div", {class: "field wide", "data-field": "hypes.data"},
+          h("label", {for: "f-dataset"}, "Dataset"), el.dataset, el.dataDir,
+          h("small", {class: "hint"}, "A ready dataset of this task, or a folder on the server"),
+          h("div", {class: "field-error", role: "alert"})),
         HYPES_FIELDS.map(([name, label, , hint], i) => field(name, label, el.hypesInputs[i], hint)),
         h("div", {class: "field wide", "data-field": "hypes.network.pretrained"},
           h("label", {for: "f-pretrained"}, "Pretrained weights"), el.pretrained, el.pretrainedOther,
@@ -127,8 +135,19 @@ async function load(view, cloneId) {
     docToForm();
   }
 
+  function taskOf() {
+    return source ? dig(state.doc, ["task"]) : el.task.value;
+  }
+
   function docToForm() {
     HYPES_FIELDS.forEach(([, , path], i) => { el.hypesInputs[i].value = showValue(dig(state.doc, path)); });
+    const choices = ready.filter((d) => d.task === taskOf());
+    replace(el.dataset, choices.map((d) => h("option", {value: d.name}, `${d.name} — ${d.format}, v${d.version}`)),
+      h("option", {value: OTHER}, "A folder on the server…"));
+    const named = String(dig(state.doc, ["data", "dataset"]) || "").split("@")[0];
+    el.dataset.value = choices.some((d) => d.name === named) ? named : OTHER;
+    el.dataDir.value = showValue(dig(state.doc, ["data", "data_dir"]));
+    syncDataset();
     const pretrained = dig(state.doc, ["network", "pretrained"]) || "";
     const known = !pretrained || weights.weights.some((w) => w.name === pretrained);
     el.pretrained.value = known ? pretrained : OTHER;
@@ -138,8 +157,22 @@ async function load(view, cloneId) {
 
   function formToDoc() {
     HYPES_FIELDS.forEach(([, , path], i) => put(state.doc, path, parseValue(el.hypesInputs[i].value)));
+    const data = state.doc.data && typeof state.doc.data === "object" ? state.doc.data : (state.doc.data = {});
+    const chosen = ready.find((d) => d.name === el.dataset.value);
+    if (chosen) {
+      data.dataset = chosen.name;
+      data.format = chosen.format;
+      delete data.data_dir;
+    } else {
+      delete data.dataset;
+      data.data_dir = el.dataDir.value.trim();
+    }
     const choice = el.pretrained.value === OTHER ? el.pretrainedOther.value.trim() : el.pretrained.value;
     put(state.doc, ["network", "pretrained"], choice || null);
+  }
+
+  function syncDataset() {
+    el.dataDir.hidden = el.dataset.value !== OTHER;
   }
 
   function syncPretrained() {
@@ -236,6 +269,14 @@ async function load(view, cloneId) {
     fillTemplates();
     pickTemplate();
   }
+}
+
+// {name, version, task, format} of each dataset's latest ready version.
+function readyDatasets(datasets) {
+  return datasets.filter((d) => d.latest_ready).map((d) => {
+    const version = d.versions.find((v) => v.version === d.latest_ready);
+    return {name: d.name, version: version.version, task: version.task, format: version.format};
+  });
 }
 
 function headline(metrics) {

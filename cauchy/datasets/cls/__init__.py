@@ -1,2 +1,1 @@
-"""Classification readers; importing this package registers them in ``DATASETS``."""
-from cauchy.datasets.cls import csv_list, image_folder, label_json, txt_list  # noqa: F401
+"""Classification readers; each module registers itself in ``DATASETS`` when that registry is first read."""

@@ -14,13 +14,13 @@ workers would not.
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from torch.utils.data import Dataset
-
 from cauchy.datasets.errors import DatasetError
 from cauchy.datasets.io import drop_bad_images, read_image
+from cauchy.datasets.seg.masks import CLASS_LIST, read_class_list
 
 Sample = dict[str, Any]
 
@@ -33,7 +33,7 @@ def parse_label(value: Any, where: str, line: str) -> int:
     return int(text)
 
 
-class ClsDataset(Dataset):
+class ClsDataset:
     """A map-style dataset over ``samples = [(image_path, label), ...]``."""
 
     def __init__(self, samples: Sequence[tuple[str, int]], class_names: Sequence[str], source: str,
@@ -68,11 +68,14 @@ class ClsDataset(Dataset):
 
 def indexed_dataset(samples: Sequence[tuple[str, int]], source: str,
                     transforms: Callable[[Sample], Sample] | None, skip_bad_images: bool,
-                    class_names: Sequence[str] | None) -> ClsDataset:
-    """For formats that store only class indices: names default to ``"0".."max label"``.
+                    class_names: Sequence[str] | None, root: str) -> ClsDataset:
+    """For formats that store only class indices: names from ``class_names``, else ``root/classes.txt``
+    (one name per line, as the seg and YOLO readers read it), else ``"0".."max label"``.
 
     A split may miss the highest classes, so callers pass the train split's names to the others.
     """
+    if class_names is None and os.path.isfile(os.path.join(root, CLASS_LIST)):
+        class_names = read_class_list(os.path.join(root, CLASS_LIST))[0]
     if class_names is None:
         class_names = [str(i) for i in range(max((label for _, label in samples), default=-1) + 1)]
     return ClsDataset(samples, class_names, source, transforms, skip_bad_images)

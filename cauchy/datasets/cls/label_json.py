@@ -31,4 +31,4 @@ def label_json(root: str, split: str, transforms: Callable[[Sample], Sample] | N
                skip_bad_images: bool = False, class_names: list[str] | None = None) -> ClsDataset:
     list_path = require_file(os.path.join(root, split, "label.json"), "label file")
     samples = read_label_json(list_path, os.path.join(root, split, "image"))
-    return indexed_dataset(samples, list_path, transforms, skip_bad_images, class_names)
+    return indexed_dataset(samples, list_path, transforms, skip_bad_images, class_names, root)

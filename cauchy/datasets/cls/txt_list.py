@@ -42,4 +42,4 @@ def txt_list(root: str, split: str, transforms: Callable[[Sample], Sample] | Non
              skip_bad_images: bool = False, class_names: list[str] | None = None) -> ClsDataset:
     list_path = require_file(os.path.join(root, f"{split}.txt"), "list file")
     samples = read_txt_list(list_path, root)
-    return indexed_dataset(samples, list_path, transforms, skip_bad_images, class_names)
+    return indexed_dataset(samples, list_path, transforms, skip_bad_images, class_names, root)

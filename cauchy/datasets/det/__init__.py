@@ -1,2 +1,1 @@
-"""Detection readers; importing this package registers them in ``DATASETS``."""
-from cauchy.datasets.det import coco, torchcv_json, voc  # noqa: F401
+"""Detection readers; each module registers itself in ``DATASETS`` when that registry is first read."""

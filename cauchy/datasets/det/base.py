@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from torch.utils.data import Dataset
 
 from cauchy.datasets import rle
 from cauchy.datasets.errors import DatasetError
@@ -145,7 +144,7 @@ def check_image(image: RawImage, index: dict[str, int], skip_bad_boxes: bool,
                   masks)
 
 
-class DetDataset(Dataset):
+class DetDataset:
     """A map-style detection dataset over checked records; ``metadata`` goes to the evaluators."""
 
     def __init__(self, images: Sequence[RawImage], source: str, *, class_names: Sequence[str] | None = None,

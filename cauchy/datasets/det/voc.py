@@ -18,6 +18,9 @@ from cauchy.datasets.errors import DatasetError
 from cauchy.datasets.io import require_file
 from cauchy.registry import DATASETS
 
+SPLIT_LIST = os.path.join("ImageSets", "Main", "{split}.txt")
+ANNOTATION_DIR, IMAGE_DIR = "Annotations", "JPEGImages"
+
 
 def _text(node: ET.Element, tag: str, where: str) -> str:
     child = node.find(tag)
@@ -72,10 +75,10 @@ def read_split_ids(path: str) -> list[str]:
 def voc(root: str, split: str, transforms: Callable[[Sample], Sample] | None = None, skip_bad_images: bool = False,
         class_names: list[str] | None = None, skip_bad_boxes: bool = False, one_based: bool = True) -> DetDataset:
     """Classes are the sorted object names of the split unless ``class_names`` fixes them."""
-    split_file = require_file(os.path.join(root, "ImageSets", "Main", f"{split}.txt"), "VOC split list")
+    split_file = require_file(os.path.join(root, SPLIT_LIST.format(split=split)), "VOC split list")
     ids = read_split_ids(split_file)
-    images = [read_voc_xml(require_file(os.path.join(root, "Annotations", f"{name}.xml"), f"annotation of {name!r}"),
-                           os.path.join(root, "JPEGImages"), i, one_based) for i, name in enumerate(ids)]
+    images = [read_voc_xml(require_file(os.path.join(root, ANNOTATION_DIR, f"{name}.xml"), f"annotation of {name!r}"),
+                           os.path.join(root, IMAGE_DIR), i, one_based) for i, name in enumerate(ids)]
     if not images:
         raise DatasetError(f"{split_file}: lists no images")
     return DetDataset(images, split_file, class_names=class_names, transforms=transforms,

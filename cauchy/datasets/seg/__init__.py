@@ -1,2 +1,1 @@
-"""Semantic segmentation readers; importing this package registers them in ``DATASETS``."""
-from cauchy.datasets.seg import coco, mask_folder, voc  # noqa: F401
+"""Semantic segmentation readers; each module registers itself in ``DATASETS`` when that registry is first read."""

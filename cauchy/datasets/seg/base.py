@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from torch.utils.data import Dataset
 
 from cauchy.datasets.errors import DatasetError
 from cauchy.datasets.io import drop_bad_images, read_image
@@ -46,7 +45,7 @@ class Pair:
     source: str
 
 
-class SegDataset(Dataset):
+class SegDataset:
     """A map-style semantic segmentation dataset; ``metadata`` (``ignore_index``, ``palette``) goes to
     the evaluators and the method's drawing."""
 

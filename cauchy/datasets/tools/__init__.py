@@ -1,5 +1,1 @@
-"""Dataset tools: format detection (later validation, statistics, conversion)."""
-from cauchy.datasets.tools.detect import detect_cls_format
-from cauchy.datasets.tools.detect_seg import detect_seg_format
-
-__all__ = ["detect_cls_format", "detect_seg_format"]
+"""Dataset tools (torch-free): format recognition, validation, statistics and split making."""

@@ -72,13 +72,18 @@ def maskrcnn_resnet50_fpn(**kwargs: Any) -> tvd.MaskRCNN:
     return keep_roi_masks(tvd.maskrcnn_resnet50_fpn(weights=None, weights_backbone=None, **kwargs))
 
 
+def mobilenet_v3_large_fpn() -> dict[str, Any]:
+    """The backbone and anchors of torchvision's MobileNetV3-Large FPN Faster R-CNN (every backbone
+    layer trainable, anchors 32-512 on two levels), as keyword arguments of any R-CNN: the small
+    two-stage models for CPUs put their heads on it."""
+    return {"backbone": _mobilenet_extractor(mobilenet_v3_large(weights=None, norm_layer=nn.BatchNorm2d), True, 6),
+            "rpn_anchor_generator": AnchorGenerator(((32, 64, 128, 256, 512),) * 3, ((0.5, 1.0, 2.0),) * 3),
+            "rpn_score_thresh": 0.05}
+
+
 def maskrcnn_mobilenet_v3_large_fpn(num_classes: int, **kwargs: Any) -> tvd.MaskRCNN:
-    """torchvision's MobileNetV3-Large FPN Faster R-CNN (every backbone layer trainable, anchors
-    32-512 on two levels) with Mask R-CNN's mask head: the small model for CPUs."""
-    backbone = _mobilenet_extractor(mobilenet_v3_large(weights=None, norm_layer=nn.BatchNorm2d), True, 6)
-    anchors = AnchorGenerator(((32, 64, 128, 256, 512),) * 3, ((0.5, 1.0, 2.0),) * 3)
-    return keep_roi_masks(tvd.MaskRCNN(backbone, num_classes, rpn_anchor_generator=anchors,
-                                       **{"rpn_score_thresh": 0.05, **kwargs}))
+    """Mask R-CNN's mask head on :func:`mobilenet_v3_large_fpn`: the small model for CPUs."""
+    return keep_roi_masks(tvd.MaskRCNN(num_classes=num_classes, **{**mobilenet_v3_large_fpn(), **kwargs}))
 
 
 def untrained(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:

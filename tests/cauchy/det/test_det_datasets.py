@@ -7,6 +7,7 @@ import os
 import cv2
 import numpy as np
 import pytest
+from dataset_layouts import BOXES, make
 
 import cauchy.datasets  # noqa: F401
 from cauchy.datasets.errors import DatasetError
@@ -179,3 +180,16 @@ def test_coco_annotation_of_a_missing_image_is_counted_and_reported(tmp_path, ca
     assert ds.skipped_annotations == 1 and "annotation id 2 has image_id 99" in ds.unmatched_annotations[0]
     assert "1 annotations of no listed image" in caplog.text and "image_id 99" in caplog.text
     assert sum(len(ds[i]["boxes"]) for i in range(len(ds))) == 1
+
+
+def test_yolo_fractions_become_pixel_boxes_and_a_missing_label_file_means_no_objects(tmp_path) -> None:
+    root = make("yolo", str(tmp_path))
+    os.remove(tmp_path / "labels" / "val" / "2.txt")
+    train = DATASETS.build("yolo", root=root, split="train")
+    assert train.class_names == ["circle", "square"]
+    np.testing.assert_allclose(train[0]["boxes"], [b for _, b in BOXES], atol=1e-4)
+    assert train[0]["labels"].tolist() == [0, 1]
+    assert len(DATASETS.build("yolo", root=root, split="val")[2]["boxes"]) == 0
+    (tmp_path / "labels" / "val" / "0.txt").write_text("1 0.5 0.5\n")
+    with pytest.raises(DatasetError, match=r"labels/val/0.txt:1: expected 'class cx cy w h'"):
+        DATASETS.build("yolo", root=root, split="val")

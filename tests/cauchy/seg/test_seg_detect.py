@@ -1,4 +1,4 @@
-"""detect_seg_format on each seg layout, and its error when none fits."""
+"""recognise(task="seg") on the seg shapes set's layouts, and its error when none fits."""
 from __future__ import annotations
 
 import os
@@ -9,7 +9,11 @@ import pytest
 from PIL import Image
 
 from cauchy.datasets.errors import DatasetError
-from cauchy.datasets.tools import detect_seg_format
+from cauchy.datasets.tools.recognise import recognise
+
+
+def detect_seg_format(root: str) -> str:
+    return recognise(root, task="seg").format
 
 
 def test_each_layout(seg_shapes: str, tmp_path) -> None:

@@ -1,0 +1,1 @@
+"""Datasets: uploads, archives unpacked in a worker process, immutable content-hashed versions, inspection."""

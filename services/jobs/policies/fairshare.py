@@ -1,0 +1,74 @@
+"""``fairshare`` (the default): fair share between groups by their shares, and between a group's users
+equally; priority classes (``high``, ``normal``, ``low``) order the jobs within a group.
+
+What counts against a group or user is its charge: the units (GPUs, or CPU slots for CPU jobs) it holds now
+plus its recent usage, decayed unit-seconds over the half-life's mean life (Slurm's fair-share usage).
+The queue is ordered as weighted fair queueing orders packets: within a group, jobs go by class, then by
+their user's virtual time (a user's k-th waiting job is placed as if the k-1 before it had started: the
+user's charge plus their units); along that sequence each job gets the group's virtual time (the group's
+charge plus the units before it, over its share), and the groups' sequences are merged by it.
+
+Preemption: a job takes resources from a running job of a lower class in its own group, or from another
+group's job of the same or a lower class when that moves both groups closer to their entitlements (a
+nominal GPU quota, else their share of the capacity): the sum of the two groups' distances to their
+entitlements must shrink, so two groups never take the same GPUs back and forth, unless the victim is
+bigger than its group's entitlement (it could never run otherwise). Borrowed GPUs are taken
+back this way, as Kueue's cohorts do.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from services.jobs.policies.base import Active, Capacity, Pending, State, Usage, charge, class_rank
+
+
+class FairShare:
+    name = "fairshare"
+
+    def order(self, queue: Sequence[Pending], running: Sequence[Active], usage: Usage,
+              capacity: Capacity) -> list[Pending]:
+        held: dict[tuple[str, str], int] = {}  # (kind, user) -> units
+        group_of: dict[str, str] = {}
+        for item in (*running, *queue):
+            group_of.setdefault(item.user, item.group)
+        for run in running:
+            held[(run.kind, run.user)] = held.get((run.kind, run.user), 0) + run.units
+        user_charge: dict[tuple[str, str], float] = {}
+        group_charge: dict[tuple[str, str], float] = {}
+        for kind in ("gpu", "cpu"):
+            seconds = usage.seconds(kind)
+            for user, group in group_of.items():
+                value = charge(held.get((kind, user), 0), seconds.get(user, 0.0), capacity)
+                user_charge[(kind, user)] = value
+                group_charge[(kind, group)] = group_charge.get((kind, group), 0.0) + value
+        # Users' virtual times, per class and kind: their charge plus the units of their jobs before.
+        user_time: dict[int, float] = {}
+        queued_units: dict[tuple[int, str, str], float] = {}
+        for job in sorted(queue, key=lambda j: j.id):
+            key = (class_rank(job.priority), job.kind, job.user)
+            before = queued_units.get(key, 0.0)
+            user_time[job.id] = user_charge.get((job.kind, job.user), 0.0) + before
+            queued_units[key] = before + job.units
+        # Each group's sequence (class, then users' times); the group's virtual time along it.
+        group_time: dict[int, float] = {}
+        group_units: dict[tuple[str, str], float] = {}
+        for job in sorted(queue, key=lambda j: (-class_rank(j.priority), user_time[j.id], j.id)):
+            key = (job.kind, job.group)
+            before = group_units.get(key, 0.0)
+            group_time[job.id] = (group_charge.get(key, 0.0) + before) / capacity.share(job.group)
+            group_units[key] = before + job.units
+        return sorted(queue, key=lambda j: (group_time[j.id], -class_rank(j.priority), user_time[j.id], j.id))
+
+    def may_preempt(self, job: Pending, victim: Active, state: State) -> bool:
+        if class_rank(victim.priority) > class_rank(job.priority):
+            return False
+        if victim.group == job.group:
+            return class_rank(victim.priority) < class_rank(job.priority)
+        kind = job.kind
+        if victim.units > state.entitled(kind, victim.group):
+            return False  # bigger than its group's share: it could never run if share took it back
+        own, theirs = state.held[kind].get(job.group, 0), state.held[kind].get(victim.group, 0)
+        mine, other = state.entitled(kind, job.group), state.entitled(kind, victim.group)
+        before = abs(own - mine) + abs(theirs - other)
+        after = abs(own + job.units - mine) + abs(theirs - victim.units - other)
+        return after < before - 1e-9

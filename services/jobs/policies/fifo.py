@@ -1,0 +1,17 @@
+"""``fifo``: first come, first served; no preemption (the baseline the others are measured against)."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from services.jobs.policies.base import Active, Capacity, Pending, State, Usage
+
+
+class Fifo:
+    name = "fifo"
+
+    def order(self, queue: Sequence[Pending], running: Sequence[Active], usage: Usage,
+              capacity: Capacity) -> list[Pending]:
+        return sorted(queue, key=lambda job: job.id)
+
+    def may_preempt(self, job: Pending, victim: Active, state: State) -> bool:
+        return False
