@@ -13,8 +13,9 @@ import os
 import sys
 import time
 
-from cauchy import exitcodes
-from cauchy.hypes import HypesError, load_hypes, resolve_hypes
+from cauchy import exitcodes, rundir
+from cauchy.hypes import HypesError, load_hypes, resolve_hypes, unset_override
+from cauchy.hypes_upgrade import save_report, upgrade
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -23,7 +24,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--phase", default="train", choices=("train", "finetune", "test", "predict"))
     p.add_argument("--resume", help="'latest' (the run directory's latest checkpoint) or a checkpoint path")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a hypes entry: solver.lr.base_lr=0.01 (or solver:lr:base_lr=0.01)")
+                   help="override a hypes entry: solver.lr.base_lr=0.01 (or solver:lr:base_lr=0.01); KEY=null removes it")
+    p.add_argument("--unset", dest="overrides", action="append", type=unset_override, metavar="KEY",
+                   help="remove a hypes entry (it takes its default), like --set KEY=null")
     p.add_argument("--tmp_dir", help="run directory (default var/runs/<hypes name>-<time>)")
     p.add_argument("--input", help="predict phase: an image file or a directory of images")
     p.add_argument("--viz_port", type=int, help="plot to the Visdom server on this port")
@@ -61,21 +64,27 @@ def main(argv: list[str] | None = None) -> int:
 
             print(json.dumps(list_components()))
             return exitcodes.OK
-        hypes = resolve_hypes(load_hypes(args.hypes), args.overrides)
-        logging.getLogger().setLevel(hypes["logging"]["log_level"].upper())
+        translation = upgrade(load_hypes(args.hypes))
+        if translation.is_torchcv:  # on stderr with --check, whose stdout is the resolved JSON
+            print(translation.report(), file=sys.stderr if args.check else sys.stdout, flush=True)
         if args.check:
-            from cauchy.build import check_components
+            from cauchy.build import check_hypes
 
-            check_components(hypes)
-            print(json.dumps(hypes, indent=2, sort_keys=True))
+            print(json.dumps(check_hypes(translation.hypes, args.overrides), indent=2, sort_keys=True))
             return exitcodes.OK
+        hypes = resolve_hypes(translation.hypes, args.overrides)
+        logging.getLogger().setLevel(hypes["logging"]["log_level"].upper())
         from cauchy.runner import RunOptions, run
 
-        opts = RunOptions(run_dir=args.tmp_dir or default_run_dir(args.hypes), phase=args.phase, resume=args.resume,
+        run_dir = args.tmp_dir or default_run_dir(args.hypes)
+        if translation.is_torchcv:
+            os.makedirs(run_dir, exist_ok=True)
+            save_report(translation, os.path.join(run_dir, rundir.HYPES_UPGRADE))
+        opts = RunOptions(run_dir=run_dir, phase=args.phase, resume=args.resume,
                           viz_port=args.viz_port, viz_base_url=args.viz_base_url, input=args.input, stop=stop)
         return run(hypes, opts)
     except BAD_INPUT_ERRORS as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print("\n".join(f"error: {line}" for line in str(exc).splitlines()), file=sys.stderr)
         return exitcodes.BAD_INPUT
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -16,72 +17,133 @@ import cauchy.metrics
 import cauchy.models  # noqa: F401
 from cauchy.datasets.normalize import InputNormalizer
 from cauchy.datasets.transforms import Compose
-from cauchy.datasets.transforms import build_transforms as compose_transforms
 from cauchy.engine.lr import LRSchedule
 from cauchy.engine.trainer import training_loader
-from cauchy.hypes import SCHEMA, HypesError, task_of
+from cauchy.hypes import SCHEMA, HypesError, Problems, resolve_hypes, task_of
 from cauchy.methods.base import Method
 from cauchy.metrics.base import CompositeEvaluator, Evaluator
-from cauchy.registry import DATASETS, EVALUATORS, LOSSES, METHODS, MODELS, Registry, UnknownComponentError
+from cauchy.parameters import call_component, check_parameters
+from cauchy.registry import DATASETS, EVALUATORS, LOSSES, METHODS, MODELS, TRANSFORMS, Registry, UnknownComponentError
 from cauchy.weights import load_pretrained
 
 log = logging.getLogger("cauchy.build")
 
 
-def build_component(registry: Registry, name: str, key: str, **kwargs: Any) -> Any:
-    """``registry.build`` with errors that name the hypes key that chose the component."""
+def component(registry: Registry, name: str, key: str) -> Any:
+    """The factory registered as ``name``; an unknown name is an error on ``key``, listing the valid ones."""
     try:
-        factory = registry.get(name)
+        return registry.get(name)
     except UnknownComponentError as exc:
         raise HypesError(key, str(exc)) from None
-    try:
-        return factory(**kwargs)
-    except TypeError as exc:
-        if "argument" in str(exc):
-            raise HypesError(key, f"{name}: {exc}") from None
-        raise
+
+
+def build_component(registry: Registry, name: str, key: str, params_key: str | None = None,
+                    params: dict[str, Any] | None = None, **given: Any) -> Any:
+    """``registry[name](**given, **params)``: a bad name is an error on ``key`` (the hypes entry that chose
+    the component), a bad parameter on ``params_key.<parameter>`` (``cauchy.parameters``)."""
+    factory = component(registry, name, key)
+    return call_component(factory, f"{registry.kind} {name}", params_key or key, params or {}, given)
 
 
 def list_components() -> dict[str, list[str]]:
-    from cauchy.registry import TRANSFORMS
-
     return {"models": MODELS.names(), "methods": METHODS.names(), "datasets": DATASETS.names(),
             "evaluators": EVALUATORS.names(), "losses": LOSSES.names(), "transforms": TRANSFORMS.names()}
 
 
 def check_components(h: dict[str, Any]) -> None:
-    """Every component the hypes names exists and its transforms accept their parameters;
-    nothing heavy (no model, no data) is built."""
-    for registry, name, key in ((METHODS, h["method"], "method"), (MODELS, h["network"]["model_name"], "network.model_name"),
-                                (DATASETS, h["data"]["format"], "data.format")):
-        if name not in registry:
-            build_component(registry, name, key)
-    if h["loss"]["loss_type"] != "none" and h["loss"]["loss_type"] not in LOSSES:
-        build_component(LOSSES, h["loss"]["loss_type"], "loss.loss_type")
+    """Every component the hypes name is built (the model on the ``meta`` device: no memory, no
+    weights) or, for the dataset, its parameters bound, exactly as training builds them, so what passes
+    here does not fail later on a key. Every problem is raised at once (a ``HypesErrors``)."""
+    problems = Problems()
+
+    def attempt(check: Callable[[], Any]) -> Any:
+        try:
+            return check()
+        except HypesError as exc:
+            problems.add(exc)
+            return None
+
     for split in ("train", "val", "test"):
-        build_transforms(h, split)
-        for name, key in evaluator_names(h[split].get("evaluator"), split):
-            if name not in EVALUATORS:
-                build_component(EVALUATORS, name, key)
+        attempt(lambda split=split: build_transforms(h, split))
+    data = h["data"]
+    factory = attempt(lambda: component(DATASETS, data["format"], "data.format"))
+    if factory is not None:
+        attempt(lambda: check_parameters(factory, f"dataset {data['format']}", "data.params", data["params"],
+                                         dict.fromkeys(("root", "split", "transforms", "skip_bad_images",
+                                                        "class_names"))))
+    num_classes = data["num_classes"] or len(data["class_names"] or []) or 2  # else the data decide; any count builds
+    before = len(problems.errors)
+    with torch.device("meta"):
+        model = attempt(lambda: build_model(h, num_classes, pretrained=False))
+    loss = attempt(lambda: build_loss(h))  # small; on the CPU, where it checks its values (class weights)
+    if len(problems.errors) == before:  # so does the method (anchors)
+        attempt(lambda: build_method_from(h, model, loss))
+    else:
+        attempt(lambda: component(METHODS, h["method"], "method"))
+    for split in ("val", "test"):
+        for name, key in evaluator_names(h[split]["evaluator"], split):
+            attempt(lambda name=name, key=key: build_component(
+                EVALUATORS, name, key, num_classes=num_classes, class_names=data["class_names"]))
+    problems.raise_any()
+
+
+def check_hypes(doc: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """``--check`` and the service's submission check: the resolved hypes, or one ``HypesErrors`` with
+    every problem of the document and of its components. Components are checked even when some keys
+    are invalid (on the rest), so one run reports everything; a key already reported is not repeated."""
+    try:
+        hypes = resolve_hypes(doc, overrides)
+    except HypesError as exc:
+        if exc.partial is None:
+            raise
+        problems = Problems()
+        problems.add(exc)
+        try:
+            check_components(exc.partial)
+        except HypesError as more:
+            reported = {e.key for e in problems.errors}
+            for error in more.errors:
+                if error.key not in reported:
+                    problems.add(error)
+        except Exception:  # a component fed a default in place of an invalid value: already reported
+            log.debug("component check on a partly invalid document stopped", exc_info=True)
+        problems.raise_any()
+        raise
+    check_components(hypes)
+    return hypes
 
 
 def build_transforms(h: dict[str, Any], split: str) -> Compose:
     """torchcv's ``aug_trans: {trans_seq: [names], <name>: {params}}``, an optional final resize
-    from ``data_transformer``, then ``normalize`` from ``data.normalize``."""
+    from ``data_transformer``, then ``normalize`` from ``data.normalize``; a bad name or parameter is
+    an error on its key (``train.aug_trans.random_hflip.ratio``), all of a split's together."""
     aug = dict(h[split]["aug_trans"])
     seq = aug.pop("trans_seq", [])
+    key = f"{split}.aug_trans"
     if not isinstance(seq, list) or not all(isinstance(n, str) for n in seq):
-        raise HypesError(f"{split}.aug_trans.trans_seq", "expected a list of transform names")
-    unused = sorted(set(aug) - set(seq))
-    if unused:
-        raise HypesError(f"{split}.aug_trans.{unused[0]}", "parameters for a transform not in trans_seq")
-    specs = [{"name": name, **aug.get(name, {})} for name in seq]
-    specs += data_transformer_specs(h[split]["data_transformer"], f"{split}.data_transformer")
-    specs.append({"name": "normalize", **h["data"]["normalize"]})
+        raise HypesError(f"{key}.trans_seq", "expected a list of transform names")
+    problems = Problems()
+    for name in sorted(set(aug) - set(seq)):
+        problems.add(HypesError(f"{key}.{name}", "parameters for a transform not in trans_seq"))
+    specs: list[tuple[str, str, str, Any]] = [(name, f"{key}.trans_seq", f"{key}.{name}", aug.get(name, {}))
+                                              for name in seq]
     try:
-        return compose_transforms(specs, where=f"{split}.aug_trans")
-    except ValueError as exc:
-        raise HypesError("", str(exc)) from None
+        specs += [(spec.pop("name"), f"{split}.data_transformer", f"{split}.data_transformer", spec)
+                  for spec in data_transformer_specs(h[split]["data_transformer"], f"{split}.data_transformer")]
+    except HypesError as exc:
+        problems.add(exc)
+    specs.append(("normalize", "data.normalize", "data.normalize", h["data"]["normalize"]))
+    transforms = []
+    for name, name_key, params_key, params in specs:
+        if not isinstance(params, dict):
+            problems.add(HypesError(params_key, f"expected an object of {name}'s parameters, got {params!r}"))
+            continue
+        try:
+            transforms.append(build_component(TRANSFORMS, name, name_key, params_key, params))
+        except HypesError as exc:
+            problems.add(exc)
+    problems.raise_any()
+    return Compose(transforms)
 
 
 def data_transformer_specs(dt: dict[str, Any], key: str) -> list[dict[str, Any]]:
@@ -102,10 +164,11 @@ def data_transformer_specs(dt: dict[str, Any], key: str) -> list[dict[str, Any]]
 def build_dataset(h: dict[str, Any], split: str, class_names: list[str] | None = None) -> Dataset:
     """``class_names`` (the train split's, for the other splits) wins over ``data.class_names``."""
     data = h["data"]
-    return build_component(
-        DATASETS, data["format"], "data.format", root=data["data_dir"], split=data[f"{split}_split"],
-        transforms=build_transforms(h, split),
-        skip_bad_images=data["skip_bad_images"], class_names=class_names or data["class_names"], **data["params"])
+    factory = component(DATASETS, data["format"], "data.format")
+    given = dict(root=data["data_dir"], split=data[f"{split}_split"], transforms=build_transforms(h, split),
+                 skip_bad_images=data["skip_bad_images"], class_names=class_names or data["class_names"])
+    check_parameters(factory, f"dataset {data['format']}", "data.params", data["params"], given)
+    return factory(**given, **data["params"])
 
 
 def build_loader(h: dict[str, Any], split: str, dataset: Dataset, method: type[Method] | Method) -> DataLoader:
@@ -118,10 +181,12 @@ def build_loader(h: dict[str, Any], split: str, dataset: Dataset, method: type[M
     return DataLoader(dataset, batch_size=cfg["batch_size"], shuffle=False, **common)
 
 
-def build_model(h: dict[str, Any], num_classes: int) -> nn.Module:
+def build_model(h: dict[str, Any], num_classes: int, pretrained: bool = True) -> nn.Module:
+    """``pretrained=False`` leaves out ``network.pretrained`` (the check builds on the meta device)."""
     net = h["network"]
-    model = build_component(MODELS, net["model_name"], "network.model_name", num_classes=num_classes, **net["params"])
-    if net["pretrained"]:
+    model = build_component(MODELS, net["model_name"], "network.model_name", "network.params", net["params"],
+                            num_classes=num_classes)
+    if net["pretrained"] and pretrained:
         load_pretrained(model, net["pretrained"], sha256=net["pretrained_sha256"])
     freeze(model, net["freeze"])
     return model
@@ -141,15 +206,18 @@ def freeze(model: nn.Module, prefixes: list[str]) -> None:
 def build_loss(h: dict[str, Any]) -> nn.Module | None:
     if h["loss"]["loss_type"] == "none":
         return None
-    return build_component(LOSSES, h["loss"]["loss_type"], "loss.loss_type", **h["loss"]["params"])
+    return build_component(LOSSES, h["loss"]["loss_type"], "loss.loss_type", "loss.params", h["loss"]["params"])
 
 
 def build_method(h: dict[str, Any], num_classes: int) -> Method:
+    return build_method_from(h, build_model(h, num_classes), build_loss(h))
+
+
+def build_method_from(h: dict[str, Any], model: nn.Module, loss: nn.Module | None) -> Method:
     """The task's own hypes sections (det: ``anchor``, ``res``) and keys (seg: ``test.mode``) go to the
     method as keyword arguments."""
     sections = task_of(h["task"]).method_arguments(h, SCHEMA)
-    method = build_component(METHODS, h["method"], "method", model=build_model(h, num_classes), loss=build_loss(h),
-                             **sections)
+    method = build_component(METHODS, h["method"], "method", model=model, loss=loss, **sections)
     method.normalizer = InputNormalizer(**h["data"]["normalize"])
     return method
 

@@ -17,6 +17,8 @@ from cauchy.schema import (
     MAX_DEPTH,
     FreeDict,
     HypesError,
+    HypesErrors,
+    Problems,
     Schema,
     boolean,
     check_document,
@@ -32,8 +34,9 @@ from cauchy.schema import (
 )
 from cauchy.tasks import Task
 
-__all__ = ["SCHEMA", "HypesError", "apply_overrides", "load_hypes", "parse_override", "resolve_hypes", "save_hypes",
-           "schema_for", "task_of"]
+__all__ = ["SCHEMA", "HypesError", "HypesErrors", "Problems", "apply_overrides",
+           "load_hypes", "parse_override", "resolve_hypes", "save_hypes",
+           "schema_for", "task_of", "unset_override"]
 
 
 def split_section(batch_size: int) -> Schema:
@@ -176,17 +179,30 @@ def parse_override(item: str) -> tuple[list[str], Any]:
 
 
 def apply_overrides(doc: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+    """Each ``key.path=value`` set; ``key.path=null`` removes the key (it takes its default, or leaves a
+    component's parameters): how ``--unset key.path`` is spelled here."""
     doc = copy.deepcopy(doc)
     for item in overrides:
         path, value = parse_override(item)
         node = doc
         for i, part in enumerate(path[:-1]):
+            if value is None and not isinstance(node.get(part), dict):
+                break  # removing a key under a section the document does not have: nothing to do
             child = node.setdefault(part, {})
             if not isinstance(child, dict):
                 raise HypesError(".".join(path[: i + 1]), f"is {json.dumps(child)}, cannot set {'.'.join(path)}")
             node = child
-        node[path[-1]] = value
+        else:
+            if value is None:
+                node.pop(path[-1], None)
+            else:
+                node[path[-1]] = value
     return doc
+
+
+def unset_override(key: str) -> str:
+    """``--unset key.path`` as the override that removes it."""
+    return f"{key}=null"
 
 
 def resolve_hypes(doc: Mapping[str, Any], overrides: Iterable[str] = ()) -> dict[str, Any]:
@@ -197,8 +213,15 @@ def resolve_hypes(doc: Mapping[str, Any], overrides: Iterable[str] = ()) -> dict
     raw = apply_overrides(dict(doc), overrides)
     if "task" not in raw:
         raise HypesError("task", "required key is missing")
-    resolved = validate(schema_for(raw["task"]), raw, "")
-    _check_consistency(resolved)
+    problems = Problems()
+    resolved = validate(schema_for(raw["task"]), raw, "", problems)
+    if not problems.errors:
+        _check_consistency(resolved)
+    try:
+        problems.raise_any()
+    except HypesError as exc:
+        exc.partial = resolved  # what validated, defaults where it did not: --check goes on with the components
+        raise
     return resolved
 
 

@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 HYPES = "hypes.json"  # the fully resolved hypes
+HYPES_UPGRADE = "hypes_upgrade.json"  # an old torchcv file's keys, translated and ignored (cauchy.hypes_upgrade)
 METRICS = "metrics.jsonl"  # the durable event record
 CHECKPOINTS = "checkpoints"
 LATEST = "latest.pth"

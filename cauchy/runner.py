@@ -95,7 +95,9 @@ def train(h: dict[str, Any], opts: RunOptions) -> int:
     solver = h["solver"]
     schedule = build_lr_schedule(h, len(train_loader))
     main_metric = solver["checkpoint"]["best_metric"] or evaluator.main_metric
-    sink = build_sinks(opts.run_dir, opts.viz_port, opts.viz_base_url)
+    resumed = load_checkpoint(resume_path) if resume_path else None
+    sink = build_sinks(opts.run_dir, opts.viz_port, opts.viz_base_url,
+                       resumed_at=int(resumed["trainer"]["iter"]) if resumed else None, main_metric=main_metric)
     checkpoints = CheckpointHook(
         os.path.join(opts.run_dir, rundir.CHECKPOINTS), extra={"hypes": h, "class_names": class_names, "metadata": metadata},
         every=solver["checkpoint"]["every"], keep=solver["checkpoint"]["keep"],
@@ -111,8 +113,8 @@ def train(h: dict[str, Any], opts: RunOptions) -> int:
                         progress_bar=h["logging"]["progress_bar"])]
     trainer = Trainer(method, train_loader, optimizer, max_iters=max_iters(h, len(train_loader)), device=device,
                       hooks=hooks, amp=solver["amp"], clip_grad_norm=solver["clip_grad_norm"])
-    if resume_path:
-        trainer.load_state_dict(load_checkpoint(resume_path))
+    if resumed is not None:
+        trainer.load_state_dict(resumed)
         log.info("resumed from %s at iteration %d", resume_path, trainer.iter)
     log.info("training %s on %s: %d images, %d classes, %d iterations on %s", h["network"]["model_name"],
              h["data"]["data_dir"], len(train_set), num_classes, trainer.max_iters, device)

@@ -19,7 +19,35 @@ class HypesError(ValueError):
 
     def __init__(self, key: str, message: str) -> None:
         self.key = key
+        self.errors: list[HypesError] = [self]
+        self.partial: dict[str, Any] | None = None  # resolve_hypes: the document as far as it validated
         super().__init__(f"{key}: {message}" if key else message)
+
+
+class HypesErrors(HypesError):
+    """Several problems of one document, reported together (one line each); ``key`` is the first's."""
+
+    def __init__(self, errors: list[HypesError]) -> None:
+        ValueError.__init__(self, "\n".join(str(e) for e in errors))
+        self.key = errors[0].key
+        self.partial = None
+        self.errors = [leaf for error in errors for leaf in error.errors]
+
+
+class Problems:
+    """Collects the errors of a check that goes on after the first (``--check`` reports them all)."""
+
+    def __init__(self) -> None:
+        self.errors: list[HypesError] = []
+
+    def add(self, error: HypesError) -> None:
+        self.errors.extend(error.errors)
+
+    def raise_any(self) -> None:
+        if len(self.errors) == 1:
+            raise self.errors[0]
+        if self.errors:
+            raise HypesErrors(self.errors)
 
 
 @dataclass(frozen=True)
@@ -114,27 +142,40 @@ def name_or_names(default: Any = REQUIRED, *, nullable: bool = False) -> Field:
     return Field((str, list), "a name or a non-empty list of names", default, check, nullable)
 
 
-def validate(schema: Schema, doc: Any, prefix: str) -> dict[str, Any]:
+def validate(schema: Schema, doc: Any, prefix: str, problems: Problems | None = None) -> dict[str, Any]:
+    """``doc`` checked against ``schema``, defaults filled. With ``problems``, every error is collected
+    there and checking goes on (a bad entry keeps its default); without, the first is raised."""
+    if problems is None:
+        problems = Problems()
+        out = validate(schema, doc, prefix, problems)
+        problems.raise_any()
+        return out
     if not isinstance(doc, dict):
-        raise HypesError(prefix, f"expected an object, got {json.dumps(doc)}")
-    unknown = sorted(set(doc) - set(schema))
-    if unknown:
-        key = f"{prefix}.{unknown[0]}" if prefix else unknown[0]
-        raise HypesError(key, "unknown key; valid keys here: " + ", ".join(sorted(schema)))
+        problems.add(HypesError(prefix, f"expected an object, got {json.dumps(doc)}"))
+        doc = {}
+    for name in sorted(set(doc) - set(schema)):
+        key = f"{prefix}.{name}" if prefix else name
+        problems.add(HypesError(key, "unknown key; valid keys here: " + ", ".join(sorted(schema))))
     out: dict[str, Any] = {}
     for name, spec in schema.items():
         key = f"{prefix}.{name}" if prefix else name
         if isinstance(spec, dict):
-            out[name] = validate(spec, doc.get(name, {}), key)
+            out[name] = validate(spec, doc.get(name, {}), key, problems)
         elif isinstance(spec, FreeDict):
             value = doc.get(name, copy.deepcopy(dict(spec.default or {})))
             if not isinstance(value, dict):
-                raise HypesError(key, f"expected an object, got {json.dumps(value)}")
+                problems.add(HypesError(key, f"expected an object, got {json.dumps(value)}"))
+                value = copy.deepcopy(dict(spec.default or {}))
             out[name] = value
         elif name in doc:
-            out[name] = spec.validate(key, doc[name])
+            try:
+                out[name] = spec.validate(key, doc[name])
+            except HypesError as exc:
+                problems.add(exc)
+                out[name] = None if spec.default is REQUIRED else copy.deepcopy(spec.default)
         elif spec.default is REQUIRED:
-            raise HypesError(key, "required key is missing")
+            problems.add(HypesError(key, "required key is missing"))
+            out[name] = None
         else:
             out[name] = copy.deepcopy(spec.default)
     return out

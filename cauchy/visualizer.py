@@ -10,10 +10,11 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
 from cauchy import rundir
+from cauchy.files import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,8 @@ def read_events(path: str) -> list[dict[str, Any]]:
 
 
 PLOTTED_TRAIN = frozenset({"loss", "lr", "images_per_s"})
-NOT_PLOTTED = frozenset({"max_iters", "progress", "eta_s"})
+NOT_PLOTTED = frozenset({"max_iters", "progress", "eta_s", "count"})  # bookkeeping and constants (images evaluated)
+PANE = {"width": 300, "height": 250}  # three panes a row, two rows in the job page's frame
 
 
 def is_plotted(event: dict[str, Any]) -> bool:
@@ -152,7 +154,9 @@ class VisdomSink:
 
     def __init__(self, port: int, base_url: str = "", env: str = "main", *, interval: float = 2.0,
                  save_interval: float = 60.0, max_points: int = 1000, max_backoff: float = 60.0,
-                 close_timeout: float = 5.0) -> None:
+                 close_timeout: float = 5.0, first: Sequence[tuple[str, str]] = ()) -> None:
+        """``first``: ``(window, phase)`` of the main charts (loss, the headline metric, lr), made before any
+        other so Visdom lays them out first, in the top row, even before they have points."""
         import visdom  # here, not at module import: it pulls numpy, PIL and requests in
 
         # Its logger warns of every new HTTP session and of the socket we do not want.
@@ -164,6 +168,9 @@ class VisdomSink:
         self._vis: Any = None
         self._series: dict[tuple[str, str], BoundedSeries] = {}
         self._redraw: set[str] = set()  # windows to draw again from all their points
+        self._first = list(first)
+        self._created: set[str] = set()  # windows made on the server (with their size)
+        self._placeholders: set[str] = set()  # made empty for the layout, drawn whole at their first points
         self._images: dict[str, tuple[Any, str]] = {}  # window -> (latest CHW picture, caption)
         self._unsent_images: set[str] = set()
         self._lock = threading.Lock()
@@ -237,6 +244,7 @@ class VisdomSink:
             with self._lock:
                 self._redraw.update(name for name, _ in self._series)
                 self._unsent_images.update(self._images)
+                self._created.clear()  # a new server: the main windows are made first again
             if not self._warned:
                 self._warned = True
                 log.warning("Visdom at 127.0.0.1:%d%s is unreachable (%s); plots paused, retrying "
@@ -250,6 +258,13 @@ class VisdomSink:
 
     def _send(self, save: bool) -> None:
         vis = self._vis or self._connect()
+        for name, phase in self._first:
+            if name not in self._created:
+                vis.line(Y=[0.0], X=[0.0], win=name, env=self.env, name=phase,  # one point draws no line
+                         opts={"title": name, "xlabel": "step", "legend": [phase], **PANE})
+                with self._lock:
+                    self._created.add(name)
+                    self._placeholders.add(name)
         for name, phase, generation, end, xs, ys, create in self._plan():
             self._plot(vis, name, phase, xs, ys, create)
             with self._lock:
@@ -271,9 +286,10 @@ class VisdomSink:
         with self._lock:
             redraw, self._redraw = self._redraw, set()
             for (name, phase), series in self._series.items():
-                start = 0 if name in redraw else series.sent
+                whole = name in redraw or name in self._placeholders
+                start = 0 if whole else series.sent
                 if len(series.xs) > start:
-                    create = name in redraw and not any(p[0] == name for p in plan)
+                    create = (whole or name not in self._created) and not any(p[0] == name for p in plan)
                     plan.append((name, phase, series.generation, len(series.xs),
                                  series.xs[start:], series.ys[start:], create))
         return plan
@@ -284,7 +300,10 @@ class VisdomSink:
         x, y = np.asarray(xs), np.asarray(ys)
         if create:
             vis.line(Y=y, X=x, win=name, env=self.env,
-                     opts={"title": name, "xlabel": "step", "legend": [phase]})
+                     opts={"title": name, "xlabel": "step", "legend": [phase], **PANE})
+            with self._lock:
+                self._created.add(name)
+                self._placeholders.discard(name)
         else:
             vis.line(Y=y, X=x, win=name, env=self.env, name=phase, update="append")
 
@@ -295,16 +314,23 @@ class VisdomSink:
         return self._vis
 
 
-def build_sinks(run_dir: str, viz_port: int | None = None, viz_base_url: str = "") -> MultiSink:
+def build_sinks(run_dir: str, viz_port: int | None = None, viz_base_url: str = "",
+                resumed_at: int | None = None, main_metric: str | None = None) -> MultiSink:
     """metrics.jsonl always; the job's Visdom too when the service gave a port.
 
-    A resumed run replays its metrics.jsonl into Visdom first, so the plots keep the steps
-    before the resume (the sink redraws its windows, replacing what the env held).
+    A run resumed at iteration ``resumed_at`` first drops the recorded events past it (they are
+    trained again; the service copies the continued job's metrics.jsonl into a resumed job's directory),
+    then replays the rest into Visdom, so metrics and plots show the whole training run once (the
+    sink redraws its windows, replacing what the env held).
     """
     metrics = os.path.join(run_dir, rundir.METRICS)
+    if resumed_at is not None and os.path.exists(metrics):
+        kept = "".join(json.dumps(e, separators=(",", ":")) + "\n" for e in read_events(metrics) if e["step"] <= resumed_at)
+        atomic_write(metrics, lambda fh: fh.write(kept.encode("utf-8")))
     sinks: list[Sink] = [JsonlSink(metrics)]  # creates the file; nothing is written to it yet
     if viz_port:
-        visdom_sink = VisdomSink(viz_port, viz_base_url)
+        first = [("loss", "train"), *([(main_metric, "val")] if main_metric else []), ("lr", "train")]
+        visdom_sink = VisdomSink(viz_port, viz_base_url, first=first)
         for event in read_events(metrics):
             visdom_sink.write(event)
         sinks.append(visdom_sink)

@@ -17,12 +17,16 @@ from services.auth.bootstrap import bootstrap
 from services.auth.hosts import default_allowed_hosts
 from services.auth.identity import Caller
 from services.auth.secrets import session_key, token_key
+from services.component_check import ComponentChecker
 from services.config import Settings, load_settings
 from services.datasets.pipeline import Pipeline
 from services.datasets.store import DatasetStore
 from services.jobs.store import Store
 from services.jobs.supervisor import Supervisor
 from services.private import private_dir
+from services.shutdown import LEAVES_JOBS, ShutdownRequested, install_handler, remove_pid, stop_everything, write_pid
+
+log = logging.getLogger("cauchy.service")
 
 
 @dataclass
@@ -36,8 +40,16 @@ class Services:
     admin: str  # the first admin's name
     allowed_hosts: tuple[str, ...]
     datasets_pipeline: Pipeline
+    checker: ComponentChecker | None = None  # the submission's component check (settings.component_check)
     sign_in_limits: auth.SignInLimits = field(default_factory=auth.SignInLimits)
     without_auth: Caller | None = None  # bench/auth_overhead.py only: every request acts as this admin
+
+    def close(self) -> None:
+        """The service goes down: the supervisor stops (its jobs keep running, for adoption), the check ends."""
+        self.supervisor.shutdown()
+        self.datasets_pipeline.shutdown()
+        if self.checker is not None:
+            self.checker.close()
 
 
 def create_app(settings: Settings | None = None, *, password_hasher: PasswordHasher | None = None,
@@ -64,8 +76,9 @@ def create_app(settings: Settings | None = None, *, password_hasher: PasswordHas
     dataset_store = DatasetStore(settings, store)
     dataset_store.make_dirs()
     dataset_store.empty_trash()
+    checker = ComponentChecker(settings.component_check, settings.repo_root) if settings.component_check else None
     services = Services(settings, store, supervisor, accounts, admin, settings.allowed_hosts or default_allowed_hosts(),
-                        Pipeline(dataset_store))
+                        Pipeline(dataset_store), checker)
     if without_auth_for_benchmark:
         services.without_auth = accounts.caller(accounts.user(admin).id)
     app.extensions["cauchy"] = services
@@ -84,6 +97,8 @@ def create_app(settings: Settings | None = None, *, password_hasher: PasswordHas
     if settings.run_jobs:
         supervisor.start()
         services.datasets_pipeline.recover()
+    if checker is not None:
+        checker.start()
     return app
 
 
@@ -109,8 +124,16 @@ def serve(settings: Settings | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = settings or load_settings()
     app = create_app(settings)
+    svc = app.extensions["cauchy"]
+    write_pid(settings.home)
+    install_handler()
+    log.info("%s", LEAVES_JOBS)
     try:
         waitress_serve(app, host=settings.host, port=settings.port, **waitress_options(settings))
+        log.info("%s", LEAVES_JOBS)
+    except ShutdownRequested:
+        stopped = stop_everything(svc, timeout=settings.stop_grace_s + 30)
+        log.info("cauchy shutdown: stopped jobs %s and every viewer", stopped)
     finally:
-        app.extensions["cauchy"].supervisor.shutdown()
-        app.extensions["cauchy"].datasets_pipeline.shutdown()
+        svc.close()
+        remove_pid(settings.home)

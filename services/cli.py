@@ -1,9 +1,11 @@
 """``cauchy``: run the service (``serve``) or drive jobs over the REST API, so nothing needs the page.
 
     cauchy serve [--config FILE]
+    cauchy shutdown [--config FILE]                 (stop the service on this machine with its jobs and viewers)
+    cauchy hypes upgrade OLD.json [-o NEW.json]     (an old torchcv file in Cauchy's form; local, no service)
     cauchy login [--name NAME] [--password-stdin]
-    cauchy submit HYPES [--set k=v ...] [--phase P] [--gpus N] [--priority low|normal|high|N] [--time-limit S]
-                        [--name NAME] [--visibility V]
+    cauchy submit HYPES [--set k=v ...] [--unset k ...] [--phase P] [--gpus N] [--priority low|normal|high|N]
+                        [--time-limit S] [--name NAME] [--visibility V]
     cauchy list [--state S] [--limit N] | show ID | stop ID | resume ID | logs ID [--stream S] [--follow]
     cauchy token create NAME [--expires-in-days N] | token list | token revoke ID
     cauchy user add NAME [--admin] [--display-name D] [--max-priority N] | user passwd NAME | user disable NAME
@@ -28,6 +30,7 @@ from typing import Any
 
 import requests
 
+from cauchy.hypes import unset_override
 from services import cli_datasets
 from services.text import printable
 from services.user_files import read_map, user_file, write_map
@@ -93,6 +96,36 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from services.config import load_settings
 
     serve(load_settings(args.config))
+    return 0
+
+
+def cmd_shutdown(args: argparse.Namespace) -> int:
+    """Stopping the service alone leaves its jobs running (the next start adopts them); this stops all."""
+    from services.config import load_settings
+    from services.shutdown import request_shutdown
+
+    settings = load_settings(args.config)
+    print(request_shutdown(settings.home, timeout=settings.stop_grace_s + 60))
+    return 0
+
+
+def cmd_hypes(args: argparse.Namespace) -> int:
+    """``hypes upgrade``: the Cauchy form of a torchcv file on stdout (or ``-o``), what changed on stderr."""
+    from cauchy.hypes import HypesError, load_hypes
+    from cauchy.hypes_upgrade import upgrade
+
+    try:
+        result = upgrade(load_hypes(args.file))
+    except HypesError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(result.report() if result.is_torchcv else f"{args.file}: already in Cauchy's form, nothing to translate",
+          file=sys.stderr)
+    text = json.dumps(result.hypes, indent=2) + "\n"
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
     return 0
 
 
@@ -232,9 +265,18 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the control service (waitress)")
     serve.add_argument("--config", help="a TOML settings file (else CAUCHY_CONFIG; CAUCHY_* variables win)")
+    shutdown = sub.add_parser("shutdown", help="stop the service on this machine, its jobs and their viewers")
+    shutdown.add_argument("--config", help="the service's TOML settings file (for CAUCHY_HOME)")
+    hypes = sub.add_parser("hypes", help="upgrade OLD.json: an old torchcv hypes file in Cauchy's form")
+    hypes.add_argument("action", choices=("upgrade",))
+    hypes.add_argument("file", help="the torchcv hypes file")
+    hypes.add_argument("-o", "--output", help="write the Cauchy form here (default: standard output)")
     submit = sub.add_parser("submit", help="queue a job")
     submit.add_argument("hypes", help="a local JSON file, or a name under the server's hypes/")
-    submit.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    submit.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a hypes entry; KEY=null removes it")
+    submit.add_argument("--unset", dest="overrides", action="append", type=unset_override, metavar="KEY",
+                        help="remove a hypes entry (it takes its default)")
     submit.add_argument("--phase", default="train", choices=("train", "test", "finetune"))
     submit.add_argument("--gpus", type=int, default=0)
     submit.add_argument("--priority", default="normal", help="low, normal, high (an admin's grant) or -100..100")
@@ -279,6 +321,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.command == "serve":
         return cmd_serve(args)
+    if args.command == "hypes":
+        return cmd_hypes(args)
+    if args.command == "shutdown":
+        return cmd_shutdown(args)
     if args.command == "token" and args.action == "create" and not args.name:
         p.error("token create needs a name")
     if args.command == "token" and args.action == "revoke" and not (args.name or "").isdigit():

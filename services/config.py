@@ -32,6 +32,8 @@ class Settings:
     repo_root: Path = REPO_ROOT
     # The task command before its arguments (another Python, a stand-in in tests).
     task_command: tuple[str, ...] = (sys.executable, "run_tasks.py")
+    # The submission's component check (services/component_check.py); empty: schema validation only.
+    component_check: tuple[str, ...] = (sys.executable, "-m", "cauchy.check_worker")
     stop_grace_s: float = 30.0
     visdom_linger_s: float = 600.0
     max_running_per_user: int = 0  # 0: no limit
@@ -239,6 +241,7 @@ _CONVERTERS = {
     "threads": int,
     "connection_limit": int,
     "task_command": split_command,
+    "component_check": split_command,
     "data_roots": split_paths,
     "weights_url_prefixes": split_words,
     "weights_max_mb": int,

@@ -75,6 +75,7 @@ def serve(port: int, base_url: str, env_path: str, static_dir: str) -> None:
         static_hash_cache=True, serve_traceback=False,
     )
     refuse_env_creation_from_browsers()
+    add_embedding_style(visdom_app.Application)
     os.makedirs(env_path, exist_ok=True)
     signal.signal(signal.SIGTERM, _exit_on_signal)
 
@@ -89,6 +90,28 @@ def serve(port: int, base_url: str, env_path: str, static_dir: str) -> None:
         readonly=True,  # browsers only watch: socket commands (close pane, save or delete env) are ignored
         print_func=ready,
     )
+
+
+# Served as Visdom's user style sheet (``user/style.css``): the page embeds the charts in a frame about
+# 1,000 pixels wide, where Visdom's top bar wrapped onto a second line and its filter box and read-only
+# badge then covered the top-right chart. The bar stays one line (scrolling sideways if it must).
+EMBEDDING_CSS = """
+.navbar-form { display: flex; flex-wrap: nowrap; align-items: center; overflow-x: auto; white-space: nowrap; }
+.navbar-form > * { flex: 0 0 auto; }
+.navbar-form .input-group.navbar-btn { width: 12em; }
+"""
+
+
+def add_embedding_style(application: Any) -> None:
+    """Appends :data:`EMBEDDING_CSS` to the user style sheet Visdom builds at start."""
+    load = application.load_user_settings
+
+    def load_user_settings(self: Any) -> dict[str, Any]:
+        settings = load(self)
+        settings["user_css"] = settings.get("user_css", "") + EMBEDDING_CSS
+        return settings
+
+    application.load_user_settings = load_user_settings
 
 
 BROWSER_HEADER = "X-Cauchy-Browser"  # set by nginx on every request it proxies to a Visdom

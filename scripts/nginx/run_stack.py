@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -113,7 +114,27 @@ def port_free(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) != 0
 
 
+class StopSignal:
+    """SIGTERM and SIGINT only set a flag, whichever arrives and however often: ``make`` and this script
+    both get the signal sent to ``make run``'s process group, and a second one must not cut the
+    clean-up short (it did when the handler raised), so the stack shuts down exactly once."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        for number in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(number, self._handle)
+
+    def _handle(self, number: int, _frame: object) -> None:
+        if not self.event.is_set():
+            print(f"\n{signal.Signals(number).name}: stopping (a second signal changes nothing)", flush=True)
+        self.event.set()
+
+    def wait(self, seconds: float) -> bool:
+        return self.event.wait(seconds)
+
+
 def main() -> int:
+    stop = StopSignal()  # before anything starts: a signal during start-up stops it too
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=int(os.environ.get("CAUCHY_FRONT_PORT", "8080")))
     parser.add_argument("--host", default=os.environ.get("CAUCHY_FRONT_HOST", "0.0.0.0"),
@@ -143,23 +164,22 @@ def main() -> int:
             nginx = frontdoor.start(door)
         print(f"Cauchy is up: http://{socket.gethostname()}:{args.port}/ (on this machine http://127.0.0.1:{args.port}/)"
               f"\n  {sign_in_hint(settings)}"
-              f"\n  service log {settings.home / 'service.log'}; Ctrl-C stops everything", flush=True)
-        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-        while service.poll() is None and (nginx is None or nginx.poll() is None):
-            time.sleep(1)
-        print("the control service or nginx exited; stopping the rest", file=sys.stderr)
-        return 1
-    except (KeyboardInterrupt, SystemExit):
-        print("\nstopping: jobs save a checkpoint first (resume them later from the page)", flush=True)
+              f"\n  service log {settings.home / 'service.log'}; Ctrl-C stops everything (jobs, viewers, service, nginx)",
+              flush=True)
+        while not stop.wait(1):
+            if service.poll() is not None or (nginx is not None and nginx.poll() is not None):
+                print("the control service or nginx exited; stopping the rest", file=sys.stderr)
+                return 1
+        print("stopping: jobs save a checkpoint first (resume them later from the page)", flush=True)
         return 0
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
         if service.poll() is None:
             stop_jobs(f"http://127.0.0.1:{service_port}/api/v1", headers)
         accounts.revoke_token(accounts.user(accounts.admin_name()).id, token_id)
         stop_service(service)
         if nginx is not None:
             frontdoor.stop(nginx)
+        print("stopped", flush=True)
 
 
 if __name__ == "__main__":

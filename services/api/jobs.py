@@ -11,7 +11,7 @@ from flask.typing import ResponseReturnValue
 from cauchy import rundir
 from services.api.errors import ApiError, bad_request, conflict, not_found
 from services.api.limits import user_limits
-from services.api.submission import job_fields
+from services.api.submission import add_job, job_fields
 from services.auth.access import can_read, can_write, readable_by
 from services.auth.seam import login_required, open_to_anonymous
 from services.datasets.store import DatasetStore
@@ -19,12 +19,15 @@ from services.jobs import files
 from services.jobs.policies.base import priority_class
 from services.jobs.ports import PortsExhausted
 from services.jobs.stopping import AlreadyEnded, request_stop
-from services.jobs.store import ACTIVE, ENDED, QUEUED, STATES, Job, list_row
+from services.jobs.store import ACTIVE, ENDED, QUEUED, RESUMABLE, STATES, Job, list_row
 from services.jobs.supervisor import Supervisor, preemptible
 from services.jobs.viewers import visdom_base_url
+from services.private import private_dir
 from services.visdom_server import VisdomStartError
 
 bp = Blueprint("jobs", __name__, url_prefix="/api/v1")
+RESUMABLE_PHASES = ("train", "finetune")
+RESUMED = " (resumed)"
 MAX_PAGE = 500
 MAX_OFFSET = 2**62  # byte offsets and cursors
 
@@ -74,6 +77,7 @@ def summary(row: Sequence[Any]) -> dict[str, Any]:
         "created_at": created_at, "started_at": started_at, "ended_at": ended_at,
         "exit_code": exit_code, "exit_signal": exit_signal, "reason": reason,
         "hypes_name": hypes_name, "from_job": from_job,
+        "resumable": phase in RESUMABLE_PHASES and state in RESUMABLE,
     }
 
 
@@ -87,6 +91,7 @@ def detail(job: Job) -> dict[str, Any]:
     position = wait.position if wait else svc.store.queue_position(job) if job.state == QUEUED else None
     return {
         **base,
+        "resumable": base["resumable"] and checkpoint is not None,
         "resources": {**base["resources"], "cpu_slots": job.cpu_slots or 1, "memory_mb": job.memory_mb,
                       "time_limit_s": job.time_limit_s},
         "priority_class": priority_class(job.priority),
@@ -99,6 +104,7 @@ def detail(job: Job) -> dict[str, Any]:
         "hypes": job.hypes, "overrides": job.overrides, "resume_from": job.resume_from,
         "dataset": {"ref": job.dataset, "sha256": job.dataset_sha256} if job.dataset else None,
         "job_dir": str(directory),
+        "hypes_upgrade": files.read_json(directory / rundir.HYPES_UPGRADE),
         "last_checkpoint": str(checkpoint) if checkpoint else None,
         "processes": supervisor.processes(job.id) if job.state in ACTIVE or job.visdom_pid else [],
         "visdom": supervisor.viewers.status(job.id),
@@ -120,9 +126,9 @@ def submit() -> ResponseReturnValue:
     body = request.get_json(silent=True)
     if body is None:
         raise bad_request("send a JSON object with Content-Type: application/json", None, "invalid_body")
-    fields = job_fields(body, services().settings, services().store, login_required())
+    fields = job_fields(body, services().settings, services().store, login_required(), services().checker)
     user_limits().admit_submission(fields["user"])
-    return created(services().store.add(**fields))
+    return created(add_job(fields, services().settings, services().store))
 
 
 @bp.get("/jobs")
@@ -169,9 +175,12 @@ def resume(job_id: int) -> ResponseReturnValue:
     job = find_owned_job(job_id)
     if job.state not in ENDED:
         raise conflict(f"job {job_id} is {job.state}; stop it before resuming")
-    if job.phase not in ("train", "finetune"):
+    if job.phase not in RESUMABLE_PHASES:
         raise conflict(f"job {job_id} is a {job.phase} job; only training resumes")
-    checkpoint = rundir.last_checkpoint(services().supervisor.job_dir(job_id))
+    if job.state not in RESUMABLE:
+        raise conflict(f"job {job_id} {job.state}: its training is complete, nothing is left to resume")
+    source = services().supervisor.job_dir(job_id)
+    checkpoint = rundir.last_checkpoint(source)
     if checkpoint is None:
         raise conflict(f"job {job_id} saved no checkpoint")
     if job.dataset_version_id is not None and DatasetStore(services().settings, services().store).version_by_id(
@@ -179,12 +188,20 @@ def resume(job_id: int) -> ResponseReturnValue:
         raise conflict(f"job {job_id} read dataset {job.dataset}, which has been deleted since")
     user_limits().admit_submission(job.user)
     new = services().store.add(
-        name=f"{job.name} (resumed)"[:200], user=job.user, visibility=job.visibility, phase=job.phase,
+        name=resumed_name(job.name), user=job.user, visibility=job.visibility, phase=job.phase,
         priority=job.priority, gpus_requested=job.gpus_requested, hypes=job.hypes, hypes_name=job.hypes_name,
         overrides=job.overrides, from_job=job.id, resume_from=str(checkpoint), cpu_slots=job.cpu_slots,
         memory_mb=job.memory_mb, time_limit_s=job.time_limit_s, preemptible=job.preemptible,
         dataset_version_id=job.dataset_version_id, dataset=job.dataset, dataset_sha256=job.dataset_sha256)
+    files.copy_history(source, private_dir(services().supervisor.job_dir(new.id)))
     return created(new)
+
+
+def resumed_name(name: str) -> str:
+    """``digits (resumed)`` for ``digits`` and for ``digits (resumed)`` alike: no pile-up along a chain."""
+    while name.endswith(RESUMED):
+        name = name.removesuffix(RESUMED)
+    return f"{name[:200 - len(RESUMED)]}{RESUMED}"
 
 
 @bp.get("/jobs/<int:job_id>/logs")

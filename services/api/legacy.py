@@ -39,7 +39,7 @@ from cauchy import rundir
 from services.api.errors import ApiError, bad_request, conflict
 from services.api.jobs import find_job, find_owned_job, services, stop_job
 from services.api.limits import user_limits
-from services.api.submission import PRIORITY_RANGE, allowed_priority, job_fields, source_checkpoint
+from services.api.submission import PRIORITY_RANGE, add_job, allowed_priority, job_fields, source_checkpoint
 from services.auth.access import JOB_DEFAULT
 from services.auth.seam import login_required
 from services.containment import resolve_data_path
@@ -153,9 +153,9 @@ def free_port() -> ResponseReturnValue:
 @bp.route("/train", methods=METHODS)
 def train() -> ResponseReturnValue:
     p = params()
-    fields = job_fields(submit_body(p), services().settings, services().store, login_required())
+    fields = job_fields(submit_body(p), services().settings, services().store, login_required(), services().checker)
     user_limits().admit_submission(fields["user"])
-    job = services().store.add(**fields)
+    job = add_job(fields, services().settings, services().store)
     services().supervisor.wake()
     return reply(job_content(job))
 

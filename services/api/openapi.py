@@ -91,6 +91,8 @@ SCHEMAS: dict[str, Any] = {
             "exit_code": {"type": ["integer", "null"]}, "exit_signal": {"type": ["integer", "null"]},
             "reason": {"type": ["string", "null"], "description": "why it ended: exception, exit code, signal, memory"},
             "hypes_name": {"type": ["string", "null"]}, "from_job": {"type": ["integer", "null"]},
+            "resumable": {"type": "boolean", "description": "training stopped with work left (the job page also "
+                                                            "needs a checkpoint): POST /jobs/{id}/resume continues it"},
         },
     },
     "Job": {
@@ -108,6 +110,8 @@ SCHEMAS: dict[str, Any] = {
             "hypes": {"type": "object"}, "overrides": {"type": "array", "items": {"type": "string"}},
             "resume_from": {"type": ["string", "null"]}, "job_dir": {"type": "string"},
             "last_checkpoint": {"type": ["string", "null"]},
+            "hypes_upgrade": {"type": ["object", "null"], "description": "an old torchcv file's keys, translated "
+                                                                         "and ignored (docs/legacy_hypes.md)"},
             "processes": {"type": "array", "items": {"type": "object", "properties": {
                 "role": {"type": "string", "enum": ["launcher", "task", "worker", "visdom"]},
                 "pid": {"type": "integer"}, "cpu_percent": NULLABLE_NUMBER, "rss_mb": {"type": "number"}}}},

@@ -12,18 +12,21 @@ from typing import Any
 
 from cauchy import rundir
 from cauchy.hypes import HypesError, apply_overrides, load_hypes, resolve_hypes
+from cauchy.hypes_upgrade import Upgrade, save_report, upgrade
 from services.api.errors import ApiError, bad_request
 from services.api.jsonbody import json_integer
 from services.api.limits import check_job_limits, check_text
 from services.auth.access import JOB_DEFAULT, can_read, max_priority
 from services.auth.accounts import check_visibility, user_exists
 from services.auth.identity import Caller
+from services.component_check import CheckUnavailable, ComponentChecker
 from services.config import Settings
 from services.containment import MAX_JOB_ID, check_hypes
 from services.datasets.store import DatasetError, DatasetStore, Found
 from services.jobs import files
 from services.jobs.policies.base import CLASS_PRIORITY
-from services.jobs.store import Store
+from services.jobs.store import Job, Store
+from services.private import private_dir
 
 PHASES = ("train", "test", "finetune")
 PRIORITY_RANGE = (-100, 100)
@@ -64,12 +67,28 @@ def parse_overrides(value: Any) -> list[str]:
     raise bad_request('expected a list of "key.path=value" strings or an object', "overrides")
 
 
-def resolve(doc: Any, overrides: list[str]) -> dict[str, Any]:
+def resolve(doc: Any, overrides: list[str]) -> tuple[dict[str, Any], Upgrade]:
+    """The resolved hypes of a submitted document, an old torchcv one translated first (and how)."""
     try:
-        return resolve_hypes(doc, overrides)
+        translation = upgrade(doc)
+        return resolve_hypes(translation.hypes, overrides), translation
     except HypesError as exc:
         field = f"hypes.{exc.key}" if exc.key else "hypes"
         raise ApiError(400, "invalid_hypes", str(exc), field) from None
+
+
+def check_components(resolved: dict[str, Any], checker: ComponentChecker | None) -> None:
+    """Every component built as training will build it (``run_tasks.py --check``'s check): all problems
+    in one 400, the first one's key as its field."""
+    if checker is None:
+        return
+    try:
+        problems = checker.check(resolved)
+    except CheckUnavailable as exc:
+        raise ApiError(503, "check_unavailable", f"{exc}; try again", "hypes") from None
+    if problems:
+        message = "\n".join(text for _, text in problems)
+        raise ApiError(400, "invalid_hypes", message, f"hypes.{problems[0][0]}" if problems[0][0] else "hypes")
 
 
 def stored_dataset(doc: Any, overrides: list[str], settings: Settings, store: Store,
@@ -166,7 +185,8 @@ def owner_of(body: Mapping[str, Any], store: Store, caller: Caller) -> str:
     return user
 
 
-def job_fields(body: Any, settings: Settings, store: Store, caller: Caller) -> dict[str, Any]:
+def job_fields(body: Any, settings: Settings, store: Store, caller: Caller,
+               checker: ComponentChecker | None = None) -> dict[str, Any]:
     """The columns of a new job from a ``POST /jobs`` body (see the OpenAPI document for its shape), submitted by ``caller``."""
     if not isinstance(body, Mapping):
         raise bad_request("the request body must be a JSON object", None, "invalid_body")
@@ -195,7 +215,8 @@ def job_fields(body: Any, settings: Settings, store: Store, caller: Caller) -> d
     if not isinstance(preemptible, bool):
         raise bad_request("expected true or false", "preemptible")
     pinned, dataset = stored_dataset(hypes, overrides, settings, store, caller)
-    resolved = resolve(hypes, pinned)
+    resolved, translation = resolve(hypes, pinned)
+    check_components(resolved, checker)
     check_job_limits(settings, resolved)
     check_hypes(settings, store, resolved, caller)
     return {
@@ -214,4 +235,15 @@ def job_fields(body: Any, settings: Settings, store: Store, caller: Caller) -> d
         "name": _str(body, "name", None) or Path(hypes_name or resolved.get("dataset") or "job").stem,
         "user": owner_of(body, store, caller),
         "visibility": check_visibility(store, body.get("visibility", JOB_DEFAULT), caller),
+        "translation": translation,
     }
+
+
+def add_job(fields: dict[str, Any], settings: Settings, store: Store) -> Job:
+    """Stores the job of :func:`job_fields`; a torchcv file's translation report goes into its job
+    directory (``rundir.HYPES_UPGRADE``), where the job page reads it."""
+    translation: Upgrade = fields.pop("translation")
+    job = store.add(**fields)
+    if translation.is_torchcv:
+        save_report(translation, private_dir(files.job_dir(settings.jobs_dir, job.id)) / rundir.HYPES_UPGRADE)
+    return job

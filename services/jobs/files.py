@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
+
+from cauchy.rundir import METRICS
 
 LOGS = {"stdout": "stdout.log", "stderr": "stderr.log", "visdom": "visdom.log"}
 EXIT_FILE = "exit.json"
@@ -46,10 +49,20 @@ def disk_usage(directory: Path) -> int:
     return total
 
 
-def read_exit_status(directory: Path) -> dict[str, Any] | None:
-    """What ``wrap.py`` wrote when the task ended, or None if it never got to write it."""
+def copy_history(source: Path, target: Path) -> None:
+    """A resumed job starts with the metrics of the job it continues (``metrics.jsonl``, copied whole):
+    its page and charts show the training run's whole history. The task drops the events past the
+    checkpoint it resumes from (``cauchy.visualizer.build_sinks``) before appending its own."""
     try:
-        return json.loads((directory / EXIT_FILE).read_text(encoding="utf-8"))
+        shutil.copyfile(source / METRICS, target / METRICS)
+    except FileNotFoundError:
+        pass
+
+
+def read_json(path: Path) -> Any:
+    """A JSON file of the job directory, or None when it is absent or not (yet) whole."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
     except (FileNotFoundError, json.JSONDecodeError):
         return None
 
@@ -58,6 +71,11 @@ def clear_exit_status(directory: Path) -> None:
     """Remove a previous run's record before the job runs again (after a preemption), so a restart of the
     service never reads it as the new run's end."""
     (directory / EXIT_FILE).unlink(missing_ok=True)
+
+
+def read_exit_status(directory: Path) -> dict[str, Any] | None:
+    """What ``wrap.py`` wrote when the task ended, or None if it never got to write it."""
+    return read_json(directory / EXIT_FILE)
 
 
 def read_chunk(path: Path, offset: int | None, limit: int = MAX_CHUNK) -> dict[str, Any]:

@@ -45,6 +45,7 @@ QUEUED, RUNNING, STOPPING = "queued", "running", "stopping"
 SUCCEEDED, FAILED, STOPPED, LOST = "succeeded", "failed", "stopped", "lost"
 ACTIVE = (RUNNING, STOPPING)
 ENDED = (SUCCEEDED, FAILED, STOPPED, LOST)
+RESUMABLE = (FAILED, STOPPED, LOST)  # ended with training left to do (a succeeded job has none)
 STATES = (QUEUED, *ACTIVE, *ENDED)
 
 

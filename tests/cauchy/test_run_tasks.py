@@ -131,7 +131,8 @@ def cli(*args, **kwargs):
 @pytest.mark.parametrize("override, message", [
     ('solver.lr.base_lr="fast"', 'error: solver.lr.base_lr: expected a number > 0, got "fast"'),
     ("network.model_name=resnet19", "error: network.model_name: unknown model 'resnet19'; valid:"),
-    ("network.params.depth=3", "error: network.model_name: small_cnn: "),
+    ("network.params.depth=3", "error: network.params.depth: not a parameter of model small_cnn; its parameters: "
+                               "width, dropout"),
     ('train.aug_trans={"trans_seq": ["random_flop"]}', "unknown transform 'random_flop'"),
 ])
 def test_bad_hypes_exit_code_and_message(tmp_path, digits_dir, override, message):

@@ -35,7 +35,7 @@ def fast_settings(home: Path, **changes) -> Settings:
     """Settings of the service tests (stand-in task and dataset inspection, short grace) over ``home``."""
     return Settings(home=home, visdom_ports=VISDOM_PORTS, cpu_slots=2, gpus=(), task_command=(sys.executable, FAKE_TASK),
                     dataset_inspect_command=(sys.executable, FAKE_INSPECT), stop_grace_s=5.0, visdom_linger_s=60.0,
-                    poll_interval_s=0.1, threads=8).replace(**changes)
+                    poll_interval_s=0.1, threads=8, component_check=()).replace(**changes)
 
 
 class Stack:

@@ -38,7 +38,8 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
     """Fast settings over a temporary home, with the stand-in task."""
     return Settings(home=tmp_path / "home", visdom_ports=port_range(60), cpu_slots=2, gpus=(),
                     task_command=(sys.executable, FAKE_TASK), stop_grace_s=3.0, visdom_linger_s=30.0,
-                    poll_interval_s=0.1, threads=8, database_url=database_url)
+                    poll_interval_s=0.1, threads=8, database_url=database_url,
+                    component_check=())  # the check imports torch: tests/services/test_legacy_hypes.py turns it on
 
 
 @pytest.fixture

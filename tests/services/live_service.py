@@ -7,6 +7,7 @@ token), ``service.as_user(name, ...)`` makes a user and a client that acts as th
 from __future__ import annotations
 
 import random
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -31,6 +32,20 @@ def port_range(size: int) -> tuple[int, int]:
     """A random Visdom port range, so that two test runs at once rarely meet (the bind check covers the rest)."""
     first = random.randrange(20000, 30000 - size)
     return first, first + size - 1
+
+
+def answers(port: int) -> bool:
+    """Whether anything accepts a TCP connection on 127.0.0.1:``port``."""
+    with socket.socket() as sock:
+        sock.settimeout(1)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
 
 
 def make_hypes(mode: str = "ok", iters: int = 3) -> dict[str, Any]:
@@ -124,8 +139,7 @@ class LiveService(UserClient):
             self.thread.join(5)
             assert not self.thread.is_alive(), "waitress did not stop"
             self.server.task_dispatcher.shutdown()
-        self.supervisor.shutdown()
-        self.app.extensions["cauchy"].datasets_pipeline.shutdown()
+        self.app.extensions["cauchy"].close()
 
     def close(self) -> None:
         """Stop serving and end every process the service started (tests leave nothing behind)."""

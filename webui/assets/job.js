@@ -86,6 +86,7 @@ export function renderJob(view, id) {
       job.exit_code !== null && ["Exit code", String(job.exit_code)],
       ["Phase", job.phase], ["Owner", job.user], ["Visibility", visibility], ["Priority", `${job.priority_class} (${job.priority})`],
       ["Hypes", job.hypes_name || "submitted document"],
+      job.hypes_upgrade && ["From torchcv", upgradeReport(job.hypes_upgrade)],
       job.from_job && ["From job", h("a", {href: `#/jobs/${job.from_job}`}, `#${job.from_job}`)],
     ]));
     replace(el.times, definitions([
@@ -213,4 +214,13 @@ export function renderJob(view, id) {
 
   const stop = poll(update, 2000);
   return () => { closed = true; stop(); };
+}
+
+// What the translation of an old torchcv hypes file did (hypes_upgrade.json): each key translated or ignored.
+function upgradeReport(report) {
+  const line = (c) => h("li", {}, h("code", {}, c.key),
+    c.kind === "translated" ? `${c.to && c.to !== c.key ? ` → ${c.to}` : ""}${c.note ? ` (${c.note})` : ""}` : `: ignored, ${c.note}`);
+  return h("details", {class: "hypes-upgrade"},
+    h("summary", {}, `${report.translated.length} keys translated, ${report.ignored.length} ignored`),
+    h("ul", {}, [...report.translated, ...report.ignored].map(line)));
 }

@@ -44,7 +44,7 @@ export function actionButtons(job, onDone) {
   if (owner && ACTIVE.includes(job.state) && job.state !== "stopping") {
     buttons.push(act("Stop", "danger", () => post(`/jobs/${job.id}/stop`)));
   }
-  if (owner && !ACTIVE.includes(job.state) && ["train", "finetune"].includes(job.phase)) {
+  if (owner && job.resumable) {  // the service says whether training has work left (and, on a job's page, a checkpoint)
     buttons.push(act("Resume", "", async () => {
       const created = await post(`/jobs/${job.id}/resume`);
       location.hash = `#/jobs/${created.id}`;
