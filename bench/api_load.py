@@ -104,24 +104,42 @@ def load(url_of: Callable[[random.Random], str], clients: int, seconds: float, h
     into.service_cpu += cpu_seconds(service) - service_cpu
     into.latencies.extend(latencies)
 
-# One scheduling pass of the supervisor, timed in the checkout it runs in: argv = database URL, the pass.
-SCHEDULE_PASS = """
+# One scheduling pass of the supervisor, timed in the checkout it runs in: argv = database URL. This checkout's
+# reads the whole queue and asks the default policy (fairshare); the baseline's picked from the first 1,000.
+TIMING = """
+times = []
+for _ in range(20):
+    started = time.perf_counter()
+    chosen = schedule_pass()
+    times.append(time.perf_counter() - started)
+print(round(statistics.median(times) * 1000, 2), chosen)
+"""
+SCHEDULE_PASS = {
+    "new": """
 import statistics, sys, time
-from services.jobs import scheduler
+from services.jobs.policies import decide_with
+from services.jobs.policies.base import Active, Capacity, Pending, Usage
+from services.jobs.store import Store
+store = Store(sys.argv[1])
+running = [Active(-1 - i, f"user{i}", "", 0) for i in range(5)]
+cap = Capacity(cpu_slots=6, free_ports=60)
+def schedule_pass():
+    queue = {row.id: row.user for row in store.queued()}
+    pending = [Pending(job_id, user, "") for job_id, user in queue.items()]
+    decision = decide_with("fairshare", pending, running, Usage(), cap, time.time())
+    return queue[decision.starts[0][0]] if decision.starts else None
+""" + TIMING,
+    "baseline": """
+import statistics, sys, time
 from services.jobs.scheduler import Capacity, pick
 from services.jobs.store import Store
 store = Store(sys.argv[1])
 cap = Capacity([], free_cpu_slots=1, free_ports=60, running_per_user={f"user{i}": 1 for i in range(5)})
-most_starts = getattr(scheduler, "most_starts", None)  # this checkout's, absent from the baseline's
-times = []
-for _ in range(20):
-    started = time.perf_counter()
-    chosen = eval(sys.argv[2])
-    times.append(time.perf_counter() - started)
-print(round(statistics.median(times) * 1000, 2), chosen[0][0].user if chosen else None)
-"""
-PASSES = {"new": "pick(store.queue_heads(most_starts(cap)), cap)",
-          "baseline": "pick(store.in_states(['queued'], 1000, with_hypes=False), cap)"}
+def schedule_pass():
+    chosen = pick(store.in_states(['queued'], 1000, with_hypes=False), cap)
+    return chosen[0][0].user if chosen else None
+""" + TIMING,
+}
 
 
 def schedule_passes(root: Path, repos: dict[str, Path], queued: int) -> dict[str, object]:
@@ -134,7 +152,7 @@ def schedule_passes(root: Path, repos: dict[str, Path], queued: int) -> dict[str
     store.engine.dispose()
     figures: dict[str, object] = {}
     for side, repo in repos.items():
-        out = subprocess.run([sys.executable, "-c", SCHEDULE_PASS, db_url, PASSES[side]], cwd=repo, check=True,
+        out = subprocess.run([sys.executable, "-c", SCHEDULE_PASS[side], db_url], cwd=repo, check=True,
                              capture_output=True, text=True).stdout.split()
         prefix = "" if side == "new" else "baseline_"
         figures[f"{prefix}schedule_pass_ms"] = float(out[0])

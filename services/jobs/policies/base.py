@@ -24,6 +24,7 @@ import heapq
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Protocol
 
 LOW, NORMAL, HIGH = "low", "normal", "high"
@@ -53,13 +54,13 @@ class Pending:
     memory_mb: int = 0  # 0: not stated, not counted
     duration_s: float | None = None  # the user's time limit, or an estimate; None: unknown
     preemptible: bool = True
-    queued_at: float = 0.0  # when it was submitted, or requeued after a preemption
+    queued_at: float | None = None  # when it was submitted, or requeued after a preemption (None: unknown)
 
-    @property
+    @cached_property
     def kind(self) -> str:
         return "gpu" if self.gpus > 0 else "cpu"
 
-    @property
+    @cached_property
     def units(self) -> int:
         return self.gpus if self.gpus > 0 else self.cpu_slots
 
@@ -322,7 +323,7 @@ def _starving_first(ordered: list[Pending], capacity: Capacity, now: float) -> t
     the ids of the jobs moved up."""
     oldest: dict[str, Pending] = {}
     for job in ordered:
-        if now - job.queued_at > capacity.starvation_s and (
+        if job.queued_at is not None and now - job.queued_at > capacity.starvation_s and (
                 job.kind not in oldest or (job.queued_at, job.id) < (oldest[job.kind].queued_at, oldest[job.kind].id)):
             oldest[job.kind] = job
     if not oldest:
