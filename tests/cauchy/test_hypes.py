@@ -68,7 +68,7 @@ def test_evaluator_is_a_name_or_a_list_of_names():
     ("train.shuffle=1", "train.shuffle: expected true or false, got 1"),
     ("data.normalize.std=[1,0,1]", "data.normalize.std: expected a list of 3 numbers > 0, got [1, 0, 1]"),
     ("data.normalize.mean=[1,2]", "data.normalize.mean: expected a list of 3 numbers, got [1, 2]"),
-    ("data.workerz=2", "data.workerz: unknown key; valid keys here: class_names, data_dir, format"),
+    ("data.workerz=2", "data.workerz: unknown key; valid keys here: class_names, data_dir, dataset, format"),
     ("network=3", "network: expected an object, got 3"),
     ("task=xyz", "task: expected one of cls, det, "),  # the registered tasks, sorted (seg and pose join)
     ("solver.max_iters=10", "solver.max_epoch: give exactly one of solver.max_epoch and solver.max_iters"),
