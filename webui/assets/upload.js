@@ -25,6 +25,10 @@ async function resumeOrCreate(name, file, fields) {
   return state;
 }
 
+// Answers after which the upload goes on from the offset the service reports: a chunk that arrived
+// although its answer was lost (wrong_offset), another request still writing (busy), a range refused.
+const RESUMABLE = new Set(["invalid_range", "wrong_offset", "busy"]);
+
 async function send(state, file, onProgress) {
   let offset = state.offset, failures = 0;
   while (offset < file.size) {
@@ -32,7 +36,7 @@ async function send(state, file, onProgress) {
       offset = (await putChunk(`/datasets/uploads/${state.id}`, file.slice(offset, offset + CHUNK), offset, file.size)).offset;
       failures = 0;
     } catch (exc) {
-      if (++failures > RETRIES || (exc.status >= 400 && exc.status < 500 && exc.code !== "invalid_range")) throw exc;
+      if (++failures > RETRIES || (exc.status >= 400 && exc.status < 500 && !RESUMABLE.has(exc.code))) throw exc;
       await new Promise((done) => setTimeout(done, 500 * failures));
       offset = (await get(`/datasets/uploads/${state.id}`)).offset;
     }
