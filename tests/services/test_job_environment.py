@@ -5,7 +5,7 @@ import stat
 from pathlib import Path
 
 from cauchy.fetch import POLICY_ENV
-from services.jobs.environment import PASSED, PASSED_PREFIXES
+from services.jobs.environment import PASSED, PASSED_PREFIXES, scrubbed_environment
 
 SECRETS = {"CAUCHY_DATABASE_URL": "postgresql://cauchy:hunter2@db/cauchy", "CAUCHY_ADMIN_PASSWORD": "hunter2",
            "GITHUB_TOKEN": "ghp_secret", "AWS_SECRET_ACCESS_KEY": "secret", "PYTHONPATH": "/somewhere/else",
@@ -47,8 +47,14 @@ def test_task_and_visdom_see_only_the_allow_list_and_run_with_umask_077(monkeypa
     assert POLICY_ENV in environ_of(by_role["task"])  # what it may fetch, handed over by the service
     task_env = environ_of(by_role["task"])
     assert task_env["CUDA_VISIBLE_DEVICES"] == "" and task_env["CAUCHY_HOME"] == str(settings.home)
+    assert task_env["OMP_WAIT_POLICY"] == "PASSIVE"  # idle OpenMP threads sleep: jobs share the CPUs
     service.call("POST", f"/api/v1/jobs/{job['id']}/stop")
     assert service.wait_ended(job["id"])["state"] == "stopped"
+
+
+def test_an_operators_openmp_wait_policy_wins():
+    assert scrubbed_environment({"OMP_WAIT_POLICY": "ACTIVE"})["OMP_WAIT_POLICY"] == "ACTIVE"
+    assert scrubbed_environment({})["OMP_WAIT_POLICY"] == "PASSIVE"
 
 
 def test_home_database_and_job_files_are_private(settings, service_factory, fake_hypes):
