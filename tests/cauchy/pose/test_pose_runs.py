@@ -70,6 +70,6 @@ def test_predict_draws_skeletons_in_original_pixels(sticks_single, tmp_path):
     assert drawn.shape == (height, width, 3)
 
 
-def test_bad_target_key_is_named(sticks, tmp_path):
-    with pytest.raises(Exception, match="target.sigmaa"):
-        run(SMALL, tmp_path, sticks, "--set", "target.sigmaa=2")
+def test_bad_target_key_is_named(sticks, tmp_path, capsys):
+    assert run(SMALL, tmp_path, sticks, "--set", "target.sigmaa=2") == exitcodes.BAD_INPUT
+    assert "error: target.sigmaa: unknown key" in capsys.readouterr().err
