@@ -31,7 +31,7 @@ from torchvision.transforms import v2
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from pipelines import DECODE_LIMIT, baseline_loaders, float_images, pipeline_rates
+from pipelines import DECODE_LIMIT, baseline_loaders, model_images, pipeline_rates, to_model
 from rounds import summary
 
 import cauchy.datasets  # noqa: F401  (registers the readers)
@@ -61,9 +61,8 @@ def make_loaders(root: str, batch_size: int, workers: int) -> dict[str, DataLoad
     cauchy_set = DATASETS.build("image_folder", root=root, split="train", transforms=Compose([
         RandomResizedCrop(size=224), RandomHFlip(p=0.5), Normalize(div_value=255.0, mean=MEAN, std=STD)]))
 
-    def tv_transforms() -> v2.Transform:
-        return v2.Compose([v2.RandomResizedCrop(224), v2.RandomHorizontalFlip(), v2.ToImage(),
-                           v2.ToDtype(torch.float32, scale=True), v2.Normalize(MEAN, STD)])
+    def tv_transforms(normalise: bool) -> v2.Transform:
+        return v2.Compose([v2.RandomResizedCrop(224), v2.RandomHorizontalFlip(), *to_model(normalise, MEAN, STD)])
 
     paths, labels = zip(*cauchy_set.samples)  # the same files and labels for every side
     # Cauchy's side loads as the Trainer does: keyed batches, each sample with its own seeded stream.
@@ -74,7 +73,7 @@ def make_loaders(root: str, batch_size: int, workers: int) -> dict[str, DataLoad
 
 def check(batch: dict | list) -> int:
     """Cauchy's batches are dicts, torchvision's (images, labels) pairs: normalised 224x224 floats."""
-    return float_images(batch["image"] if isinstance(batch, dict) else batch[0], (224, 224))
+    return model_images(batch["image"] if isinstance(batch, dict) else batch[0], (224, 224))
 
 
 def main() -> None:

@@ -29,7 +29,6 @@ from rounds import alternate, summary
 
 import cauchy.models  # noqa: F401
 from cauchy.engine.trainer import Trainer
-from cauchy.methods.base import move_to
 from cauchy.methods.det import TorchvisionDetection, collate_detection, training_targets
 from cauchy.registry import MODELS
 
@@ -88,7 +87,7 @@ def run_plain(method: TorchvisionDetection, loader: DataLoader, optimizer: torch
     start = time.perf_counter()
     while done < iters:
         for batch in loader:
-            batch = move_to(batch, device)
+            batch = method.prepare(batch, device)  # on the device, uint8 images normalised, as the Trainer does
             images = list(batch["image"])
             targets = [{"boxes": t["boxes"], "labels": t["labels"] + 1} for t in training_targets(batch)]
             with torch.autocast(device.type, dtype=dtype, enabled=use_amp):

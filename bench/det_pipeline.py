@@ -34,7 +34,7 @@ from torchvision.transforms import v2
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from pipelines import DECODE_LIMIT, baseline_loaders, float_images, pipeline_rates
+from pipelines import DECODE_LIMIT, baseline_loaders, model_images, pipeline_rates, to_model
 from rounds import summary
 
 from cauchy.datasets.det.base import DetDataset, RawImage
@@ -78,10 +78,9 @@ def make_loaders(images: list[RawImage], batch_size: int, workers: int) -> dict[
         Normalize(div_value=255.0, mean=MEAN, std=STD)]))
     records = cauchy_set.records
 
-    def tv_transforms() -> v2.Transform:
+    def tv_transforms(normalise: bool) -> v2.Transform:
         return v2.Compose([v2.RandomHorizontalFlip(p=0.5), v2.RandomCrop(CROP), v2.Resize(OUT),
-                           v2.SanitizeBoundingBoxes(), v2.ToImage(), v2.ToDtype(torch.float32, scale=True),
-                           v2.Normalize(MEAN, STD)])
+                           v2.SanitizeBoundingBoxes(), *to_model(normalise, MEAN, STD)])
 
     def target(index: int, size: tuple[int, int], read_mask: object) -> dict[str, torch.Tensor]:
         r = records[index]
@@ -100,7 +99,7 @@ def check(batch: dict | tuple) -> int:
     images, boxes = (batch["image"], batch["boxes"]) if isinstance(batch, dict) else \
         (batch[0], [t["boxes"] for t in batch[1]])
     assert all(bool((b[:, 2:] <= torch.tensor(OUT[::-1])).all()) for b in boxes)
-    return float_images(images, OUT)
+    return model_images(images, OUT)
 
 
 def main() -> None:

@@ -1,13 +1,16 @@
 """What the input-pipeline benchmarks (cls, det, seg) compare Cauchy's pipeline with, in one place.
 
-- ``torchvision_pil``: PIL decoding + ``transforms.v2`` (torchvision's classic recipe);
-- ``torchvision_tensor``: ``torchvision.io.decode_jpeg`` + ``transforms.v2`` on uint8 tensors
-  (torchvision's fastest CPU path);
+- ``torchvision_pil``: PIL decoding + ``transforms.v2`` ending in float conversion and normalisation
+  in the workers (torchvision's classic recipe);
+- ``torchvision_tensor``: ``torchvision.io.decode_jpeg`` + ``transforms.v2`` on uint8 tensors, uint8
+  batches out (torchvision's fastest CPU path; normalisation left to the device, as Cauchy's
+  pipeline leaves it: ``Method.prepare``);
 - ``decode_only``: the same files only decoded (``decode_jpeg``, which decodes as fast as the cv2
   decoder Cauchy uses), through a DataLoader with the same batch size and workers: the physical
   limit of any pipeline that reads these JPEGs.
 
-Each benchmark gives its v2 transform and, per image, its targets (``target(index, (h, w), read_mask)``);
+Each benchmark gives its v2 transform (``transforms(normalise)``: with or without the final float
+conversion and normalisation) and, per image, its targets (``target(index, (h, w), read_mask)``);
 :func:`timed_pass` times one pass of any loader. The benchmark's JSON line reports ``ratio``
 against the strongest torchvision side and ``of_decode_limit`` (``rounds.summary``).
 """
@@ -83,14 +86,23 @@ class DecodeOnly(Dataset):
         return tuple(decode_jpeg(read_file(self.paths[index])).shape)
 
 
-def baseline_loaders(paths: list[str], transforms: Callable[[], v2.Transform], target: Target,
+def to_model(normalise: bool, mean: tuple[float, ...], std: tuple[float, ...]) -> list[v2.Transform]:
+    """The v2 pipelines' last steps: a tensor image, then (``normalise``) float32 ``(x - mean) / std``
+    (other tv_tensors left as they are); without it the image stays uint8."""
+    if not normalise:
+        return [v2.ToImage()]
+    return [v2.ToImage(), v2.ToDtype({tv_tensors.Image: torch.float32, "others": None}, scale=True), v2.Normalize(mean, std)]
+
+
+def baseline_loaders(paths: list[str], transforms: Callable[[bool], v2.Transform], target: Target,
                      collate: Callable[[list], Any], batch_size: int, workers: int) -> dict[str, DataLoader]:
-    """The two torchvision sides (``transforms()`` builds each its v2 pipeline) and the decode limit,
-    shuffled like the Trainer's loader, with persistent workers as Cauchy's side has."""
+    """The two torchvision sides (``transforms(normalise)`` builds each its v2 pipeline: the PIL side
+    normalising floats, the tensor side on uint8 to the end) and the decode limit, shuffled like the
+    Trainer's loader, with persistent workers as Cauchy's side has."""
     common: dict[str, Any] = dict(batch_size=batch_size, shuffle=True, num_workers=workers,
                                   persistent_workers=workers > 0)
-    loaders = {side: DataLoader(TorchvisionFiles(paths, side, transforms(), target), collate_fn=collate, **common)
-               for side in READERS}
+    loaders = {side: DataLoader(TorchvisionFiles(paths, side, transforms(side == "torchvision_pil"), target),
+                                collate_fn=collate, **common) for side in READERS}
     loaders[DECODE_LIMIT] = DataLoader(DecodeOnly(paths), collate_fn=list, **common)
     return loaders
 
@@ -116,7 +128,8 @@ def pipeline_rates(loaders: dict[str, DataLoader], check: Callable[[Any], int], 
                       for name, loader in loaders.items()}, rounds)
 
 
-def float_images(images: torch.Tensor, size: tuple[int, int]) -> int:
-    """Checks a batch of normalised images of ``size`` (h, w); returns how many it holds."""
-    assert images.dtype == torch.float32 and tuple(images.shape[-2:]) == tuple(size), images.shape
+def model_images(images: torch.Tensor, size: tuple[int, int]) -> int:
+    """Checks a batch of images of ``size`` (h, w), normalised float32 or uint8 (normalised on the
+    device by the consumer); returns how many it holds."""
+    assert images.dtype in (torch.float32, torch.uint8) and tuple(images.shape[-2:]) == tuple(size), images.shape
     return len(images)

@@ -42,7 +42,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [REPO, os.path.dirname(os.path.abspath(__file__))]
 
 from det_shapes_map import prepare_shapes  # noqa: E402
-from pipelines import DECODE_LIMIT, baseline_loaders, float_images, pipeline_rates  # noqa: E402
+from pipelines import DECODE_LIMIT, baseline_loaders, model_images, pipeline_rates  # noqa: E402
 from rounds import summary  # noqa: E402
 
 from cauchy.datasets.pose.coco import coco_keypoints  # noqa: E402
@@ -110,11 +110,11 @@ def make_loaders(root: str, batch_size: int, workers: int) -> dict[str, DataLoad
 
 
 def check(batch: dict | tuple) -> int:
-    """Normalised crops, keypoints inside the crop where visible, and their heatmaps drawn."""
+    """Crops (Cauchy: uint8, normalised on the device; torchvision: normalised), and their heatmaps drawn."""
     images, keypoints = (batch["image"], batch["keypoints"][:, 0]) if isinstance(batch, dict) else batch
     heatmaps, weights = gaussian_heatmaps(keypoints, (HEIGHT // STRIDE, WIDTH // STRIDE), STRIDE, SIGMA)
     assert heatmaps.shape[-2:] == (HEIGHT // STRIDE, WIDTH // STRIDE) and 0 < weights.mean() <= 1
-    return float_images(images, (HEIGHT, WIDTH))
+    return model_images(images, (HEIGHT, WIDTH))
 
 
 def main() -> None:

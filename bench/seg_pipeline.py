@@ -37,7 +37,7 @@ from torchvision.transforms import v2
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from pipelines import DECODE_LIMIT, baseline_loaders, float_images, pipeline_rates
+from pipelines import DECODE_LIMIT, baseline_loaders, model_images, pipeline_rates, to_model
 from rounds import summary
 
 import cauchy.datasets  # noqa: F401  (registers the readers)
@@ -92,13 +92,11 @@ def make_loaders(root: str, ids: list[str], batch_size: int, workers: int) -> di
         RandomScaleCrop(size=CROP, scale=[0.5, 2.0], fill=0, mask_fill=IGNORE), RandomHFlip(p=0.5),
         Normalize(div_value=255.0, mean=MEAN, std=STD)]))
 
-    def tv_transforms() -> v2.Transform:
+    def tv_transforms(normalise: bool) -> v2.Transform:
         return v2.Compose([
             v2.RandomResize(HEIGHT // 2, HEIGHT * 2 + 1),
             v2.RandomCrop(CROP, pad_if_needed=True, fill={tv_tensors.Image: 0, tv_tensors.Mask: IGNORE}),
-            v2.RandomHorizontalFlip(p=0.5), v2.ToImage(), v2.ToDtype({tv_tensors.Image: torch.float32, "others": None},
-                                                                      scale=True),
-            v2.Normalize(MEAN, STD)])
+            v2.RandomHorizontalFlip(p=0.5), *to_model(normalise, MEAN, STD)])
 
     def target(index: int, size: tuple[int, int], read_mask: Any) -> tv_tensors.Mask:
         return read_mask(os.path.join(root, "SegmentationClass", ids[index] + ".png"))
@@ -113,7 +111,7 @@ def check(batch: dict | tuple) -> int:
     """Normalised CROP x CROP images with int64 label maps of the same size."""
     images, masks = (batch["image"], batch["mask"]) if isinstance(batch, dict) else batch
     assert masks.dtype == torch.int64 and tuple(masks.shape[-2:]) == (CROP, CROP), (masks.dtype, masks.shape)
-    return float_images(images, (CROP, CROP))
+    return model_images(images, (CROP, CROP))
 
 
 def main() -> None:

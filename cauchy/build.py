@@ -14,6 +14,7 @@ import cauchy.datasets
 import cauchy.methods
 import cauchy.metrics
 import cauchy.models  # noqa: F401
+from cauchy.datasets.normalize import InputNormalizer
 from cauchy.datasets.transforms import Compose
 from cauchy.datasets.transforms import build_transforms as compose_transforms
 from cauchy.engine.lr import LRSchedule
@@ -147,8 +148,10 @@ def build_method(h: dict[str, Any], num_classes: int) -> Method:
     """The task's own hypes sections (det: ``anchor``, ``res``) and keys (seg: ``test.mode``) go to the
     method as keyword arguments."""
     sections = task_of(h["task"]).method_arguments(h, SCHEMA)
-    return build_component(METHODS, h["method"], "method", model=build_model(h, num_classes), loss=build_loss(h),
-                           **sections)
+    method = build_component(METHODS, h["method"], "method", model=build_model(h, num_classes), loss=build_loss(h),
+                             **sections)
+    method.normalizer = InputNormalizer(**h["data"]["normalize"])
+    return method
 
 
 def evaluator_names(chosen: str | list[str] | None, split: str) -> list[tuple[str, str]]:

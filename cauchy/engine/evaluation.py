@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from cauchy.methods.base import Method, move_to
+from cauchy.methods.base import Method
 from cauchy.metrics.base import Evaluation, Evaluator
 
 
@@ -22,7 +22,7 @@ def inference_on_dataset(method: Method, loader: Iterable[Any], evaluator: Evalu
         evaluator.reset()
     try:
         for batch in loader:
-            batch = move_to(batch, device)
+            batch = method.prepare(batch, device)
             predictions = method.predict(batch)
             if evaluator is not None:
                 evaluator.process(batch, predictions)

@@ -10,7 +10,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from cauchy.datasets.rng import SampleKey, SeededSamples
-from cauchy.methods.base import Method, move_to
+from cauchy.methods.base import Method
 
 
 class HookBase:
@@ -145,7 +145,7 @@ class Trainer:
             hook.after_train()
 
     def run_step(self) -> None:
-        batch = move_to(self.next_batch(), self.device)
+        batch = self.method.prepare(self.next_batch(), self.device)
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.autocast):
             losses = self.method.forward_train(batch)
         self.optimizer.zero_grad(set_to_none=True)

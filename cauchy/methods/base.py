@@ -7,6 +7,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from cauchy.datasets.normalize import InputNormalizer
 from cauchy.metrics.base import Evaluator
 
 
@@ -23,10 +24,23 @@ class Method(nn.Module):
     default_evaluator: ClassVar[str | list[str] | None] = None
     """Evaluator name(s) used when the hypes' ``val.evaluator`` / ``test.evaluator`` is null."""
 
+    padded_images: ClassVar[bool] = False
+    """True when the collate pads images to the batch's largest (bottom/right) and records each one's
+    ``image_sizes``: :meth:`prepare` keeps the padding zero after normalising."""
+
     def __init__(self, model: nn.Module, loss: nn.Module | None = None) -> None:
         super().__init__()
         self.model = model
         self.loss = loss
+        self.normalizer = InputNormalizer()  # build_method sets the hypes' data.normalize
+
+    def prepare(self, batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
+        """A loader's batch as ``forward_train`` and ``predict`` read it: on ``device``, the uint8
+        images normalised there (one place for every task; the workers only decode and move pixels)."""
+        sizes = batch.get("image_sizes") if self.padded_images else None
+        batch = move_to(batch, device)
+        batch["image"] = self.normalizer(batch["image"], sizes)
+        return batch
 
     def forward_train(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         """``{"loss": total, "loss_<part>": ...}`` for one batch, in training mode."""

@@ -96,6 +96,7 @@ class DetectionMethod(Method):
     """Subclasses implement ``forward_train`` and ``detect`` (boxes in network-input pixels)."""
 
     default_evaluator = "coco"
+    padded_images = True
 
     def __init__(self, model: nn.Module, loss: nn.Module | None = None, res: dict[str, Any] | None = None) -> None:
         super().__init__(model, loss)

@@ -76,6 +76,7 @@ class SegmentationMethod(Method):
     named loss must leave out the same value. Masks are drawn and saved in the VOC palette."""
 
     default_evaluator = "seg"
+    padded_images = True
 
     def __init__(self, model: nn.Module, loss: nn.Module | None = None, *, mode: str = "whole",
                  crop_size: list[float] | None = None, stride: list[float] | None = None,

@@ -88,6 +88,8 @@ def check_mask(path: str, labels: np.ndarray, image_size: tuple[int, int], table
         raise DatasetError(f"{path}: mask values {bad[:10].tolist()} are neither a class label "
                            f"(0..{int((table >= 0).sum()) - 1} after mapping) nor the ignore value")
     dtype = np.uint8 if table.max() < 256 else np.int32
+    if labels.dtype == dtype and np.array_equal(table[values], values):  # ids are the indices (VOC): no lookup
+        return labels
     return table.astype(dtype).take(labels)  # the table in the output type: no int64 map of the whole mask
 
 

@@ -181,5 +181,5 @@ def test_label_json_invalid_json_names_line(tmp_path, write_image):
 def test_transforms_are_applied(folder_root):
     ds = build("image_folder", folder_root, transforms=Compose([Resize(size=[6, 4]), Normalize()]))
     item = ds[0]
-    assert item["image"].dtype == torch.float32 and item["image"].shape == (3, 6, 4)
+    assert item["image"].dtype == torch.uint8 and item["image"].shape == (3, 6, 4)
     assert item["orig_size"] == (5, 7) and item["label"] == 0

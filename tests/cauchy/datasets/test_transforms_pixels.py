@@ -12,16 +12,19 @@ from cauchy.engine.trainer import training_loader
 from cauchy.registry import TRANSFORMS
 
 
-def test_normalize_outputs_float_chw_and_tensor_targets():
+def test_normalize_outputs_uint8_chw_and_tensor_targets_and_its_normalizer_the_float_image():
     image = np.zeros((4, 6, 3), np.uint8)
     image[..., 0] = 255
     sample = {"image": image, "label": 3, "boxes": np.array([[0, 0, 2, 2]], np.float32),
               "labels": np.array([1], np.int32), "mask": np.ones((4, 6), np.uint8),
               "keypoints": np.zeros((2, 3), np.float32), "difficult": np.array([0], np.uint8)}
-    out = Normalize(div_value=255.0, mean=[0.5, 0.25, 0.0], std=[0.5, 0.25, 2.0])(sample)
-    assert out["image"].dtype == torch.float32 and out["image"].shape == (3, 4, 6)
-    assert out["image"].is_contiguous()
-    assert torch.allclose(out["image"][:, 0, 0], torch.tensor([1.0, -1.0, 0.0]))
+    normalize = Normalize(div_value=255.0, mean=[0.5, 0.25, 0.0], std=[0.5, 0.25, 2.0])
+    out = normalize(sample)
+    assert out["image"].dtype == torch.uint8 and out["image"].shape == (3, 4, 6)
+    assert torch.equal(out["image"], torch.from_numpy(image).permute(2, 0, 1))
+    normalised = normalize.normalizer(out["image"])
+    assert normalised.dtype == torch.float32 and normalised.shape == (3, 4, 6)
+    assert torch.allclose(normalised[:, 0, 0], torch.tensor([1.0, -1.0, 0.0]))
     assert out["boxes"].dtype == torch.float32 and out["labels"].dtype == torch.int64
     assert out["mask"].dtype == torch.int64 and out["mask"].shape == (4, 6)
     assert out["keypoints"].dtype == torch.float32 and out["difficult"].dtype == torch.bool

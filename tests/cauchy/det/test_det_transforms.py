@@ -72,7 +72,7 @@ def test_train_pipeline_keeps_boxes_on_their_objects(scene, seed, crop, size) ->
 def test_eval_pipeline_scale_maps_boxes_back_exactly(scene, size, keep_ratio) -> None:
     pipeline = Compose([Resize(size=size, keep_ratio=keep_ratio), Normalize()])
     out = pipeline(scene)
-    assert out["image"].dtype == torch.float32 and out["boxes"].dtype == torch.float32
+    assert out["image"].dtype == torch.uint8 and out["boxes"].dtype == torch.float32
     batch = collate_detection([out])
     back = to_original(batch["boxes"][0], batch["scale_factor"][0], batch["orig_size"][0])
     np.testing.assert_allclose(back.numpy(), scene["boxes"], atol=1e-3)

@@ -74,3 +74,23 @@ def test_signed_truth_and_ignore_inside_the_class_range() -> None:
     keep = (gt >= 0) & (gt < n) & (gt != ignore)
     want = np.bincount(gt[keep] * n + pred[keep], minlength=n * n).reshape(n, n)
     assert evaluator.evaluate().tables["confusion_matrix"] == want.tolist()
+
+
+@pytest.mark.parametrize("n, ignore", [(5, 255), (200, 255), (300, 255), (300, 999)])
+def test_uint8_truth_any_prediction_type_and_wide_cells(n: int, ignore: int) -> None:
+    """uint8 truth with values past the classes (dropped like the ignore value), predictions in uint8,
+    int32 and int64, class counts whose cells need int16 or int32, and an ignore value inside or
+    outside the uint8 range; torch's thread count is the caller's again afterwards."""
+    gen = np.random.default_rng(n)
+    truths = [gen.integers(0, 256, size=(13, 17)).astype(np.uint8) for _ in range(3)]
+    preds = [gen.integers(0, min(n, 256), size=(13, 17)) for _ in range(3)]
+    evaluator = SegmentationEvaluator(n, ignore_index=ignore)
+    threads = torch.get_num_threads()
+    evaluator.process({"orig_mask": [torch.from_numpy(g) for g in truths]},
+                      [{"mask": torch.from_numpy(p).to(dtype)}
+                       for p, dtype in zip(preds, (torch.uint8, torch.int32, torch.int64))])
+    assert torch.get_num_threads() == threads
+    gt, pred = np.concatenate([g.ravel() for g in truths]).astype(np.int64), np.concatenate([p.ravel() for p in preds])
+    keep = (gt < n) & (gt != ignore)
+    want = np.bincount(gt[keep] * n + pred[keep], minlength=n * n).reshape(n, n)
+    assert np.array_equal(np.array(evaluator.evaluate().tables["confusion_matrix"]), want)
