@@ -45,8 +45,10 @@ def nearest_errors(truth: dict[str, Any], predicted: np.ndarray) -> list[float]:
 
 
 def test_targets_decode_back_to_the_people_in_original_pixels(sticks: str) -> None:
-    """Heatmaps and fields drawn from the ground truth, grouped as predictions are: every person
-    comes back, in the original image's pixels (the val images are resized to 160 for the network)."""
+    """Heatmaps and fields drawn from the ground truth, grouped as predictions are: the people come
+    back, in the original image's pixels (the val images are resized to 160 for the network). Nearly
+    all: where two people's limbs cross, their fields average there and a joint can go to the wrong
+    person, as in the paper."""
     h = sticks_hypes(sticks)
     method = build_method(h, 14)
     batch, _ = batch_of(h, "val", method)
@@ -56,7 +58,7 @@ def test_targets_decode_back_to_the_people_in_original_pixels(sticks: str) -> No
     predictions = method.decode(pafs, heatmaps, batch)
     errors = [e for truth, p in zip(batch["truth"], predictions)
               for e in nearest_errors(truth, p["keypoints"].numpy())]
-    assert len(errors) >= 4 and max(errors) < 1.0, errors
+    assert len(errors) >= 8 and np.mean(np.array(errors) < 1.0) >= 0.8 and np.median(errors) < 0.3, errors
     for p in predictions:
         assert p["keypoints"].shape[1:] == (14, 3) and p["scores"].shape == (len(p["keypoints"]),)
 
