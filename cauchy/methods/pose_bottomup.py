@@ -89,6 +89,7 @@ class BottomUpPose(PoseMethod):
     per-person fields as lists), and every annotated person of the image as its truth."""
 
     collate = staticmethod(collate_detection)
+    padded_images = True
 
     @staticmethod
     def affine(batch: dict[str, Any], index: int) -> torch.Tensor:

@@ -27,7 +27,7 @@ def sticks_hypes(root: str, **changes: Any) -> dict[str, Any]:
 def batch_of(h: dict[str, Any], split: str, method: Any) -> tuple[dict[str, Any], Any]:
     dataset = build_dataset(h, split)
     method.use_metadata(dataset.metadata)
-    return method.collate([dataset[i] for i in range(len(dataset))]), dataset
+    return method.prepare(method.collate([dataset[i] for i in range(len(dataset))]), torch.device("cpu")), dataset
 
 
 def nearest_errors(truth: dict[str, Any], predicted: np.ndarray) -> list[float]:
