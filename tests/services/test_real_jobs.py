@@ -246,7 +246,7 @@ def test_a_preempted_digits_job_resumes_by_itself_bit_identical_across_a_restart
 
     def submit(user: str, priority: str) -> int:
         reply = http.post(f"{api}/jobs", json={"hypes": DIGITS, "overrides": overrides, "user": user,
-                                               "priority": priority}, timeout=10)
+                                               "priority": priority}, timeout=60)  # a busy machine
         assert reply.status_code == 201, reply.text
         return reply.json()["id"]
 
