@@ -1,6 +1,6 @@
 """torchcv's augmentations (``aug_trans`` / ``train_trans``) and final sizing (``data_transformer``)
 as Cauchy's transforms. torchcv sizes are ``[width, height]``, Cauchy's ``[height, width]``; torchcv's
-``ratio`` is a probability (``p`` here); keypoint ``swap_pair`` are 1-based (``flip_pairs`` 0-based)."""
+``ratio`` is a probability (``p`` here); keypoint ``swap_pair`` are the data's own pairs here."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -42,14 +42,9 @@ def _leftovers(ed: Editor, key: str, params: dict[str, Any], reason: str) -> Non
 
 def hflip(ed: Editor, key: str, params: dict[str, Any], fill: Pad) -> list[Spec]:
     out = _probability(ed, key, params)
-    pairs = params.pop("swap_pair", MISSING)
-    if pairs == []:
-        ed.translated(f"{key}.swap_pair", None, "empty: nothing to swap")
-    elif pairs is not MISSING:
-        ok = isinstance(pairs, list) and all(isinstance(p, list) and len(p) == 2 and all(isinstance(i, int) and i >= 1
-                                                                                          for i in p) for p in pairs)
-        out["flip_pairs"] = [[i - 1 for i in p] for p in pairs] if ok else pairs
-        ed.translated(f"{key}.swap_pair", f"{key}.flip_pairs", "1-based keypoint pairs made 0-based" if ok else "")
+    if params.pop("swap_pair", MISSING) is not MISSING:
+        ed.translated(f"{key}.swap_pair", None, "the dataset's flip pairs: pose samples swap left and right joints "
+                                                "by the data's keypoint names (its metadata flip_pairs)")
     return [("random_hflip", {**out, **params})]
 
 
