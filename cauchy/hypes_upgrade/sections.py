@@ -30,7 +30,6 @@ def relocate(ed: Editor) -> None:
     ed.move("nms.overlap_threshold", "res.nms_iou")
     ed.drop("nms.mode", "NMS here is the standard (union) one")
     ed.drop_rest("nms", "no such setting here")
-    ed.drop_rest("vis", "drawing settings of torchcv's visualiser; predictions are drawn by the method here")
     for section in ("rpn", "roi", "fr_loss"):
         ed.drop_rest(section, "torchvision's Faster R-CNN uses its own defaults for these (network.params sets them)")
     ed.move("heatmap", "target.heatmap")
@@ -339,11 +338,13 @@ def evaluation(ed: Editor, task: str) -> None:
         ed.translated("anchor.anchors_list", "anchor.anchors", "reversed: the finest scale (stride 8) first here")
     if ed.get("method") in ("ssd", "faster_rcnn", "retinanet"):
         ed.drop_rest("anchor", "torchvision's detectors make their own anchors (network.params sets them)")
-    if task == "pose":
-        for old, new in names.GROUPING.items():
-            ed.move(f"res.{old}", f"target.grouping.{new}", note="OpenPose's grouping threshold")
+    if task == "pose":  # the grouping thresholds are under ``res`` in newer files, ``vis`` in older ones
+        for section in ("res", "vis"):
+            for old, new in names.GROUPING.items():
+                ed.move(f"{section}.{old}", f"target.grouping.{new}", note="OpenPose's grouping threshold")
         for key in ("vis_stick_width", "vis_circle_radius"):
             ed.drop(f"res.{key}", "drawing settings of torchcv's OpenPose; skeletons are drawn by the method here")
+    ed.drop_rest("vis", "drawing settings of torchcv's visualiser; predictions are drawn by the method here")
     if ed.get("res") == {} and task != "det":
         ed.pop("res")
 

@@ -96,6 +96,17 @@ def test_openpose_maps_to_the_pose_task_and_lambda_linear_is_poly_power_1() -> N
     assert "the dataset's flip pairs" in translated["train.aug_trans.random_hflip.swap_pair"]
     assert "7.0 input pixels / stride 8" in translated["target.heatmap.sigma"]
     assert "'sum'" in {c.key: c.note for c in result.ignored}["loss.params.mse_reduction"]
+
+
+def test_older_openpose_files_give_grouping_thresholds_under_vis_and_theta_under_heatmap() -> None:
+    """torchcv's op_vgg19_coco_pose.json: ``vis`` holds the thresholds and the drawing sizes."""
+    doc = load("pose_openpose_vgg19_coco.json")
+    doc["vis"] = {"num_threshold": 4, "limb_threshold": 0.2, "stick_width": 4, "circle_radius": 4}
+    del doc["res"]
+    result = upgrade(doc)
+    assert result.hypes["target"]["grouping"] == {"min_parts": 4, "min_dot": 0.2}
+    assert result.hypes["target"]["paf_width"] == 1.0 and "vis" not in result.hypes
+    assert {"vis.stick_width", "vis.circle_radius"} <= {c.key for c in result.ignored}
     h = upgrade(load("cls_ic_shufflenetv2_imagenet.json")).hypes
     assert h["solver"]["lr"]["lr_policy"] == "poly" and h["solver"]["lr"]["poly"] == {"power": 1.0}
     assert h["train"]["aug_trans"]["resize_short"] == {"size": 256}
