@@ -10,7 +10,6 @@ from cauchy.hypes_upgrade.edit import MISSING, Editor
 
 COLOR = ("random_brightness", "random_contrast", "random_saturation", "random_hue")
 NO_EQUIVALENT = {
-    "random_rotate": "no rotation transform here",
     "random_det_crop": "SSD's IoU-constrained crop has no equivalent here",
     "random_perm": "channel permutation has no equivalent here",
 }
@@ -128,6 +127,16 @@ def random_resize(ed: Editor, key: str, params: dict[str, Any], fill: Pad) -> li
     return [("random_scale", {**out, **params})]
 
 
+def rotate(ed: Editor, key: str, params: dict[str, Any], fill: Pad) -> list[Spec]:
+    """A rotation about the image centre, the image keeping its size: ``random_affine`` with only a rotation."""
+    _always(ed, key, params)
+    out: dict[str, Any] = {}
+    if "rotate_degree" in params:
+        out["rotation"] = params.pop("rotate_degree")
+        ed.translated(f"{key}.rotate_degree", f"{key}.rotation", "up to this many degrees either way")
+    return [("random_affine", {**out, **fill, **params})]
+
+
 def resized_crop(ed: Editor, key: str, params: dict[str, Any], fill: Pad) -> list[Spec]:
     _always(ed, key, params)
     out: dict[str, Any] = {}
@@ -149,6 +158,7 @@ RULES: dict[str, tuple[Rule, set[str] | None]] = {
     "resize": (resize, {"min_side_length", "max_side_length", "target_size"}),
     "random_resize": (random_resize, None),
     "random_resized_crop": (resized_crop, {"crop_size", "scale_range", "aspect_range"}),
+    "random_rotate": (rotate, None),
 }
 
 

@@ -92,10 +92,13 @@ def test_openpose_maps_to_the_pose_task_and_lambda_linear_is_poly_power_1() -> N
                            "grouping": {"peak_thresh": 0.1, "min_dot": 0.05, "samples": 10, "min_aligned": 0.8,
                                         "min_parts": 3, "min_mean_score": 0.2}}
     assert h["train"]["aug_trans"]["random_hflip"] == {"p": 0.5}
+    assert h["train"]["aug_trans"]["trans_seq"] == ["random_hflip", "random_scale", "random_affine", "random_crop", "pad"]
+    assert h["train"]["aug_trans"]["random_affine"] == {"rotation": 40, "fill": [124, 116, 104]}
     translated = {c.key: c.note for c in result.translated}
     assert "the dataset's flip pairs" in translated["train.aug_trans.random_hflip.swap_pair"]
     assert "7.0 input pixels / stride 8" in translated["target.heatmap.sigma"]
-    assert "'sum'" in {c.key: c.note for c in result.ignored}["loss.params.mse_reduction"]
+    ignored = {c.key: c.note for c in result.ignored}
+    assert "'sum'" in ignored["loss.params.mse_reduction"] and "0.5" in ignored["train.aug_trans.random_rotate.ratio"]
 
 
 def test_older_openpose_files_give_grouping_thresholds_under_vis_and_theta_under_heatmap() -> None:
