@@ -63,6 +63,7 @@ def upgrade(doc: Mapping[str, Any]) -> Upgrade:
     sections.data(ed, task)
     sections.details(ed, task)
     sections.method(ed)
+    sections.pose_target(ed, task)
     sections.network(ed, task)
     sections.solver(ed)
     sections.loss(ed)

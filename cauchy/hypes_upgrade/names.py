@@ -6,6 +6,7 @@ METHODS = {
     "fc_classifier": "image_classifier",
     "single_shot_detector": "ssd",
     "faster_rcnn": "faster_rcnn",
+    "open_pose": "openpose",
 }
 
 # (task, torchcv model_name) -> (Cauchy model, note when it is not the same network)
@@ -18,6 +19,7 @@ MODELS: dict[tuple[str, str], tuple[str, str]] = {
     ("det", "vgg300_ssd"): ("ssd300_vgg16", "torchvision's SSD300 VGG16"),
     ("det", "vgg512_ssd"): ("ssd300_vgg16", "torchvision's SSD300 VGG16 (there is no SSD512 here)"),
     ("seg", "deeplabv3"): ("deeplabv3_resnet50", "torchvision's DeepLabV3 with a ResNet-50"),
+    ("pose", "open_pose"): ("openpose_vgg19", "the paper's VGG-19 OpenPose"),
 }
 
 # seg models here that take a dilated ResNet by name (``backbone``) and its ``output_stride``
@@ -35,6 +37,7 @@ LOSSES = {
     "yolov3_loss": "yolov3",
     "ssd_multibox_loss": "none",
     "fr_loss": "none",
+    "op_mse_loss": "openpose_mse",
 }
 
 # torchcv lr_policy -> (Cauchy lr_policy, extra settings of that policy)
@@ -45,9 +48,24 @@ LR_POLICIES: dict[str, tuple[str, dict[str, float]]] = {
     "lambda_fixed": ("fixed", {}),
 }
 
-# task -> (data.format reading torchcv's on-disk layout, its data.params)
-DATA_FORMATS: dict[str, tuple[str, dict[str, str]]] = {
-    "cls": ("label_json", {}),
-    "det": ("torchcv_json", {}),
-    "seg": ("mask_folder", {"image_dir": "{split}/image", "mask_dir": "{split}/label"}),
+# task -> (data.format for torchcv's files of that task, its data.params, what it reads)
+DATA_FORMATS: dict[str, tuple[str, dict[str, str], str]] = {
+    "cls": ("label_json", {}, "torchcv's on-disk layout for cls"),
+    "det": ("torchcv_json", {}, "torchcv's on-disk layout for det"),
+    "seg": ("mask_folder", {"image_dir": "{split}/image", "mask_dir": "{split}/label"},
+            "torchcv's on-disk layout for seg"),
+    "pose": ("coco_keypoints", {"samples": "image", "image_dir": "{split}/image"},
+             "whole images with all their people (bottom-up, as torchcv's OpenPose trains), images in torchcv's "
+             "{split}/image, annotations as COCO keypoints JSON (annotations/person_keypoints_{split}.json): "
+             "torchcv's per-image {split}/json files are not read here"),
+}
+
+# torchcv's OpenPose grouping thresholds (``res``) -> ``target.grouping`` here
+GROUPING = {
+    "part_threshold": "peak_thresh",
+    "limb_threshold": "min_dot",
+    "mid_point_num": "samples",
+    "limb_pos_ratio": "min_aligned",
+    "num_threshold": "min_parts",
+    "avg_threshold": "min_mean_score",
 }

@@ -30,7 +30,6 @@ def relocate(ed: Editor) -> None:
     ed.move("nms.overlap_threshold", "res.nms_iou")
     ed.drop("nms.mode", "NMS here is the standard (union) one")
     ed.drop_rest("nms", "no such setting here")
-    ed.drop_rest("vis", "drawing settings of torchcv's visualiser; predictions are drawn by the method here")
     for section in ("rpn", "roi", "fr_loss"):
         ed.drop_rest(section, "torchvision's Faster R-CNN uses its own defaults for these (network.params sets them)")
     ed.move("heatmap", "target.heatmap")
@@ -62,12 +61,11 @@ def rgb_order(ed: Editor) -> Any:
 
 def data(ed: Editor, task: str) -> None:
     if not ed.has("data.format") and task in names.DATA_FORMATS:
-        fmt, params = names.DATA_FORMATS[task]
+        fmt, params, note = names.DATA_FORMATS[task]
         ed.put("data.format", fmt)
         for name, value in params.items():
             ed.put(f"data.params.{name}", value)
-        ed.translated("data.format", "data.format", f"{fmt!r}: torchcv's on-disk layout for {task} "
-                                                    "(set data.format for another)")
+        ed.translated("data.format", "data.format", f"{fmt!r}: {note} (set data.format for another)")
     ed.drop("data.keep_difficult", "difficult objects are kept, flagged, and left out of VOC AP")
     if ed.get("data.format") == "mask_folder":
         ed.move("data.label_list", "data.params.label_ids", note="the raw mask value of each class")
@@ -98,6 +96,36 @@ def details(ed: Editor, task: str) -> None:
                         ("mini_tree", "no such setting here"),
                         ("map_index", "no such setting here")):
         ed.drop(f"details.{key}", reason)
+
+
+def pose_target(ed: Editor, task: str) -> None:
+    """torchcv's ``target.heatmap`` (``heatmap`` in older files, moved there by :func:`relocate`) and
+    ``target.paf``: ``sigma`` in input pixels becomes output cells (divided by ``network.stride``), the
+    PAF half-width ``theta`` (output cells, under ``heatmap`` in the published files) ``paf_width``."""
+    if task != "pose":
+        return
+    stride = ed.get("network.stride", 8)
+    stride = stride if isinstance(stride, (int, float)) and not isinstance(stride, bool) and stride > 0 else 8
+    sigma = ed.pop("target.heatmap.sigma")
+    if isinstance(sigma, (int, float)) and not isinstance(sigma, bool):
+        ed.put("target.sigma", sigma / stride)
+        ed.translated("target.heatmap.sigma", "target.sigma", f"{sigma} input pixels / stride {stride} -> "
+                                                              f"{sigma / stride:g} output cells")
+    elif sigma is not MISSING:
+        ed.put("target.sigma", sigma)
+        ed.translated("target.heatmap.sigma", "target.sigma")
+    if ed.get("method") == "openpose":
+        for key in ("target.paf.theta", "target.heatmap.theta"):
+            ed.move(key, "target.paf_width", note="the limb's half-width in output cells, as in torchcv")
+    method = ed.pop("target.heatmap.method")
+    if method == "gaussian":
+        ed.translated("target.heatmap.method", None, "'gaussian': heatmaps are Gaussians here")
+    elif method is not MISSING:
+        ed.ignored("target.heatmap.method", f"{method!r}: heatmaps are Gaussians here")
+    for section in ("target.heatmap", "target.paf"):
+        ed.drop_rest(section, "no such target setting here")
+        if ed.get(section) == {}:
+            ed.pop(section)
 
 
 def backbone_name(value: Any) -> str | None:
@@ -132,11 +160,32 @@ def network(ed: Editor, task: str) -> None:
     bn = ed.pop("network.bn_type")
     if bn is not MISSING:
         ed.ignored("network.bn_type", f"{bn!r}: a job trains on one device here, with the model's own batch norm")
+    if model == "openpose_vgg19":
+        openpose_heads(ed)
     ed.drop("network.checkpoints_dir", RUN_DIR)
     ed.drop("network.resume", "resume with --resume (the service: resume the job)")
     for key in ("multi_grid", "pooled_size", "model_scale", "shuffle_group", "use_drop", "stride_list",
                 "num_feature_list", "head_index_list", "paf_out", "heatmap_out", "loss_weights"):
         ed.drop(f"network.{key}", f"an architecture setting of torchcv's own network; {model!r} here defines its own")
+
+
+def openpose_heads(ed: Editor) -> None:
+    """torchcv's OpenPose sizes: ``paf_out`` (two channels per limb) is ``num_limbs`` here (checked against
+    the data's skeleton before training); one ``loss_weights`` entry per stage, the stage count."""
+    paf_out = ed.pop("network.paf_out")
+    if isinstance(paf_out, int) and paf_out > 0 and paf_out % 2 == 0:
+        ed.put("network.params.num_limbs", paf_out // 2)
+        ed.translated("network.paf_out", "network.params.num_limbs", f"{paf_out} channels -> {paf_out // 2} limbs")
+    elif paf_out is not MISSING:
+        ed.ignored("network.paf_out", f"{paf_out!r}: not two channels per limb; set network.params.num_limbs")
+    ed.drop("network.heatmap_out", "one heatmap per keypoint of the data here (torchcv added a background map)")
+    weights = ed.pop("network.loss_weights")
+    if isinstance(weights, list) and weights and all(w == 1 for w in weights):
+        ed.put("network.params.stages", len(weights))
+        ed.translated("network.loss_weights", "network.params.stages", f"{len(weights)} stages, each weighted 1 as here")
+    elif weights is not MISSING:
+        ed.ignored("network.loss_weights", f"{weights}: every stage has weight 1 here; its length is "
+                                           "network.params.stages")
 
 
 def solver(ed: Editor) -> None:
@@ -196,6 +245,13 @@ def loss(ed: Editor) -> None:
         ed.translated(f"{params}.ce_reduction", None, f"{reduction!r}: the mean, as here")
     elif reduction is not MISSING:
         ed.ignored(f"{params}.ce_reduction", f"{reduction!r}: losses here are means")
+    if new == "openpose_mse":
+        reduction = ed.pop(f"{params}.mse_reduction")
+        if reduction in ("mean", "elementwise_mean"):
+            ed.translated(f"{params}.mse_reduction", None, f"{reduction!r}: the mean, as here")
+        elif reduction is not MISSING:
+            ed.ignored(f"{params}.mse_reduction", f"{reduction!r}: the loss here is the mean over cells, "
+                                                  "so its gradients are smaller; raise base_lr to match")
     if new == "ce":
         ed.move(f"{params}.ce_weight", f"{params}.weight")
         ed.drop(f"{params}.ce_ignore_index", "class labels have no ignore value")
@@ -282,10 +338,13 @@ def evaluation(ed: Editor, task: str) -> None:
         ed.translated("anchor.anchors_list", "anchor.anchors", "reversed: the finest scale (stride 8) first here")
     if ed.get("method") in ("ssd", "faster_rcnn", "retinanet"):
         ed.drop_rest("anchor", "torchvision's detectors make their own anchors (network.params sets them)")
-    if task == "pose":
-        for key in ("vis_stick_width", "vis_circle_radius", "num_threshold", "avg_threshold", "part_threshold",
-                    "limb_threshold", "mid_point_num", "limb_pos_ratio"):
-            ed.drop(f"res.{key}", "grouping and drawing settings of torchcv's OpenPose")
+    if task == "pose":  # the grouping thresholds are under ``res`` in newer files, ``vis`` in older ones
+        for section in ("res", "vis"):
+            for old, new in names.GROUPING.items():
+                ed.move(f"{section}.{old}", f"target.grouping.{new}", note="OpenPose's grouping threshold")
+        for key in ("vis_stick_width", "vis_circle_radius"):
+            ed.drop(f"res.{key}", "drawing settings of torchcv's OpenPose; skeletons are drawn by the method here")
+    ed.drop_rest("vis", "drawing settings of torchcv's visualiser; predictions are drawn by the method here")
     if ed.get("res") == {} and task != "det":
         ed.pop("res")
 

@@ -1,6 +1,6 @@
 """torchcv's augmentations (``aug_trans`` / ``train_trans``) and final sizing (``data_transformer``)
 as Cauchy's transforms. torchcv sizes are ``[width, height]``, Cauchy's ``[height, width]``; torchcv's
-``ratio`` is a probability (``p`` here); keypoint ``swap_pair`` are 1-based (``flip_pairs`` 0-based)."""
+``ratio`` is a probability (``p`` here); keypoint ``swap_pair`` are the data's own pairs here."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -10,7 +10,6 @@ from cauchy.hypes_upgrade.edit import MISSING, Editor
 
 COLOR = ("random_brightness", "random_contrast", "random_saturation", "random_hue")
 NO_EQUIVALENT = {
-    "random_rotate": "no rotation transform here",
     "random_det_crop": "SSD's IoU-constrained crop has no equivalent here",
     "random_perm": "channel permutation has no equivalent here",
 }
@@ -42,14 +41,9 @@ def _leftovers(ed: Editor, key: str, params: dict[str, Any], reason: str) -> Non
 
 def hflip(ed: Editor, key: str, params: dict[str, Any], fill: Pad) -> list[Spec]:
     out = _probability(ed, key, params)
-    pairs = params.pop("swap_pair", MISSING)
-    if pairs == []:
-        ed.translated(f"{key}.swap_pair", None, "empty: nothing to swap")
-    elif pairs is not MISSING:
-        ok = isinstance(pairs, list) and all(isinstance(p, list) and len(p) == 2 and all(isinstance(i, int) and i >= 1
-                                                                                          for i in p) for p in pairs)
-        out["flip_pairs"] = [[i - 1 for i in p] for p in pairs] if ok else pairs
-        ed.translated(f"{key}.swap_pair", f"{key}.flip_pairs", "1-based keypoint pairs made 0-based" if ok else "")
+    if params.pop("swap_pair", MISSING) is not MISSING:
+        ed.translated(f"{key}.swap_pair", None, "the dataset's flip pairs: pose samples swap left and right joints "
+                                                "by the data's keypoint names (its metadata flip_pairs)")
     return [("random_hflip", {**out, **params})]
 
 
@@ -133,6 +127,16 @@ def random_resize(ed: Editor, key: str, params: dict[str, Any], fill: Pad) -> li
     return [("random_scale", {**out, **params})]
 
 
+def rotate(ed: Editor, key: str, params: dict[str, Any], fill: Pad) -> list[Spec]:
+    """A rotation about the image centre, the image keeping its size: ``random_affine`` with only a rotation."""
+    _always(ed, key, params)
+    out: dict[str, Any] = {}
+    if "rotate_degree" in params:
+        out["rotation"] = params.pop("rotate_degree")
+        ed.translated(f"{key}.rotate_degree", f"{key}.rotation", "up to this many degrees either way")
+    return [("random_affine", {**out, **fill, **params})]
+
+
 def resized_crop(ed: Editor, key: str, params: dict[str, Any], fill: Pad) -> list[Spec]:
     _always(ed, key, params)
     out: dict[str, Any] = {}
@@ -154,6 +158,7 @@ RULES: dict[str, tuple[Rule, set[str] | None]] = {
     "resize": (resize, {"min_side_length", "max_side_length", "target_size"}),
     "random_resize": (random_resize, None),
     "random_resized_crop": (resized_crop, {"crop_size", "scale_range", "aspect_range"}),
+    "random_rotate": (rotate, None),
 }
 
 

@@ -1,4 +1,4 @@
-"""The tiny det and seg shapes sets of tests/cauchy/det and tests/cauchy/seg, for the legacy runs."""
+"""The tiny det and seg shapes sets and pose sticks set of tests/cauchy/{det,seg,pose}, for the legacy runs."""
 from __future__ import annotations
 
 import pytest
@@ -16,4 +16,11 @@ def shapes_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
 def seg_shapes(tmp_path_factory: pytest.TempPathFactory) -> str:
     out = str(tmp_path_factory.mktemp("seg") / "shapes")
     load_script("scripts/seg/shapes/prepare.py").prepare(out, train=8, val=4, size=64, seed=3)
+    return out
+
+
+@pytest.fixture(scope="session")
+def sticks(tmp_path_factory: pytest.TempPathFactory) -> str:
+    out = str(tmp_path_factory.mktemp("pose") / "sticks")
+    load_script("scripts/pose/sticks/prepare.py").prepare(out, train=8, val=4, size=96, seed=1)
     return out

@@ -11,7 +11,6 @@ import pytest
 
 import run_tasks
 from cauchy import exitcodes, rundir
-from cauchy.build import list_components
 from cauchy.hypes_upgrade import upgrade
 from cauchy.visualizer import read_events
 
@@ -35,8 +34,6 @@ def unsets(*keys: str) -> list[str]:
 def test_every_torchcv_fixture_passes_check_as_it_is(path: str, capsys) -> None:
     with open(path) as fh:
         method = upgrade(json.load(fh)).hypes["method"]
-    if method not in list_components()["methods"]:
-        pytest.skip(f"no {method} method: torchcv's OpenPose is not translated to the pose methods here yet")
     assert run_tasks.main(["--hypes", path, "--check"]) == exitcodes.OK, capsys.readouterr().err
     out, err = capsys.readouterr()
     assert json.loads(out)["method"] == method
@@ -83,6 +80,18 @@ def test_a_torchcv_seg_file_trains(tmp_path, seg_shapes: str) -> None:
                          "test.aug_trans.resize_short.size=64", "solver.test_interval=2"),
                    *unsets("data.params", "data.num_classes", "network.params"))
     assert "miou" in {e["name"] for e in events if e["phase"] == "val"}
+
+
+@pytest.mark.slow
+def test_a_torchcv_pose_file_trains(tmp_path, sticks: str) -> None:
+    crop = [f"{split}.aug_trans.{name}.size=[64,64]" for split in ("train", "val") for name in ("random_crop", "pad")]
+    events = train(fixture("pose_openpose_vgg19_coco.json"), tmp_path,
+                   *sets(f"data.data_dir={sticks}", "data.params.image_dir=images", "network.model_name=openpose_small",
+                         "network.params.num_limbs=14", "network.params.stages=2", "network.params.width=16",
+                         "test.data_transformer.input_size=[96,96]", "solver.lr.metric=iters",
+                         "solver.lr.lr_policy=fixed", "solver.test_interval=2", *crop))
+    assert {"loss_paf", "loss_heatmap"} <= {e["name"] for e in events if e["phase"] == "train"}
+    assert "ap" in {e["name"] for e in events if e["phase"] == "val"}
 
 
 def test_check_reports_every_problem_at_once_naming_hypes_keys(tmp_path, capsys) -> None:

@@ -81,10 +81,35 @@ def test_bgr_means_are_reversed_and_seg_losses_weights_and_test_mode_map() -> No
     assert h["data"]["params"]["label_ids"][:3] == [7, 8, 11] and len(h["data"]["params"]["label_ids"]) == 19
 
 
-def test_keypoint_swap_pairs_become_zero_based_flip_pairs_and_lambda_linear_is_poly_power_1() -> None:
-    h = upgrade(load("pose_openpose_vgg19_coco.json")).hypes
-    assert h["train"]["aug_trans"]["random_hflip"]["flip_pairs"][0] == [2, 5]
-    assert h["target"] == {"heatmap": {"sigma": 7.0, "theta": 1.0, "method": "gaussian"}}
+def test_openpose_maps_to_the_pose_task_and_lambda_linear_is_poly_power_1() -> None:
+    result = upgrade(load("pose_openpose_vgg19_coco.json"))
+    h = result.hypes
+    assert h["method"] == "openpose" and h["loss"]["loss_type"] == "openpose_mse" and h["loss"]["params"] == {}
+    assert h["network"]["model_name"] == "openpose_vgg19" and h["network"]["params"] == {"num_limbs": 19, "stages": 6}
+    assert h["data"]["format"] == "coco_keypoints"
+    assert h["data"]["params"] == {"samples": "image", "image_dir": "{split}/image"}
+    assert h["target"] == {"sigma": 7.0 / 8, "paf_width": 1.0,
+                           "grouping": {"peak_thresh": 0.1, "min_dot": 0.05, "samples": 10, "min_aligned": 0.8,
+                                        "min_parts": 3, "min_mean_score": 0.2}}
+    assert h["train"]["aug_trans"]["random_hflip"] == {"p": 0.5}
+    assert h["train"]["aug_trans"]["trans_seq"] == ["random_hflip", "random_scale", "random_affine", "random_crop", "pad"]
+    assert h["train"]["aug_trans"]["random_affine"] == {"rotation": 40, "fill": [124, 116, 104]}
+    translated = {c.key: c.note for c in result.translated}
+    assert "the dataset's flip pairs" in translated["train.aug_trans.random_hflip.swap_pair"]
+    assert "7.0 input pixels / stride 8" in translated["target.heatmap.sigma"]
+    ignored = {c.key: c.note for c in result.ignored}
+    assert "'sum'" in ignored["loss.params.mse_reduction"] and "0.5" in ignored["train.aug_trans.random_rotate.ratio"]
+
+
+def test_older_openpose_files_give_grouping_thresholds_under_vis_and_theta_under_heatmap() -> None:
+    """torchcv's op_vgg19_coco_pose.json: ``vis`` holds the thresholds and the drawing sizes."""
+    doc = load("pose_openpose_vgg19_coco.json")
+    doc["vis"] = {"num_threshold": 4, "limb_threshold": 0.2, "stick_width": 4, "circle_radius": 4}
+    del doc["res"]
+    result = upgrade(doc)
+    assert result.hypes["target"]["grouping"] == {"min_parts": 4, "min_dot": 0.2}
+    assert result.hypes["target"]["paf_width"] == 1.0 and "vis" not in result.hypes
+    assert {"vis.stick_width", "vis.circle_radius"} <= {c.key for c in result.ignored}
     h = upgrade(load("cls_ic_shufflenetv2_imagenet.json")).hypes
     assert h["solver"]["lr"]["lr_policy"] == "poly" and h["solver"]["lr"]["poly"] == {"power": 1.0}
     assert h["train"]["aug_trans"]["resize_short"] == {"size": 256}
