@@ -83,12 +83,18 @@ def unflip(heatmaps: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     return heatmaps.flip(-1)[:, index.to(heatmaps.device)]
 
 
+def points_to_original(xy: torch.Tensor, affine: torch.Tensor | np.ndarray) -> torch.Tensor:
+    """Points ``xy`` [..., N, 2] in input pixels, in original pixels (float64): through the inverse of
+    ``affine`` [..., 3, 3] (original -> input pixels), one per sample of a batch or one for all."""
+    back = torch.linalg.inv(torch.as_tensor(affine, dtype=torch.float64, device=xy.device))
+    return xy.double() @ back[..., :2, :2].transpose(-1, -2) + back[..., None, :2, 2]
+
+
 def to_original(heatmaps: torch.Tensor, affine: torch.Tensor, stride: float) -> tuple[torch.Tensor, torch.Tensor]:
     """``(xy [B, K, 2] in original pixels, peaks [B, K])`` of heatmaps [B, K, h, w] of inputs whose
     ``affine`` [B, 3, 3] maps original pixels to input pixels."""
     xy, peaks = decode_heatmaps(heatmaps, stride)
-    inverse = torch.linalg.inv(affine.double())
-    return xy.double() @ inverse[:, :2, :2].transpose(1, 2) + inverse[:, None, :2, 2], peaks
+    return points_to_original(xy, affine), peaks
 
 
 class PoseMethod(Method):

@@ -26,7 +26,7 @@ from cauchy.datasets.pose.heatmaps import gaussian_heatmaps
 from cauchy.datasets.pose.paf import part_affinity_fields
 from cauchy.hypes import HypesError
 from cauchy.methods.det import collate_detection
-from cauchy.methods.pose import PoseMethod
+from cauchy.methods.pose import PoseMethod, points_to_original
 from cauchy.models.pose.openpose import OpenPose
 from cauchy.models.pose.paf_grouping import GroupingParams, group_people
 from cauchy.registry import LOSSES, METHODS
@@ -70,8 +70,7 @@ class OpenPoseLoss(nn.Module):
 def to_original(keypoints: torch.Tensor, affine: torch.Tensor | np.ndarray) -> torch.Tensor:
     """``keypoints`` [..., 3] (x, y in the sample's pixels, score) in original pixels, through the
     inverse of the sample's ``affine`` (original -> sample pixels)."""
-    back = torch.linalg.inv(torch.as_tensor(affine, dtype=torch.float64, device=keypoints.device))
-    xy = keypoints[..., :2].double() @ back[:2, :2].T + back[:2, 2]
+    xy = points_to_original(keypoints[..., :2], affine)
     return torch.cat([xy.to(keypoints.dtype), keypoints[..., 2:]], dim=-1)
 
 
