@@ -101,6 +101,7 @@ TABLE: list[tuple[str, str, Any, tuple[int, ...]]] = [
     ("POST", "/api/v1/groups/{name}/members", {"user": "gus"}, ADMIN_ONLY),
     ("DELETE", "/api/v1/groups/{name}/members/{user}", None, ADMIN_ONLY),
     ("GET", "/api/v1/jobs", None, ANY_USER),
+    ("GET", "/api/v1/scheduler", None, ANY_USER),  # policy, capacity and usage: what fair share weighs
     ("POST", "/api/v1/jobs", {"hypes": make_hypes("ok", 1)}, (401, 201, 201, 201, 201)),
     ("GET", "/api/v1/jobs/{job_id}", None, OK_READ),
     ("PATCH", "/api/v1/jobs/{job_id}", {"visibility": "group:team"}, OWNER_ONLY),
@@ -112,7 +113,8 @@ TABLE: list[tuple[str, str, Any, tuple[int, ...]]] = [
     ("GET", "/api/v1/jobs/{job_id}/charts", None, (401, 404, 302, 302, 302)),
     ("DELETE", "/api/v1/jobs/{job_id}/visdom", None, (401, 404, 403, 200, 409)),  # the owner shut it already
     ("POST", "/api/v1/jobs/{job_id}/stop", None, (401, 404, 403, 409, 409)),  # it has ended: allowed, but too late
-    ("POST", "/api/v1/jobs/{job_id}/resume", None, (401, 404, 403, 201, 201)),
+    # Past the access checks, the job (succeeded) has nothing left to resume: 409 (a resume: test_resume.py).
+    ("POST", "/api/v1/jobs/{job_id}/resume", None, (401, 404, 403, 409, 409)),
     ("POST", "/api/v1/jobs/{job_id}/publish", {}, (401, 404, 403, 400, 400)),  # allowed; the name is missing
     ("GET", "/api/v1/weights", None, ANY_USER),
     ("PATCH", "/api/v1/weights/{name}", {"visibility": "group:team"}, OWNER_ONLY),
