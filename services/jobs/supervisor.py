@@ -108,8 +108,9 @@ class Supervisor:
         now = time.time()
         with self._lock:
             for job in self.store.in_states(ACTIVE):
-                if self.launcher.adopt(job) is not None:
-                    log.info("job %d: adopted (%s, pid %d)", job.id, job.state, job.pid)
+                adopted = self.launcher.adopt(job)
+                if adopted is not None:  # its pid: the job row's may be unrecorded (found by its exit file)
+                    log.info("job %d: adopted (%s, pid %d)", job.id, job.state, adopted.proc.pid)
                     self.viewers.adopt(job, until=None)
                     continue
                 self.launcher.kill_leftovers(job)

@@ -1,6 +1,7 @@
 """Jobs run as real processes (the stand-in task and a real Visdom) under a real waitress."""
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import time
@@ -236,8 +237,10 @@ def test_each_gpu_goes_to_one_job_at_a_time_through_cuda_visible_devices(setting
 
 
 @both_databases
-def test_a_task_whose_pid_was_never_recorded_is_found_and_adopted(settings, service_factory, fake_hypes):
-    """The service died between spawning a task and writing its pid: the next one still finds it."""
+def test_a_task_whose_pid_was_never_recorded_is_found_and_adopted(settings, service_factory, fake_hypes, caplog):
+    """The service died between spawning a task and writing its pid: the next one still finds it (and
+    its log line names the pid it found)."""
+    caplog.set_level(logging.INFO, logger="services.jobs.supervisor")
     first = service_factory(settings)
     job = first.wait_metrics(first.submit(fake_hypes("run"))["id"])
     launcher = next(p["pid"] for p in job["processes"] if p["role"] == "launcher")
@@ -246,6 +249,7 @@ def test_a_task_whose_pid_was_never_recorded_is_found_and_adopted(settings, serv
     second = service_factory(settings)
     adopted = second.job(job["id"])
     assert adopted["state"] == "running" and launcher in {p["pid"] for p in adopted["processes"]}
+    assert f"job {job['id']}: adopted (running, pid {launcher})" in caplog.text
     second.call("POST", f"/api/v1/jobs/{job['id']}/stop")
     assert second.wait_ended(job["id"])["state"] == "stopped"
 
