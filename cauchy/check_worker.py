@@ -24,7 +24,8 @@ def check(hypes: Any) -> list[dict[str, str]]:
     return []
 
 
-def main() -> int:
+def serve() -> None:
+    """Answer lines from stdin until it closes (the service stopping); no exit code to report."""
     import cauchy.build  # noqa: F401 - the registries, before the first request
 
     for line in sys.stdin:
@@ -34,8 +35,7 @@ def main() -> int:
             errors = [{"key": "", "message": f"not a JSON line: {exc}"}]
         sys.stdout.write(json.dumps({"errors": errors}) + "\n")
         sys.stdout.flush()
-    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    serve()
