@@ -256,6 +256,7 @@ def write_onnx(head: ExportHead, example: torch.Tensor, path: str, opset: int = 
     same outputs."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)  # "legacy TorchScript-based ONNX export": chosen
         torch.onnx.export(head, (example,), path, input_names=["images"], output_names=list(head.outputs),
                           dynamic_axes=dynamic_axes(head), opset_version=opset, dynamo=False)
     return {"opset": opset}
@@ -273,11 +274,8 @@ def write_torchscript(head: ExportHead, example: torch.Tensor, path: str, opset:
     return {}
 
 
-FORMATS: dict[str, tuple[str, Callable[..., dict[str, Any]]]] = {
-    "onnx": (".onnx", write_onnx),
-    "torchscript": (".torchscript.pt", write_torchscript),
-}
-"""Format name -> (file name suffix, writer)."""
+FORMATS: dict[str, Callable[..., dict[str, Any]]] = {"onnx": write_onnx, "torchscript": write_torchscript}
+"""Format name -> writer (the file names on the weights host: ``cauchy.manifest.EXPORTS``)."""
 
 
 def check_format(fmt: str) -> str:
@@ -295,7 +293,7 @@ def export(published: Published, fmt: str, path: str, opset: int = OPSET) -> dic
     example = example_images(published)
     started = time.perf_counter()
     with torch.no_grad():
-        written = FORMATS[fmt][1](head, example, path, opset)
+        written = FORMATS[fmt](head, example, path, opset)
     return {"format": fmt, **written, "input": {"name": "images", "shape": ["batch", 3, *(
         ["height", "width"] if head.any_size else list(example.shape[-2:]))]}, "outputs": list(head.outputs),
         "seconds": round(time.perf_counter() - started, 3), "edge": settings}
