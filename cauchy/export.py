@@ -128,12 +128,16 @@ class DenseDetections(ExportHead):
                 "max_dets": self.method.max_dets, "pre_nms": PRE_NMS, "size_divisor": SIZE_DIVISOR}
 
 
-def export_head(h: dict[str, Any], method: Method) -> ExportHead:
+def head_class(h: dict[str, Any]) -> type[ExportHead]:
+    """The export head of the hypes' method; another method is an ExportError listing those there are."""
     try:
-        head = HEADS.get(h["method"])
+        return HEADS.get(h["method"])
     except UnknownComponentError as exc:
         raise ExportError("method", str(exc)) from None
-    return head(method).eval()
+
+
+def export_head(h: dict[str, Any], method: Method) -> ExportHead:
+    return head_class(h)(method).eval()
 
 
 @dataclass
@@ -154,6 +158,7 @@ def load_published(weights: str | os.PathLike[str], run_dir: str | os.PathLike[s
     if not hypes_path.is_file():
         raise ExportError("", f"the source job's {rundir.HYPES} is gone; the model cannot be rebuilt")
     h = json.loads(hypes_path.read_text(encoding="utf-8"))
+    head_class(h)  # before building a model that cannot be exported
     found = rundir.model_checkpoint(run_dir)
     state = load_weights_only(found, "checkpoint") if found is not None else {}
     class_names = list(state.get("class_names") or h["data"]["class_names"] or [])
