@@ -79,7 +79,8 @@ def test_cli_exports_the_edge_bundle(world, tmp_path, capsys) -> None:
 @pytest.mark.parametrize(("who", "name", "body", "status", "says"), [
     ("olive", "tiny_cls", {"format": "tflite"}, 400, "unknown export format 'tflite'; valid: onnx, torchscript, edge"),
     ("olive", "tiny_cls", {"format": "onnx", "opset": 9}, 400, "unknown field 'opset'"),
-    ("olive", "tiny_cls", ["onnx"], 400, 'send a JSON object such as {"format": "onnx"}'),
+    ("olive", "tiny_cls", ["onnx"], 400, "send a JSON object"),
+    ("olive", "tiny_cls", {}, 400, "format is required"),
     ("olive", "nothing", {"format": "onnx"}, 404, "no weights 'nothing'"),
     ("otto", "tiny_cls", {"format": "onnx"}, 404, "no weights 'tiny_cls'"),
     ("gus", "tiny_cls", {"format": "onnx"}, 403, "only the owner or an admin may export them"),
