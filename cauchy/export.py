@@ -22,7 +22,6 @@ steps for the edge predictor, ``scripts/edge/predict.py``. torchvision's detecto
 from __future__ import annotations
 
 import json
-import logging
 import os
 import time
 import warnings
@@ -48,7 +47,6 @@ from cauchy.runner import without_pretrained
 from cauchy.weights_only import load_weights_only
 
 OPSET = 18
-log = logging.getLogger("cauchy.export")
 
 
 class ExportError(ValueError):
@@ -230,7 +228,8 @@ def edge_settings(published: Published, head: ExportHead) -> dict[str, Any]:
         if step is None:
             raise ExportError("test.aug_trans", f"{type(transform).__name__} has no edge equivalent; supported: "
                                                 f"{', '.join(sorted(k.__name__ for k in EDGE_STEPS))}")
-        steps += [s for s in [step(transform)] if s]
+        if spec := step(transform):
+            steps.append(spec)
     normalizer = published.method.normalizer
     return {"task": published.hypes["task"], "method": published.hypes["method"], "outputs": list(head.outputs),
             "class_names": published.class_names, "preprocess": steps,
