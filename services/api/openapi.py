@@ -253,7 +253,8 @@ PATHS: dict[str, Any] = {
                    "file joins the weights host beside the weights, recorded with its sha256 in the entry's exports",
         "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
         "requestBody": {"required": True, "content": {"application/json": {"schema": {
-            "type": "object", "required": ["format"], "properties": {"format": {"type": "string", "enum": list(EXPORTS)}}}}}},
+            "type": "object", "required": ["format"], "additionalProperties": False,
+            "properties": {"format": {"type": "string", "enum": list(EXPORTS)}}}}}},
         "responses": {"201": json_response("the manifest entry with the new export", ref("Weights")),
                       "400": error("bad body or format (the field names it)"),
                       "403": error("another user's weights (not admin)"),
