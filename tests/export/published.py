@@ -48,7 +48,8 @@ def publish_tiny(root: Path, task: str, seed: int = 0) -> Tiny:
     from cauchy.runner import without_pretrained
 
     path, overrides, names, metadata, (h, w), output_layers = CASES[task]
-    hypes = resolve_hypes(load_hypes(str(REPO / path)), ["data.workers=0", *overrides])  # predict in this process
+    # The predict phase runs in the test process, on the CPU as the edge predictor does.
+    hypes = resolve_hypes(load_hypes(str(REPO / path)), ["data.workers=0", "details.device=cpu", *overrides])
     torch.manual_seed(seed)
     method = build_method(without_pretrained(hypes), len(names))
     with torch.no_grad():

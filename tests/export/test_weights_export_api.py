@@ -47,7 +47,8 @@ def world(tmp_path_factory: pytest.TempPathFactory):
 def test_the_owner_exports_and_the_file_is_served_like_the_weights(world) -> None:
     service, clients, weights = world
     olive = clients["olive"]
-    reply = olive.call("POST", "/api/v1/weights/tiny_cls/export", json={"format": "onnx"})
+    reply = olive.http.post(service.url + "/api/v1/weights/tiny_cls/export", json={"format": "onnx"},
+                            timeout=300)  # a child process imports torch: slow on a loaded machine
     assert reply.status_code == 201, reply.text
     record = reply.json()["exports"]["onnx"]
     assert (record["file"], record["url"], record["opset"]) == ("tiny_cls.onnx", "/weights/tiny_cls.onnx", 18)
