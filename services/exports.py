@@ -63,7 +63,8 @@ def run_export(weights: Path, run_dir: Path, fmt: str, out: str, python: str) ->
                           text=True, timeout=EXPORT_TIMEOUT_S, cwd=REPO_ROOT)
     if done.returncode != 0:  # tracebacks name server paths: they go to the log
         log.error("exporting %s as %s failed:\n%s", weights.name, fmt, done.stderr.strip()[-4000:])
-        reason = export_error(done.stderr, run_dir).replace(str(weights.parent) + os.sep, "")
+        reason = export_error(done.stderr, run_dir, "the export failed (the service log has the details)")
+        reason = reason.replace(str(weights.parent) + os.sep, "")
         raise WeightsStoreError(f"cannot export {weights.stem} as {fmt}: {reason}", "name", "not_exportable")
     return json.loads(done.stdout)
 
@@ -108,12 +109,13 @@ def main(argv: list[str]) -> int:
     """``python -m services.exports WEIGHTS RUN_DIR FORMAT OUT``: what was written as JSON, or one
     ``error:`` line (exit code 2) for a model, hypes or file the export cannot take."""
     from cauchy.export import ExportError, export, load_published
+    from cauchy.hypes import HypesError
     from cauchy.weights_only import UnsafeFileError
 
     weights, run_dir, fmt, out = argv
     try:
         print(json.dumps(export(load_published(weights, run_dir), fmt, out)))
-    except (ExportError, UnsafeFileError, FileNotFoundError) as exc:
+    except (ExportError, HypesError, UnsafeFileError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -40,7 +40,10 @@ class World:
         assert self.service.wait_ended(self.job)["state"] == "succeeded"
         weights = self.service.settings.home / "weights"
         (weights / "w_team.pth").write_bytes(b"weights")
-        write_manifest(weights, [{"name": "w_team", "file": "w_team.pth", "owner": "olive", "visibility": "group:team"}])
+        (weights / "w_team.onnx").write_bytes(b"onnx")  # an export: served like the weights
+        (weights / "w_team.edge.zip").write_bytes(b"zip")  # on disk, but no entry records it: never served
+        write_manifest(weights, [{"name": "w_team", "file": "w_team.pth", "owner": "olive", "visibility": "group:team",
+                                  "exports": {"onnx": {"file": "w_team.onnx"}}}])
         owner = self.clients["owner"]
         archive = io.BytesIO()
         with zipfile.ZipFile(archive, "w") as zipped:
@@ -198,6 +201,8 @@ def test_visdom_weights_files_and_the_list_through_the_front_door(stack, tmp_pat
     for who, status in zip(CALLERS, (403, 403, 200, 200, 200)):
         assert world.call(who, "GET", f"/visdom/{world.job}/").status_code == status, who
         assert world.call(who, "GET", "/weights/w_team.pth").status_code == status, who
+        assert world.call(who, "GET", "/weights/w_team.onnx").status_code == status, who
+        assert world.call(who, "GET", "/weights/w_team.edge.zip").status_code == 403, who
     seen = {who: [e["name"] for e in world.call(who, "GET", "/weights/").json()["weights"]] for who in CALLERS}
     assert seen == {"anonymous": [], "other": [], "group": ["w_team"], "owner": ["w_team"], "admin": ["w_team"]}
     listed = {who: world.call(who, "GET", "/api/v1/jobs").json().get("total") for who in CALLERS[1:]}
