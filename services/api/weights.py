@@ -77,7 +77,8 @@ def publish_job(job_id: int) -> ResponseReturnValue:
 @bp.post("/api/v1/weights/<name>/export")
 def export_entry(name: str) -> ResponseReturnValue:
     """Export the weights ``name`` as ``{"format": "onnx" | "torchscript" | "edge"}`` (their owner or an
-    admin); the model is rebuilt from the job that trained it. Answers the entry with the new export."""
+    admin); the model is rebuilt from the entry's hypes or the job that trained it. Answers the entry with
+    the new export."""
     body = json_object({"format"}, {"format"})
     entry = find_entry(_dir(), name)
     if entry is None or not readable([entry]):
@@ -89,8 +90,10 @@ def export_entry(name: str) -> ResponseReturnValue:
         fmt = check_format(body["format"])
         job = entry.get("source_job")
         run_dir = current_app.extensions["cauchy"].supervisor.job_dir(job) if isinstance(job, int) else None
-        if run_dir is None or not run_dir.is_dir():
-            raise conflict(f"weights {name!r} have no source job on this service to rebuild the model from")
+        run_dir = run_dir if run_dir is not None and run_dir.is_dir() else None
+        if run_dir is None and "hypes" not in entry:
+            raise conflict(f"weights {name!r} record no hypes and have no source job on this service to rebuild "
+                           "the model from")
         updated = export_weights(_dir(), name, fmt, run_dir)
     except WeightsStoreError as exc:
         raise ApiError({"invalid": 400, "not_found": 404}.get(exc.code, 409), exc.code, str(exc), exc.field) from None

@@ -148,6 +148,17 @@ def test_edge_bundle_runs_without_torch(exported: dict[str, Exported], edge_venv
         assert_same_answers(read_predictions(out), case.predicted)
 
 
+def test_the_model_rebuilds_from_the_manifest_entry_alone(exported: dict[str, Exported]) -> None:
+    """A publish records the hypes, class names and metadata in the entry: no source job needed."""
+    case = exported["pose"]  # its metadata (left/right pairs) shapes the flip test's output
+    entry = {"hypes": case.model.hypes, "class_names": case.model.class_names, "metadata": case.model.metadata}
+    alone = load_published(case.tiny.weights, None, entry)
+    images = example_images(case.model, batch=1)
+    torch.testing.assert_close(run_head(alone, images), run_head(case.model, images), rtol=0, atol=0)
+    with pytest.raises(ExportError, match="the entry records no hypes and its source job's are gone"):
+        load_published(case.tiny.weights, case.tiny.run_dir / "gone")
+
+
 def test_refusals_name_what_is_wrong(exported: dict[str, Exported]) -> None:
     with pytest.raises(ExportError, match="unknown export format 'tflite'; valid: onnx, torchscript"):
         check_format("tflite")

@@ -66,7 +66,7 @@ def test_the_owner_exports_with_the_cli_and_the_file_is_served_like_the_weights(
         assert sorted(bundle.namelist()) == ["manifest.json", "model.onnx", "predict.py", "requirements.txt"]
         inside = json.loads(bundle.read("manifest.json"))
         assert "onnxruntime==" in bundle.read("requirements.txt").decode()
-    assert inside["weights"]["name"] == "tiny_cls" and inside["edge"]["postprocess"] == {"kind": "cls"}
+    assert inside["weights"]["name"] == "tiny_cls" and inside["edge"]["postprocess"] == {"kind": "cls", "top_k": 5}
     assert inside["edge"]["class_names"] == [str(i) for i in range(10)]
 
 
