@@ -82,11 +82,11 @@ HEADS = Registry("exportable method")
 class ClassScores(ExportHead):
     outputs, postprocess = ("scores",), "cls"
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.method.model(images).float().softmax(dim=1)
-
     def settings(self) -> dict[str, Any]:
         return {"top_k": TOP_K}
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.method.model(images).float().softmax(dim=1)
 
 
 @HEADS.register("fcn_segmentor")

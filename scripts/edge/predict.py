@@ -121,12 +121,12 @@ def pad_to(images: np.ndarray, divisor: int) -> np.ndarray:
 
 
 def decode_cls(outputs: list[np.ndarray], sample: Sample, names: list[str], settings: dict[str, Any]) -> dict[str, Any]:
-    """All the scores, the best class, and the ``top_k`` best first."""
-    scores = outputs[0][0].tolist()
-    label = int(np.argmax(outputs[0][0]))
-    best = sorted(range(len(scores)), key=lambda i: -scores[i])[:settings["top_k"]]
-    return {"scores": scores, "label": label, "class_name": names[label], "score": scores[label],
-            "top": [{"label": i, "class_name": names[i], "score": scores[i]} for i in best]}
+    """The scores, the best class, and the best ``top_k`` classes (best first; ties by class index)."""
+    scores = outputs[0][0]
+    label = int(scores.argmax())
+    best = np.argsort(-scores, kind="stable")[:settings["top_k"]]
+    return {"scores": scores.tolist(), "label": label, "class_name": names[label], "score": float(scores[label]),
+            "top": [{"label": int(i), "class_name": names[i], "score": float(scores[i])} for i in best]}
 
 
 def decode_seg(outputs: list[np.ndarray], sample: Sample, names: list[str], settings: dict[str, Any]) -> dict[str, Any]:

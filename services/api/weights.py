@@ -91,9 +91,9 @@ def export_entry(name: str) -> ResponseReturnValue:
         job = entry.get("source_job")
         run_dir = current_app.extensions["cauchy"].supervisor.job_dir(job) if isinstance(job, int) else None
         run_dir = run_dir if run_dir is not None and run_dir.is_dir() else None
-        if run_dir is None and "hypes" not in entry:
-            raise conflict(f"weights {name!r} record no hypes and have no source job on this service to rebuild "
-                           "the model from")
+        if run_dir is None and not (entry.get("hypes") and entry.get("class_names")):
+            raise conflict(f"weights {name!r} record no hypes and class names and have no source job on this "
+                           "service to rebuild the model from")
         updated = export_weights(_dir(), name, fmt, run_dir)
     except WeightsStoreError as exc:
         raise ApiError({"invalid": 400, "not_found": 404}.get(exc.code, 409), exc.code, str(exc), exc.field) from None
