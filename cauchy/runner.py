@@ -134,7 +134,7 @@ def train(h: dict[str, Any], opts: RunOptions, device: torch.device) -> int:
              LoggerHook(sink, display_iter=solver["display_iter"], eval_hook=eval_hook,
                         progress_bar=h["logging"]["progress_bar"] and distributed.is_main())]
     trainer = Trainer(method, train_loader, optimizer, max_iters=max_iters(h, len(train_loader)), device=device,
-                      hooks=hooks, amp=solver["amp"], clip_grad_norm=solver["clip_grad_norm"])
+                      hooks=hooks, amp=solver["amp"], amp_cpu=solver["amp_cpu"], clip_grad_norm=solver["clip_grad_norm"])
     if distributed.is_distributed():
         seed_everything(h, offset=distributed.rank())  # the model is built (and rank 0's broadcast): own streams
     if resumed is not None:

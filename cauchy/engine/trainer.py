@@ -108,17 +108,17 @@ class Trainer:
 
     def __init__(self, method: Method, loader: DataLoader, optimizer: torch.optim.Optimizer, *,
                  max_iters: int, device: torch.device, hooks: Iterable[HookBase] = (),
-                 amp: bool = False, clip_grad_norm: float | None = None) -> None:
+                 amp: bool = False, amp_cpu: bool = False, clip_grad_norm: float | None = None) -> None:
         self.method, self.loader, self.optimizer = method, loader, optimizer
         self.max_iters, self.device = max_iters, device
         self.iters_per_epoch = len(loader)
         if self.iters_per_epoch == 0:
             raise ValueError("the training set yields no batch (empty, or smaller than a batch with drop_last)")
         self.clip_grad_norm = clip_grad_norm
-        use_amp = amp and device.type == "cuda"
-        self.amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
-        self.autocast = use_amp
-        self.scaler = torch.amp.GradScaler(device.type, enabled=use_amp and self.amp_dtype == torch.float16)
+        self.autocast = amp and (device.type == "cuda" or amp_cpu)
+        self.amp_dtype = torch.float16 if device.type == "cuda" and not torch.cuda.is_bf16_supported() else torch.bfloat16
+        # fp16 needs its gradients scaled (bf16 has float32's range); the scaler's state is in checkpoints
+        self.scaler = torch.amp.GradScaler(device.type, enabled=self.autocast and self.amp_dtype == torch.float16)
         self.iter = 0
         self.stop_requested = False
         self.last_losses: dict[str, torch.Tensor] = {}
