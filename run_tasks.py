@@ -76,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     spec, rank_argv = launch_options(argv)
     launch_spec = Launch(**vars(spec))
     if launch_spec.needed:
+        if not args.tmp_dir:  # one run directory for all ranks, not one per rank's clock
+            rank_argv += ["--tmp_dir", default_run_dir(args.hypes)]
         return launch(launch_spec, os.path.abspath(__file__), rank_argv)
     from cauchy import distributed
 
@@ -90,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_phase(args: argparse.Namespace) -> int:
     """The job itself, in this process."""
+    from cauchy import distributed
     from cauchy.datasets.errors import DatasetError
     from cauchy.engine.hooks import StopRequest  # imports torch: after argument errors are reported
     from cauchy.registry import UnknownComponentError
@@ -118,7 +121,7 @@ def run_phase(args: argparse.Namespace) -> int:
         from cauchy.runner import RunOptions, run
 
         run_dir = args.tmp_dir or default_run_dir(args.hypes)
-        if translation.is_torchcv:
+        if translation.is_torchcv and distributed.env_rank() == 0:
             os.makedirs(run_dir, exist_ok=True)
             save_report(translation, os.path.join(run_dir, rundir.HYPES_UPGRADE))
         opts = RunOptions(run_dir=run_dir, phase=args.phase, resume=args.resume,
