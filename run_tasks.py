@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
 
     spec, rank_argv = launch_options(argv)
     launch_spec = Launch(**vars(spec))
-    if launch_spec.needed:
+    if launch_spec.needed and not (args.check or args.list_components):  # those run once, here
         if not args.tmp_dir:  # one run directory for all ranks, not one per rank's clock
             rank_argv += ["--tmp_dir", default_run_dir(args.hypes)]
         return launch(launch_spec, os.path.abspath(__file__), rank_argv)
