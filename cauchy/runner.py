@@ -5,6 +5,7 @@ import json
 import logging
 import os
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,11 +89,7 @@ def run(h: dict[str, Any], opts: RunOptions) -> int:
     if opts.phase in DISTRIBUTED_PHASES:
         distributed.init(device)
     try:
-        if opts.phase in ("train", "finetune"):
-            return train(h, opts, device)
-        if opts.phase == "test":
-            return test(h, opts, device)
-        return predict(h, opts, device)
+        return PHASES[opts.phase](h, opts, device)
     finally:
         distributed.shutdown()
 
@@ -238,3 +235,8 @@ def predict(h: dict[str, Any], opts: RunOptions, device: torch.device) -> int:
 
 def write_json(path: str, obj: Any) -> None:
     atomic_write(path, lambda fh: fh.write(json.dumps(obj, indent=1).encode()))
+
+
+PHASES: dict[str, Callable[[dict[str, Any], RunOptions, torch.device], int]] = {
+    "train": train, "finetune": train, "test": test, "predict": predict}
+"""Each phase's function (``run_tasks.py --phase``)."""
