@@ -131,6 +131,7 @@ SCHEMA: Schema = {
         "deterministic": boolean(False),
         "device": string("auto", choices=("auto", "cpu", "cuda")),
         "channels_last": boolean(False),
+        "sync_bn": boolean(False),  # with several CUDA ranks: batch norm over the global batch (docs/distributed.md)
     },
     "logging": {
         "log_level": string("info", choices=("debug", "info", "warning", "error")),

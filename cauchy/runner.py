@@ -105,6 +105,11 @@ def train(h: dict[str, Any], opts: RunOptions, device: torch.device) -> int:
     method.use_metadata(metadata)
     if h["details"]["channels_last"]:
         method.to(memory_format=torch.channels_last)
+    if h["details"]["sync_bn"] and distributed.is_distributed():
+        if device.type != "cuda":
+            raise HypesError("details.sync_bn", "synchronised batch norm needs CUDA ranks; on the CPU each rank "
+                                                "normalises its own batch (or use a per-sample norm)")
+        method = torch.nn.SyncBatchNorm.convert_sync_batchnorm(method)  # same parameters, same state-dict keys
     train_loader = build_loader(h, "train", train_set, method)
     val_loader = build_loader(h, "val", val_set, method)
     evaluator = build_evaluator(h, "val", method, num_classes, class_names, getattr(val_set, "metadata", None))
