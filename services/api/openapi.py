@@ -60,7 +60,10 @@ SCHEMAS: dict[str, Any] = {
             "phase": {"type": "string", "enum": list(PHASES), "default": "train"},
             "resources": {"type": "object", "additionalProperties": False, "properties": {
                 "gpus": {"type": "integer", "minimum": 0, "default": 0},
-                "cpu_slots": {"type": "integer", "minimum": 1, "default": 1, "description": "a CPU job's slots"},
+                "cpu_slots": {"type": "integer", "minimum": 1, "default": 1,
+                              "description": "a CPU job's slots (default: its processes)"},
+                "processes": {"type": "integer", "minimum": 1, "default": 1,
+                              "description": "a CPU job's ranks (gloo), one a slot; a GPU job runs one a GPU"},
                 "memory_mb": {"type": "integer", "minimum": 0, "description": "stated memory; also its memory limit"},
                 "time_limit_s": {"type": "number", "exclusiveMinimum": 0,
                                  "description": "stopped (with a checkpoint) after this; lets it backfill"}}},
