@@ -33,14 +33,15 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from rounds import alternate, summary
 
-from cauchy.datasets.tools.check_worker import CHUNK, chunks
+from cauchy.datasets.io import keep_freed_memory
+from cauchy.datasets.tools.check_worker import Chunk, chunks
 from cauchy.datasets.tools.inspect_dataset import inspect
 
 CLASSES = ("cat", "dog", "bird")
 
 
-def write_voc(root: str, count: int, size: int, seed: int) -> list[str]:
-    """``count`` JPEGs of ``size`` x ``4/3 size`` with three boxes each, split 80/20; the image paths."""
+def write_voc(root: str, count: int, size: int, seed: int) -> dict[str, list[str]]:
+    """``count`` JPEGs of ``size`` x ``4/3 size`` with three boxes each, split 80/20; each split's image paths."""
     gen = np.random.default_rng(seed)
     h, w = size, size * 4 // 3
     for folder in ("JPEGImages", "Annotations", "ImageSets/Main"):
@@ -65,30 +66,36 @@ def write_voc(root: str, count: int, size: int, seed: int) -> list[str]:
     cut = count * 4 // 5
     Path(root, "ImageSets/Main/train.txt").write_text("\n".join(ids[:cut]) + "\n")
     Path(root, "ImageSets/Main/val.txt").write_text("\n".join(ids[cut:]) + "\n")
-    return paths
+    return {"train": paths[:cut], "val": paths[cut:]}
 
 
-_PATHS: list[str] = []  # inherited by the forked decode workers
+_PATHS: dict[str, list[str]] = {}  # inherited by the forked decode workers
 
 
-def _decode(chunk: tuple[str, list[int]]) -> int:
-    for index in chunk[1]:
-        image = cv2.imdecode(np.fromfile(_PATHS[index], dtype=np.uint8), cv2.IMREAD_COLOR_RGB)
+def _decode(chunk: Chunk) -> int:
+    split, indices, _ = chunk
+    for index in indices:
+        image = cv2.imdecode(np.fromfile(_PATHS[split][index], dtype=np.uint8), cv2.IMREAD_COLOR_RGB)
         assert image is not None
-    return len(chunk[1])
+    return len(indices)
 
 
-def decode_loop(paths: list[str], workers: int) -> float:
-    """Images/s of the plain loop, chunked as the inspection chunks its images."""
-    _PATHS[:] = paths
-    size = max(1, min(CHUNK, len(paths) // (workers * 8)))
+def decode_loop(paths: dict[str, list[str]], workers: int) -> float:
+    """Images/s of the plain loop, in the processes and chunks the inspection uses (its workers' malloc
+    setting too: see ``keep_freed_memory``)."""
+    _PATHS.clear()
+    _PATHS.update(paths)
     start = time.perf_counter()
-    with multiprocessing.get_context("fork").Pool(workers) as pool:
-        done = sum(pool.imap_unordered(_decode, chunks({"all": len(paths)}, size)))
+    with multiprocessing.get_context("fork").Pool(workers, initializer=keep_freed_memory) as pool:
+        done = sum(pool.imap_unordered(_decode, [chunk for split, files in paths.items()
+                                                 for chunk in chunks(split, len(files), workers)]))
     return done / (time.perf_counter() - start)
 
 
-def inspect_run(root: str, out: str, count: int, workers: int) -> float:
+def inspect_run(root: str, outs: str, count: int, workers: int) -> float:
+    """Into a new folder each time, as the service gives each version its own (on ext4, a file renamed
+    over an existing one is flushed first: a few ms each, which no inspection in the service pays)."""
+    out = tempfile.mkdtemp(dir=outs)
     start = time.perf_counter()
     report = inspect(root, Path(out), workers=workers)
     assert report["ok"] and report["counts"]["images"] == count, report["problems"][:3]
@@ -124,7 +131,7 @@ def main() -> None:
             return call
 
         wall = time.perf_counter()
-        rates = alternate({"inspect": timed("inspect", lambda: inspect_run(root, os.path.join(tmp, "out"), args.images,
+        rates = alternate({"inspect": timed("inspect", lambda: inspect_run(root, tmp, args.images,
                                                                             args.workers)),
                            "imdecode": timed("imdecode", lambda: decode_loop(paths, args.workers))}, args.rounds)
         figures = summary(rates, "images/s", images=args.images, workers=args.workers,

@@ -2,6 +2,8 @@
 modes), annotation JSON, and the errors that name the file."""
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -35,6 +37,24 @@ def read_image(path: str) -> np.ndarray:
     if image is None:
         raise DatasetError(f"{path}: not a decodable image ({data.size} bytes)")
     return image
+
+
+MALLOC_KEEP_BYTES = 32 << 20  # freed memory a decoding process keeps for its next images (glibc's largest mmap threshold)
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
+
+
+def keep_freed_memory() -> None:
+    """Call first in a process that decodes image after image (an inspection or loader worker): glibc
+    otherwise hands an image's freed pages back to the kernel, depending on the heap the process forked
+    with, and faults them in again for the next one (10 times the page faults, up to a third more CPU
+    measured in the inspection's workers). A no-op where the C library has no ``mallopt``."""
+    libc = ctypes.CDLL(ctypes.util.find_library("c"))
+    try:
+        mallopt = libc.mallopt
+    except AttributeError:
+        return
+    for parameter in (_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD):
+        mallopt(parameter, MALLOC_KEEP_BYTES)
 
 
 def require_file(path: str, what: str) -> str:

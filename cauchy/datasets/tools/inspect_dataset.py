@@ -91,25 +91,35 @@ def inspect(root: str, out: Path, task: str | None = None, fmt: str | None = Non
     write_json(progress, {"phase": "reading", "done": 0, "total": 0})
     problems: list[dict[str, str]] = []
     views: dict[str, Any] = {}
-    for split, params in found.splits.items():
-        try:
-            views[split] = open_split(found, root, params)
-        except (ValueError, OSError) as exc:  # DatasetError, or a file the reader could not even decode as text
-            problems.append(problem("error", split, named_file(str(exc)), str(exc)))
-            continue
-        problems += [problem("error", split, file, reason) for file, reason in reader_problems(found.task, views[split])]
+
+    def opened() -> Iterator[tuple[str, Any]]:
+        """Each split opened by its reader, the reference split (usually the largest) last: the workers
+        check the others while it is read."""
+        for split in sorted(found.splits, key=lambda name: name == REFERENCE_SPLIT):
+            try:
+                view = open_split(found, root, found.splits[split])
+            except (ValueError, OSError) as exc:  # DatasetError, or a file the reader could not even decode as text
+                problems.append(problem("error", split, named_file(str(exc)), str(exc)))
+                continue
+            problems.extend(problem("error", split, file, reason) for file, reason in reader_problems(found.task, view))
+            views[split] = view
+            yield split, view
+
+    workers = workers or os.cpu_count() or 1
+    facts: list[ItemFacts] = []
+    last = 0.0
+    for batch in check_all(Inspection(found.task, previews), opened(), workers):
+        facts += batch
+        if time.monotonic() - last > PROGRESS_EVERY_S:
+            write_json(progress, {"phase": "checking", "done": len(facts),
+                                  "total": sum(len(view) for view in list(views.values()))})
+            last = time.monotonic()
+    views = {split: views[split] for split in found.splits if split in views}  # the order the splits were found in
+    problems.sort(key=lambda p: list(found.splits).index(p["split"]))
     split_names = {split: list(view.class_names) for split, view in views.items()}
     class_names, disagreements = class_problems(split_names) if views else (found.class_names or [], [])
     problems += disagreements
     total = sum(len(view) for view in views.values())
-    workers = workers or os.cpu_count() or 1
-    facts: list[ItemFacts] = []
-    last = 0.0
-    for batch in check_all(Inspection(found.task, views, previews), workers):
-        facts += batch
-        if time.monotonic() - last > PROGRESS_EVERY_S:
-            write_json(progress, {"phase": "checking", "done": len(facts), "total": total})
-            last = time.monotonic()
     facts.sort(key=lambda f: (f.split, f.index))
     problems += [problem("error", f.split, f.path, f.problem) for f in facts if f.problem]
     errors = [p for p in problems if p["severity"] == "error"]
