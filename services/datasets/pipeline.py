@@ -7,8 +7,10 @@ Each step is a child process the service waits on from a pool thread, never in a
    registered folder is hashed by ``worker hash`` instead, where it is.
 2. ``validating``: the inspection command (``cauchy.datasets.tools.inspect_dataset ROOT --out DIR``)
    recognises, validates and describes the files, writing ``progress.json`` while it runs and then
-   ``report.json``, ``stats.json`` and ``previews/``. Exit 0: ``ready``; 3: ``invalid`` (the report
-   says why); 2: ``invalid``, the layout was not recognised (its message becomes the reason).
+   ``report.json``, ``stats.json`` and ``previews/``. The report says the outcome
+   (``report_files.outcome``): usable, ``ready``; not usable, ``invalid`` (the first problems become the
+   reason); unrecognised, ``invalid`` (its message becomes the reason). No report: ``invalid``, the
+   inspection failed (its exit status and stderr become the reason).
 
 A restart of the service starts the versions it left half-way again from their first step.
 """
@@ -28,7 +30,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from cauchy.datasets.tools.report_files import NOT_USABLE, REPORT, UNRECOGNISED, USABLE
+from cauchy.datasets.tools.report_files import NOT_USABLE, REPORT, UNRECOGNISED, USABLE, outcome
 from services.datasets.models import BUSY, INVALID, READY, UNPACKING, UPLOADED, VALIDATING, DatasetVersion
 from services.datasets.store import ARCHIVE, FILES, MANIFEST, DatasetStore, Found
 from services.jobs.environment import JOB_UMASK, scrubbed_environment
@@ -135,7 +137,8 @@ class Pipeline:
                                       str(self.settings.dataset_max_files)])
         return self._record_content(found, code, out, err, Path(found.version.root))
 
-    def _inspect_root(self, found: Found, root: Path, out_dir: Path) -> tuple[int, str]:
+    def _inspect_root(self, found: Found, root: Path, out_dir: Path) -> tuple[Any, int, str]:
+        """The inspection's report of ``root`` (None when it wrote none), its exit status and stderr."""
         shutil.rmtree(out_dir, ignore_errors=True)
         private_dir(out_dir)
         argv = [*self.settings.dataset_inspect_command, str(root), "--out", str(out_dir)]
@@ -144,7 +147,7 @@ class Pipeline:
         if found.version.format:
             argv += ["--format", found.version.format]
         code, _, err = self._child(argv)
-        return code, err
+        return read_json(out_dir / REPORT), code, err
 
     def _inspect(self, found: Found) -> None:
         """Inspect the version's files. An archive that wrapped everything in one folder (as a zipped folder
@@ -153,29 +156,30 @@ class Pipeline:
         out_dir = self.datasets.inspection_dir(found)
         top = Path(found.version.root)
         inner = wrapped_folder(top) if found.version.source == UPLOADED else None
-        code, err = UNRECOGNISED, ""
         for root in ([inner] if inner else []) + [top]:
-            code, err = self._inspect_root(found, root, out_dir)
-            if code != UNRECOGNISED or self.closing:
+            report, code, err = self._inspect_root(found, root, out_dir)
+            result = outcome(report)
+            if result != UNRECOGNISED or self.closing:
                 break
-        if root != top and code != UNRECOGNISED:
+        if root != top and result != UNRECOGNISED:
             self.datasets.update(found.version.id, root=str(root))
         if self.closing:
             return
-        report = read_json(out_dir / REPORT) or {}
-        fields: dict[str, Any] = {"task": report.get("task") or found.version.task,
-                                  "format": report.get("format") or found.version.format}
-        if code == USABLE:
+        fields: dict[str, Any] = {"task": (report or {}).get("task") or found.version.task,
+                                  "format": (report or {}).get("format") or found.version.format}
+        if result == USABLE:
             self.datasets.update(found.version.id, state=READY, ready_at=time.time(), reason=None, **fields)
-        elif code == NOT_USABLE:
+            return
+        if result == NOT_USABLE:
             problems = report.get("problems") or []
             first = "; ".join(str(p.get("message", p)) if isinstance(p, dict) else str(p) for p in problems[:3])
-            self.datasets.update(found.version.id, state=INVALID, reason=("not usable: " + (first or "see the report"))
-                                 [:MESSAGE_CHARS], **fields)
+            reason = "not usable: " + (first or report.get("error") or "see the report")
+        elif result == UNRECOGNISED:
+            reason = f"layout not recognised: {report.get('error', '')}"
         else:
-            what = "layout not recognised" if code == UNRECOGNISED else f"inspection failed (exit code {code})"
-            self.datasets.update(found.version.id, state=INVALID,
-                                 reason=f"{what}: {err.strip()[-MESSAGE_CHARS:]}", **fields)
+            reason = f"inspection failed (exit code {code}): "
+            reason += err.strip()[len(reason) - MESSAGE_CHARS:]  # a traceback's end says the most
+        self.datasets.update(found.version.id, state=INVALID, reason=reason[:MESSAGE_CHARS], **fields)
 
 
 def wrapped_folder(root: Path) -> Path | None:

@@ -6,8 +6,9 @@ process after an upload.
 ``progress.json`` while it runs, then ``report.json`` (usable or not, counts, the first problems
 with file names), ``stats.json`` and ``previews/``. Each split is opened by its reader, exactly as a
 job would; every image is then loaded through the reader in worker processes (the image decodes,
-masks and keypoints pass the checks) and described. Exit code 0 usable, 3 not usable,
-2 unrecognised (the reason on stderr). Torch-free.
+masks and keypoints pass the checks) and described. The outcome is in report.json on every path but a
+crash (``report_files.outcome`` reads it): the exit status says nothing more, since only ``run_tasks.py``
+turns outcomes into exit codes. Torch-free.
 """
 from __future__ import annotations
 
@@ -139,7 +140,16 @@ def inspect(root: str, out: Path, task: str | None = None, fmt: str | None = Non
     return report
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def failed(out: Path, doc: dict[str, Any], exc: Exception) -> None:
+    """The report of an inspection that did not run, and the reason on stderr."""
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / report_files.REPORT, {"ok": False, **doc, "error": str(exc)})
+    write_json(out / report_files.PROGRESS, {"phase": "done", "done": 0, "total": 0})
+    print(f"error: {exc}", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Inspect (after making a split when asked); the counts on stdout, a reason on stderr."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("root")
     parser.add_argument("--out", required=True, type=Path)
@@ -156,17 +166,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"split written: {', '.join(written)}", file=sys.stderr)
         report = inspect(args.root, args.out, args.task, args.fmt, args.workers)
     except UnrecognisedLayout as exc:
-        args.out.mkdir(parents=True, exist_ok=True)
-        write_json(args.out / report_files.REPORT, {"ok": False, "recognised": False, "error": str(exc)})
-        write_json(args.out / report_files.PROGRESS, {"phase": "done", "done": 0, "total": 0})
-        print(f"error: {exc}", file=sys.stderr)
-        return report_files.UNRECOGNISED
+        failed(args.out, {"recognised": False}, exc)
+        return
     except DatasetError as exc:  # a split that cannot be made (--make-split)
-        print(f"error: {exc}", file=sys.stderr)
-        return report_files.UNRECOGNISED
+        failed(args.out, {}, exc)
+        return
     print(json.dumps(report["counts"]))
-    return report_files.USABLE if report["ok"] else report_files.NOT_USABLE
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
