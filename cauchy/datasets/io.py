@@ -63,6 +63,27 @@ def require_file(path: str, what: str) -> str:
     return path
 
 
+class MissingFiles(DatasetError):
+    """Files a listing names that are not there: the message names the first and counts them all,
+    ``problems()`` names each one (the dataset inspection reports them all, not only the first)."""
+
+    def __init__(self, paths: Sequence[str], what: str, source: str) -> None:
+        self.paths, self.what, self.source = list(paths), what, source
+        more = f"; {len(self.paths)} files missing in all" if len(self.paths) > 1 else ""
+        super().__init__(f"{self.paths[0]}: {what} not found (listed in {source}{more})")
+
+    def problems(self) -> list[tuple[str, str]]:
+        """``(path, message)`` for each missing file."""
+        return [(path, f"{path}: {self.what} not found (listed in {self.source})") for path in self.paths]
+
+
+def require_files(paths: Sequence[str], what: str, source: str) -> None:
+    """Raise :class:`MissingFiles` naming every one of ``paths`` (listed in ``source``) that is not a file."""
+    missing = [path for path in paths if not os.path.isfile(path)]
+    if missing:
+        raise MissingFiles(missing, what, source)
+
+
 def load_json(path: str) -> Any:
     """An annotation or list file's JSON; a broken one is a DatasetError naming the file and line."""
     try:
@@ -88,14 +109,12 @@ def check_images(paths: Sequence[str], source: str, skip_bad_images: bool) -> li
     """The readers' construction-time check of the images a listing names.
 
     Without ``skip_bad_images``: only existence is checked (cheap, so a typo in a list fails
-    before training), raising DatasetError for the first missing file; undecodable files fail
+    before training), raising :class:`MissingFiles` naming every missing file; undecodable files fail
     later, when loaded. With it: every image is decoded once (in threads; cv2 releases the GIL)
     and ``(path, reason)`` is returned for each bad one, for the caller to leave out and count.
     """
     if not skip_bad_images:
-        missing = next((path for path in paths if not os.path.isfile(path)), None)
-        if missing is not None:
-            raise DatasetError(f"{missing}: image file not found (listed in {source})")
+        require_files(paths, "image file", source)
         return []
     with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
         problems = list(pool.map(_problem, paths))

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from cauchy.datasets.errors import DatasetError
+from cauchy.datasets.io import MissingFiles
 from cauchy.datasets.tools import report_files
 from cauchy.datasets.tools.check_worker import Inspection, check_all, named_file
 from cauchy.datasets.tools.item_facts import ItemFacts
@@ -99,6 +100,9 @@ def inspect(root: str, out: Path, task: str | None = None, fmt: str | None = Non
         for split in sorted(found.splits, key=lambda name: name == REFERENCE_SPLIT):
             try:
                 view = open_split(found, root, found.splits[split])
+            except MissingFiles as exc:  # every one, not only the first
+                problems.extend(problem("error", split, path, message) for path, message in exc.problems())
+                continue
             except (ValueError, OSError) as exc:  # DatasetError, or a file the reader could not even decode as text
                 problems.append(problem("error", split, named_file(str(exc)), str(exc)))
                 continue

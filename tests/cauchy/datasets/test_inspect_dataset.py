@@ -15,6 +15,7 @@ from dataset_layouts import MAKERS, SIZE, TASK_OF, make
 from PIL import Image
 
 from cauchy.datasets.errors import DatasetError
+from cauchy.datasets.io import MissingFiles
 from cauchy.datasets.tools import report_files
 from cauchy.datasets.tools.inspect_dataset import main
 from cauchy.datasets.tools.recognise import recognise
@@ -80,6 +81,25 @@ def test_broken_image_bad_box_and_bad_mask_are_reported_by_file(tmp_path) -> Non
     result, report, _ = run(seg, tmp_path / "o3")
     assert result == report_files.NOT_USABLE and report["problems"][0]["file"] == "SegmentationClass/train2.png"
     assert "mask is 5x5 but its image is 32x24" in report["problems"][0]["message"]
+
+
+def test_every_missing_image_and_mask_is_reported_not_only_the_first(tmp_path) -> None:
+    det = make("voc", str(tmp_path / "det"))
+    for name in ("train0", "train2"):
+        os.remove(tmp_path / "det" / "JPEGImages" / f"{name}.jpg")
+    result, report, stats = run(det, tmp_path / "o1")
+    assert result == report_files.NOT_USABLE and report["counts"]["per_split"] == {"val": 3}  # val still checked
+    assert [(p["split"], p["file"]) for p in report["problems"]] == [("train", "JPEGImages/train0.jpg"),
+                                                                    ("train", "JPEGImages/train2.jpg")]
+    assert "image file not found (listed in ImageSets/Main/train.txt)" in report["problems"][1]["message"]
+    seg = make("voc_seg", str(tmp_path / "seg"))
+    for name in ("val0", "val1"):
+        os.remove(tmp_path / "seg" / "SegmentationClass" / f"{name}.png")
+    result, report, _ = run(seg, tmp_path / "o2")
+    assert result == report_files.NOT_USABLE and report["counts"]["errors"] == 2
+    assert [p["file"] for p in report["problems"]] == ["SegmentationClass/val0.png", "SegmentationClass/val1.png"]
+    with pytest.raises(MissingFiles, match="train0.jpg: image file not found .*; 2 files missing in all"):
+        DATASETS.build("voc", root=det, split="train")
 
 
 def test_class_names_disagreeing_between_splits(tmp_path) -> None:
