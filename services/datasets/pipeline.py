@@ -38,6 +38,7 @@ from services.private import private_dir
 
 log = logging.getLogger("cauchy.datasets")
 MESSAGE_CHARS = 2000
+EXPIRY_SWEEP_MAX_S = 60.0
 
 
 class Pipeline:
@@ -48,7 +49,21 @@ class Pipeline:
         self.pool = ThreadPoolExecutor(max(1, self.settings.dataset_workers), thread_name_prefix="dataset")
         self.children: set[subprocess.Popen] = set()
         self.lock = threading.Lock()
-        self.closing = False
+        self.closing = threading.Event()  # set at shutdown
+
+    def start_expiry(self) -> None:
+        """Sweep abandoned uploads away in the background (``DatasetStore.expire_uploads``), every
+        quarter of the expiry (at most a minute apart) until shutdown."""
+        threading.Thread(target=self._expire_loop, name="dataset-expiry", daemon=True).start()
+
+    def _expire_loop(self) -> None:
+        interval = min(self.settings.dataset_upload_expiry_s / 4, EXPIRY_SWEEP_MAX_S)
+        while not self.closing.wait(interval):
+            try:
+                for upload_id in self.datasets.expire_uploads():
+                    log.info("upload %s expired: no chunk for %.0f s", upload_id, self.settings.dataset_upload_expiry_s)
+            except Exception:  # the database away for a moment: the next sweep tries again
+                log.exception("expiring uploads")
 
     def submit(self, version_id: int) -> None:
         self.pool.submit(self._run, version_id)
@@ -62,7 +77,7 @@ class Pipeline:
 
     def shutdown(self) -> None:
         """Stop now: children are killed, their versions are started again at the next start."""
-        self.closing = True
+        self.closing.set()
         self.pool.shutdown(wait=False, cancel_futures=True)
         with self.lock:
             for child in list(self.children):
@@ -80,11 +95,11 @@ class Pipeline:
             elif found.version.state == VALIDATING and found.version.sha256 is None and not self._hash(found):
                 return
             found = self.datasets.version_by_id(version_id)
-            if found is not None and not self.closing:
+            if found is not None and not self.closing.is_set():
                 self._inspect(found)
         except Exception as exc:  # a bug must not leave the version busy for ever
             log.exception("dataset version %s", version_id)
-            if not self.closing:
+            if not self.closing.is_set():
                 self.datasets.mark_invalid(version_id, f"internal error: {exc}")
 
     def _child(self, argv: list[str]) -> tuple[int, str, str]:
@@ -107,7 +122,7 @@ class Pipeline:
 
     def _record_content(self, found: Found, code: int, out: str, err: str, root: Path) -> bool:
         if code != 0:
-            if not self.closing:
+            if not self.closing.is_set():
                 self.datasets.mark_invalid(found.version.id, err.strip()[-MESSAGE_CHARS:] or f"exit code {code}")
             return False
         content = json.loads(out)
@@ -159,11 +174,11 @@ class Pipeline:
         for root in ([inner] if inner else []) + [top]:
             report, code, err = self._inspect_root(found, root, out_dir)
             result = outcome(report)
-            if result != UNRECOGNISED or self.closing:
+            if result != UNRECOGNISED or self.closing.is_set():
                 break
         if root != top and result != UNRECOGNISED:
             self.datasets.update(found.version.id, root=str(root))
-        if self.closing:
+        if self.closing.is_set():
             return
         fields: dict[str, Any] = {"task": (report or {}).get("task") or found.version.task,
                                   "format": (report or {}).get("format") or found.version.format}
