@@ -73,7 +73,7 @@ _PATHS: dict[str, list[str]] = {}  # inherited by the forked decode workers
 
 
 def _decode(chunk: Chunk) -> int:
-    split, indices, _ = chunk
+    split, indices = chunk
     for index in indices:
         image = cv2.imdecode(np.fromfile(_PATHS[split][index], dtype=np.uint8), cv2.IMREAD_COLOR_RGB)
         assert image is not None

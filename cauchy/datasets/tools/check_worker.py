@@ -1,19 +1,18 @@
 """Loading every image of the opened splits in worker processes, each returning the small
 :class:`ItemFacts` of its images and drawing the first ones of each split as previews.
 
-The splits are checked as they are opened: the first one is opened before the workers fork (they
-inherit it), the others while the workers already check the earlier ones (the main process parses
-the next split's annotations as the workers decode; each later split reaches the workers through a
-pickle file, read once per worker). So the reading of annotations overlaps the decoding, except for
-the first split's, and the caller opens the largest split last.
+The workers are forked (they inherit the opened splits instead of receiving them: no copy of a large
+split per worker) and the reading of annotations overlaps the decoding: each split but the last is
+checked, as soon as it is open, by processes forked then (its chunks shared out in turn among them)
+while the main process reads the next split; the last split, opened once the others are checked or
+being checked, by a pool forked after it (chunks handed out as workers finish, a batch of facts at a
+time). The caller opens the largest split last: only the first split's reading is then serial.
 """
 from __future__ import annotations
 
 import multiprocessing
-import os
-import pickle
-import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ from cauchy.datasets.tools.previews import draw_preview
 
 PREVIEWS_PER_SPLIT = 8
 CHUNK = 64  # images per task handed to a worker, at most
-Chunk = tuple[str, Sequence[int], "str | None"]  # split, image indices, the split's hand-over file (None: inherited)
+Chunk = tuple[str, Sequence[int]]  # a split and indices of its images
 
 
 def named_file(message: str) -> str:
@@ -35,23 +34,15 @@ def named_file(message: str) -> str:
 
 
 class Inspection:
-    """What the workers share: the task, the splits opened so far and where previews go."""
+    """What the workers inherit: the task, the splits opened so far and where previews go."""
 
     def __init__(self, task: str, previews: Path) -> None:
         self.task, self.previews = task, previews
         self.views: dict[str, Any] = {}
 
-    def view(self, split: str, handover: str | None) -> Any:
-        """The split's reader: inherited, or loaded from its hand-over file the first time."""
-        if split not in self.views:
-            assert handover is not None
-            with open(handover, "rb") as fh:
-                self.views[split] = pickle.load(fh)
-        return self.views[split]
-
     def check(self, chunk: Chunk) -> list[ItemFacts]:
-        split, indices, handover = chunk
-        view = self.view(split, handover)
+        split, indices = chunk
+        view = self.views[split]
         out = []
         for index in indices:
             try:
@@ -67,7 +58,7 @@ class Inspection:
         return out
 
 
-_INSPECTION: Inspection | None = None  # set just before the pool forks
+_INSPECTION: Inspection | None = None  # set just before the workers fork
 
 
 def _check(chunk: Chunk) -> list[ItemFacts]:
@@ -75,35 +66,71 @@ def _check(chunk: Chunk) -> list[ItemFacts]:
     return _INSPECTION.check(chunk)
 
 
-def chunks(split: str, n: int, workers: int, handover: str | None = None) -> list[Chunk]:
+def _check_share(share: Sequence[Chunk], results: Connection) -> None:
+    """An early split's worker: its share of the chunks, the facts (or what went wrong) sent back at once."""
+    keep_freed_memory()
+    try:
+        results.send([facts for chunk in share for facts in _check(chunk)])
+    except Exception as exc:  # a bug, raised again in the main process
+        results.send(exc)
+
+
+def chunks(split: str, n: int, workers: int) -> list[Chunk]:
     """A split's images in tasks of up to CHUNK, at least 8 per worker where the split allows."""
     size = max(1, min(CHUNK, n // (workers * 8)))
-    return [(split, range(start, min(start + size, n)), handover) for start in range(0, n, size)]
+    return [(split, range(start, min(start + size, n))) for start in range(0, n, size)]
 
 
-def check_all(inspection: Inspection, opened: Iterable[tuple[str, Any]], workers: int) -> Iterator[list[ItemFacts]]:
-    """The facts of every image of the splits ``opened`` yields as ``(split, reader)``, a batch at a time
-    as workers finish them (in no fixed order). ``opened`` is consumed in the pool's task thread while
-    the workers check the splits before: it should yield the largest split last."""
+def _start_early(split: str, view: Any, workers: int) -> list[tuple[multiprocessing.Process, Connection]]:
+    """Processes forked now checking ``split``, each with every ``workers``-th chunk."""
+    context = multiprocessing.get_context("fork")
+    tasks = chunks(split, len(view), workers)
+    started = []
+    for first in range(min(workers, len(tasks))):
+        receive, send = context.Pipe(duplex=False)
+        process = context.Process(target=_check_share, args=(tasks[first::workers], send), daemon=True)
+        process.start()
+        send.close()
+        started.append((process, receive))
+    return started
+
+
+def _collect(early: list[tuple[multiprocessing.Process, Connection]]) -> Iterator[list[ItemFacts]]:
+    for process, receive in early:
+        try:
+            facts = receive.recv()
+        except EOFError:
+            process.join()
+            raise RuntimeError(f"an inspection worker ended with exit code {process.exitcode}") from None
+        process.join()
+        if isinstance(facts, Exception):
+            raise facts
+        yield facts
+
+
+def check_all(inspection: Inspection, openers: Sequence[tuple[str, Callable[[], Any]]],
+              workers: int) -> Iterator[list[ItemFacts]]:
+    """The facts of every image of the splits ``openers`` open (``(split, open)``, ``open()`` returning
+    the split's reader or None), a batch at a time (in no fixed order). Each is opened in this process
+    while the workers check the ones before; the last should be the largest."""
     global _INSPECTION
-    splits = iter(opened)
-    first = next(splits, None)
-    if first is None:
-        return
-    inspection.views[first[0]] = first[1]
-
-    def tasks(handovers: str) -> Iterator[Chunk]:
-        yield from chunks(first[0], len(first[1]), workers)
-        for number, (split, view) in enumerate(splits):
-            handover = os.path.join(handovers, f"{number}.pickle")
-            with open(handover, "wb") as fh:
-                pickle.dump(view, fh, protocol=pickle.HIGHEST_PROTOCOL)
-            yield from chunks(split, len(view), workers, handover)
-
     _INSPECTION = inspection
+    early: list[tuple[multiprocessing.Process, Connection]] = []
     try:
-        with tempfile.TemporaryDirectory(prefix="cauchy-inspect-") as handovers, \
-                multiprocessing.get_context("fork").Pool(workers, initializer=keep_freed_memory) as pool:
-            yield from pool.imap_unordered(_check, tasks(handovers))
+        for position, (split, open_split) in enumerate(openers):
+            view = open_split()
+            if view is None:
+                continue
+            inspection.views[split] = view
+            if position < len(openers) - 1:
+                early += _start_early(split, view, workers)
+                continue
+            yield from _collect(early)
+            early = []
+            with multiprocessing.get_context("fork").Pool(workers, initializer=keep_freed_memory) as pool:
+                yield from pool.imap_unordered(_check, chunks(split, len(view), workers))
+        yield from _collect(early)  # the last split did not open
     finally:
+        for process, _ in early:
+            process.kill()
         _INSPECTION = None

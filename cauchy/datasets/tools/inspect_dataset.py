@@ -13,6 +13,7 @@ turns outcomes into exit codes. Torch-free.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -94,30 +95,30 @@ def inspect(root: str, out: Path, task: str | None = None, fmt: str | None = Non
     problems: list[dict[str, str]] = []
     views: dict[str, Any] = {}
 
-    def opened() -> Iterator[tuple[str, Any]]:
-        """Each split opened by its reader, the reference split (usually the largest) last: the workers
-        check the others while it is read."""
-        for split in sorted(found.splits, key=lambda name: name == REFERENCE_SPLIT):
-            try:
-                view = open_split(found, root, found.splits[split])
-            except MissingFiles as exc:  # every one, not only the first
-                problems.extend(problem("error", split, path, message) for path, message in exc.problems())
-                continue
-            except (ValueError, OSError) as exc:  # DatasetError, or a file the reader could not even decode as text
-                problems.append(problem("error", split, named_file(str(exc)), str(exc)))
-                continue
-            problems.extend(problem("error", split, file, reason) for file, reason in reader_problems(found.task, view))
-            views[split] = view
-            yield split, view
+    def open_one(split: str) -> Any:
+        """The split's reader, or None with the problems it raised."""
+        try:
+            view = open_split(found, root, found.splits[split])
+        except MissingFiles as exc:  # every one, not only the first
+            problems.extend(problem("error", split, path, message) for path, message in exc.problems())
+            return None
+        except (ValueError, OSError) as exc:  # DatasetError, or a file the reader could not even decode as text
+            problems.append(problem("error", split, named_file(str(exc)), str(exc)))
+            return None
+        problems.extend(problem("error", split, file, reason) for file, reason in reader_problems(found.task, view))
+        views[split] = view
+        return view
 
+    # The reference split (usually the largest) last: the workers check the others while it is read.
+    openers = [(split, functools.partial(open_one, split))
+               for split in sorted(found.splits, key=lambda name: name == REFERENCE_SPLIT)]
     workers = workers or os.cpu_count() or 1
     facts: list[ItemFacts] = []
     last = 0.0
-    for batch in check_all(Inspection(found.task, previews), opened(), workers):
+    for batch in check_all(Inspection(found.task, previews), openers, workers):
         facts += batch
         if time.monotonic() - last > PROGRESS_EVERY_S:
-            write_json(progress, {"phase": "checking", "done": len(facts),
-                                  "total": sum(len(view) for view in list(views.values()))})
+            write_json(progress, {"phase": "checking", "done": len(facts), "total": sum(len(v) for v in views.values())})
             last = time.monotonic()
     views = {split: views[split] for split in found.splits if split in views}  # the order the splits were found in
     problems.sort(key=lambda p: list(found.splits).index(p["split"]))
