@@ -4,9 +4,10 @@
 The workers are forked (they inherit the opened splits instead of receiving them: no copy of a large
 split per worker) and the reading of annotations overlaps the decoding: each split but the last is
 checked, as soon as it is open, by processes forked then (its chunks shared out in turn among them)
-while the main process reads the next split; the last split, opened once the others are checked or
-being checked, by a pool forked after it (chunks handed out as workers finish, a batch of facts at a
-time). The caller opens the largest split last: only the first split's reading is then serial.
+while the main process reads the next split; the last split by a pool forked once it is open (chunks
+handed out as workers finish, a batch of facts at a time), which starts while the earlier splits'
+workers finish theirs. The caller opens the largest split last: only the first split's reading is
+then serial.
 """
 from __future__ import annotations
 
@@ -125,10 +126,11 @@ def check_all(inspection: Inspection, openers: Sequence[tuple[str, Callable[[], 
             if position < len(openers) - 1:
                 early += _start_early(split, view, workers)
                 continue
-            yield from _collect(early)
-            early = []
             with multiprocessing.get_context("fork").Pool(workers, initializer=keep_freed_memory) as pool:
-                yield from pool.imap_unordered(_check, chunks(split, len(view), workers))
+                batches = pool.imap_unordered(_check, chunks(split, len(view), workers))
+                yield from _collect(early)  # the earlier splits' workers finish while the pool's start
+                early = []
+                yield from batches
         yield from _collect(early)  # the last split did not open
     finally:
         for process, _ in early:
