@@ -109,9 +109,9 @@ def inspect(root: str, out: Path, task: str | None = None, fmt: str | None = Non
         views[split] = view
         return view
 
-    # The reference split (usually the largest) last: the workers check the others while it is read.
+    # The training split (train, training: usually the largest) last: the workers check the others while it is read.
     openers = [(split, functools.partial(open_one, split))
-               for split in sorted(found.splits, key=lambda name: name == REFERENCE_SPLIT)]
+               for split in sorted(found.splits, key=lambda name: name.startswith(REFERENCE_SPLIT))]
     workers = workers or os.cpu_count() or 1
     facts: list[ItemFacts] = []
     last = 0.0
