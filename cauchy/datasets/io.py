@@ -44,7 +44,7 @@ _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
 
 
 def keep_freed_memory() -> None:
-    """Call first in a process that decodes image after image (an inspection or loader worker): glibc
+    """Call first in a process that decodes image after image (the dataset inspection's workers): glibc
     otherwise hands an image's freed pages back to the kernel, depending on the heap the process forked
     with, and faults them in again for the next one (10 times the page faults, up to a third more CPU
     measured in the inspection's workers). A no-op where the C library has no ``mallopt``."""
