@@ -89,6 +89,10 @@ class Settings:
     dataset_workers: int = 2  # archives unpacked and inspected at once
     # The inspection command before ROOT --out DIR (another Python, a stand-in in tests).
     dataset_inspect_command: tuple[str, ...] = (sys.executable, "-m", "cauchy.datasets.tools.inspect_dataset")
+    # Serving (docs/serving.md): the model servers' ports, replicas per deployment, torch threads per replica.
+    serve_ports: tuple[int, int] = (8200, 8299)
+    serve_max_replicas: int = 8
+    serve_torch_threads: int = 0  # 0: torch's default (every core)
 
     @property
     def db_url(self) -> str:
@@ -268,6 +272,9 @@ _CONVERTERS = {
     "dataset_chunk_mb": int,
     "dataset_workers": int,
     "dataset_inspect_command": split_command,
+    "serve_ports": parse_port_range,
+    "serve_max_replicas": int,
+    "serve_torch_threads": int,
 }
 
 
