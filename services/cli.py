@@ -12,6 +12,8 @@
     cauchy group add NAME | group member GROUP USER [--admin] [--remove]
     cauchy dataset upload PATH [--name N] [--task T] [--wait] | dataset list | show NAME | delete NAME [--version N]
     cauchy dataset register NAME PATH (admin; services/cli_datasets.py)
+    cauchy deploy WEIGHTS [--replicas R] [--device D] [--max-batch B] [--max-wait-ms T] [--wait]
+    cauchy deployments [list] | show NAME | delete NAME   (services/cli_deploy.py)
 
 Every request sends ``Authorization: Bearer <token>``: ``--token``, else ``CAUCHY_TOKEN``, else the
 token ``cauchy login`` stored for that service in ``$XDG_CONFIG_HOME/cauchy/tokens.json`` (0600).
@@ -31,7 +33,7 @@ from typing import Any
 import requests
 
 from cauchy.hypes import unset_override
-from services import cli_datasets
+from services import cli_datasets, cli_deploy
 from services.text import printable
 from services.user_files import read_map, user_file, write_map
 
@@ -313,6 +315,7 @@ def parser() -> argparse.ArgumentParser:
     logs.add_argument("--stream", default="stdout", choices=("stdout", "stderr", "visdom"))
     logs.add_argument("--follow", "-f", action="store_true")
     cli_datasets.add_parser(sub)
+    cli_deploy.add_parsers(sub)
     return p
 
 
@@ -337,7 +340,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error("dataset register needs NAME and PATH (a folder under CAUCHY_DATA_ROOTS on the server)")
     commands = {"login": cmd_login, "submit": cmd_submit, "list": cmd_list, "show": cmd_show, "stop": cmd_stop,
                 "resume": cmd_resume, "logs": cmd_logs, "token": cmd_token, "user": cmd_user, "group": cmd_group,
-                "dataset": cli_datasets.cmd_dataset}
+                "dataset": cli_datasets.cmd_dataset, "deploy": cli_deploy.cmd_deploy,
+                "deployments": cli_deploy.cmd_deployments}
     url = args.url.rstrip("/")
     token = None if args.command == "login" else args.token or stored_tokens().get(url)
     return commands[args.command](args, Client(url, token))

@@ -11,7 +11,7 @@ import http.client
 import json
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from cauchy.manifest import NAME_RE, find_entry, read_manifest
@@ -199,7 +199,7 @@ def may_serve(name: str) -> ResponseReturnValue:
     deployment = services().supervisor.serving.get(name)
     if deployment is None or not can_read(caller, deployment.owner, deployment.visibility) or not csrf_passes():
         return Response(status=403)
-    port = services().supervisor.serving.pick(name) or current_app.extensions["cauchy"].settings.port
+    port = services().supervisor.serving.pick(name) or request.environ.get("SERVER_PORT")  # this service's own
     return Response(status=204, headers={"X-Serve-Port": str(port)})
 
 
