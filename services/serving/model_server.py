@@ -171,7 +171,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", default="torch")
     parser.add_argument("--max-batch", type=int, default=8)
     parser.add_argument("--max-wait-ms", type=float, default=5.0)
-    parser.add_argument("--threads", type=int, default=8, help="request threads (decoding, pre-processing)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="request threads (decoding, pre-processing); 0: twice max-batch, at least 8, so a "
+                             "full batch can wait while the next one gathers")
     parser.add_argument("--torch-threads", type=int, default=0, help="0: torch's default")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -179,7 +181,8 @@ def main(argv: list[str] | None = None) -> int:
 
     state = State(args.name)
     threading.Thread(target=load, args=(state, args), name="cauchy-model-load", daemon=True).start()
-    serve(create_app(state), host=args.host, port=args.port, threads=args.threads, ident="cauchy-model-server",
+    threads = args.threads or max(8, 2 * args.max_batch)
+    serve(create_app(state), host=args.host, port=args.port, threads=threads, ident="cauchy-model-server",
           channel_request_lookahead=1, max_request_body_size=256 * 2**20)
     return 0
 
