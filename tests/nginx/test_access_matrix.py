@@ -83,7 +83,8 @@ PATHS: dict[str, Callable[[World], str]] = {"job_id": lambda w: str(w.job), "pat
                                             "token_id": lambda w: w.fresh_owner_token(), "user": lambda w: "gus",
                                             "dataset_id": lambda w: str(w.dataset), "number": lambda w: "1",
                                             "upload_id": lambda w: w.upload}
-NAMES = {"/weights/{name}": "w_team", "/users/{name}": "otto", "/deployments/{name}": "d_team",  # else the group "side"
+NAMES = {"/weights/{name}": "w_team", "/weights/{name}/export": "w_team", "/users/{name}": "otto",  # else: group "side"
+         "/deployments/{name}": "d_team",
          "/datasets/{dataset_id}/versions/{number}/previews/{name}": "first.jpg"}
 
 # (method, path, JSON body or None, statuses of anonymous, other, group, owner, admin), asked in this order.
@@ -122,6 +123,8 @@ TABLE: list[tuple[str, str, Any, tuple[int, ...]]] = [
     ("POST", "/api/v1/jobs/{job_id}/publish", {}, (401, 404, 403, 400, 400)),  # allowed; the name is missing
     ("GET", "/api/v1/weights", None, ANY_USER),
     ("PATCH", "/api/v1/weights/{name}", {"visibility": "group:team"}, OWNER_ONLY),
+    # Allowed for the owner and an admin; w_team was not published from a job here, so nothing rebuilds it: 409.
+    ("POST", "/api/v1/weights/{name}/export", {"format": "onnx"}, (401, 404, 403, 409, 409)),
     # Deployments of readable weights (the other member may not read w_team); d_team is olive's, shared with team.
     ("POST", "/api/v1/deployments", {"weights": "w_team", "name": "d_matrix", "replicas": 0}, (401, 400, 201, 409, 409)),
     ("GET", "/api/v1/deployments", None, ANY_USER),
