@@ -28,6 +28,7 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from cauchy.build import build_method, build_transforms, without_pretrained
 from cauchy.datasets.images import image_sample
@@ -69,6 +70,53 @@ class TorchBackend:
 def torch_backend(method: Method, entry: dict[str, Any], directory: str, device: torch.device) -> Backend:
     method.model.load_state_dict(read_state_dict(weights_file(entry, directory)))
     return TorchBackend(method, device)
+
+
+class OnnxRuntimeBackend:
+    """An exported graph (``cauchy.export``: normalised images in, the method's dense tensors out) run by
+    ONNX Runtime; the method normalises before it (``prepare``) and decodes after it (``from_exported``),
+    the same code its ``predict`` runs around the PyTorch model."""
+
+    def __init__(self, method: Method, session: Any) -> None:
+        self.method, self.session = method.eval(), session
+        self.input = session.get_inputs()[0].name
+
+    @torch.no_grad()
+    def predict(self, batch: dict[str, Any]) -> list[dict[str, Any]]:
+        batch = self.method.prepare(batch, torch.device("cpu"))
+        outputs = self.session.run(None, {self.input: self.fit(batch["image"]).numpy()})
+        return self.method.from_exported([torch.from_numpy(out) for out in outputs], batch)
+
+    def fit(self, images: torch.Tensor) -> torch.Tensor:
+        """A graph exported at a fixed size (det) takes the batch padded bottom and right with zeros (as the
+        collate pads a normalised batch); coordinates are unchanged."""
+        fixed = self.session.get_inputs()[0].shape[-2:]
+        if not all(isinstance(side, int) for side in fixed):
+            return images
+        h, w = images.shape[-2:]
+        if h > fixed[0] or w > fixed[1]:
+            raise InferenceError(f"a batch of {h}x{w} images does not fit the exported graph's {fixed[0]}x{fixed[1]}")
+        return F.pad(images, (0, fixed[1] - w, 0, fixed[0] - h))
+
+
+ONNX_PROVIDERS = {"cpu": ["CPUExecutionProvider"], "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"]}
+
+
+@BACKENDS.register("onnxruntime")
+def onnxruntime_backend(method: Method, entry: dict[str, Any], directory: str, device: torch.device) -> Backend:
+    """The entry's ONNX export (``POST /api/v1/weights/<name>/export {"format": "onnx"}``), sha256-checked;
+    as many intra-op threads as torch has (``torch.set_num_threads``: the replica's share of the CPU)."""
+    import onnxruntime
+
+    record = (entry.get("exports") or {}).get("onnx")
+    if record is None:
+        raise InferenceError(f"weights {entry['name']} have no ONNX export: export them first "
+                             f"(cauchy export --weights {entry['name']} --format onnx)")
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    session = onnxruntime.InferenceSession(weights_file({**record, "name": entry["name"]}, directory), options,
+                                           providers=ONNX_PROVIDERS[device.type])
+    return OnnxRuntimeBackend(method, session)
 
 
 def weights_file(entry: dict[str, Any], directory: str, key: str = "file", sha_key: str = "sha256") -> str:

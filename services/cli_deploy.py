@@ -26,7 +26,7 @@ def add_parsers(sub: Any) -> None:
     deploy.add_argument("--device", choices=("cpu", "cuda"))
     deploy.add_argument("--max-batch", type=int, help="images run together at most (8)")
     deploy.add_argument("--max-wait-ms", type=float, help="how long a request waits for others to batch with (5)")
-    deploy.add_argument("--backend", help="torch (default)")
+    deploy.add_argument("--backend", help="torch (default) or onnxruntime (runs the weights' ONNX export)")
     deploy.add_argument("--visibility", help="who may call it: private, public or group:<name> (default: the weights')")
     deploy.add_argument("--wait", action="store_true", help="wait until it is ready (or failed)")
     listing = sub.add_parser("deployments", help="deployments: list, show NAME, delete NAME")

@@ -94,9 +94,14 @@ def create() -> ResponseReturnValue:
     if not isinstance(name, str) or not NAME_RE.fullmatch(name):
         raise bad_request("expected 1 to 100 letters, digits, '_', '.' or '-', starting with a letter or digit", "name")
     fields = {"replicas": _number(body, "replicas", int, 0, svc.settings.serve_max_replicas),
-              "device": _choice(body, "device", DEVICES), "backend": _choice(body, "backend", BACKENDS),
+              "device": _choice(body, "device", DEVICES), "backend": _choice(body, "backend", tuple(BACKENDS)),
               "max_batch": _number(body, "max_batch", int, 1, MAX_BATCH),
               "max_wait_ms": _number(body, "max_wait_ms", float, 0, MAX_WAIT_MS)}
+    needs = BACKENDS[fields["backend"]]
+    if needs and needs not in (entry.get("exports") or {}):
+        raise bad_request(f"the {fields['backend']} backend runs the weights' {needs} export, and {weights!r} have none: "
+                          f"export them first (POST /api/v1/weights/{weights}/export {{\"format\": \"{needs}\"}})",
+                          "backend", "not_exported")
     if fields["device"] == "cuda" and not svc.settings.gpus:
         raise bad_request("this service has no GPU; deploy on the cpu", "device")
     visibility = check_visibility(svc.store, body.get("visibility", entry.get("visibility") or "private"), caller)

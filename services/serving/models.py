@@ -15,7 +15,9 @@ from services.jobs.store import Base
 WAITING, STARTING, READY, FAILED = "waiting", "starting", "ready", "failed"
 REPLICA_STATES = (WAITING, STARTING, READY, FAILED)
 DEVICES = ("cpu", "cuda")
-BACKENDS = ("torch",)  # cauchy.inference.BACKENDS' names (a test keeps the two equal); torch-free here
+# cauchy.inference.BACKENDS' names (a test keeps the two equal), torch-free here, with the export of the weights
+# each one runs (services/exports.py; None: the weights file itself).
+BACKENDS: dict[str, str | None] = {"torch": None, "onnxruntime": "onnx"}
 
 
 class Deployment(Base):

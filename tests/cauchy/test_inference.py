@@ -34,8 +34,8 @@ def publish_untrained(tmp_path, hypes_file: str, class_names: list[str], metadat
             "hypes": hypes, "metadata": metadata or {}}
 
 
-def image(h: int, w: int) -> np.ndarray:
-    return np.random.default_rng(0).integers(0, 255, (h, w, 3), dtype=np.uint8)
+def image(h: int, w: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 255, (h, w, 3), dtype=np.uint8)
 
 
 def test_detection_boxes_are_in_original_pixels(tmp_path):
