@@ -78,12 +78,13 @@ def jpeg(size: tuple[int, int], seed: int) -> bytes:
 class Server:
     """One model-server process serving ``weights`` from ``directory``."""
 
-    def __init__(self, directory: Path, weights: str, max_batch: int, max_wait_ms: float, torch_threads: int) -> None:
+    def __init__(self, directory: Path, weights: str, max_batch: int, max_wait_ms: float, torch_threads: int,
+                 backend: str = "torch") -> None:
         self.port = free_port()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "services.serving.model_server", "--name", weights, "--weights-dir", str(directory),
              "--weights", weights, "--port", str(self.port), "--max-batch", str(max_batch),
-             "--max-wait-ms", str(max_wait_ms), "--torch-threads", str(torch_threads)],
+             "--max-wait-ms", str(max_wait_ms), "--torch-threads", str(torch_threads), "--backend", backend],
             cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"})
         self.peak_rss_mb = 0.0
