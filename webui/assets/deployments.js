@@ -62,6 +62,9 @@ export function deployForm(weights) {
     device: h("select", {name: "device"}, h("option", {value: "cpu"}, "cpu"), h("option", {value: "cuda"}, "cuda")),
     max_batch: h("input", {name: "max_batch", type: "number", min: 1, value: 8}),
     max_wait_ms: h("input", {name: "max_wait_ms", type: "number", min: 0, step: "any", value: 5}),
+    // ONNX Runtime runs the weights' ONNX export: offered once they have one.
+    backend: h("select", {name: "backend"}, h("option", {value: "torch"}, "torch"),
+      (weights.exports || {}).onnx ? h("option", {value: "onnxruntime"}, "onnxruntime") : null),
   };
   const form = h("form", {class: "panel deploy-form", onsubmit: async (event) => {
     event.preventDefault();
@@ -69,14 +72,15 @@ export function deployForm(weights) {
     try {
       await post("/deployments", {weights: weights.name, name: inputs.name.value, device: inputs.device.value,
         replicas: Number(inputs.replicas.value), max_batch: Number(inputs.max_batch.value),
-        max_wait_ms: Number(inputs.max_wait_ms.value)});
+        max_wait_ms: Number(inputs.max_wait_ms.value), backend: inputs.backend.value});
       location.hash = "#/deployments";
     } catch (exc) {
       replace(error, exc.field ? `${exc.field}: ${exc.message}` : exc.message);
     }
   }},
   h("div", {class: "grid"}, field("Deployment name", inputs.name), field("Replicas", inputs.replicas),
-    field("Device", inputs.device), field("Max batch", inputs.max_batch), field("Max wait (ms)", inputs.max_wait_ms)),
+    field("Device", inputs.device), field("Max batch", inputs.max_batch), field("Max wait (ms)", inputs.max_wait_ms),
+    field("Backend", inputs.backend)),
   error, h("div", {class: "form-actions"}, h("button", {class: "btn primary", type: "submit"}, "Deploy")));
   return form;
 }
