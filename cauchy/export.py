@@ -40,6 +40,7 @@ from cauchy.build import build_method, build_transforms
 from cauchy.datasets.pose.transforms import TopDownAffine
 from cauchy.datasets.transforms import CenterCrop, Normalize, RandomScale, Resize
 from cauchy.methods.base import Method
+from cauchy.methods.cls import TOP_K
 from cauchy.methods.det import SIZE_DIVISOR
 from cauchy.methods.pose import unflip
 from cauchy.models.det.yolov3 import PRE_NMS, dense_detections
@@ -82,6 +83,9 @@ HEADS = Registry("exportable method")
 @HEADS.register("image_classifier")
 class ClassScores(ExportHead):
     outputs, postprocess = ("scores",), "cls"
+
+    def settings(self) -> dict[str, Any]:
+        return {"top_k": TOP_K}
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.method.model(images).float().softmax(dim=1)
