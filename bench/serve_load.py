@@ -26,6 +26,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -155,8 +156,9 @@ def load_round(server: Server, images: list[bytes], clients: int, seconds: float
     return done[0] / (time.monotonic() - began), latencies
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def arguments(description: str) -> argparse.Namespace:
+    """The options both serving benchmarks take."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--clients", type=int, default=16)
@@ -164,30 +166,39 @@ def main() -> int:
     parser.add_argument("--max-wait-ms", type=float, default=10.0)
     parser.add_argument("--torch-threads", type=int, default=1)
     parser.add_argument("--models", default="cls,det")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+Sides = Callable[[Path, str, argparse.Namespace], dict[str, Server]]
+
+
+def compare(args: argparse.Namespace, sides: Sides, prepare: Callable[[Path], None] = lambda directory: None) -> int:
+    """For each model, two servers (``sides``: the measured one first) under alternating rounds of load;
+    prints each side's figures and, last, one JSON line with every figure and ``ratio`` (the classifier's
+    first side over its second; ``<model>_ratio`` for the others)."""
     started = time.monotonic()
     figures: dict[str, Any] = {"clients": args.clients, "max_batch": args.max_batch, "max_wait_ms": args.max_wait_ms,
                                "torch_threads": args.torch_threads, "load_average": os.getloadavg()[0]}
-    with tempfile.TemporaryDirectory(prefix="cauchy-serve-load-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="cauchy-serve-bench-") as tmp:
         directory = Path(tmp)
         make_weights(directory)
+        prepare(directory)
         for model in args.models.split(","):
             size = MODELS[model][3]
             images = [jpeg(size, seed) for seed in range(32)]
-            sides = {"batched": Server(directory, model, args.max_batch, args.max_wait_ms, args.torch_threads),
-                     "max_batch_1": Server(directory, model, 1, 0.0, args.torch_threads)}
+            servers = sides(directory, model, args)
             try:
-                rates: dict[str, list[float]] = {side: [] for side in sides}
-                latencies: dict[str, list[float]] = {side: [] for side in sides}
-                for server in sides.values():  # warm-up
+                rates: dict[str, list[float]] = {side: [] for side in servers}
+                latencies: dict[str, list[float]] = {side: [] for side in servers}
+                for server in servers.values():  # warm-up
                     load_round(server, images, args.clients, min(5.0, args.seconds))
                 for _ in range(args.rounds):
-                    for side, server in sides.items():
+                    for side, server in servers.items():
                         rate, seen = load_round(server, images, args.clients, args.seconds)
                         rates[side].append(rate)
                         latencies[side] += seen
                 print(f"{model} ({size[0]}x{size[1]} JPEGs, {args.clients} clients):")
-                for side, server in sides.items():
+                for side, server in servers.items():
                     metrics = server.get("/metrics")[1]
                     lat = percentiles(latencies[side])
                     print(f"  {side:12s} median {statistics.median(rates[side]):7.2f} req/s   rounds: "
@@ -199,20 +210,26 @@ def main() -> int:
                     figures[f"{model}_{side}_p50_ms"], figures[f"{model}_{side}_p99_ms"] = lat["p50"], lat["p99"]
                     figures[f"{model}_{side}_mean_batch"] = metrics.get("mean_batch")
                     figures[f"{model}_{side}_peak_rss_mb"] = round(server.peak_rss_mb, 1)
-                ratio = figures[f"{model}_batched_req_per_s"] / figures[f"{model}_max_batch_1_req_per_s"]
+                first, second = list(servers)
+                ratio = figures[f"{model}_{first}_req_per_s"] / figures[f"{model}_{second}_req_per_s"]
                 figures["ratio" if model == "cls" else f"{model}_ratio"] = round(ratio, 3)
                 # Each round's pair ran back to back, under about the same load: their ratios vary less.
-                pairs = [b / u for b, u in zip(rates["batched"], rates["max_batch_1"])]
+                pairs = [a / b for a, b in zip(rates[first], rates[second])]
                 figures[f"{model}_ratio_per_round"] = [round(r, 3) for r in pairs]
-                print(f"  ratio batched/max_batch_1: {ratio:.3f} (per round: "
-                      + " ".join(f"{r:.2f}" for r in pairs) + ")", flush=True)
+                print(f"  ratio {first}/{second}: {ratio:.3f} (per round: " + " ".join(f"{r:.2f}" for r in pairs) + ")",
+                      flush=True)
             finally:
-                for server in sides.values():
+                for server in servers.values():
                     server.close()
     figures["run_s"] = round(time.monotonic() - started, 1)
     print(json.dumps(figures))
     return 0
 
 
+def batched_and_not(directory: Path, model: str, args: argparse.Namespace) -> dict[str, Server]:
+    return {"batched": Server(directory, model, args.max_batch, args.max_wait_ms, args.torch_threads),
+            "max_batch_1": Server(directory, model, 1, 0.0, args.torch_threads)}
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(compare(arguments(__doc__.splitlines()[0]), batched_and_not))
