@@ -81,7 +81,7 @@ def test_launch_watch_stop_and_publish_a_digits_job(page, admin, digits_dir, sho
     served = admin.http.post(f"{admin.url}/serve/digits_from_the_page/predict", data=image,
                              headers={"X-CSRF-Token": admin.csrf}, timeout=60)
     assert served.status_code == 200 and served.json()["predictions"][0]["class_name"] in "0123456789", served.text
-    expect(deployment.locator('[data-metric="requests"]')).to_contain_text("1 (1 images", timeout=30_000)
+    expect(deployment.locator('[data-metric="requests"]')).to_contain_text("1 requests (1 images", timeout=30_000)
     expect(deployment.locator('[data-example="curl"]')).to_contain_text("/serve/digits_from_the_page/predict")
     shot(page, "6b-deployments")
 

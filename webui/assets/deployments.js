@@ -6,6 +6,7 @@ import {errorNotice, formatTime, formatValue, h, notice, poll, replace, stateBad
 
 export function renderDeployments(view) {
   const body = h("div", {}, notice("Loading the deployments…"));
+  const opened = new Set();  // deployments whose "Call it" is open: it stays open across the polls
   replace(view, h("div", {class: "page-head"}, h("h1", {}, "Deployments"),
     h("span", {class: "muted"}, "Models answering predictions at /serve/<name>/predict; deploy one from the Weights page")), body);
   return poll(async () => {
@@ -17,14 +18,14 @@ export function renderDeployments(view) {
         return;
       }
       const shown = await Promise.all(deployments.map((d) => get(`/deployments/${encodeURIComponent(d.name)}`).catch(() => d)));
-      replace(body, shown.map(card));
+      replace(body, shown.map((d) => card(d, opened)));
     } catch (exc) {
       replace(body, errorNotice(exc, "Could not load the deployments"));
     }
   }, 3000);
 }
 
-function card(d) {
+function card(d, opened) {
   const m = d.metrics || {};
   const latency = m.latency_ms || {};
   return h("section", {class: "panel", "data-deployment": d.name},
@@ -40,12 +41,13 @@ function card(d) {
         stateBadge(r.state), ` #${r.index}`, r.port ? ` port ${r.port}` : "", r.gpu ? ` GPU ${r.gpu}` : "",
         r.restarts ? ` · ${r.restarts} restarts` : "", r.started_at ? ` · since ${formatTime(r.started_at)}` : "",
         r.reason ? h("div", {class: "muted"}, r.reason) : null))),
-      h("dt", {}, "Requests"), h("dd", {"data-metric": "requests"}, `${m.requests ?? "—"} (${m.images ?? "—"} images, ${m.errors ?? "—"} refused)`),
+      h("dt", {}, "Requests"), h("dd", {"data-metric": "requests"}, `${m.requests ?? "—"} requests (${m.images ?? "—"} images, ${m.errors ?? "—"} refused)`),
       h("dt", {}, "Batches"), h("dd", {"data-metric": "batches"}, `${m.batches ?? "—"}, mean size ${m.mean_batch ?? "—"} `,
         Object.entries(m.batch_sizes || {}).map(([size, count]) => h("span", {class: "chip"}, `${size}: ${count}`))),
       h("dt", {}, "Latency"), h("dd", {"data-metric": "latency"},
         `p50 ${latency.p50 ?? "—"} ms · p99 ${latency.p99 ?? "—"} ms (latest requests)`)),
-    h("details", {}, h("summary", {}, "Call it"),
+    h("details", {open: opened.has(d.name), ontoggle: (event) => (event.target.open ? opened.add(d.name) : opened.delete(d.name))},
+      h("summary", {}, "Call it"),
       ...Object.entries(d.examples || {}).map(([kind, text]) => h("div", {class: "field"},
         h("span", {class: "muted"}, kind.replace("_", " ")),
         h("div", {class: "copy-row"}, h("pre", {class: "mono", "data-example": kind}, text),
