@@ -1,12 +1,13 @@
 """Deployments end to end on a live service: published digits weights deployed on the CPU answer what
 ``run_tasks.py --phase predict`` writes for the same images, batch concurrent requests, refuse a bad image
 by name, hold a CPU slot, answer the legacy ``test_single``, survive a restart of the service (adopted),
-and end on DELETE. The batcher alone, without a server, below."""
+start again when killed, and end on DELETE. The batcher alone, without a server, below."""
 from __future__ import annotations
 
 import base64
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -135,6 +136,16 @@ def test_a_deployment_answers_as_the_predict_phase_batches_and_is_adopted(world)
     shown = wait_ready(service, "digits_cnn", timeout=30)
     assert shown["replica_states"][0]["pid"] == pid
     assert service.call("POST", "/serve/digits_cnn/predict", data=raw).status_code == 200
+
+    # A replica that dies is started again (a new process), its restart counted.
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while service.call("GET", "/api/v1/deployments/digits_cnn").json()["replica_states"][0]["restarts"] == 0:
+        assert time.monotonic() < deadline, "the killed replica was not noticed"
+        time.sleep(0.2)
+    restarted = wait_ready(service, "digits_cnn")["replica_states"][0]
+    assert restarted["restarts"] == 1 and restarted["pid"] != pid
+    pid = restarted["pid"]
 
     assert service.call("DELETE", "/api/v1/deployments/digits_cnn").status_code == 204
     assert service.call("GET", "/api/v1/deployments/digits_cnn").status_code == 404
