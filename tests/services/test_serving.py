@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from live_service import FAKE_TASK, LiveService, make_hypes, port_range
 
+from services.cli import main as cli_main
 from services.config import Settings
 from services.serving.batching import Batcher, Metrics, percentiles
 from services.serving.models import BACKENDS
@@ -83,7 +84,7 @@ def wait_ready(service, name: str, timeout: float = 120) -> dict:
 
 
 @pytest.mark.slow
-def test_a_deployment_answers_as_the_predict_phase_batches_and_is_adopted(world):
+def test_a_deployment_answers_as_the_predict_phase_batches_and_is_adopted(world, capsys):
     service = world["service"]
     created = service.call("POST", "/api/v1/deployments", json={"weights": "digits_cnn", "max_batch": 8,
                                                                 "max_wait_ms": 200})
@@ -96,6 +97,14 @@ def test_a_deployment_answers_as_the_predict_phase_batches_and_is_adopted(world)
     pid = shown["replica_states"][0]["pid"]
     # The replica holds one of the two CPU slots: the scheduler's capacity for jobs is one.
     assert service.call("GET", "/api/v1/scheduler").json()["capacity"]["cpu_slots"] == 1
+
+    # The CLI deploys (no replica here), lists and deletes.
+    cli = ["--url", service.url, "--token", service.token]
+    assert cli_main([*cli, "deploy", "digits_cnn", "--name", "from_cli", "--replicas", "0"]) == 0
+    assert cli_main([*cli, "deployments"]) == 0 and cli_main([*cli, "deployments", "delete", "from_cli"]) == 0
+    printed = capsys.readouterr().out
+    assert "deployment from_cli: stopped (0 replicas on cpu" in printed and "from_cli: deleted" in printed
+    assert "digits_cnn" in printed  # the list
 
     # Several images in one multipart request: the predict phase's answers, in order.
     files = [("images", (p["path"].rsplit("/", 1)[1], open(p["path"], "rb"))) for p in world["expected"]]
