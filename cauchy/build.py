@@ -208,6 +208,11 @@ def freeze(model: nn.Module, prefixes: list[str]) -> None:
         log.info("froze %s (%d tensors)", prefix, len(hit))
 
 
+def without_pretrained(h: dict[str, Any]) -> dict[str, Any]:
+    """``h`` for a model whose weights come from a checkpoint: no loading (or downloading) of pretrained ones."""
+    return {**h, "network": {**h["network"], "pretrained": None}}
+
+
 def build_loss(h: dict[str, Any]) -> nn.Module | None:
     if h["loss"]["loss_type"] == "none":
         return None

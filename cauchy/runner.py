@@ -24,6 +24,7 @@ from cauchy.build import (
     build_transforms,
     max_iters,
     select_device,
+    without_pretrained,
 )
 from cauchy.datasets.images import ImageFiles
 from cauchy.datasets.io import read_image
@@ -34,6 +35,7 @@ from cauchy.engine.lr import LRHook
 from cauchy.engine.trainer import Trainer
 from cauchy.files import atomic_write
 from cauchy.hypes import HypesError, save_hypes
+from cauchy.inference import Predictor, TorchBackend
 from cauchy.methods.base import Method
 from cauchy.visualizer import MultiSink, build_sinks, make_event
 
@@ -157,11 +159,6 @@ def train(h: dict[str, Any], opts: RunOptions, device: torch.device) -> int:
     return exitcodes.OK
 
 
-def without_pretrained(h: dict[str, Any]) -> dict[str, Any]:
-    """``h`` for a model whose weights come from a checkpoint: no loading (or downloading) of pretrained ones."""
-    return {**h, "network": {**h["network"], "pretrained": None}}
-
-
 def check_num_classes(h: dict[str, Any], class_names: list[str]) -> int:
     declared = h["data"]["num_classes"]
     if declared is not None and declared != len(class_names):
@@ -215,24 +212,23 @@ def test(h: dict[str, Any], opts: RunOptions, device: torch.device) -> int:
 
 
 def predict(h: dict[str, Any], opts: RunOptions, device: torch.device) -> int:
+    """``cauchy.inference``'s predictor (the model server's too) over the images of ``--input``."""
     if not opts.input:
         raise HypesError("", "the predict phase needs --input (an image file or a directory of images)")
     method, class_names = load_for_inference(h, opts, device)
-    dataset = ImageFiles(opts.input, transforms=build_transforms(h, "test"))
+    predictor = Predictor(method, class_names, build_transforms(h, "test"), TorchBackend(method, device))
+    dataset = ImageFiles(opts.input, transforms=predictor.transforms)
     out: list[dict[str, Any]] = []
     directory = os.path.join(opts.run_dir, rundir.PREDICTIONS_DIR)
     os.makedirs(directory, exist_ok=True)
-
-    def keep(batch: dict[str, Any], preds: list[dict[str, Any]]) -> None:
-        for p, path in zip(preds, batch["path"]):
-            out.append({"path": path, **method.describe(p, class_names)})
-            drawn = method.draw(read_image(path), p, class_names)
+    for batch in build_loader(h, "test", dataset, method):
+        for p, path in zip(predictor.predict_batch(batch), batch["path"]):
+            out.append({"path": path, **predictor.describe(p)})
+            drawn = predictor.draw(read_image(path), p)
             if drawn is not None:  # the method's picture of its prediction, beside predictions.json
                 cv2.imwrite(os.path.join(directory, os.path.basename(path)), cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
-            for name, data in method.prediction_files(p, path).items():
+            for name, data in predictor.files(p, path).items():
                 atomic_write(os.path.join(directory, name), lambda fh, data=data: fh.write(data))
-
-    inference_on_dataset(method, build_loader(h, "test", dataset, method), None, device, on_batch=keep)
     write_json(os.path.join(opts.run_dir, rundir.PREDICTIONS), {"predictions": out})
     log.info("predicted %d images into %s", len(out), directory)
     return exitcodes.OK

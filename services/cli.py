@@ -14,6 +14,8 @@
     cauchy dataset upload PATH [--name N] [--task T] [--wait] | dataset list | show NAME | delete NAME [--version N]
     cauchy dataset register NAME PATH (admin; services/cli_datasets.py)
     cauchy export --weights NAME --format onnx|torchscript|edge [-o FILE]
+    cauchy deploy WEIGHTS [--replicas R] [--device D] [--max-batch B] [--max-wait-ms T] [--wait]
+    cauchy deployments [list] | show NAME | delete NAME   (services/cli_deploy.py)
 
 Every request sends ``Authorization: Bearer <token>``: ``--token``, else ``CAUCHY_TOKEN``, else the
 token ``cauchy login`` stored for that service in ``$XDG_CONFIG_HOME/cauchy/tokens.json`` (0600).
@@ -34,7 +36,7 @@ import requests
 
 from cauchy.hypes import unset_override
 from cauchy.manifest import EXPORTS
-from services import cli_datasets
+from services import cli_datasets, cli_deploy
 from services.text import printable
 from services.user_files import read_map, user_file, write_map
 
@@ -341,6 +343,7 @@ def parser() -> argparse.ArgumentParser:
     export.add_argument("--weights", required=True, help="the published weights' name")
     export.add_argument("--format", required=True, choices=tuple(EXPORTS))
     export.add_argument("-o", "--output", help="also download the file here")
+    cli_deploy.add_parsers(sub)
     return p
 
 
@@ -365,7 +368,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error("dataset register needs NAME and PATH (a folder under CAUCHY_DATA_ROOTS on the server)")
     commands = {"login": cmd_login, "submit": cmd_submit, "list": cmd_list, "show": cmd_show, "stop": cmd_stop,
                 "resume": cmd_resume, "logs": cmd_logs, "token": cmd_token, "user": cmd_user, "group": cmd_group,
-                "dataset": cli_datasets.cmd_dataset, "export": cmd_export}
+                "dataset": cli_datasets.cmd_dataset, "export": cmd_export, "deploy": cli_deploy.cmd_deploy,
+                "deployments": cli_deploy.cmd_deployments}
     url = args.url.rstrip("/")
     token = None if args.command == "login" else args.token or stored_tokens().get(url)
     return commands[args.command](args, Client(url, token))

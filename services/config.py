@@ -90,6 +90,10 @@ class Settings:
     dataset_upload_expiry_s: float = 24 * 3600.0  # an unfinished upload that long without a chunk is removed
     # The inspection command before ROOT --out DIR (another Python, a stand-in in tests).
     dataset_inspect_command: tuple[str, ...] = (sys.executable, "-m", "cauchy.datasets.tools.inspect_dataset")
+    # Serving (docs/serving.md): the model servers' ports, replicas per deployment, torch threads per replica.
+    serve_ports: tuple[int, int] = (8200, 8299)
+    serve_max_replicas: int = 8
+    serve_torch_threads: int = 0  # 0: torch's default (every core)
 
     @property
     def db_url(self) -> str:
@@ -270,6 +274,9 @@ _CONVERTERS = {
     "dataset_workers": int,
     "dataset_upload_expiry_s": float,
     "dataset_inspect_command": split_command,
+    "serve_ports": parse_port_range,
+    "serve_max_replicas": int,
+    "serve_torch_threads": int,
 }
 
 

@@ -71,6 +71,7 @@ def stop_everything(svc: Any, timeout: float) -> list[int]:
         time.sleep(0.2)
     for job_id, _ in svc.supervisor.viewers.items():
         svc.supervisor.viewers.stop(job_id)
+    svc.supervisor.serving.terminate_all()  # deployments stay, and start again with the next service
     return ids
 
 

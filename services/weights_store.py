@@ -67,11 +67,15 @@ def check_name(name: Any) -> str:
     return name
 
 
-def describe(hypes: dict[str, Any], class_names: list[str]) -> dict[str, Any]:
-    """What a user picks weights by, from the job's resolved hypes and its checkpoint's class names."""
+def describe(hypes: dict[str, Any], class_names: list[str], metadata: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What a user picks weights by, from the job's resolved hypes and its checkpoint's class names; and
+    what serving rebuilds the model and its pre- and post-processing from (``cauchy.inference``): the
+    hypes (without the server's data directory) and the train set's metadata (pose: keypoint names)."""
+    data = {**hypes.get("data", {}), "data_dir": ""} if "data" in hypes else None
     return {"task": hypes.get("task"), "architecture": hypes.get("network", {}).get("model_name"),
             "num_classes": len(class_names), "class_names": class_names,
-            "input_size": hypes.get("train", {}).get("data_transformer", {}).get("input_size")}
+            "input_size": hypes.get("train", {}).get("data_transformer", {}).get("input_size"),
+            "hypes": {**hypes, "data": data} if data is not None else hypes, "metadata": metadata or {}}
 
 
 def final_metrics(metrics_jsonl: Path) -> dict[str, float]:
@@ -111,7 +115,8 @@ def publish(directory: Path, name: str, checkpoint: Path, *, hypes: dict[str, An
             raise WeightsStoreError(f"cannot export {checkpoint.name}: {export_error(done.stderr, checkpoint)}",
                                     "checkpoint", "unreadable_checkpoint")
         os.chmod(tmp, 0o644)
-        entry = {"name": name, "file": f"{name}.pth", **describe(hypes, json.loads(done.stdout)["class_names"]),
+        exported = json.loads(done.stdout)
+        entry = {"name": name, "file": f"{name}.pth", **describe(hypes, exported["class_names"], exported["metadata"]),
                  "sha256": sha256_file(Path(tmp)), "size": os.path.getsize(tmp), "metrics": metrics,
                  "source_job": source_job, "created": time.time(), "owner": owner, "visibility": visibility}
         with locked(directory):
@@ -165,7 +170,8 @@ def export_error(stderr: str, checkpoint: Path,
 
 
 def export(checkpoint: str, out: str) -> dict[str, Any]:
-    """Write the model's state dict alone (loadable with ``weights_only=True``); return its class names.
+    """Write the model's state dict alone (loadable with ``weights_only=True``); return its class names and
+    the train set's metadata.
     The checkpoint is read weights-only too: a file with code in it is refused (``UnsafeFileError``)."""
     import torch
 
@@ -174,7 +180,9 @@ def export(checkpoint: str, out: str) -> dict[str, Any]:
     state = load_weights_only(checkpoint, "checkpoint")
     model = state["model"] if isinstance(state, dict) and isinstance(state.get("model"), dict) else state
     torch.save(model, out)
-    return {"class_names": list(state.get("class_names") or []) if isinstance(state, dict) else []}
+    if not isinstance(state, dict):
+        return {"class_names": [], "metadata": {}}
+    return {"class_names": list(state.get("class_names") or []), "metadata": dict(state.get("metadata") or {})}
 
 
 def main(argv: list[str]) -> int:

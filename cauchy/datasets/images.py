@@ -28,6 +28,10 @@ class ImageFiles(Dataset):
         return len(self.paths)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        image = read_image(self.paths[index])
-        sample = {"image": image, "path": self.paths[index], "orig_size": image.shape[:2]}
+        sample = image_sample(read_image(self.paths[index]), self.paths[index])
         return self.transforms(sample) if self.transforms is not None else sample
+
+
+def image_sample(image: Any, path: str) -> dict[str, Any]:
+    """An unlabelled image as the test transforms read it (files here, request bodies in the model server)."""
+    return {"image": image, "path": path, "orig_size": image.shape[:2]}

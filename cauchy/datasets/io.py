@@ -33,9 +33,15 @@ def read_image(path: str) -> np.ndarray:
         raise DatasetError(f"{path}: image file not found") from None
     except OSError as exc:
         raise DatasetError(f"{path}: cannot read image file ({exc.strerror or exc})") from None
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR_RGB) if data.size else None
+    return decode_image(data, path)
+
+
+def decode_image(data: np.ndarray | bytes, name: str) -> np.ndarray:
+    """Encoded image bytes (a file's, or a request's) to HxWx3 uint8 RGB; a DatasetError names ``name``."""
+    buffer = np.frombuffer(data, dtype=np.uint8) if isinstance(data, (bytes, bytearray, memoryview)) else data
+    image = cv2.imdecode(buffer, cv2.IMREAD_COLOR_RGB) if buffer.size else None
     if image is None:
-        raise DatasetError(f"{path}: not a decodable image ({data.size} bytes)")
+        raise DatasetError(f"{name}: not a decodable image ({buffer.size} bytes)")
     return image
 
 

@@ -54,6 +54,12 @@ class Method(nn.Module):
         """One dict per image, with the task's standard keys (see docs/contracts.md)."""
         raise NotImplementedError
 
+    def from_exported(self, outputs: list[torch.Tensor], batch: dict[str, Any]) -> list[dict[str, Any]]:
+        """What ``predict`` gives, from the outputs of this method's exported graph (``cauchy.export``'s head
+        for it) on the batch's normalised images: the post-processing the ONNX Runtime backend of
+        ``cauchy.inference`` runs. ``predict`` goes through the same code where a method overrides this."""
+        raise NotImplementedError(f"{type(self).__name__} predictions are not decoded from an exported graph")
+
     def use_metadata(self, metadata: dict[str, Any]) -> None:
         """Take what the task needs of the train set's ``metadata`` beyond its class names (pose: the
         skeleton and left/right pairs). Called after the method is built: in training with the train

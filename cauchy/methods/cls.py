@@ -42,8 +42,11 @@ class ImageClassifier(Method):
 
     @torch.no_grad()
     def predict(self, batch: dict[str, Any]) -> list[dict[str, Any]]:
-        scores = self.model(batch["image"]).float().softmax(dim=1)
-        return [{"scores": s, "label": int(s.argmax())} for s in scores]
+        return self.from_exported([self.model(batch["image"]).float().softmax(dim=1)], batch)
+
+    def from_exported(self, outputs: list[torch.Tensor], batch: dict[str, Any]) -> list[dict[str, Any]]:
+        """``outputs``: the class scores (softmax) ``[B, C]``."""
+        return [{"scores": s, "label": int(s.argmax())} for s in outputs[0]]
 
     def describe(self, prediction: dict[str, Any], class_names: list[str]) -> dict[str, Any]:
         """``scores`` (all classes), ``label``, its ``class_name`` and ``score``, and the ``top`` TOP_K classes

@@ -23,7 +23,7 @@ from cauchy.methods.base import Method
 from cauchy.metrics.base import Evaluator
 from cauchy.metrics.det import DetectionEvaluator, rounded_results
 from cauchy.models.det.torchvision_detectors import TorchvisionDetector
-from cauchy.models.det.yolov3 import COCO_ANCHORS, YOLOv3, YOLOv3Loss, check_anchors, decode
+from cauchy.models.det.yolov3 import COCO_ANCHORS, YOLOv3, YOLOv3Loss, check_anchors, decode, select_detections
 from cauchy.registry import METHODS
 from cauchy.schema import defaults
 from cauchy.tasks.det import DET
@@ -264,3 +264,8 @@ class YOLOv3Detection(DetectionMethod):
     def detect(self, batch: dict[str, Any]) -> list[dict[str, torch.Tensor]]:
         return decode(self.model(batch["image"]), self.anchors, score_thresh=self.score_thresh, nms_iou=self.nms_iou,
                       max_dets=self.max_dets)
+
+    def from_exported(self, outputs: list[torch.Tensor], batch: dict[str, Any]) -> list[dict[str, Any]]:
+        """``outputs``: every anchor's boxes ``[B, N, 4]`` (input pixels) and scores ``[B, N, C]``."""
+        found = select_detections(*outputs, score_thresh=self.score_thresh, nms_iou=self.nms_iou, max_dets=self.max_dets)
+        return [self.to_original(d, scale, size) for d, scale, size in zip(found, batch["scale_factor"], batch["orig_size"])]

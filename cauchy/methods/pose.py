@@ -177,9 +177,14 @@ class TopDownPose(PoseMethod):
         index = self._flip_index(batch)
         if self.target["flip_test"] and index is not None:
             heatmaps = (heatmaps + unflip(self.model(images.flip(-1))["heatmaps"].float(), index)) / 2
+        return self.from_exported([heatmaps], batch)
+
+    def from_exported(self, outputs: list[torch.Tensor], batch: dict[str, Any]) -> list[dict[str, Any]]:
+        """``outputs``: the heatmaps ``[B, K, H/s, W/s]`` (flip test included); one person per crop."""
+        heatmaps = outputs[0]
         xy, peaks = to_original(heatmaps, batch["affine"], self.model.stride)
         out = []
-        for i in range(len(images)):
+        for i in range(len(heatmaps)):
             strong = peaks[i] > self.target["score_threshold"]
             score = peaks[i][strong].mean() if strong.any() else peaks[i].new_zeros(())
             keypoints = torch.cat([xy[i].float(), peaks[i][:, None]], dim=1)[None]

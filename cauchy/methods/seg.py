@@ -126,7 +126,11 @@ class SegmentationMethod(Method):
 
     @torch.no_grad()
     def predict(self, batch: dict[str, Any]) -> list[dict[str, Any]]:
-        logits = self.logits(batch["image"])
+        return self.from_exported([self.logits(batch["image"])], batch)
+
+    def from_exported(self, outputs: list[torch.Tensor], batch: dict[str, Any]) -> list[dict[str, Any]]:
+        """``outputs``: the logits ``[B, C, H, W]`` of the padded batch; each image's mask at its original size."""
+        logits = outputs[0]
         out = []
         for i, ((h, w), (oh, ow)) in enumerate(zip(batch["image_sizes"].tolist(), batch["orig_size"].tolist())):
             out.append({"mask": upsample(logits[i:i + 1, :, :h, :w], (oh, ow))[0].argmax(dim=0)})

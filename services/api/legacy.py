@@ -9,7 +9,9 @@ Parameters may come as a query string, a form or a JSON object. What changed, on
 - ``free_port`` only reports a port that is free now: Visdom starts with its job, and ``train``'s
   reply and ``check_viz_started`` give the job's real port and URL.
 - ``test_single``/``test_batch`` run ``run_tasks.py --phase predict`` as a job on the checkpoint of
-  the training job ``job_id``; ``test_single`` waits for the predictions, ``test_batch`` returns
+  the training job ``job_id``, except that ``test_single`` answers at once from a ready deployment of
+  weights published from that job when one runs (``content``: ``deployment`` and ``prediction``, as
+  ``/serve/<name>/predict`` answers; docs/serving.md); ``test_single`` waits for the predictions, ``test_batch`` returns
   the job id (predictions land in ``predictions/predictions.json`` among the job's artifacts).
 - Waits (``timeout``, ``wait``: 0 to 86400) last at most ``CAUCHY_LEGACY_WAIT_MAX_S`` (60 s), only
   ``CAUCHY_LEGACY_WAITERS`` requests wait at once (the others get ``100408`` and the job id at once),
@@ -36,6 +38,7 @@ from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
 from cauchy import rundir
+from services.api.deployments import served_prediction
 from services.api.errors import ApiError, bad_request, conflict
 from services.api.jobs import find_job, find_owned_job, services, stop_job
 from services.api.limits import user_limits
@@ -248,6 +251,9 @@ def test_single() -> ResponseReturnValue:
     if not image:
         raise bad_request("image must be a base64-encoded image", "image")
     timeout = wait_seconds(p, "timeout", MAX_WAIT_PARAM)
+    served = served_prediction(legacy_job(p).id, image)
+    if served is not None:  # a deployment of the job's weights answers at once, no predict job
+        return reply({"deployment": served[0], "prediction": served[1]})
     fields = predict_fields(p)
     user_limits().admit_submission(fields["user"])
     suffix = next((ext for sig, ext in IMAGE_SIGNATURES.items() if image.startswith(sig)), ".png")

@@ -117,7 +117,13 @@ def load_logged_in_user() -> None:
     view = current_app.view_functions.get(request.endpoint) if request.endpoint else None
     if g.user is None and view is not None and view not in _open_views:
         raise unauthenticated(LEGACY_NEEDS_TOKEN) if request.path.startswith(LEGACY_PREFIX) else unauthenticated()
-    if g.via == "cookie" and request.method not in SAFE_METHODS:
+    check_csrf(request.method)
+
+
+def check_csrf(method: str) -> None:
+    """A ``method`` request signed in by cookie that changes something must carry the session's CSRF token
+    (``method`` is the request's own, or the one nginx says an ``auth_request`` guards)."""
+    if g.via == "cookie" and method not in SAFE_METHODS:
         sent, expected = request.headers.get(CSRF_HEADER, ""), session.get("csrf", "")
         if not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
             raise ApiError(403, "csrf_failed", f"a request signed in by cookie must send the {CSRF_HEADER} header "

@@ -30,6 +30,7 @@ from services.jobs.stopping import stop_for
 from services.jobs.store import ACTIVE, FAILED, LOST, QUEUED, RUNNING, STOPPED, STOPPING, Job, Store
 from services.jobs.usage import UsageBook
 from services.jobs.viewers import Viewers
+from services.serving.replicas import Serving
 from services.visdom_server import VisdomStartError
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,7 @@ class Supervisor:
         self.store = store
         self.viewers = Viewers(settings, store)
         self.launcher = Launcher(settings, store)
+        self.serving = Serving(settings, store)  # deployments' replicas: they hold CPU slots and GPUs too
         self.usage = UsageBook(store, settings.fairshare_half_life_s)
         self.endings = Endings()  # wakes requests waiting on a job's end
         self._waits: dict[int, Wait] = {}
@@ -91,6 +93,7 @@ class Supervisor:
     def tick(self, decide: bool = True) -> None:
         with self._lock:
             ended = self._watch()
+            self.serving.tick(*self._jobs_hold())
             self._enforce_stops()
             self.viewers.close_idle()
             now = time.time()
@@ -107,6 +110,7 @@ class Supervisor:
         """Rebuild the in-memory view after a (re)start of the service."""
         now = time.time()
         with self._lock:
+            self.serving.recover()
             for job in self.store.in_states(ACTIVE):
                 adopted = self.launcher.adopt(job)
                 if adopted is not None:  # its pid: the job row's may be unrecorded (found by its exit file)
@@ -132,15 +136,29 @@ class Supervisor:
     # ----- decide
 
     def _held(self) -> dict[tuple[str, str], int]:
+        """What each user holds (``("gpu"|"cpu", user) -> count``): their jobs' and their deployments' replicas'."""
         held: dict[tuple[str, str], int] = {}
         for run in self.launcher.all():
             key = ("gpu", run.user) if run.gpus else ("cpu", run.user)
             held[key] = held.get(key, 0) + (len(run.gpus) or 1)
+        for owner, gpu in self.serving.held():
+            key = ("gpu", owner) if gpu else ("cpu", owner)
+            held[key] = held.get(key, 0) + 1
         return held
 
+    def _jobs_hold(self) -> tuple[set[str], int]:
+        """The GPUs and CPU slots running jobs hold, which replicas may not take."""
+        runs = {run.job_id: run for run in self.launcher.all()}
+        slots = sum(job.cpu_slots or 1 for job in self.store.in_states(ACTIVE) if job.id in runs and not runs[job.id].gpus)
+        return {gpu for run in runs.values() for gpu in run.gpus}, slots
+
     def capacity(self) -> Capacity:
+        """The cluster as the policy sees it: without the GPUs and CPU slots deployments' replicas hold."""
         settings = self.settings
-        return Capacity(gpus=settings.gpus, cpu_slots=settings.cpu_slots, memory_mb=settings.memory_mb,
+        replicas = self.serving.held()
+        gpus = tuple(gpu for gpu in settings.gpus if gpu not in {held for _, held in replicas})
+        cpu_slots = settings.cpu_slots - sum(1 for _, gpu in replicas if gpu is None)
+        return Capacity(gpus=gpus, cpu_slots=cpu_slots, memory_mb=settings.memory_mb,
                         free_ports=self.viewers.ports_for_jobs(), shares=dict(settings.group_shares),
                         quotas={group: Quota(nominal, limit) for group, nominal, limit in settings.group_quotas},
                         max_running_per_user=settings.max_running_per_user,
@@ -348,3 +366,4 @@ class Supervisor:
         """End every process the service started (tests leave nothing behind)."""
         self.launcher.terminate_all()
         self.viewers.terminate_all()
+        self.serving.terminate_all()

@@ -41,8 +41,12 @@ class World:
         assert self.service.wait_ended(self.job)["state"] == "succeeded"
         weights = self.service.settings.home / "weights"
         (weights / "w_team.pth").write_bytes(b"weights")
-        write_manifest(weights, [{"name": "w_team", "file": "w_team.pth", "owner": "olive", "visibility": "group:team"}])
+        write_manifest(weights, [{"name": "w_team", "file": "w_team.pth", "owner": "olive", "visibility": "group:team",
+                                  "hypes": make_hypes("ok", 1)}])
         owner = self.clients["owner"]
+        # Her deployment of them, shared as they are; no replica (nothing to load), and there already for a second World.
+        deployed = owner.call("POST", "/api/v1/deployments", json={"weights": "w_team", "name": "d_team", "replicas": 0})
+        assert deployed.status_code in (201, 409), deployed.text
         archive = io.BytesIO()
         with zipfile.ZipFile(archive, "w") as zipped:
             zipped.writestr("train/cat/1.png", b"cat")
@@ -81,6 +85,7 @@ PATHS: dict[str, Callable[[World], str]] = {"job_id": lambda w: str(w.job), "pat
                                             "dataset_id": lambda w: str(w.dataset), "number": lambda w: "1",
                                             "upload_id": lambda w: w.upload}
 NAMES = {"/weights/{name}": "w_team", "/weights/{name}/export": "w_team", "/users/{name}": "otto",  # else: group "side"
+         "/deployments/{name}": "d_team",
          "/datasets/{dataset_id}/versions/{number}/previews/{name}": "first.jpg"}
 
 # (method, path, JSON body or None, statuses of anonymous, other, group, owner, admin), asked in this order.
@@ -121,6 +126,11 @@ TABLE: list[tuple[str, str, Any, tuple[int, ...]]] = [
     ("PATCH", "/api/v1/weights/{name}", {"visibility": "group:team"}, OWNER_ONLY),
     # Allowed for the owner and an admin; no job here trained w_team and it records no class names: nothing rebuilds it, 409.
     ("POST", "/api/v1/weights/{name}/export", {"format": "onnx"}, (401, 404, 403, 409, 409)),
+    # Deployments of readable weights (the other member may not read w_team); d_team is olive's, shared with team.
+    ("POST", "/api/v1/deployments", {"weights": "w_team", "name": "d_matrix", "replicas": 0}, (401, 400, 201, 409, 409)),
+    ("GET", "/api/v1/deployments", None, ANY_USER),
+    ("GET", "/api/v1/deployments/{name}", None, OK_READ),
+    ("DELETE", "/api/v1/deployments/{name}", None, (401, 404, 403, 204, 404)),  # gone for the admin
     ("GET", "/api/v1/datasets", None, ANY_USER),
     # A new dataset for the first caller; the others may not add versions to it, but an admin may.
     ("POST", "/api/v1/datasets/uploads", {"name": "matrix_data", "size": 10}, (401, 201, 409, 409, 201)),
@@ -205,6 +215,10 @@ def test_visdom_weights_files_and_the_list_through_the_front_door(stack, tmp_pat
         assert world.call(who, "GET", "/weights/w_team.onnx").status_code == status, who  # an export, like the weights
         assert world.call(who, "GET", "/weights/w_team.edge.zip").status_code == 403, who  # no entry records it
         assert world.call(who, "GET", "/weights/w_team.pth").status_code == status, who
+    # A deployment's routes: nginx asks the service; with no ready replica the service itself answers 503.
+    for who, status in zip(CALLERS, (401, 403, 503, 503, 503)):
+        assert world.call(who, "GET", "/serve/d_team/health").status_code == status, who
+        assert world.call(who, "POST", "/serve/d_team/predict", data=b"x").status_code == status, who
     seen = {who: [e["name"] for e in world.call(who, "GET", "/weights/").json()["weights"]] for who in CALLERS}
     assert seen == {"anonymous": [], "other": [], "group": ["w_team"], "owner": ["w_team"], "admin": ["w_team"]}
     listed = {who: world.call(who, "GET", "/api/v1/jobs").json().get("total") for who in CALLERS[1:]}
@@ -218,6 +232,8 @@ def test_visdom_weights_files_and_the_list_through_the_front_door(stack, tmp_pat
         assert signed_in.status_code == 200, signed_in.text
         assert browser.get(f"{stack.url}/visdom/{world.job}/", timeout=30).status_code == status, name
         assert browser.get(f"{stack.url}/cauchy/check_viz_started", params={"pid": world.job}, timeout=30).json()["code"] == "100401"
+        serve = browser.post(f"{stack.url}/serve/d_team/predict", data=b"x", timeout=30)
+        assert serve.status_code == 403, name  # otto may not read it; gus sends no CSRF header
         refused = browser.post(stack.url + "/api/v1/jobs", json={"hypes": make_hypes("ok", 1)}, timeout=30)
         assert refused.status_code == 403 and refused.json()["error"]["code"] == "csrf_failed"
 

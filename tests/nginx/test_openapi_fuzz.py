@@ -3,10 +3,11 @@ gets a server error or a status the document does not list, and no request the d
 refused. Bounded in examples per operation, without shrinking, so ``make test`` stays quick. Run as its
 CLI (``python -m schemathesis.cli``): its pytest plugin does not load under this pytest.
 
-Some operations run apart: ``POST /jobs`` and three dataset operations without the "valid request
+Some operations run apart: ``POST /jobs``, ``POST /deployments`` and three dataset operations without the "valid request
 accepted" check (whether a hypes document is valid depends on the registries, the data roots and the
 templates; a folder to register on the data roots; an upload's size on the caller's quota left; a chunk
-on the bytes received so far: nothing a JSON schema states, and the 400 names the field), and
+on the bytes received so far; a deployment's weights on the weights host and its replicas and device on
+the service's settings: nothing a JSON schema states, and the 400 names the field), and
 ``DELETE /tokens/{token_id}`` last, since it may revoke the token the run signs in with."""
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ EXAMPLES_PER_OPERATION = 10
 ALL_CHECKS = "not_a_server_error,status_code_conformance,positive_data_acceptance"
 SHAPE_CHECKS = "not_a_server_error,status_code_conformance"
 REVOKE = "DELETE /tokens/{token_id}"
-STATEFUL = ("POST /jobs", "POST /datasets/register", "POST /datasets/uploads", "PUT /datasets/uploads/{upload_id}")
+STATEFUL = ("POST /jobs", "POST /datasets/register", "POST /datasets/uploads", "PUT /datasets/uploads/{upload_id}",
+            "POST /deployments")
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,9 @@
 """The page in a real browser, through nginx, signed in as the admin: launch a digits job from the form,
-watch it queue, run and draw its loss in the embedded Visdom, stop it, publish it; a bad field shows its
-error."""
+watch it queue, run and draw its loss in the embedded Visdom, stop it, publish it, deploy the weights and
+see the deployment answer; a bad field shows its error."""
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 from accounts import sign_in
@@ -69,6 +71,19 @@ def test_launch_watch_stop_and_publish_a_digits_job(page, admin, digits_dir, sho
     expect(weights_row.get_by_role("status")).to_have_text("saved")
     assert {w["name"]: w for w in admin.call("GET", "/weights", 200).json()["weights"]}["digits_from_the_page"]["visibility"] == "public"
     shot(page, "6-weights")
+
+    # Deploy them from their row; the deployments page shows the replica ready, its metrics and how to call it.
+    weights_row.get_by_role("button", name="Deploy").click()
+    page.locator(".deploy-form").get_by_role("button", name="Deploy").click()
+    deployment = page.locator('section[data-deployment="digits_from_the_page"]')
+    expect(deployment.locator(".page-head .badge")).to_have_text("ready", timeout=SLOW_START)
+    image = next(Path(digits_dir, "val", "3").iterdir()).read_bytes()
+    served = admin.http.post(f"{admin.url}/serve/digits_from_the_page/predict", data=image,
+                             headers={"X-CSRF-Token": admin.csrf}, timeout=60)
+    assert served.status_code == 200 and served.json()["predictions"][0]["class_name"] in "0123456789", served.text
+    expect(deployment.locator('[data-metric="requests"]')).to_contain_text("1 requests (1 images", timeout=30_000)
+    expect(deployment.locator('[data-example="curl"]')).to_contain_text("/serve/digits_from_the_page/predict")
+    shot(page, "6b-deployments")
 
     page.set_viewport_size({"width": 390, "height": 800})
     page.goto("/#/jobs")

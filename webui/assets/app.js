@@ -1,8 +1,9 @@
 // The page's router: #/jobs, #/jobs/<id>, #/launch[?clone=<id>], #/datasets, #/datasets/<id>[?version=N],
-// #/weights, #/tokens, #/admin; the sign-in form stands in for all of them while nobody is signed in.
+// #/weights, #/deployments, #/tokens, #/admin; the sign-in form stands in for all of them while nobody is signed in.
 import {renderAdmin} from "./admin.js";
 import {get, loadSession, me, signOut} from "./api.js";
 import {renderDataset, renderDatasets} from "./datasets.js";
+import {renderDeployments} from "./deployments.js";
 import {renderJob} from "./job.js";
 import {renderJobs} from "./jobs.js";
 import {renderLaunch} from "./launch.js";
@@ -21,6 +22,7 @@ const PAGES = {
   launch: ["Launch", (params) => renderLaunch(view, params)],
   datasets: ["Datasets", () => renderDatasets(view)],
   weights: ["Weights", () => renderWeights(view)],
+  deployments: ["Deployments", () => renderDeployments(view)],
   tokens: ["Access tokens", () => renderTokens(view)],
   admin: ["Admin", () => renderAdmin(view), () => me().role === "admin"],
 };

@@ -1,6 +1,7 @@
 // The weights host's manifest as far as the caller may see it: what new jobs can start from, who
-// published each and who may use it (its owner and admins change that).
+// published each and who may use it (its owner and admins change that); "Deploy" serves them over HTTP.
 import {get, mayManage, patch} from "./api.js";
+import {deployForm} from "./deployments.js";
 import {errorNotice, formatBytes, formatTime, formatValue, h, notice, replace} from "./ui.js";
 import {visibilityEditor, visibilityLabel} from "./visibility.js";
 
@@ -8,6 +9,7 @@ export function renderWeights(view) {
   const body = h("div", {}, notice("Loading the weights…"));
   replace(view, h("div", {class: "page-head"}, h("h1", {}, "Weights"),
     h("span", {class: "muted"}, "Pretrained weights served at /weights/; name one in a job's Pretrained weights field")), body);
+  const deploying = h("div", {});
   get("/weights").then(({weights}) => {
     if (!weights.length) {
       replace(body, h("div", {class: "empty"}, h("p", {}, "No weights published yet."),
@@ -32,7 +34,10 @@ export function renderWeights(view) {
           ? visibilityEditor(w.visibility, (value) => patch(`/weights/${encodeURIComponent(w.name)}`, {visibility: value}))
           : visibilityLabel(w.visibility)),
         h("td", {"data-label": "Created"}, formatTime(w.created)),
-        h("td", {class: "row-actions"}, h("a", {class: "btn small ghost", href: w.url, download: w.file}, "Download")))))));
+        h("td", {class: "row-actions"}, h("a", {class: "btn small ghost", href: w.url, download: w.file}, "Download"),
+          w.hypes ? h("button", {class: "btn small ghost", type: "button", "data-action": "deploy",
+            onclick: () => replace(deploying, h("h2", {}, `Deploy ${w.name}`), deployForm(w))}, "Deploy") : null))))),
+    deploying);
   }).catch((exc) => replace(body, errorNotice(exc, "Could not load the weights")));
   return () => {};
 }

@@ -186,7 +186,14 @@ def decode(outputs: list[torch.Tensor], anchors: torch.Tensor, *, score_thresh: 
     """Per image ``{"boxes" (input pixels, xyxy), "scores", "labels"}``: score = objectness x class
     probability for every (anchor, class) pair above ``score_thresh``, the best ``pre_nms`` of them
     through class-wise NMS, at most ``max_dets`` kept."""
-    boxes, scores = dense_detections(outputs, anchors)
+    return select_detections(*dense_detections(outputs, anchors), score_thresh=score_thresh, nms_iou=nms_iou,
+                             max_dets=max_dets, pre_nms=pre_nms)
+
+
+def select_detections(boxes: torch.Tensor, scores: torch.Tensor, *, score_thresh: float, nms_iou: float, max_dets: int,
+                      pre_nms: int = PRE_NMS) -> list[dict[str, torch.Tensor]]:
+    """:func:`decode` after :func:`dense_detections` (an exported graph's outputs): thresholds, top
+    ``pre_nms``, class-wise NMS, ``max_dets`` per image."""
     results = []
     for image_boxes, image_scores in zip(boxes, scores):
         flat = image_scores.flatten()
