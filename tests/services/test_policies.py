@@ -219,4 +219,23 @@ def test_the_longest_waiting_job_past_the_starvation_time_heads_its_kind():
     assert [job_id for job_id, _ in fresh.starts] == [2]
     starving = decide_with("fairshare", queue, running, usage, capacity, 5001.0)
     assert starving.starts == [] and starving.waits[1].position == 1
-    assert starving.waits[2].reason == "behind job 1, which has waited longest" and starving.waits[1].estimated_start == 6000.0
+    assert starving.waits[2].reason == "behind job 1, which has waited longer than the starvation time"
+    assert starving.waits[1].estimated_start == 6000.0
+
+
+def test_fairshare_serves_the_shares_before_a_job_bigger_than_its_groups_entitlement():
+    """nlp (share 1 of 4: 2 GPUs) holds 1 GPU and wants an 8-GPU job then 1-GPU ones: its 1-GPU job takes a GPU
+    back from vision (over its 6) rather than the 8-GPU job heading the queue and holding everyone off; past
+    the starvation time the 8-GPU job leads its group, past twice that it heads the GPUs whatever the shares."""
+    capacity = Capacity(gpus=GPUS, shares={"vision": 3.0, "nlp": 1.0}, starvation_s=3600.0)
+    running = [A(i, "v", "vision", gpus=(str(i),), started_at=float(i), expected_end=9000.0) for i in range(7)]
+    running.append(A(7, "n", "nlp", gpus=("7",), started_at=7.0, expected_end=9000.0))
+    queue = [P(10, "n", "nlp", gpus=8, queued_at=0.0), P(11, "m", "nlp", gpus=1, queued_at=100.0),
+             P(12, "v", "vision", gpus=1, queued_at=100.0)]
+    fresh = decide_with("fairshare", queue, running, Usage(), capacity, 1000.0)
+    assert fresh.preempt == [(6, 11)] and fresh.waits[10].position == 3
+    leading = decide_with("fairshare", queue, running, Usage(), capacity, 4000.0)
+    assert leading.waits[10].position == 1 and leading.preempt == []  # nlp's turn, but vision is not over share
+    heavy = Usage(gpu_seconds={"n": 1e9})  # nlp used far more than vision: vision's job goes first, whoever leads
+    assert decide_with("fairshare", queue, running, heavy, capacity, 4000.0).waits[10].position == 2
+    assert decide_with("fairshare", queue, running, heavy, capacity, 8000.0).waits[10].position == 1

@@ -19,14 +19,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from services.jobs.policies.base import Active, Capacity, Pending, State, Usage, charge, class_rank
+from services.jobs.policies.base import Active, Pending, State, Usage, charge, class_rank, longest_waiting
 
 
 class FairShare:
     name = "fairshare"
+    heads_kind_after = 2.0  # past ``starvation_s`` a job first leads its group (``order``); past twice that, its kind
 
     def order(self, queue: Sequence[Pending], running: Sequence[Active], usage: Usage,
-              capacity: Capacity) -> list[Pending]:
+              state: State) -> list[Pending]:
+        capacity = state.capacity
         held: dict[tuple[str, str], int] = {}  # (kind, user) -> units
         group_of: dict[str, str] = {}
         for item in (*running, *queue):
@@ -49,14 +51,33 @@ class FairShare:
             before = queued_units.get(key, 0.0)
             user_time[job.id] = user_charge.get((job.kind, job.user), 0.0) + before
             queued_units[key] = before + job.units
-        # Each group's sequence (class, then users' times); the group's virtual time along it.
-        group_time: dict[int, float] = {}
-        group_units: dict[tuple[str, str], float] = {}
-        for job in sorted(queue, key=lambda j: (-class_rank(j.priority), user_time[j.id], j.id)):
+        # Each group's sequence: its longest-waiting job once past ``starvation_s`` (it leads its group), then by
+        # class and users' times; along it, the group's virtual time (its charge plus the units before, over its
+        # share). A job bigger than its group's entitlement (an 8-GPU job of a group entitled to 3.2 GPUs) goes
+        # after the jobs that fit in their groups' shares, unless its group holds so little that starting it
+        # brings the group closer to its entitlement: it neither heads the queue nor holds the others off their
+        # shares while it waits, and runs when its group's entitlement grows, the others' jobs leave room, or it
+        # leads its group.
+        leaders = {job.id for job in longest_waiting(queue, state.now - capacity.starvation_s,
+                                                     lambda job: (job.kind, job.group)).values()}
+        group_time: dict[int, tuple[bool, float]] = {}
+        placed: dict[tuple[str, str], float] = {}
+
+        def place(job: Pending, deferred: bool) -> None:
             key = (job.kind, job.group)
-            before = group_units.get(key, 0.0)
-            group_time[job.id] = (group_charge.get(key, 0.0) + before) / capacity.share(job.group)
-            group_units[key] = before + job.units
+            group_time[job.id] = (deferred, (group_charge.get(key, 0.0) + placed.get(key, 0.0)) / capacity.share(job.group))
+            placed[key] = placed.get(key, 0.0) + job.units
+
+        deferred: list[Pending] = []
+        for job in sorted(queue, key=lambda j: (j.id not in leaders, -class_rank(j.priority), user_time[j.id], j.id)):
+            entitled = state.entitled(job.kind, job.group)
+            holds = state.held[job.kind].get(job.group, 0) + placed.get((job.kind, job.group), 0.0)
+            if job.id not in leaders and job.units > entitled + 1e-9 and holds + job.units / 2 > entitled + 1e-9:
+                deferred.append(job)
+            else:
+                place(job, False)
+        for job in deferred:
+            place(job, True)
         return sorted(queue, key=lambda j: (group_time[j.id], -class_rank(j.priority), user_time[j.id], j.id))
 
     def may_preempt(self, job: Pending, victim: Active, state: State) -> bool:
