@@ -200,7 +200,8 @@ def test_decisions_are_consistent_on_random_clusters():
 
 
 def test_a_job_bigger_than_its_groups_share_is_not_taken_back_for_share():
-    """nlp (share 1 of 4: 2 GPUs) runs an 8-GPU job; vision's 1-GPU job waits rather than preempting it."""
+    """nlp (share 1 of 4: 2 GPUs) runs an 8-GPU job; vision's 1-GPU job waits rather than preempting it (unless
+    nlp would keep its share without it)."""
     running = [A(1, "n", "nlp", gpus=GPUS, started_at=5.0)]
     capacity = Capacity(gpus=GPUS, shares={"vision": 3.0, "nlp": 1.0})
     decision = decide_with("fairshare", [P(9, "v", "vision", gpus=1)], running, Usage(), capacity, 10.0)
@@ -208,6 +209,11 @@ def test_a_job_bigger_than_its_groups_share_is_not_taken_back_for_share():
     smaller = [A(1, "n", "nlp", gpus=GPUS[:6], started_at=5.0), A(2, "n", "nlp", gpus=GPUS[6:], started_at=6.0)]
     decision = decide_with("fairshare", [P(9, "v", "vision", gpus=2)], smaller, Usage(), capacity, 10.0)
     assert decision.preempt == [(2, 9)]
+    # two 4-GPU jobs: nlp keeps one (its share of 2 GPUs would never fit it), the other goes back to the queue
+    two = [A(1, "n", "nlp", gpus=GPUS[:4], started_at=5.0), A(2, "n", "nlp", gpus=GPUS[4:], started_at=6.0)]
+    wants = [P(9, "v", "vision", gpus=4), P(10, "v", "vision", gpus=4)]  # vision is entitled to 6, nlp to 2
+    assert decide_with("fairshare", wants, two, Usage(), capacity, 10.0).preempt == [(2, 9)]
+    assert decide_with("fairshare", wants, two[:1], Usage(), capacity, 10.0).preempt == []
 
 
 def test_the_longest_waiting_job_past_the_starvation_time_heads_its_kind():

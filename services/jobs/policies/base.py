@@ -339,7 +339,8 @@ def _starving_first(ordered: list[Pending], before: float) -> list[Pending]:
     if not oldest:
         return ordered
     first = sorted(oldest.values(), key=lambda job: job.queued_at)
-    return [*first, *(job for job in ordered if job not in first)]
+    moved = {job.id for job in first}
+    return [*first, *(job for job in ordered if job.id not in moved)]
 
 
 def _behind(policy: Policy, job: Pending, head: Pending, starving_before: float) -> str:

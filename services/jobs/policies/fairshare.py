@@ -8,12 +8,18 @@ their user's virtual time (a user's k-th waiting job is placed as if the k-1 bef
 user's charge plus their units); along that sequence each job gets the group's virtual time (the group's
 charge plus the units before it, over its share), and the groups' sequences are merged by it.
 
+Jobs bigger than their group's entitlement (an 8-GPU job of a group entitled to 3.2 GPUs) come after the
+jobs that fit in the shares, unless starting one brings its group closer to its entitlement: such a job
+never heads the queue holding every group off its share while GPUs drain for it, and starts on what the
+shares leave, when its group's entitlement grows (the others want less), or when it has waited past
+``starvation_s``: it then leads its group, which is served in its turn; past twice that it heads its kind.
+
 Preemption: a job takes resources from a running job of a lower class in its own group, or from another
 group's job of the same or a lower class when that moves both groups closer to their entitlements (a
 nominal GPU quota, else their share of the capacity): the sum of the two groups' distances to their
-entitlements must shrink, so two groups never take the same GPUs back and forth, unless the victim is
-bigger than its group's entitlement (it could never run otherwise). Borrowed GPUs are taken
-back this way, as Kueue's cohorts do.
+entitlements must shrink, so two groups never take the same GPUs back and forth. A victim bigger than its
+group's entitlement is kept while its group would fall below the entitlement without it (it could never
+run otherwise); a group's second big job is not. Borrowed GPUs are taken back this way, as Kueue's cohorts do.
 """
 from __future__ import annotations
 
@@ -86,10 +92,11 @@ class FairShare:
         if victim.group == job.group:
             return class_rank(victim.priority) < class_rank(job.priority)
         kind = job.kind
-        if victim.units > state.entitled(kind, victim.group):
-            return False  # bigger than its group's share: it could never run if share took it back
+        other = state.entitled(kind, victim.group)
+        if victim.units > other and state.held[kind].get(victim.group, 0) - victim.units < other:
+            return False  # bigger than its group's share and all it has: it could never run if share took it back
         own, theirs = state.held[kind].get(job.group, 0), state.held[kind].get(victim.group, 0)
-        mine, other = state.entitled(kind, job.group), state.entitled(kind, victim.group)
+        mine = state.entitled(kind, job.group)
         before = abs(own - mine) + abs(theirs - other)
         after = abs(own + job.units - mine) + abs(theirs - victim.units - other)
         return after < before - 1e-9
