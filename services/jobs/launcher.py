@@ -36,6 +36,7 @@ class Launchable(Protocol):
     phase: str
     resume_from: str | None
     inputs: str | None
+    processes: int | None
     memory_mb: int | None
     time_limit_s: float | None
 
@@ -117,15 +118,19 @@ class Launcher:
                                    CAUCHY_HOME=str(self.settings.home),  # where the task finds published weights
                                    **job_environment(self.settings, self.store.hypes(job.id)))  # what it may fetch
         with open_private(directory / files.LOGS["stdout"]) as out, open_private(directory / files.LOGS["stderr"]) as err:
-            return subprocess.Popen(self.task_argv(job, viz_port), cwd=self.settings.repo_root, env=env,
+            return subprocess.Popen(self.task_argv(job, viz_port, len(gpus) or job.processes or 1), cwd=self.settings.repo_root, env=env,
                                     umask=JOB_UMASK, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
                                     start_new_session=True)
 
-    def task_argv(self, job: Launchable, viz_port: int) -> list[str]:
+    def task_argv(self, job: Launchable, viz_port: int, ranks: int = 1) -> list[str]:
+        """``ranks`` > 1: the task command starts that many processes through torch.distributed.run
+        (``run_tasks.py --nproc-per-node``), one a GPU (``cuda:LOCAL_RANK`` of ``CUDA_VISIBLE_DEVICES``)."""
         directory = self.job_dir(job.id)
         argv = [sys.executable, str(WRAP_SCRIPT), str(directory / files.EXIT_FILE), "--",
                 *self.settings.task_command, "--hypes", str(directory / rundir.HYPES), "--phase", job.phase,
                 "--viz_port", str(viz_port), "--viz_base_url", visdom_base_url(job.id), "--tmp_dir", str(directory)]
+        if ranks > 1:
+            argv += ["--nproc-per-node", str(ranks)]
         if job.resume_from:
             argv += ["--resume", job.resume_from]
         if job.inputs:

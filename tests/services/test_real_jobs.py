@@ -128,6 +128,25 @@ def test_stop_one_job_and_kill_9_another(real_settings, service_factory, digits_
     assert stopped["last_checkpoint"] and Path(stopped["last_checkpoint"]).stat().st_size > 1000
 
 
+def test_a_two_process_cpu_job_stops_with_a_checkpoint_and_leaves_nothing(real_settings, service_factory, digits_dir):
+    """``resources.processes: 2``: two gloo ranks through torch.distributed.run (docs/distributed.md); a stop
+    reaches both ranks, rank 0 saves, all exit, and the job ends stopped with exit code 3."""
+    service = service_factory(real_settings)
+    job = service.submit(DIGITS, overrides=digits_overrides(digits_dir, 100000), resources={"processes": 2})
+    assert job["resources"]["processes"] == 2 and job["resources"]["cpu_slots"] == 2
+    service.wait(job["id"], lambda j: any(
+        e["name"] == "loss" for e in service.call("GET", f"/api/v1/jobs/{j['id']}/metrics").json()["events"]),
+        timeout=180)
+    running = [psutil.Process(p["pid"]) for p in service.job(job["id"])["processes"] if p["role"] != "visdom"]
+    assert len(running) >= 4  # wrap.py, the launcher, two ranks
+    service.call("POST", f"/api/v1/jobs/{job['id']}/stop")
+    stopped = service.wait_ended(job["id"], timeout=120)
+    assert stopped["state"] == "stopped" and stopped["exit_code"] == 3, stopped
+    assert stopped["last_checkpoint"] and Path(stopped["last_checkpoint"]).stat().st_size > 1000
+    assert "x 2 ranks" in service.call("GET", f"/api/v1/jobs/{job['id']}/logs").json()["text"]
+    assert not [p for p in running if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+
+
 class ServiceProcess:
     """``python -m services`` as its own process, to be killed and started again."""
 
@@ -187,7 +206,7 @@ def service_process(tmp_path: Path, free_port: int, ports, digits_dir: str) -> I
 
 def test_restart_of_the_service_loses_no_job(service_process: ServiceProcess, digits_dir: str):
     service_process.start()
-    submit = lambda iters: service_process.http.post(f"{service_process.url}/jobs", timeout=10, json={  # noqa: E731
+    submit = lambda iters: service_process.http.post(f"{service_process.url}/jobs", timeout=60, json={  # noqa: E731
         "hypes": DIGITS, "overrides": digits_overrides(digits_dir, iters)}).json()["id"]
     long_job, queued_job = submit(100000), submit(2)
     service_process.wait(long_job, {"running"})
@@ -213,7 +232,7 @@ def test_restart_of_the_service_loses_no_job(service_process: ServiceProcess, di
     checkpoint = lost["last_checkpoint"]
     assert lost["state"] == "lost" and checkpoint in lost["reason"]
     assert service_process.wait(queued_job, {"succeeded", "failed"})["state"] == "succeeded"
-    resumed = service_process.http.post(f"{service_process.url}/jobs/{long_job}/resume", timeout=10).json()
+    resumed = service_process.http.post(f"{service_process.url}/jobs/{long_job}/resume", timeout=60).json()
     assert resumed["resume_from"] == checkpoint
     service_process.wait(resumed["id"], {"running"})
     service_process.http.post(f"{service_process.url}/jobs/{resumed['id']}/stop", timeout=10)
