@@ -41,7 +41,7 @@ class Settings:
     scheduler_policy: str = "fairshare"  # fifo, priority or fairshare
     fairshare_half_life_s: float = 7 * 24 * 3600.0  # usage counts half after this long
     fairshare_history_weight: float = 0.25  # recent usage beside what is held now (docs/scheduling.md)
-    starvation_s: float = 12 * 3600.0  # a job waiting longer heads its resource kind
+    starvation_s: float = 12 * 3600.0  # a job waiting longer heads its resource kind (fairshare: its group; twice: its kind)
     group_shares: tuple[tuple[str, float], ...] = ()  # (group, share); a group not named has 1
     group_quotas: tuple[tuple[str, int, int], ...] = ()  # (group, nominal GPUs, borrowing limit)
     memory_mb: int = 0  # memory jobs may state in all (resources.memory_mb); 0: not counted

@@ -69,6 +69,7 @@ def stop_everything(svc: Any, timeout: float) -> list[int]:
     deadline = time.monotonic() + timeout
     while svc.supervisor.launcher.all() and time.monotonic() < deadline:
         time.sleep(0.2)
+    svc.supervisor.viewers.settle_all()  # a viewer still starting is stopped too
     for job_id, _ in svc.supervisor.viewers.items():
         svc.supervisor.viewers.stop(job_id)
     svc.supervisor.serving.terminate_all()  # deployments stay, and start again with the next service

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -129,6 +130,44 @@ LAUNCH_COLUMNS = (Job.id, Job.user, Job.priority, Job.gpus_requested, Job.phase,
                   Job.requeued_at)
 
 
+QUEUE_COLUMNS = (*LAUNCH_COLUMNS, Job.state)
+QUEUE_REREAD_S = 60.0  # the queue index reads the whole queue again this often (rows other processes wrote)
+
+
+class QueueIndex:
+    """The queued jobs' rows in memory, for the scheduling pass: the store notes each job it writes
+    (``touched``, after the commit), and ``rows`` reads those rows again, not the whole queue: a pass over
+    10,000 queued jobs reads what changed since the last. Thread-safe: API requests write, the supervisor reads."""
+
+    def __init__(self) -> None:
+        self._rows: dict[int, Row[Any]] | None = None
+        self._touched: set[int] = set()
+        self._read_at = 0.0
+        self._lock = threading.Lock()  # guards the touched ids (writers)
+        self._reading = threading.Lock()  # one reader at a time updates the rows
+
+    def touched(self, job_id: int) -> None:
+        with self._lock:
+            self._touched.add(job_id)
+
+    def rows(self, read: Callable[[Collection[int] | None], list[Row[Any]]]) -> list[Row[Any]]:
+        """The queued rows in id order; ``read(None)``: every queued row, ``read(ids)``: those jobs' rows."""
+        with self._reading:
+            now = time.monotonic()
+            with self._lock:
+                touched, self._touched = self._touched, set()
+            if self._rows is None or now - self._read_at > QUEUE_REREAD_S:
+                # a write committed from here on is noted again, and read next time: nothing is lost between
+                self._rows = {row.id: row for row in read(None)}
+                self._read_at = now
+            elif touched:
+                found = read(touched)
+                for job_id in touched:
+                    self._rows.pop(job_id, None)
+                self._rows.update((row.id, row) for row in found if row.state == QUEUED)
+            return [self._rows[job_id] for job_id in sorted(self._rows)]
+
+
 def list_row(job: Job) -> tuple[Any, ...]:
     """A job's values of ``LIST_COLUMNS``, as ``Store.list`` returns them."""
     return tuple(getattr(job, column.key) for column in LIST_COLUMNS)
@@ -191,6 +230,7 @@ class Store:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         upgrade_schema(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._queue = QueueIndex()
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -201,6 +241,7 @@ class Store:
         job = Job(state=QUEUED, created_at=time.time(), **fields)
         with self.session() as session:
             session.add(job)
+        self._queue.touched(job.id)
         log.info("job %d: queued (%s, user %s)", job.id, job.name, job.user)
         return job
 
@@ -213,13 +254,17 @@ class Store:
             job = session.get(Job, job_id, with_for_update=True)
             for key, value in fields.items():
                 setattr(job, key, value)
+        self._queue.touched(job_id)
         return job
 
     def transition(self, job_id: int, from_states: Sequence[str], **fields: Any) -> bool:
         """Update a job only if it is still in one of ``from_states``: API and runner never undo each other."""
         query = update(Job).where(Job.id == job_id, Job.state.in_(from_states)).values(**fields)
         with self.session() as session:
-            return session.execute(query).rowcount == 1
+            changed = session.execute(query).rowcount == 1
+        if changed:
+            self._queue.touched(job_id)
+        return changed
 
     def list(self, states: Sequence[str] = (), limit: int = 50, offset: int = 0,
              user: str | None = None, where: ColumnElement[bool] | None = None) -> tuple[list[Row[Any]], int]:
@@ -246,11 +291,21 @@ class Store:
             return list(session.scalars(query).all())
 
     def queued(self) -> list[Row[Any]]:
-        """The whole queue, rows of ``LAUNCH_COLUMNS`` (read by attribute): every scheduling decision weighs
-        every queued job (one indexed query; 10,000 rows in tens of milliseconds)."""
-        query = select(*LAUNCH_COLUMNS).where(Job.state == QUEUED).order_by(Job.id)
+        """The whole queue, rows of ``LAUNCH_COLUMNS`` (read by attribute) in submission order: every scheduling
+        decision weighs every queued job. Kept in memory (``QueueIndex``): a call reads only the rows this
+        store wrote since the last one, and the whole queue at the first call and every ``QUEUE_REREAD_S``
+        (what another process wrote)."""
+        return self._queue.rows(self._queued_rows)
+
+    def _queued_rows(self, ids: Collection[int] | None) -> list[Row[Any]]:
+        """Rows of ``QUEUE_COLUMNS``: of the queued jobs (``ids`` None), or of the jobs ``ids``, in any state."""
+        query = select(*QUEUE_COLUMNS)
         with self.engine.connect() as conn:
-            return list(conn.execute(query).all())
+            if ids is None:
+                return list(conn.execute(query.where(Job.state == QUEUED)).all())
+            chosen = sorted(ids)
+            return [row for start in range(0, len(chosen), 500)
+                    for row in conn.execute(query.where(Job.id.in_(chosen[start:start + 500]))).all()]
 
     def usage(self) -> list[UserUsage]:
         with self.session() as session:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,6 @@ from services.jobs.store import ACTIVE, FAILED, LOST, QUEUED, RUNNING, STOPPED, 
 from services.jobs.usage import UsageBook
 from services.jobs.viewers import Viewers
 from services.serving.replicas import Serving
-from services.visdom_server import VisdomStartError
 
 log = logging.getLogger(__name__)
 
@@ -46,17 +45,39 @@ def preemptible(phase: str, flag: bool | None) -> bool:
     return phase in TRAINING and flag is not False
 
 
+class PendingQueue:
+    """The queue as the policies weigh it, from the store's rows (``Store.queued``): a row the store did not read
+    again, of a user whose group did not change, keeps its ``Pending`` (10,000 are not rebuilt every pass)."""
+
+    def __init__(self) -> None:
+        self._known: dict[int, tuple[Any, str, Pending]] = {}  # job id -> (row, group, what the policy weighs)
+
+    def update(self, rows: Iterable[Any], groups: Mapping[str, str]) -> dict[int, tuple[Any, Pending]]:
+        """Job id -> (its row, its ``Pending``), in the rows' order."""
+        known: dict[int, tuple[Any, str, Pending]] = {}
+        for row in rows:
+            group = groups.get(row.user, "")
+            before = self._known.get(row.id)
+            known[row.id] = before if before is not None and before[0] is row and before[1] == group else (
+                row, group, Pending(row.id, row.user, group, row.priority, row.gpus_requested, row.cpu_slots or 1,
+                                    row.memory_mb or 0, row.time_limit_s, preemptible(row.phase, row.preemptible),
+                                    row.requeued_at or row.created_at))
+        self._known = known
+        return {job_id: (row, pending) for job_id, (row, _, pending) in known.items()}
+
+
 class Supervisor:
     def __init__(self, settings: Settings, store: Store) -> None:
         self.settings = settings
         self.store = store
-        self.viewers = Viewers(settings, store)
+        self.viewers = Viewers(settings, store, on_failure=self.wake)
         self.launcher = Launcher(settings, store)
         self.serving = Serving(settings, store)  # deployments' replicas: they hold CPU slots and GPUs too
         self.usage = UsageBook(store, settings.fairshare_half_life_s)
         self.endings = Endings()  # wakes requests waiting on a job's end
         self._waits: dict[int, Wait] = {}
         self._estimates: dict[int, tuple[float, float | None]] = {}  # job id -> (read at, expected end)
+        self._queue = PendingQueue()
         self._decided_at = 0.0
         self._lock = threading.RLock()
         self._wake = threading.Event()
@@ -92,6 +113,7 @@ class Supervisor:
 
     def tick(self, decide: bool = True) -> None:
         with self._lock:
+            self._viewer_failures()
             ended = self._watch()
             self.serving.tick(*self._jobs_hold())
             self._enforce_stops()
@@ -189,11 +211,9 @@ class Supervisor:
                                  job.state == STOPPING))
         self._estimates = {job_id: value for job_id, value in self._estimates.items()
                            if any(run.id == job_id for run in active)}
-        rows = {row.id: row for row in self.store.queued()}
-        queue = [Pending(row.id, row.user, groups.get(row.user, ""), row.priority, row.gpus_requested,
-                         row.cpu_slots or 1, row.memory_mb or 0, row.time_limit_s,
-                         preemptible(row.phase, row.preemptible), row.requeued_at or row.created_at)
-                 for row in rows.values()]
+        queued = self._queue.update(self.store.queued(), groups)
+        rows = {job_id: row for job_id, (row, _) in queued.items()}
+        queue = [pending for _, pending in queued.values()]
         decision = decide_with(self.settings.scheduler_policy, queue, active, self.usage.snapshot(now), capacity, now)
         self._waits = decision.waits
         self._decided_at = now
@@ -215,32 +235,35 @@ class Supervisor:
         return self._waits.get(job_id)
 
     def _launch(self, job: Launchable, gpus: tuple[str, ...]) -> None:
-        """Start the task and its Visdom side by side: the viewer is ready while the task imports torch
-        (its Visdom sink retries until the server answers), so Visdom adds nothing to the launch."""
+        """Start the task, and its Visdom beside it in the background (``Viewers.open_soon``): the viewer is
+        ready while the task imports torch (its Visdom sink retries until the server answers), and the
+        scheduling thread waits for neither; a viewer that does not start stops its task (``_viewer_failures``)."""
         port = self.viewers.reclaim(job.id)  # a requeued job's viewer of its previous run, if still up
         if port is None:
             self.viewers.stop(job.id)
             port = self.viewers.allocate_port()
-        run: Running | None = None
+            self.viewers.open_soon(job.id, port)
         try:
-            with ThreadPoolExecutor(1) as pool:
-                viewer = pool.submit(self.viewers.open, job.id, port, None) if self.viewers.get(job.id) is None else None
-                run = self.launcher.start(job, gpus, port)
-                self.usage.started(job.user, time.time())
-                log.info("job %d: queued -> running (%s, pid %d, viewer port %d)", job.id,
-                         f"GPUs {','.join(gpus)}" if gpus else "CPU", run.proc.pid, port)
-                if viewer is not None:
-                    viewer.result()
-        except VisdomStartError as exc:  # the task must not plot to a port that goes to another job
-            self.viewers.release_port(port)
-            if run is not None:
-                self.launcher.kill(run, f"could not start its Visdom: {exc}")
+            run = self.launcher.start(job, gpus, port)
         except OSError as exc:
             self.viewers.stop(job.id)
             self.viewers.release_port(port)
             self.store.transition(job.id, ACTIVE, state=FAILED, ended_at=time.time(), reason=f"could not start: {exc}")
             log.warning("job %d: running -> failed (could not start: %s)", job.id, exc)
             self.endings.notify(job.id)
+            return
+        self.usage.started(job.user, time.time())
+        log.info("job %d: queued -> running (%s, pid %d, viewer port %d)", job.id,
+                 f"GPUs {','.join(gpus)}" if gpus else "CPU", run.proc.pid, port)
+
+    def _viewer_failures(self) -> None:
+        """A job whose viewer did not start is killed: the task must not plot to a port that goes to another
+        job; the port is free again after that."""
+        for job_id, (port, why) in self.viewers.failures().items():
+            run = self.launcher.get(job_id)
+            if run is not None and not run.killed_reason:
+                self.launcher.kill(run, f"could not start its Visdom: {why}")
+            self.viewers.release_port(port)
 
     # ----- watch and end
 
@@ -275,6 +298,7 @@ class Supervisor:
                                                  f"exceeded ({used_mb:.0f} MB used)")
 
     def _record_end(self, job_id: int, status: dict[str, Any] | None, killed_reason: str | None) -> None:
+        self.viewers.settle(job_id)  # a task that ended at once: its viewer is up, or failed, before it lingers
         job = self.store.get(job_id)
         if status is None and killed_reason is None:
             fields = {"state": FAILED, "reason": "the task ended; its exit status is unknown"}

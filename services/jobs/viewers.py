@@ -6,7 +6,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from services.visdom_server import VisdomStartError, is_visdom_up, start_visdom
 
 log = logging.getLogger(__name__)
 VISDOM_ATTEMPTS = 3
+VIEWER_STARTERS = 4  # viewers of running jobs starting at once, in the background
 
 
 def visdom_base_url(job_id: int) -> str:
@@ -36,11 +38,16 @@ class Viewer:
 
 
 class Viewers:
-    def __init__(self, settings: Settings, store: Store) -> None:
+    def __init__(self, settings: Settings, store: Store, on_failure: Callable[[], None] = lambda: None) -> None:
         self.settings, self.store = settings, store
         self.ports = PortPool(*settings.visdom_ports)
         self._viewers: dict[int, Viewer] = {}
         self._lock = threading.RLock()
+        # Running jobs' viewers start in the background (``open_soon``): the scheduling thread never waits.
+        self._pool = ThreadPoolExecutor(VIEWER_STARTERS, thread_name_prefix="cauchy-viewer")
+        self._starting: dict[int, Future[None]] = {}
+        self._failed: dict[int, tuple[int, str]] = {}  # job id -> (port, why) of a viewer that did not start
+        self._on_failure = on_failure
 
     def job_dir(self, job_id: int) -> Path:
         return files.job_dir(self.settings.jobs_dir, job_id)
@@ -119,6 +126,39 @@ class Viewers:
         log.info("job %d: viewer started on port %d", job_id, port)
         return viewer
 
+    def open_soon(self, job_id: int, port: int) -> None:
+        """Start a running job's Visdom on ``port`` (already allocated) in the background. A viewer that does not
+        start is reported by ``failures`` (and ``on_failure`` is called): its port stays taken until the
+        supervisor has stopped the task that plots to it."""
+        with self._lock:
+            self._starting[job_id] = self._pool.submit(self._open_running, job_id, port)
+
+    def _open_running(self, job_id: int, port: int) -> None:
+        try:
+            self.open(job_id, port, None)
+        except (VisdomStartError, OSError) as exc:
+            with self._lock:
+                self._failed[job_id] = (port, str(exc))
+            log.warning("job %d: its viewer did not start on port %d: %s", job_id, port, exc)
+            self._on_failure()
+        finally:
+            with self._lock:
+                del self._starting[job_id]
+
+    def failures(self) -> dict[int, tuple[int, str]]:
+        """Viewers that did not start since the last call: job id -> (its port, why)."""
+        with self._lock:
+            failed, self._failed = self._failed, {}
+        return failed
+
+    def settle(self, job_id: int) -> None:
+        """Wait for the job's viewer if it is still starting (never with the lock held: the start takes it);
+        a job that ends before its viewer is up has its end recorded after that (the viewer then lingers)."""
+        with self._lock:
+            future = self._starting.get(job_id)
+        if future is not None:
+            wait([future])
+
     def release_port(self, port: int) -> None:
         self.ports.release(port)
 
@@ -138,6 +178,7 @@ class Viewers:
 
     def stop(self, job_id: int) -> None:
         """End the viewer and free its port; it stays listed until both are done (its port is not free before)."""
+        self.settle(job_id)
         with self._lock:
             viewer = self._viewers.get(job_id)
             if viewer is None:
@@ -158,6 +199,7 @@ class Viewers:
     def reclaim(self, job_id: int) -> int | None:
         """A requeued job starts again: its lingering viewer, if still up, is its own again (same port, charts
         kept open); the port, or None when there is no live viewer."""
+        self.settle(job_id)
         with self._lock:
             viewer = self._viewers.get(job_id)
             if viewer is None or not viewer.proc.alive():
@@ -174,6 +216,7 @@ class Viewers:
 
     def ensure(self, job_id: int) -> Viewer:
         """The job's Visdom, started again from its saved env if it was shut down (charts opened)."""
+        self.settle(job_id)
         with self._lock:
             viewer = self._viewers.get(job_id)
             if viewer is not None and viewer.proc.alive():
@@ -193,7 +236,14 @@ class Viewers:
             self.stop(job_id)
             return True
 
+    def settle_all(self) -> None:
+        """Wait for every viewer still starting."""
+        with self._lock:
+            starting = list(self._starting.values())
+        wait(starting)
+
     def terminate_all(self) -> None:
         """End every viewer (tests leave nothing behind)."""
+        self.settle_all()
         for _, viewer in self.items():
             viewer.proc.terminate_group(grace=0.5)

@@ -200,7 +200,8 @@ def test_decisions_are_consistent_on_random_clusters():
 
 
 def test_a_job_bigger_than_its_groups_share_is_not_taken_back_for_share():
-    """nlp (share 1 of 4: 2 GPUs) runs an 8-GPU job; vision's 1-GPU job waits rather than preempting it."""
+    """nlp (share 1 of 4: 2 GPUs) runs an 8-GPU job; vision's 1-GPU job waits rather than preempting it (unless
+    nlp would keep its share without it)."""
     running = [A(1, "n", "nlp", gpus=GPUS, started_at=5.0)]
     capacity = Capacity(gpus=GPUS, shares={"vision": 3.0, "nlp": 1.0})
     decision = decide_with("fairshare", [P(9, "v", "vision", gpus=1)], running, Usage(), capacity, 10.0)
@@ -208,6 +209,11 @@ def test_a_job_bigger_than_its_groups_share_is_not_taken_back_for_share():
     smaller = [A(1, "n", "nlp", gpus=GPUS[:6], started_at=5.0), A(2, "n", "nlp", gpus=GPUS[6:], started_at=6.0)]
     decision = decide_with("fairshare", [P(9, "v", "vision", gpus=2)], smaller, Usage(), capacity, 10.0)
     assert decision.preempt == [(2, 9)]
+    # two 4-GPU jobs: nlp keeps one (its share of 2 GPUs would never fit it), the other goes back to the queue
+    two = [A(1, "n", "nlp", gpus=GPUS[:4], started_at=5.0), A(2, "n", "nlp", gpus=GPUS[4:], started_at=6.0)]
+    wants = [P(9, "v", "vision", gpus=4), P(10, "v", "vision", gpus=4)]  # vision is entitled to 6, nlp to 2
+    assert decide_with("fairshare", wants, two, Usage(), capacity, 10.0).preempt == [(2, 9)]
+    assert decide_with("fairshare", wants, two[:1], Usage(), capacity, 10.0).preempt == []
 
 
 def test_the_longest_waiting_job_past_the_starvation_time_heads_its_kind():
@@ -219,4 +225,23 @@ def test_the_longest_waiting_job_past_the_starvation_time_heads_its_kind():
     assert [job_id for job_id, _ in fresh.starts] == [2]
     starving = decide_with("fairshare", queue, running, usage, capacity, 5001.0)
     assert starving.starts == [] and starving.waits[1].position == 1
-    assert starving.waits[2].reason == "behind job 1, which has waited longest" and starving.waits[1].estimated_start == 6000.0
+    assert starving.waits[2].reason == "behind job 1, which has waited longer than the starvation time"
+    assert starving.waits[1].estimated_start == 6000.0
+
+
+def test_fairshare_serves_the_shares_before_a_job_bigger_than_its_groups_entitlement():
+    """nlp (share 1 of 4: 2 GPUs) holds 1 GPU and wants an 8-GPU job then 1-GPU ones: its 1-GPU job takes a GPU
+    back from vision (over its 6) rather than the 8-GPU job heading the queue and holding everyone off; past
+    the starvation time the 8-GPU job leads its group, past twice that it heads the GPUs whatever the shares."""
+    capacity = Capacity(gpus=GPUS, shares={"vision": 3.0, "nlp": 1.0}, starvation_s=3600.0)
+    running = [A(i, "v", "vision", gpus=(str(i),), started_at=float(i), expected_end=9000.0) for i in range(7)]
+    running.append(A(7, "n", "nlp", gpus=("7",), started_at=7.0, expected_end=9000.0))
+    queue = [P(10, "n", "nlp", gpus=8, queued_at=0.0), P(11, "m", "nlp", gpus=1, queued_at=100.0),
+             P(12, "v", "vision", gpus=1, queued_at=100.0)]
+    fresh = decide_with("fairshare", queue, running, Usage(), capacity, 1000.0)
+    assert fresh.preempt == [(6, 11)] and fresh.waits[10].position == 3
+    leading = decide_with("fairshare", queue, running, Usage(), capacity, 4000.0)
+    assert leading.waits[10].position == 1 and leading.preempt == []  # nlp's turn, but vision is not over share
+    heavy = Usage(gpu_seconds={"n": 1e9})  # nlp used far more than vision: vision's job goes first, whoever leads
+    assert decide_with("fairshare", queue, running, heavy, capacity, 4000.0).waits[10].position == 2
+    assert decide_with("fairshare", queue, running, heavy, capacity, 8000.0).waits[10].position == 1

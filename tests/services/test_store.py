@@ -68,3 +68,27 @@ def test_the_whole_queue_and_usage_rows_survive_a_new_store(store_url: str):
     store.engine.dispose()
     rows = {row.user: row for row in Store(store_url).usage()}
     assert set(rows) == {"flood", "other"} and (rows["flood"].gpu_seconds, rows["flood"].updated_at) == (11.0, 6.0)
+
+
+def test_the_queue_index_reads_what_changed_and_what_other_processes_wrote(tmp_path: Path, monkeypatch):
+    """After the first read, ``queued`` reads only the rows this store wrote (a submission, a start, a requeue,
+    a field changed); another store's writes (another process) show at the next whole read."""
+    url = f"sqlite:///{tmp_path / 'q.db'}"
+    store, other = Store(url), Store(url)
+    first, second = (store.add(name=n, user="u", phase="train", hypes={}, overrides=[]).id for n in "ab")
+    assert [row.id for row in store.queued()] == [first, second]
+    reads: list[object] = []
+    read = store._queued_rows
+    monkeypatch.setattr(store, "_queued_rows", lambda ids: reads.append(ids) or read(ids))
+    third = store.add(name="c", user="u", phase="train", hypes={}, overrides=[]).id
+    store.transition(first, [QUEUED], state=RUNNING)
+    store.update(second, priority=5)
+    assert [(row.id, row.priority) for row in store.queued()] == [(second, 5), (third, 0)]
+    assert reads == [{first, second, third}]
+    store.transition(first, [RUNNING], state=QUEUED)
+    assert [row.id for row in store.queued()] == [first, second, third] and reads[-1] == {first}
+    assert store.queued() and len(reads) == 2  # nothing written: nothing read
+    other.transition(third, [QUEUED], state=RUNNING)
+    assert [row.id for row in store.queued()] == [first, second, third]  # not yet read again
+    monkeypatch.setattr("services.jobs.store.QUEUE_REREAD_S", 0.0)
+    assert [row.id for row in store.queued()] == [first, second] and reads[-1] is None

@@ -4,12 +4,14 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import psutil
 import pytest
 import requests
+from live_service import wait_for
 from sqlalchemy import update
 
 from services.jobs.store import QUEUED, Job
@@ -303,3 +305,34 @@ def test_disk_quota_stops_the_job_naming_the_quota(settings, service_factory, fa
     assert ended["reason"].startswith("disk quota of 5 MB for the job directory exceeded (")
     assert ended["reason"].endswith("MB used); stopped after saving a checkpoint")
     assert ended["last_checkpoint"]
+
+
+def test_a_slow_viewer_does_not_hold_up_the_scheduler(settings, service_factory, fake_hypes, monkeypatch):
+    """The first job's Visdom hangs at its start: meanwhile the supervisor starts, watches and ends another job;
+    once the first viewer is up, the first job is the same as any other."""
+    from services.jobs import viewers
+
+    known, release, slow_id = threading.Event(), threading.Event(), []
+    real = viewers.start_visdom
+
+    def the_first_job_hangs(port, base_url, *args, **kwargs):
+        known.wait(60)
+        if base_url == f"/visdom/{slow_id[0]}":
+            release.wait(300)
+        return real(port, base_url, *args, **kwargs)
+
+    monkeypatch.setattr(viewers, "start_visdom", the_first_job_hangs)
+    service = service_factory(settings)
+    try:
+        slow = service.submit(fake_hypes("run"))["id"]
+        slow_id.append(slow)
+        known.set()
+        fast = service.submit(fake_hypes("ok", 3))["id"]
+        assert service.wait_ended(fast)["state"] == "succeeded"
+        assert service.job(slow)["state"] == "running" and service.supervisor.viewers.get(slow) is None
+        release.set()
+        wait_for(lambda: service.job(slow)["visdom"]["up"], 120, "the slow viewer")
+        assert service.call("POST", f"/api/v1/jobs/{slow}/stop").status_code == 202
+        assert service.wait_ended(slow)["state"] == "stopped"
+    finally:
+        release.set()  # a failed assertion leaves no thread waiting

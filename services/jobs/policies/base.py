@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Protocol
@@ -151,10 +151,12 @@ class Policy(Protocol):
     """The two things that differ between policies."""
 
     name: str
+    heads_kind_after: float  # the longest-waiting job past this many times ``starvation_s`` heads its kind
 
     def order(self, queue: Sequence[Pending], running: Sequence[Active], usage: Usage,
-              capacity: Capacity) -> list[Pending]:
-        """The whole queue in the order jobs should start."""
+              state: State) -> list[Pending]:
+        """The whole queue in the order jobs should start (``state``: the capacity, what each group holds and
+        wants, before any start)."""
 
     def may_preempt(self, job: Pending, victim: Active, state: State) -> bool:
         """May ``victim`` be stopped and requeued so that ``job`` starts?"""
@@ -180,6 +182,7 @@ class State:
     capacity: Capacity
     held: dict[str, dict[str, int]]  # kind -> group -> units held (running and stopping jobs)
     demand: dict[str, dict[str, int]]  # kind -> group -> units its queued and running jobs want
+    now: float = 0.0  # the decision's time
     _entitled: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def entitled(self, kind: str, group: str) -> float:
@@ -228,7 +231,6 @@ def decide(policy: Policy, queue: Sequence[Pending], running: Sequence[Active], 
            capacity: Capacity, now: float) -> Decision:
     """Which jobs start now (with their GPUs), which running jobs are preempted for whom, and for every other
     queued job its position, reason and estimated start."""
-    ordered, starving = _starving_first(policy.order(queue, running, usage, capacity), capacity, now)
     held: dict[str, dict[str, int]] = {"gpu": {}, "cpu": {}}
     demand: dict[str, dict[str, int]] = {"gpu": {}, "cpu": {}}
     running_count: dict[str, int] = {}
@@ -238,7 +240,9 @@ def decide(policy: Policy, queue: Sequence[Pending], running: Sequence[Active], 
         running_count[run.user] = running_count.get(run.user, 0) + 1
     for job in queue:
         demand[job.kind][job.group] = demand[job.kind].get(job.group, 0) + job.units
-    state = State(capacity, held, demand)
+    state = State(capacity, held, demand, now)
+    ordered = _starving_first(policy.order(queue, running, usage, state),
+                              now - capacity.starvation_s * policy.heads_kind_after)
     busy = {gpu for run in running for gpu in run.gpus}
     free_gpus = [gpu for gpu in capacity.gpus if gpu not in busy]
     free = {"gpu": len(free_gpus), "cpu": capacity.cpu_slots - sum(run.units for run in running if run.kind == "cpu")}
@@ -274,7 +278,7 @@ def decide(policy: Policy, queue: Sequence[Pending], running: Sequence[Active], 
             elif job.units <= spare:
                 reservation[kind] = (head, start, spare - job.units)
             else:
-                reason = _behind(policy, job, head, starving)
+                reason = _behind(policy, job, head, now - capacity.starvation_s)
         if reason is None and fits:
             gpus = tuple(free_gpus[:job.gpus])
             del free_gpus[:job.gpus]
@@ -317,25 +321,32 @@ def decide(policy: Policy, queue: Sequence[Pending], running: Sequence[Active], 
     return decision
 
 
-def _starving_first(ordered: list[Pending], capacity: Capacity, now: float) -> tuple[list[Pending], set[int]]:
-    """No starvation: per resource kind, the job that has waited longest, once past ``starvation_s``, goes
-    first (so it is the head that gets the reservation), whatever the policy's order says. The order, and
-    the ids of the jobs moved up."""
-    oldest: dict[str, Pending] = {}
-    for job in ordered:
-        if job.queued_at is not None and now - job.queued_at > capacity.starvation_s and (
-                job.kind not in oldest or (job.queued_at, job.id) < (oldest[job.kind].queued_at, oldest[job.kind].id)):
-            oldest[job.kind] = job
+def longest_waiting(jobs: Iterable[Pending], before: float, key: Callable[[Pending], Hashable]) -> dict[Hashable, Pending]:
+    """Per ``key``, the job that has waited longest, of those queued before ``before`` (the starvation rule)."""
+    oldest: dict[Hashable, Pending] = {}
+    for job in jobs:
+        k = key(job)
+        if job.queued_at is not None and job.queued_at < before and (
+                k not in oldest or (job.queued_at, job.id) < (oldest[k].queued_at, oldest[k].id)):
+            oldest[k] = job
+    return oldest
+
+
+def _starving_first(ordered: list[Pending], before: float) -> list[Pending]:
+    """No starvation: per resource kind, the job that has waited longest, once queued before ``before``, goes
+    first (so it is the head that gets the reservation), whatever the policy's order says."""
+    oldest = longest_waiting(ordered, before, lambda job: job.kind)
     if not oldest:
-        return ordered, set()
+        return ordered
     first = sorted(oldest.values(), key=lambda job: job.queued_at)
-    return [*first, *(job for job in ordered if job not in first)], {job.id for job in first}
+    moved = {job.id for job in first}
+    return [*first, *(job for job in ordered if job.id not in moved)]
 
 
-def _behind(policy: Policy, job: Pending, head: Pending, starving: set[int]) -> str:
+def _behind(policy: Policy, job: Pending, head: Pending, starving_before: float) -> str:
     """Why a job that would fit waits for the reservation of the head of its kind."""
-    if head.id in starving:
-        return f"behind job {head.id}, which has waited longest"
+    if head.queued_at is not None and head.queued_at < starving_before:
+        return f"behind job {head.id}, which has waited longer than the starvation time"
     if head.user == job.user:
         return f"behind your job {head.id}"
     if policy.name == "fairshare" and class_rank(head.priority) == class_rank(job.priority):

@@ -8,25 +8,33 @@ their user's virtual time (a user's k-th waiting job is placed as if the k-1 bef
 user's charge plus their units); along that sequence each job gets the group's virtual time (the group's
 charge plus the units before it, over its share), and the groups' sequences are merged by it.
 
+Jobs bigger than their group's entitlement (an 8-GPU job of a group entitled to 3.2 GPUs) come after the
+jobs that fit in the shares, unless starting one brings its group closer to its entitlement: such a job
+never heads the queue holding every group off its share while GPUs drain for it, and starts on what the
+shares leave, when its group's entitlement grows (the others want less), or when it has waited past
+``starvation_s``: it then leads its group, which is served in its turn; past twice that it heads its kind.
+
 Preemption: a job takes resources from a running job of a lower class in its own group, or from another
 group's job of the same or a lower class when that moves both groups closer to their entitlements (a
 nominal GPU quota, else their share of the capacity): the sum of the two groups' distances to their
-entitlements must shrink, so two groups never take the same GPUs back and forth, unless the victim is
-bigger than its group's entitlement (it could never run otherwise). Borrowed GPUs are taken
-back this way, as Kueue's cohorts do.
+entitlements must shrink, so two groups never take the same GPUs back and forth. A victim bigger than its
+group's entitlement is kept while its group would fall below the entitlement without it (it could never
+run otherwise); a group's second big job is not. Borrowed GPUs are taken back this way, as Kueue's cohorts do.
 """
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from services.jobs.policies.base import Active, Capacity, Pending, State, Usage, charge, class_rank
+from services.jobs.policies.base import Active, Pending, State, Usage, charge, class_rank, longest_waiting
 
 
 class FairShare:
     name = "fairshare"
+    heads_kind_after = 2.0  # past ``starvation_s`` a job first leads its group (``order``); past twice that, its kind
 
     def order(self, queue: Sequence[Pending], running: Sequence[Active], usage: Usage,
-              capacity: Capacity) -> list[Pending]:
+              state: State) -> list[Pending]:
+        capacity = state.capacity
         held: dict[tuple[str, str], int] = {}  # (kind, user) -> units
         group_of: dict[str, str] = {}
         for item in (*running, *queue):
@@ -49,14 +57,33 @@ class FairShare:
             before = queued_units.get(key, 0.0)
             user_time[job.id] = user_charge.get((job.kind, job.user), 0.0) + before
             queued_units[key] = before + job.units
-        # Each group's sequence (class, then users' times); the group's virtual time along it.
-        group_time: dict[int, float] = {}
-        group_units: dict[tuple[str, str], float] = {}
-        for job in sorted(queue, key=lambda j: (-class_rank(j.priority), user_time[j.id], j.id)):
+        # Each group's sequence: its longest-waiting job once past ``starvation_s`` (it leads its group), then by
+        # class and users' times; along it, the group's virtual time (its charge plus the units before, over its
+        # share). A job bigger than its group's entitlement (an 8-GPU job of a group entitled to 3.2 GPUs) goes
+        # after the jobs that fit in their groups' shares, unless its group holds so little that starting it
+        # brings the group closer to its entitlement: it neither heads the queue nor holds the others off their
+        # shares while it waits, and runs when its group's entitlement grows, the others' jobs leave room, or it
+        # leads its group.
+        leaders = {job.id for job in longest_waiting(queue, state.now - capacity.starvation_s,
+                                                     lambda job: (job.kind, job.group)).values()}
+        group_time: dict[int, tuple[bool, float]] = {}
+        placed: dict[tuple[str, str], float] = {}
+
+        def place(job: Pending, deferred: bool) -> None:
             key = (job.kind, job.group)
-            before = group_units.get(key, 0.0)
-            group_time[job.id] = (group_charge.get(key, 0.0) + before) / capacity.share(job.group)
-            group_units[key] = before + job.units
+            group_time[job.id] = (deferred, (group_charge.get(key, 0.0) + placed.get(key, 0.0)) / capacity.share(job.group))
+            placed[key] = placed.get(key, 0.0) + job.units
+
+        deferred: list[Pending] = []
+        for job in sorted(queue, key=lambda j: (j.id not in leaders, -class_rank(j.priority), user_time[j.id], j.id)):
+            entitled = state.entitled(job.kind, job.group)
+            holds = state.held[job.kind].get(job.group, 0) + placed.get((job.kind, job.group), 0.0)
+            if job.id not in leaders and job.units > entitled + 1e-9 and holds + job.units / 2 > entitled + 1e-9:
+                deferred.append(job)
+            else:
+                place(job, False)
+        for job in deferred:
+            place(job, True)
         return sorted(queue, key=lambda j: (group_time[j.id], -class_rank(j.priority), user_time[j.id], j.id))
 
     def may_preempt(self, job: Pending, victim: Active, state: State) -> bool:
@@ -65,10 +92,11 @@ class FairShare:
         if victim.group == job.group:
             return class_rank(victim.priority) < class_rank(job.priority)
         kind = job.kind
-        if victim.units > state.entitled(kind, victim.group):
-            return False  # bigger than its group's share: it could never run if share took it back
+        other = state.entitled(kind, victim.group)
+        if victim.units > other and state.held[kind].get(victim.group, 0) - victim.units < other:
+            return False  # bigger than its group's share and all it has: it could never run if share took it back
         own, theirs = state.held[kind].get(job.group, 0), state.held[kind].get(victim.group, 0)
-        mine, other = state.entitled(kind, job.group), state.entitled(kind, victim.group)
+        mine = state.entitled(kind, job.group)
         before = abs(own - mine) + abs(theirs - other)
         after = abs(own + job.units - mine) + abs(theirs - victim.units - other)
         return after < before - 1e-9

@@ -3,14 +3,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from services.jobs.policies.base import Active, Capacity, Pending, State, Usage
+from services.jobs.policies.base import Active, Pending, State, Usage
 
 
 class Fifo:
     name = "fifo"
+    heads_kind_after = 1.0
 
     def order(self, queue: Sequence[Pending], running: Sequence[Active], usage: Usage,
-              capacity: Capacity) -> list[Pending]:
+              state: State) -> list[Pending]:
         return sorted(queue, key=lambda job: job.id)
 
     def may_preempt(self, job: Pending, victim: Active, state: State) -> bool:

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from services.jobs.policies.base import Active, Capacity, Pending, State, Usage
+from services.jobs.policies.base import Active, Pending, State, Usage
 
 
 class Priority:
     name = "priority"
+    heads_kind_after = 1.0
 
     def order(self, queue: Sequence[Pending], running: Sequence[Active], usage: Usage,
-              capacity: Capacity) -> list[Pending]:
+              state: State) -> list[Pending]:
         """A user's k-th job of a level counts as if the k-1 before it had started: the round-robin of a
         pass, as one sort."""
         running_count: dict[str, int] = {}
