@@ -1,94 +1,83 @@
-"""Starts and ends job tasks: ``wrap.py`` around the task command, the leader of its own process group (one
-``killpg`` ends it with its data-loader workers), with the job's GPUs and a scrubbed environment; adopts
-the tasks of a previous service; samples their processes; reads how they ended. It decides nothing."""
+"""The ``local`` executor (the default): job tasks as processes of this machine. ``wrap.py`` runs around the
+task command, the leader of its own process group (one ``killpg`` ends it with its data-loader workers), with
+the job's GPUs and a scrubbed environment; it adopts the tasks of a previous service, samples their
+processes and reads how they ended. It decides nothing."""
 from __future__ import annotations
 
 import os
 import signal
 import subprocess
 import sys
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import psutil
 
 from cauchy import rundir
 from cauchy.hypes import save_hypes
-from services.config import Settings
 from services.containment import job_environment
+from services.executors.base import Executor, Launchable, Running
 from services.jobs import files
 from services.jobs.environment import JOB_UMASK, scrubbed_environment
 from services.jobs.procs import Proc, find_by_argument, kill_leftovers
-from services.jobs.store import Job, Store
+from services.jobs.store import Job
 from services.jobs.viewers import visdom_base_url
 from services.private import open_private, private_dir
 
-WRAP_SCRIPT = Path(__file__).with_name("wrap.py")
-
-
-class Launchable(Protocol):
-    """What starting a job reads (``store.LAUNCH_COLUMNS``; a ``Job`` has it too)."""
-
-    id: int
-    user: str
-    phase: str
-    resume_from: str | None
-    inputs: str | None
-    memory_mb: int | None
-    time_limit_s: float | None
+WRAP_SCRIPT = Path(__file__).resolve().parent.parent / "jobs" / "wrap.py"
 
 
 @dataclass
-class Running:
-    """A job's task while it runs, and the limits it runs under."""
+class LocalRun(Running):
+    """A local task: its launcher process (``wrap.py``), and the psutil handles ``sample`` reuses."""
 
-    job_id: int
-    user: str
-    gpus: tuple[str, ...]
-    proc: Proc
-    memory_limit_mb: int = 0  # 0: none
-    wall_clock_limit_s: float = 0.0  # 0: none
-    term_sent_at: float | None = None
-    killed_reason: str | None = None
-    disk_checked_at: float = 0.0
+    proc: Proc | None = None
     _cache: dict[int, psutil.Process] = field(default_factory=dict, repr=False)
 
 
-class Launcher:
-    def __init__(self, settings: Settings, store: Store) -> None:
-        self.settings, self.store = settings, store
-        self._running: dict[int, Running] = {}
-        self._lock = threading.Lock()
+def task_arguments(job: Launchable, directory: str, viz_port: int | None, resume: str | None) -> list[str]:
+    """The task's arguments after its command, its run directory being ``directory`` (shared by every
+    executor: the Ray one passes a placeholder its node runner fills in, and no Visdom port: the service
+    plots what the node streams)."""
+    argv = ["--hypes", f"{directory}/{rundir.HYPES}", "--phase", job.phase]
+    if viz_port is not None:
+        argv += ["--viz_port", str(viz_port), "--viz_base_url", visdom_base_url(job.id)]
+    argv += ["--tmp_dir", directory]
+    if resume:
+        argv += ["--resume", resume]
+    if job.inputs:
+        argv += ["--input", job.inputs]
+    return argv
+
+
+def task_environment(executor: Executor, job: Launchable, gpus: tuple[str, ...]) -> dict[str, str]:
+    """What the task's environment adds to the scrubbed one: its GPUs, the home, what it may fetch."""
+    return {"CUDA_VISIBLE_DEVICES": ",".join(gpus), "CAUCHY_HOME": str(executor.settings.home),
+            **job_environment(executor.settings, executor.store.hypes(job.id))}
+
+
+def prepare_run_dir(executor: Executor, job: Launchable) -> Path:
+    """The job directory, ready for a (new) run: private, the hypes written, a previous run's exit cleared."""
+    directory = files.job_dir(executor.settings.jobs_dir, job.id)
+    private_dir(directory)
+    files.clear_exit_status(directory)  # a requeued job's previous run left its own
+    save_hypes(executor.store.hypes(job.id), str(directory / rundir.HYPES))
+    return directory
+
+
+class LocalExecutor(Executor):
+    name = "local"
 
     def job_dir(self, job_id: int) -> Path:
         return files.job_dir(self.settings.jobs_dir, job_id)
 
-    def get(self, job_id: int) -> Running | None:
-        with self._lock:
-            return self._running.get(job_id)
-
-    def all(self) -> list[Running]:
-        with self._lock:
-            return list(self._running.values())
-
-    def _limits(self, job: Launchable) -> dict[str, Any]:
-        """The service's per-job limits, narrowed by what the job states (its memory, its time limit)."""
-        memory = job.memory_mb or self.settings.job_memory_limit_mb
-        wall = [limit for limit in (self.settings.job_wall_clock_limit_s, job.time_limit_s) if limit]
-        return {"memory_limit_mb": memory, "wall_clock_limit_s": min(wall) if wall else 0.0}
-
     def start(self, job: Launchable, gpus: tuple[str, ...], viz_port: int) -> Running:
         """Write the job's hypes and start its task; the pid is recorded at once (a restart adopts it)."""
-        directory = self.job_dir(job.id)
-        private_dir(directory)
-        files.clear_exit_status(directory)  # a requeued job's previous run left its own
-        save_hypes(self.store.hypes(job.id), str(directory / rundir.HYPES))
+        prepare_run_dir(self, job)
         proc = Proc.from_popen(self._spawn(job, gpus, viz_port))
-        run = Running(job.id, job.user, gpus, proc, **self._limits(job))
-        with self._lock:
-            self._running[job.id] = run
+        run = self._keep(LocalRun(job.id, job.user, gpus, proc.started, f"pid {proc.pid}", **self.limits(job),
+                                  proc=proc))
         self.store.update(job.id, pid=proc.pid, pid_started=proc.started)
         return run
 
@@ -102,10 +91,8 @@ class Launcher:
                 self.store.update(job.id, pid=proc.pid, pid_started=proc.started)
         if proc is None:
             return None
-        run = Running(job.id, job.user, tuple(filter(None, job.gpus.split(","))), proc, **self._limits(job))
-        with self._lock:
-            self._running[job.id] = run
-        return run
+        return self._keep(LocalRun(job.id, job.user, tuple(filter(None, job.gpus.split(","))), proc.started,
+                                   f"pid {proc.pid}", **self.limits(job), proc=proc))
 
     def kill_leftovers(self, job: Job) -> None:
         """SIGKILL what is left of the group of a job whose task is gone."""
@@ -113,9 +100,7 @@ class Launcher:
 
     def _spawn(self, job: Launchable, gpus: tuple[str, ...], viz_port: int) -> subprocess.Popen:
         directory = self.job_dir(job.id)
-        env = scrubbed_environment(os.environ, CUDA_VISIBLE_DEVICES=",".join(gpus),
-                                   CAUCHY_HOME=str(self.settings.home),  # where the task finds published weights
-                                   **job_environment(self.settings, self.store.hypes(job.id)))  # what it may fetch
+        env = scrubbed_environment(os.environ, **task_environment(self, job, gpus))
         with open_private(directory / files.LOGS["stdout"]) as out, open_private(directory / files.LOGS["stderr"]) as err:
             return subprocess.Popen(self.task_argv(job, viz_port), cwd=self.settings.repo_root, env=env,
                                     umask=JOB_UMASK, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
@@ -123,34 +108,30 @@ class Launcher:
 
     def task_argv(self, job: Launchable, viz_port: int) -> list[str]:
         directory = self.job_dir(job.id)
-        argv = [sys.executable, str(WRAP_SCRIPT), str(directory / files.EXIT_FILE), "--",
-                *self.settings.task_command, "--hypes", str(directory / rundir.HYPES), "--phase", job.phase,
-                "--viz_port", str(viz_port), "--viz_base_url", visdom_base_url(job.id), "--tmp_dir", str(directory)]
-        if job.resume_from:
-            argv += ["--resume", job.resume_from]
-        if job.inputs:
-            argv += ["--input", job.inputs]
-        return argv
+        return [sys.executable, str(WRAP_SCRIPT), str(directory / files.EXIT_FILE), "--",
+                *self.settings.task_command, *task_arguments(job, str(directory), viz_port, job.resume_from)]
 
     # ----- ending
 
-    def ask_to_stop(self, run: Running, at: float) -> None:
+    def alive(self, run: LocalRun) -> bool:
+        return run.proc.alive()
+
+    def ask_to_stop(self, run: LocalRun, at: float) -> None:
         """SIGTERM to the launcher, which passes it on: the task saves a checkpoint and exits."""
         run.term_sent_at = at
         run.proc.send(signal.SIGTERM)
 
-    def kill(self, run: Running, reason: str) -> None:
+    def kill(self, run: LocalRun, reason: str) -> None:
         """SIGKILL the whole group; ``reason`` becomes the job's."""
         run.killed_reason = reason
         run.proc.signal_group(signal.SIGKILL)
 
-    def finish(self, run: Running) -> dict[str, Any] | None:
+    def finish(self, run: LocalRun) -> dict[str, Any] | None:
         """Forget a task whose launcher exited, making sure no process of its group is left; how it ended
         (``wrap.py``'s record, else the launcher's own exit status; None when unknown)."""
         run.proc.reap()
         run.proc.signal_group(signal.SIGKILL)
-        with self._lock:
-            self._running.pop(run.job_id, None)
+        self._forget(run)
         status = files.read_exit_status(self.job_dir(run.job_id))
         if status is None and run.proc.popen is not None:  # wrap.py itself was killed
             code = run.proc.popen.returncode
@@ -164,7 +145,7 @@ class Launcher:
 
     # ----- watching
 
-    def sample(self, run: Running) -> list[dict[str, Any]]:
+    def sample(self, run: LocalRun) -> list[dict[str, Any]]:
         """CPU and memory of the job's processes; ``cpu_percent`` needs the same Process object twice."""
         stats = []
         for ps in run.proc.tree():
