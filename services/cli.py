@@ -31,7 +31,7 @@ from typing import Any
 import requests
 
 from cauchy.hypes import unset_override
-from services import cli_datasets
+from services import cli_datasets, cli_nodes
 from services.text import printable
 from services.user_files import read_map, user_file, write_map
 
@@ -313,6 +313,7 @@ def parser() -> argparse.ArgumentParser:
     logs.add_argument("--stream", default="stdout", choices=("stdout", "stderr", "visdom"))
     logs.add_argument("--follow", "-f", action="store_true")
     cli_datasets.add_parser(sub)
+    cli_nodes.add_parser(sub)
     return p
 
 
@@ -325,6 +326,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_hypes(args)
     if args.command == "shutdown":
         return cmd_shutdown(args)
+    if args.command == "node" and args.action == "join":
+        return cli_nodes.cmd_join(args)
     if args.command == "token" and args.action == "create" and not args.name:
         p.error("token create needs a name")
     if args.command == "token" and args.action == "revoke" and not (args.name or "").isdigit():
@@ -337,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error("dataset register needs NAME and PATH (a folder under CAUCHY_DATA_ROOTS on the server)")
     commands = {"login": cmd_login, "submit": cmd_submit, "list": cmd_list, "show": cmd_show, "stop": cmd_stop,
                 "resume": cmd_resume, "logs": cmd_logs, "token": cmd_token, "user": cmd_user, "group": cmd_group,
-                "dataset": cli_datasets.cmd_dataset}
+                "dataset": cli_datasets.cmd_dataset, "node": cli_nodes.cmd_node}
     url = args.url.rstrip("/")
     token = None if args.command == "login" else args.token or stored_tokens().get(url)
     return commands[args.command](args, Client(url, token))

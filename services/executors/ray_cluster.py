@@ -45,6 +45,11 @@ NODES_EVERY_S = 2.0  # the cluster's nodes are read this often
 LOG_TAIL = 16 * 1024  # of Ray's driver log, kept in stderr.log when the task left no exit status
 
 
+def first_line(exc: Exception) -> str:
+    """An exception in one line (Ray's HTTP errors carry the server's whole traceback)."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+
+
 def node_resource(name: str) -> str:
     return f"{NODE_RESOURCE}{name}"
 
@@ -287,9 +292,12 @@ class RayExecutor(Executor):
             return status
         try:
             info = self._client().get_job_info(run.submission_id)
+        except Exception as exc:
+            return {LOST_KEY: f"Ray does not know the run {run.submission_id}: {first_line(exc)}"}
+        try:  # the driver's log is kept on its node: gone with a lost node
             tail = self._client().get_job_logs(run.submission_id)[-LOG_TAIL:]
         except Exception as exc:
-            return {LOST_KEY: f"Ray does not know the run {run.submission_id}: {exc}"}
+            tail = f"(Ray's log of the run is not readable: {first_line(exc)})\n"
         with open(directory / files.LOGS["stderr"], "a", encoding="utf-8") as fh:
             fh.write(f"\n[ray] {info.status}: {info.message}\n{tail}")
         if info.driver_exit_code is not None:
@@ -297,7 +305,9 @@ class RayExecutor(Executor):
             return {"exit_code": code if code >= 0 else None, "signal": -code if code < 0 else None}
         if run.term_sent_at is not None:
             return {"exit_code": None, "signal": int(signal.SIGKILL)}
-        return {LOST_KEY: f"node {run.node}: {info.message or info.status}"}
+        lines = str(info.message or info.status).splitlines()
+        died = [line.strip() for line in lines if "node has died" in line]  # Ray's words for a lost node
+        return {LOST_KEY: f"node {run.node}: {(died or lines or ['ended'])[0]}"}
 
     def kill_leftovers(self, job: Job) -> None:
         """Nothing: a Ray job that was not adopted has ended."""
