@@ -47,22 +47,22 @@ def _node_job(job_id: int) -> Path:
     return directory
 
 
-def _target(directory: Path, name: str) -> Path:
-    path = (directory / name).resolve()
-    if directory.resolve() not in path.parents or name in (rundir.HYPES, files.RAY_RUN) or name.endswith(PART):
-        raise bad_request(f"a node may not write {name!r}", "name")
-    return path
+def _target(directory: Path, path: str) -> Path:
+    target = (directory / path).resolve()
+    if directory.resolve() not in target.parents or path in (rundir.HYPES, files.RAY_RUN) or path.endswith(PART):
+        raise bad_request(f"a node may not write {path!r}", "path")
+    return target
 
 
-@bp.get("/jobs/<int:job_id>/node/files/<path:name>")
+@bp.get("/jobs/<int:job_id>/node/files/<path:path>")
 @open_to_anonymous
-def node_download(job_id: int, name: str) -> ResponseReturnValue:
+def node_download(job_id: int, path: str) -> ResponseReturnValue:
     """A file of the job directory: the hypes, the checkpoint and metrics a resumed run continues."""
     directory = _node_job(job_id)
-    path = (directory / name).resolve()
-    if directory.resolve() not in path.parents or not path.is_file():
-        raise not_found(f"job {job_id} has no file {name!r}")
-    return send_file(path, mimetype="application/octet-stream")
+    target = (directory / path).resolve()
+    if directory.resolve() not in target.parents or not target.is_file():
+        raise not_found(f"job {job_id} has no file {path!r}")
+    return send_file(target, mimetype="application/octet-stream")
 
 
 def _offset() -> int:
@@ -72,29 +72,29 @@ def _offset() -> int:
     return int(raw)
 
 
-@bp.put("/jobs/<int:job_id>/node/files/<path:name>")
+@bp.put("/jobs/<int:job_id>/node/files/<path:path>")
 @open_to_anonymous
-def node_upload(job_id: int, name: str) -> ResponseReturnValue:
+def node_upload(job_id: int, path: str) -> ResponseReturnValue:
     """Write the body at ``offset``: logs and metrics are appended in place (0 starts them again); other
     files go to ``<name>.part`` and replace ``<name>`` when ``done=1``. An offset that is not the size the
     service has is a 409 with that size (the node resends from there)."""
-    path = _target(_node_job(job_id), name)
-    offset, data = _offset(), request.get_data()
-    writing = path if name in APPENDED else path.with_name(path.name + PART)
+    target = _target(_node_job(job_id), path)
+    offset, data, done = _offset(), request.get_data(), request.args.get("done") == "1"
+    writing = target if path in APPENDED else target.with_name(target.name + PART)
     size = writing.stat().st_size if writing.exists() else 0
     if offset not in (0, size):
-        return jsonify({"code": "offset_mismatch", "message": f"{name} has {size} bytes, not {offset}",
-                        "size": size}), 409
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return jsonify({"error": {"code": "offset_mismatch", "message": f"{path} has {size} bytes, not {offset}",
+                                  "field": "offset"}, "size": size}), 409
+    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd = os.open(writing, os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if offset == 0 else os.O_APPEND), 0o600)
     with os.fdopen(fd, "wb") as fh:
         fh.write(data)
-        if request.args.get("done") == "1" and writing != path:
+        if done and writing != target:
             fh.flush()
             os.fsync(fh.fileno())
-    if request.args.get("done") == "1" and writing != path:
-        os.replace(writing, path)
-    return jsonify({"name": name, "size": offset + len(data)})
+    if done and writing != target:
+        os.replace(writing, target)  # atomic: readers see the previous checkpoint or this one, whole
+    return jsonify({"path": path, "size": offset + len(data)})
 
 
 @bp.get("/nodes")
@@ -108,8 +108,12 @@ def nodes() -> ResponseReturnValue:
 @bp.post("/nodes/<name>/drain")
 def drain(name: str) -> ResponseReturnValue:
     admin_required()
-    body = request.get_json(silent=True) or {}
-    if not isinstance(body, dict) or not isinstance(body.get("drain", True), bool):
+    body = request.get_json(silent=True) if request.get_data() else {}
+    if not isinstance(body, dict):
+        raise bad_request("expected a JSON object such as {\"drain\": true}")
+    if set(body) - {"drain"}:
+        raise bad_request(f"unknown fields: {', '.join(sorted(set(body) - {'drain'}))}", sorted(set(body) - {"drain"})[0])
+    if not isinstance(body.get("drain", True), bool):
         raise bad_request("expected true or false", "drain")
     executor = services().supervisor.executor
     try:
