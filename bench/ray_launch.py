@@ -38,9 +38,9 @@ def main() -> None:
     local_s, ray_s, local_viz, ray_viz, rss = [], [], [], [], []
     with Cluster({"a": 1}) as cluster:
         print(f"Ray head up in {cluster.start_s:.1f} s", flush=True)
-        local = ServiceProcess(root / "local", cpu_slots="1", visdom_linger_s="0", stop_grace_s="60")
-        ray = ServiceProcess(root / "ray", executor="ray", ray_address=cluster.dashboard, visdom_linger_s="0",
-                             stop_grace_s="60")
+        common = {"visdom_linger_s": "0", "stop_grace_s": "60", "data_roots": str(Path(data).parent)}
+        local = ServiceProcess(root / "local", cpu_slots="1", **common)
+        ray = ServiceProcess(root / "ray", executor="ray", ray_address=cluster.dashboard, **common)
         try:
             for i in range(args.jobs):
                 metrics, viz = service_run(local, overrides, rss)

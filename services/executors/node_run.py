@@ -179,8 +179,11 @@ def run(spec: dict[str, Any], token: str) -> int:
             code = run_recorded(argv, str(work / files.EXIT_FILE), cwd=REPO_ROOT, env=env, umask=JOB_UMASK,
                                 stdin=os.open(os.devnull, os.O_RDONLY), stdout=out, stderr=err)
         if mirror is not None:
-            mirror.stop()
-            link.write(files.EXIT_FILE, (work / files.EXIT_FILE).read_bytes(), 0, done=True)
+            try:
+                mirror.stop()
+                link.write(files.EXIT_FILE, (work / files.EXIT_FILE).read_bytes(), 0, done=True)
+            except OSError as exc:  # the service is away: Ray keeps the task's exit code (the driver's)
+                print(f"node_run: the last sync failed: {exc}", file=sys.stderr, flush=True)
     finally:
         if link is not None:
             shutil.rmtree(work, ignore_errors=True)

@@ -193,6 +193,15 @@ class RayExecutor(Executor):
         files.write_json(directory / files.RAY_RUN, {"submission_id": submission_id, "node": node,
                                                        "cpu_slots": cpu_slots})
         grace = int(self.settings.stop_grace_s) + 1  # Ray's SIGKILL after the stop comes after the service's grace
+        try:
+            self._submit(job, gpus, node, submission_id, spec, cpu_slots, grace)
+        except Exception as exc:  # the head unreachable, a request Ray refuses: the job fails to start, saying why
+            raise OSError(f"Ray did not take the job: {first_line(exc)}") from exc
+        return self._keep(self._run(job.id, job.user, gpus, time.time(), submission_id, node, cpu_slots,
+                                    viz_port, self.limits(job)))
+
+    def _submit(self, job: Launchable, gpus: tuple[str, ...], node: str, submission_id: str, spec: dict[str, Any],
+                cpu_slots: int, grace: int) -> None:
         self._client().submit_job(
             entrypoint=ENTRYPOINT, submission_id=submission_id, metadata={"cauchy_job": str(job.id)},
             runtime_env={"env_vars": {SPEC_VAR: json.dumps(spec), TOKEN_VAR: job_token(self.settings.home, submission_id),
@@ -200,8 +209,6 @@ class RayExecutor(Executor):
             entrypoint_num_cpus=cpu_slots, entrypoint_num_gpus=len(gpus),
             entrypoint_memory=int(job.memory_mb * 2**20) if job.memory_mb else None,
             entrypoint_resources={node_resource(node): 1})
-        return self._keep(self._run(job.id, job.user, gpus, time.time(), submission_id, node, cpu_slots,
-                                    viz_port, self.limits(job)))
 
     def _run(self, job_id: int, user: str, gpus: tuple[str, ...], started: float, submission_id: str, node: str,
              cpu_slots: int, viz_port: int | None, limits: dict[str, Any]) -> RayRun:
@@ -303,8 +310,8 @@ class RayExecutor(Executor):
         if info.driver_exit_code is not None:
             code = info.driver_exit_code
             return {"exit_code": code if code >= 0 else None, "signal": -code if code < 0 else None}
-        if run.term_sent_at is not None:
-            return {"exit_code": None, "signal": int(signal.SIGKILL)}
+        if run.term_sent_at is not None:  # Ray's stop: SIGTERM, SIGKILL after the grace; it keeps no exit code
+            return {"exit_code": None, "signal": int(signal.SIGTERM)}
         lines = str(info.message or info.status).splitlines()
         died = [line.strip() for line in lines if "node has died" in line]  # Ray's words for a lost node
         return {LOST_KEY: f"node {run.node}: {(died or lines or ['ended'])[0]}"}

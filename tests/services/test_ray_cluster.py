@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Iterator
 
 import pytest
 
 from services.config import Settings
+from services.executors.ray_cluster import RayExecutor
 from services.jobs import files
 from tests.services.live_service import FAKE_TASK, LiveService, make_hypes, port_range, wait_for
 from tests.services.ray_nodes import Cluster, cauchy_nodes
@@ -92,3 +94,18 @@ def test_a_job_whose_node_is_lost_resumes_on_the_other_node(service: LiveService
     steps = [e["step"] for e in service.call("GET", f"/api/v1/jobs/{job['id']}/metrics").json()["events"]
              if e["name"] == "loss"]
     assert steps[-1] == 150
+
+
+def test_a_restarted_service_adopts_its_running_ray_job(service: LiveService):
+    """Last: the module's supervisor stops (its routes still answer the node); a new executor over its database
+    adopts the job through Ray by the submission id in its directory, and stops it through Ray."""
+    job = service.wait_metrics(service.submit(make_hypes("run"))["id"], timeout=120)
+    service.supervisor.shutdown()
+    store = service.app.extensions["cauchy"].store
+    executor = RayExecutor(service.settings, store)
+    run = executor.adopt(store.get(job["id"]))
+    assert run is not None and run.submission_id == run_record(service, job["id"])["submission_id"]
+    assert executor.alive(run)
+    executor.ask_to_stop(run, time.time())
+    wait_for(lambda: not executor.alive(run), 60, "the stop through Ray")
+    assert executor.finish(run)["exit_code"] == 3  # the checkpoint saved on SIGTERM (its uploaded exit status)
