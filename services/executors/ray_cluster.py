@@ -42,12 +42,18 @@ GCS_PORT = 6379  # Ray's default head port, shown in the join command
 ENTRYPOINT = "python -m services.executors.node_run"
 STATUS_EVERY_S = 1.0  # a running job's Ray status is read this often
 NODES_EVERY_S = 2.0  # the cluster's nodes are read this often
+NODES_TIMEOUT_S = 5
 LOG_TAIL = 16 * 1024  # of Ray's driver log, kept in stderr.log when the task left no exit status
 
 
 def first_line(exc: Exception) -> str:
     """An exception in one line (Ray's HTTP errors carry the server's whole traceback)."""
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+
+
+def unknown_to_ray(exc: Exception) -> bool:
+    """Whether Ray's job API answered that it has no such job (its 404), rather than not answering."""
+    return "status code 404" in str(exc) or "does not exist" in str(exc)
 
 
 def node_resource(name: str) -> str:
@@ -104,10 +110,12 @@ class RayExecutor(Executor):
             return self._nodes
         from ray.util.state import list_nodes
 
+        self._nodes_at = now  # a head that does not answer is asked again after NODES_EVERY_S, not at once
         try:
-            states = list_nodes(address=self.settings.ray_address, detail=True, raise_on_missing_output=False)
+            states = list_nodes(address=self.settings.ray_address, detail=True, raise_on_missing_output=False,
+                                timeout=NODES_TIMEOUT_S)
         except Exception as exc:  # the head is unreachable: keep the last view (jobs keep running there)
-            log.warning("ray: cannot list nodes at %s: %s", self.settings.ray_address, exc)
+            log.warning("ray: cannot list nodes at %s: %s", self.settings.ray_address, first_line(exc))
             return self._nodes
         nodes = []
         for state in states:
@@ -118,7 +126,7 @@ class RayExecutor(Executor):
             nodes.append({"name": names[0], "node_id": state.node_id, "address": state.node_ip,
                           "gpus": int(total.get("GPU", 0)), "cpus": int(total.get("CPU", 0)),
                           "memory_mb": int(total.get("memory", 0) / 2**20)})
-        self._nodes, self._nodes_at = sorted(nodes, key=lambda node: node["name"]), now
+        self._nodes = sorted(nodes, key=lambda node: node["name"])
         return self._nodes
 
     def resources(self) -> tuple[tuple[str, ...], int]:
@@ -222,11 +230,12 @@ class RayExecutor(Executor):
         if not record:
             return None
         try:
-            status = self._client().get_job_status(record["submission_id"])
-        except Exception:  # unknown to this cluster (or unreachable): not adopted
-            return None
-        if status.is_terminal():
-            return None
+            if self._client().get_job_status(record["submission_id"]).is_terminal():
+                return None
+        except Exception as exc:  # unknown to the cluster (it was restarted): not adopted; unreachable: adopted
+            if unknown_to_ray(exc):
+                return None
+            log.warning("ray: job %d adopted without Ray's word (%s)", job.id, first_line(exc))
         return self._keep(self._run(job.id, job.user, tuple(filter(None, job.gpus.split(","))),
                                     job.started_at or time.time(), record["submission_id"], record["node"],
                                     record.get("cpu_slots", 0), job.visdom_port, self.limits(job)))
@@ -264,8 +273,9 @@ class RayExecutor(Executor):
         run.status_read_at = now
         try:
             run.terminal = self._client().get_job_status(run.submission_id).is_terminal()
-        except Exception as exc:  # the head is unreachable: the job is taken to run until Ray says otherwise
-            log.warning("ray: job %d (%s): no status: %s", run.job_id, run.submission_id, exc)
+        except Exception as exc:  # unreachable: taken to run until Ray says otherwise; unknown: ended (lost)
+            run.terminal = unknown_to_ray(exc)
+            log.warning("ray: job %d (%s): no status: %s", run.job_id, run.submission_id, first_line(exc))
         return not run.terminal
 
     def ask_to_stop(self, run: RayRun, at: float) -> None:

@@ -109,3 +109,6 @@ def test_a_restarted_service_adopts_its_running_ray_job(service: LiveService):
     executor.ask_to_stop(run, time.time())
     wait_for(lambda: not executor.alive(run), 60, "the stop through Ray")
     assert executor.finish(run)["exit_code"] == 3  # the checkpoint saved on SIGTERM (its uploaded exit status)
+    directory = files.job_dir(service.settings.jobs_dir, job["id"])
+    files.write_json(directory / files.RAY_RUN, {"submission_id": "cauchy-unknown", "node": "a"})
+    assert executor.adopt(store.get(job["id"])) is None  # a run the cluster does not know (it was restarted)
