@@ -79,6 +79,7 @@ class RayExecutor(Executor):
         self._client_obj: Any = None
         self._nodes: list[dict[str, Any]] = []
         self._nodes_at = 0.0
+        self._lost: set[str] = set()  # Ray node ids a job was lost with: no job goes there, even before Ray says so
 
     # ----- the cluster
 
@@ -121,7 +122,7 @@ class RayExecutor(Executor):
         for state in states:
             total = state.resources_total or {}
             names = [key[len(NODE_RESOURCE):] for key in total if key.startswith(NODE_RESOURCE)]
-            if state.state != "ALIVE" or not names:
+            if state.state != "ALIVE" or not names or state.node_id in self._lost:
                 continue
             nodes.append({"name": names[0], "node_id": state.node_id, "address": state.node_ip,
                           "gpus": int(total.get("GPU", 0)), "cpus": int(total.get("CPU", 0)),
@@ -322,6 +323,8 @@ class RayExecutor(Executor):
             return {"exit_code": code if code >= 0 else None, "signal": -code if code < 0 else None}
         if run.term_sent_at is not None:  # Ray's stop: SIGTERM, SIGKILL after the grace; it keeps no exit code
             return {"exit_code": None, "signal": int(signal.SIGTERM)}
+        self._lost |= {node["node_id"] for node in self._nodes if node["name"] == run.node}  # (a rejoin: a new id)
+        self._nodes_at = 0.0
         lines = str(info.message or info.status).splitlines()
         died = [line.strip() for line in lines if "node has died" in line]  # Ray's words for a lost node
         return {LOST_KEY: f"node {run.node}: {(died or lines or ['ended'])[0]}"}

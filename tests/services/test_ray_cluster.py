@@ -1,8 +1,8 @@
 """The ``ray`` executor on a real two-node Ray cluster on 127.0.0.1, token authentication on.
 
 Both nodes are joined with ``cauchy node join`` (``ray_nodes.Cluster``: the head ``a`` with 1 CPU slot, ``b``
-with 2) and live for the module. The service runs with ``CAUCHY_EXECUTOR=ray`` and no shared home: a job's
-node streams its logs and metrics home and uploads its checkpoints. Every process a node started is ended at
+with 2) and live for the module. The service runs with ``CAUCHY_EXECUTOR=ray`` behind nginx and no shared home:
+a job's node streams its logs and metrics home and uploads its checkpoints through nginx. Every process a node started is ended at
 the end.
 """
 from __future__ import annotations
@@ -13,10 +13,12 @@ import time
 from collections.abc import Iterator
 
 import pytest
+import requests
 
 from services.config import Settings
 from services.executors.ray_cluster import RayExecutor
 from services.jobs import files
+from tests.nginx.stack import Stack
 from tests.services.live_service import FAKE_TASK, LiveService, make_hypes, port_range, wait_for
 from tests.services.ray_nodes import Cluster, cauchy_nodes
 
@@ -30,23 +32,28 @@ def cluster() -> Iterator[Cluster]:
 
 
 @pytest.fixture(scope="module")
-def service(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveService]:
-    settings = Settings(home=tmp_path_factory.mktemp("ray-home"), visdom_ports=port_range(20), cpu_slots=1,
-                        gpus=(), task_command=(sys.executable, FAKE_TASK), stop_grace_s=3.0, visdom_linger_s=5.0,
-                        poll_interval_s=0.2, threads=8, component_check=(), executor="ray",
-                        ray_address=cluster.dashboard)
-    live = LiveService(settings)
-    executor = live.supervisor.executor
-    executor.settings = executor.settings.replace(node_service_url=live.url)  # known once waitress bound its port
+def stack(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The service behind nginx; its nodes reach it through nginx too (no shared home)."""
+    live = Stack(Settings(home=tmp_path_factory.mktemp("ray-home"), visdom_ports=port_range(20), cpu_slots=1,
+                          gpus=(), task_command=(sys.executable, FAKE_TASK), stop_grace_s=3.0, visdom_linger_s=60.0,
+                          poll_interval_s=0.2, threads=8, component_check=(), executor="ray",
+                          ray_address=cluster.dashboard))
+    executor = live.service.supervisor.executor
+    executor.settings = executor.settings.replace(node_service_url=live.url)  # known once nginx is up
     yield live
     live.close()
+
+
+@pytest.fixture(scope="module")
+def service(stack: Stack) -> LiveService:
+    return stack.service
 
 
 def run_record(live: LiveService, job_id: int) -> dict:
     return files.read_json(files.job_dir(live.settings.jobs_dir, job_id) / files.RAY_RUN) or {}
 
 
-def test_a_job_on_the_second_node_streams_home_and_succeeds(service: LiveService, cluster: Cluster):
+def test_a_job_on_the_second_node_streams_home_and_succeeds(stack: Stack, service: LiveService, cluster: Cluster):
     job = service.submit(make_hypes("ok", iters=5))
     done = service.wait_ended(job["id"], timeout=120)
     assert done["state"] == "succeeded", done
@@ -60,6 +67,9 @@ def test_a_job_on_the_second_node_streams_home_and_succeeds(service: LiveService
     env = json.loads(next((directory / "visdom").glob("*.json")).read_text())  # fed by the service, saved at the end
     loss = next(window for window in env["jsons"].values() if window["title"] == "loss")
     assert loss["content"]["data"][0]["x"] == [1, 2, 3, 4, 5]
+    page = requests.get(f"{stack.url}/visdom/{job['id']}/", headers={"Authorization": f"Bearer {service.token}"},
+                        timeout=30)
+    assert page.status_code == 200 and "<title>visdom</title>" in page.text.lower()  # the charts, through nginx
     nodes = service.call("GET", "/api/v1/nodes").json()
     assert [node["name"] for node in nodes["nodes"]] == ["a", "b"] and nodes["key"] == cluster.key
 
