@@ -21,3 +21,16 @@ def read_manifest(directory: str | os.PathLike) -> list[dict[str, Any]]:
 
 def find_entry(directory: str | os.PathLike, name: str) -> dict[str, Any] | None:
     return next((entry for entry in read_manifest(directory) if entry["name"] == name), None)
+
+
+EXPORTS = {"onnx": ".onnx", "torchscript": ".torchscript.pt", "edge": ".edge.zip"}
+"""Export format -> file name suffix on the weights host (``<name><suffix>``, beside ``<name>.pth``)."""
+
+
+def export_file(name: str, fmt: str) -> str:
+    return f"{name}{EXPORTS[fmt]}"
+
+
+def entry_files(entry: dict[str, Any]) -> list[str]:
+    """The files of a manifest entry: its weights and each export recorded in its ``exports``."""
+    return [entry["file"], *(record["file"] for record in entry.get("exports", {}).values())]

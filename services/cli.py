@@ -12,6 +12,7 @@
     cauchy group add NAME | group member GROUP USER [--admin] [--remove]
     cauchy dataset upload PATH [--name N] [--task T] [--wait] | dataset list | show NAME | delete NAME [--version N]
     cauchy dataset register NAME PATH (admin; services/cli_datasets.py)
+    cauchy export --weights NAME --format onnx|torchscript|edge [-o FILE]
 
 Every request sends ``Authorization: Bearer <token>``: ``--token``, else ``CAUCHY_TOKEN``, else the
 token ``cauchy login`` stored for that service in ``$XDG_CONFIG_HOME/cauchy/tokens.json`` (0600).
@@ -31,11 +32,13 @@ from typing import Any
 import requests
 
 from cauchy.hypes import unset_override
+from cauchy.manifest import EXPORTS
 from services import cli_datasets, cli_nodes
 from services.text import printable
 from services.user_files import read_map, user_file, write_map
 
 DEFAULT_URL = "http://127.0.0.1:8399"
+EXPORT_WAIT_S = 900  # an export rebuilds and traces the model on the server: minutes for a large one on a CPU
 
 
 def tokens_file() -> Path:
@@ -62,9 +65,9 @@ class Client:
         if token:
             self.http.headers["Authorization"] = f"Bearer {token}"
 
-    def call(self, method: str, path: str, **kwargs: Any) -> Any:
+    def call(self, method: str, path: str, timeout: float = 60, **kwargs: Any) -> Any:
         try:
-            response = self.http.request(method, self.base + path, timeout=60, **kwargs)
+            response = self.http.request(method, self.base + path, timeout=timeout, **kwargs)
         except requests.ConnectionError:
             raise SystemExit(f"error: no Cauchy service at {self.base} (start it with `cauchy serve`)") from None
         if response.status_code == 204:
@@ -257,6 +260,24 @@ def cmd_logs(args: argparse.Namespace, client: Client) -> int:
         time.sleep(0 if chunk["text"] else 1)
 
 
+def cmd_export(args: argparse.Namespace, client: Client) -> int:
+    """Export published weights on the server (it rebuilds the model from the job that trained it); with
+    ``-o``, download the file too."""
+    entry = client.call("POST", f"/weights/{args.weights}/export", json={"format": args.format},
+                        timeout=EXPORT_WAIT_S)
+    record = entry["exports"][args.format]
+    print(f"{entry['name']}: {args.format} export {record['file']} ({record['size']} bytes, sha256 {record['sha256']}) "
+          f"at {client.url}{record['url']}")
+    if args.output:
+        with client.http.get(client.url + record["url"], stream=True, timeout=60) as response:
+            response.raise_for_status()
+            with open(args.output, "wb") as fh:
+                for block in response.iter_content(1 << 20):
+                    fh.write(block)
+        print(f"saved as {args.output}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cauchy", description="Run the Cauchy control service, or drive its jobs.")
     p.add_argument("--url", default=os.environ.get("CAUCHY_URL", DEFAULT_URL), help="the service (CAUCHY_URL)")
@@ -313,6 +334,10 @@ def parser() -> argparse.ArgumentParser:
     logs.add_argument("--stream", default="stdout", choices=("stdout", "stderr", "visdom"))
     logs.add_argument("--follow", "-f", action="store_true")
     cli_datasets.add_parser(sub)
+    export = sub.add_parser("export", help="export published weights as ONNX, TorchScript or an edge bundle")
+    export.add_argument("--weights", required=True, help="the published weights' name")
+    export.add_argument("--format", required=True, choices=tuple(EXPORTS))
+    export.add_argument("-o", "--output", help="also download the file here")
     cli_nodes.add_parser(sub)
     return p
 
@@ -340,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error("dataset register needs NAME and PATH (a folder under CAUCHY_DATA_ROOTS on the server)")
     commands = {"login": cmd_login, "submit": cmd_submit, "list": cmd_list, "show": cmd_show, "stop": cmd_stop,
                 "resume": cmd_resume, "logs": cmd_logs, "token": cmd_token, "user": cmd_user, "group": cmd_group,
-                "dataset": cli_datasets.cmd_dataset, "node": cli_nodes.cmd_node}
+                "dataset": cli_datasets.cmd_dataset, "export": cmd_export, "node": cli_nodes.cmd_node}
     url = args.url.rstrip("/")
     token = None if args.command == "login" else args.token or stored_tokens().get(url)
     return commands[args.command](args, Client(url, token))

@@ -47,13 +47,13 @@ def ensure_manifest(directory: Path) -> None:
     """An empty manifest for a new host, so ``/weights/`` answers ``{"weights": []}`` rather than 403."""
     directory.mkdir(parents=True, exist_ok=True)
     if not (directory / MANIFEST).exists():
-        with _locked(directory):
+        with locked(directory):
             if not (directory / MANIFEST).exists():
                 atomic_write(directory / MANIFEST, lambda fh: fh.write(b'{"weights": []}'), mode=0o644)
 
 
 @contextmanager
-def _locked(directory: Path) -> Iterator[None]:
+def locked(directory: Path) -> Iterator[None]:
     directory.mkdir(parents=True, exist_ok=True)
     with open(directory / ".lock", "a") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
@@ -114,7 +114,7 @@ def publish(directory: Path, name: str, checkpoint: Path, *, hypes: dict[str, An
         entry = {"name": name, "file": f"{name}.pth", **describe(hypes, json.loads(done.stdout)["class_names"]),
                  "sha256": sha256_file(Path(tmp)), "size": os.path.getsize(tmp), "metrics": metrics,
                  "source_job": source_job, "created": time.time(), "owner": owner, "visibility": visibility}
-        with _locked(directory):
+        with locked(directory):
             if error := _taken(directory, name):
                 raise error
             os.replace(tmp, directory / entry["file"])
@@ -133,7 +133,7 @@ def write_manifest(directory: Path, entries: list[dict[str, Any]]) -> None:
 
 def set_visibility(directory: Path, name: str, visibility: str) -> dict[str, Any] | None:
     """Share the entry ``name`` as ``visibility``; returns the new entry, or None when there is none."""
-    with _locked(directory):
+    with locked(directory):
         entries = read_manifest(directory)
         found = next((entry for entry in entries if entry["name"] == name), None)
         if found is not None:
@@ -144,7 +144,7 @@ def set_visibility(directory: Path, name: str, visibility: str) -> dict[str, Any
 
 def adopt_unowned(directory: Path, owner: str) -> int:
     """Give entries published before users existed (no owner) to ``owner``, public; returns how many."""
-    with _locked(directory):
+    with locked(directory):
         entries = read_manifest(directory)
         unowned = [entry for entry in entries if not entry.get("owner")]
         for entry in unowned:

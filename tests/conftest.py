@@ -6,7 +6,27 @@ import socket
 import subprocess
 import sys
 
+import psutil
 import pytest
+
+
+@pytest.fixture(scope="session", autouse=True)
+def nothing_left_running(tmp_path_factory: pytest.TempPathFactory):
+    """At the end of the session, end every process still running over this session's temporary folders.
+
+    Tests that kill a service with -9 leave its jobs and viewers running on purpose (a restarted service
+    adopts them), and a test that fails half-way may not reach its own clean-up: neither may outlive
+    the suite. A process is ours when its command line names a path under the session's base folder."""
+    yield
+    base = str(tmp_path_factory.getbasetemp())
+    ours = [proc for proc in psutil.process_iter(["cmdline"])
+            if proc.pid != os.getpid() and any(base in arg for arg in proc.info["cmdline"] or ())]
+    for proc in ours:
+        try:
+            proc.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(ours, timeout=10)
 
 
 @pytest.fixture

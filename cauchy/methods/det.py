@@ -33,7 +33,10 @@ IMAGE_SIZED_FIELDS = ("masks",)  # per-box fields as large as their image: one t
 DEFAULT_RES = defaults(DET.schema["res"])  # the hypes' own defaults, for methods built without hypes
 
 
-def collate_detection(samples: list[dict[str, Any]], size_divisor: int = 32) -> dict[str, Any]:
+SIZE_DIVISOR = 32  # a detection batch's sides are padded to multiples of this (the largest stride of the models)
+
+
+def collate_detection(samples: list[dict[str, Any]], size_divisor: int = SIZE_DIVISOR) -> dict[str, Any]:
     """Images zero-padded (bottom/right) to one size divisible by ``size_divisor``, ``image_sizes``
     [B, 2] (h, w before padding); per-box fields as lists of tensors (instance ``masks`` unpadded,
     [N, h, w] of their own image); ``scale_factor`` and

@@ -10,7 +10,7 @@ from typing import Any
 from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 
-from cauchy.manifest import NAME_RE
+from cauchy.manifest import EXPORTS, NAME_RE
 from services.api import auth_openapi, datasets_openapi, nodes_openapi
 from services.api.jobs import MAX_OFFSET, MAX_PAGE
 from services.api.limits import TEXT_PATTERN
@@ -156,7 +156,20 @@ SCHEMAS: dict[str, Any] = {
             "input_size": {"type": ["array", "null"], "items": {"type": "integer"}},
             "sha256": {"type": "string"}, "size": {"type": "integer"},
             "metrics": {"type": "object", "additionalProperties": {"type": "number"}},
-            "source_job": {"type": ["integer", "null"]}, "created": {"type": "number"}},
+            "source_job": {"type": ["integer", "null"]}, "created": {"type": "number"},
+            "exports": {"type": "object", "description": "by format (onnx, torchscript, edge): the exported file",
+                        "additionalProperties": ref("Export")}},
+    },
+    "Export": {
+        "type": "object",
+        "properties": {
+            "format": {"type": "string", "enum": list(EXPORTS)}, "file": {"type": "string"},
+            "url": {"type": "string", "example": "/weights/small_cnn_digits.onnx"},
+            "sha256": {"type": "string"}, "size": {"type": "integer"}, "created": {"type": "number"},
+            "opset": {"type": "integer", "description": "ONNX opset (onnx and edge)"},
+            "input": {"type": "object", "description": "name and shape of the graph's input (normalised float32 images)"},
+            "outputs": {"type": "array", "items": {"type": "string"}},
+            "seconds": {"type": "number", "description": "how long the export itself took"}},
     },
     "WeightsList": {"type": "object", "properties": {"weights": {"type": "array", "items": ref("Weights")}}},
 }
@@ -235,6 +248,17 @@ PATHS: dict[str, Any] = {
         "responses": {"201": json_response("the manifest entry", ref("Weights")),
                       "400": error("bad name or visibility, or a checkpoint that cannot be exported"), **NOT_FOUND,
                       "409": error("still active, no checkpoint, or the name is taken")}}},
+    "/weights/{name}/export": {"post": {
+        "summary": "Export published weights as ONNX, TorchScript or an edge bundle (their owner or an admin); the "
+                   "file joins the weights host beside the weights, recorded with its sha256 in the entry's exports",
+        "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["format"], "properties": {"format": {"type": "string", "enum": list(EXPORTS)}}}}}},
+        "responses": {"201": json_response("the manifest entry with the new export", ref("Weights")),
+                      "400": error("bad body or format (the field names it)"),
+                      "403": error("another user's weights (not admin)"),
+                      "404": error("no such weights (or not visible to the caller)"),
+                      "409": error("no source job to rebuild the model from, or a model the export cannot take")}}},
     "/templates": {"get": {"summary": "The hypes files under hypes/ (by task) that a new job can start from",
                            "responses": {"200": json_response("templates", {"type": "object", "properties": {
                                "templates": {"type": "array", "items": {"type": "object", "properties": {

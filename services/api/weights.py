@@ -1,5 +1,6 @@
 """Weights host API: ``GET /api/v1/weights`` (the entries the caller may read), ``POST
-/api/v1/jobs/<id>/publish``, and ``/weights/<file>`` (range requests) for when the service stands in
+/api/v1/jobs/<id>/publish``, ``POST /api/v1/weights/<name>/export`` (ONNX, TorchScript or the edge
+bundle, ``services/exports.py``), and ``/weights/<file>`` (range requests) for when the service stands in
 for nginx. nginx asks ``/_frontdoor/weights/<file>`` before it serves a file itself."""
 from __future__ import annotations
 
@@ -10,13 +11,14 @@ from flask import Blueprint, Response, current_app, jsonify, request, send_from_
 from flask.typing import ResponseReturnValue
 
 from cauchy import rundir
-from cauchy.manifest import read_manifest
+from cauchy.manifest import entry_files, find_entry, read_manifest
 from services.api.errors import ApiError, bad_request, conflict, not_found
 from services.api.jobs import find_owned_job
 from services.auth import access
-from services.auth.access import can_read
+from services.auth.access import can_read, can_write
 from services.auth.accounts import check_visibility
 from services.auth.seam import current_user, login_required, open_to_anonymous
+from services.exports import check_format, export_weights
 from services.jobs.store import ENDED
 from services.weights_store import WeightsStoreError, final_metrics, publish, weights_dir
 
@@ -28,7 +30,9 @@ def _dir() -> Path:
 
 
 def with_url(entry: dict[str, Any]) -> dict[str, Any]:
-    return {**entry, "url": f"/weights/{entry['file']}"}
+    """The entry with the URL of its file and of each export's."""
+    exports = {fmt: {**record, "url": f"/weights/{record['file']}"} for fmt, record in entry.get("exports", {}).items()}
+    return {**entry, "url": f"/weights/{entry['file']}", **({"exports": exports} if exports else {})}
 
 
 def readable(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -69,9 +73,40 @@ def publish_job(job_id: int) -> ResponseReturnValue:
     return response
 
 
+@bp.post("/api/v1/weights/<name>/export")
+def export_entry(name: str) -> ResponseReturnValue:
+    """Export the weights ``name`` as ``{"format": "onnx" | "torchscript" | "edge"}`` (their owner or an
+    admin); the model is rebuilt from the job that trained it. Answers the entry with the new export."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise bad_request('send a JSON object such as {"format": "onnx"}', None, "invalid_body")
+    unknown = sorted(set(body) - {"format"})
+    if unknown:
+        raise bad_request(f"unknown field {unknown[0]!r}; only format is read", unknown[0])
+    entry = find_entry(_dir(), name)
+    if entry is None or not readable([entry]):
+        raise not_found(f"no weights {name!r}")
+    if not can_write(login_required(), entry.get("owner") or ""):
+        raise ApiError(403, "forbidden", f"weights {name!r} are {entry.get('owner')}'s: only the owner or an admin "
+                                         "may export them")
+    try:
+        fmt = check_format(body.get("format"))
+        job = entry.get("source_job")
+        run_dir = current_app.extensions["cauchy"].supervisor.job_dir(job) if isinstance(job, int) else None
+        if run_dir is None or not run_dir.is_dir():
+            raise conflict(f"weights {name!r} have no source job on this service to rebuild the model from")
+        updated = export_weights(_dir(), name, fmt, run_dir)
+    except WeightsStoreError as exc:
+        raise ApiError({"invalid": 400, "not_found": 404}.get(exc.code, 409), exc.code, str(exc), exc.field) from None
+    response = jsonify(with_url(updated))
+    response.status_code = 201
+    return response
+
+
 def file_readable(path: str) -> bool:
-    """A weights file the caller may fetch: one of an entry it may read (other files are not served)."""
-    return any(entry["file"] == path for entry in readable(read_manifest(_dir())))
+    """A weights file the caller may fetch: one of an entry it may read, or one of its exports (other
+    files are not served)."""
+    return any(path in entry_files(entry) for entry in readable(read_manifest(_dir())))
 
 
 @bp.get("/weights/")

@@ -79,7 +79,7 @@ PATHS: dict[str, Callable[[World], str]] = {"job_id": lambda w: str(w.job), "pat
                                             "token_id": lambda w: w.fresh_owner_token(), "user": lambda w: "gus",
                                             "dataset_id": lambda w: str(w.dataset), "number": lambda w: "1",
                                             "upload_id": lambda w: w.upload}
-NAMES = {"/weights/{name}": "w_team", "/users/{name}": "otto",  # {name} elsewhere: the group "side"
+NAMES = {"/weights/{name}": "w_team", "/weights/{name}/export": "w_team", "/users/{name}": "otto",  # else: group "side"
          "/datasets/{dataset_id}/versions/{number}/previews/{name}": "first.jpg"}
 
 # (method, path, JSON body or None, statuses of anonymous, other, group, owner, admin), asked in this order.
@@ -118,6 +118,8 @@ TABLE: list[tuple[str, str, Any, tuple[int, ...]]] = [
     ("POST", "/api/v1/jobs/{job_id}/publish", {}, (401, 404, 403, 400, 400)),  # allowed; the name is missing
     ("GET", "/api/v1/weights", None, ANY_USER),
     ("PATCH", "/api/v1/weights/{name}", {"visibility": "group:team"}, OWNER_ONLY),
+    # Allowed for the owner and an admin; w_team was not published from a job here, so nothing rebuilds it: 409.
+    ("POST", "/api/v1/weights/{name}/export", {"format": "onnx"}, (401, 404, 403, 409, 409)),
     ("GET", "/api/v1/datasets", None, ANY_USER),
     # A new dataset for the first caller; the others may not add versions to it, but an admin may.
     ("POST", "/api/v1/datasets/uploads", {"name": "matrix_data", "size": 10}, (401, 201, 409, 409, 201)),

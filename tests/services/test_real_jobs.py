@@ -187,7 +187,7 @@ def service_process(tmp_path: Path, free_port: int, ports, digits_dir: str) -> I
 
 def test_restart_of_the_service_loses_no_job(service_process: ServiceProcess, digits_dir: str):
     service_process.start()
-    submit = lambda iters: service_process.http.post(f"{service_process.url}/jobs", timeout=10, json={  # noqa: E731
+    submit = lambda iters: service_process.http.post(f"{service_process.url}/jobs", timeout=60, json={  # noqa: E731
         "hypes": DIGITS, "overrides": digits_overrides(digits_dir, iters)}).json()["id"]
     long_job, queued_job = submit(100000), submit(2)
     service_process.wait(long_job, {"running"})
@@ -213,7 +213,7 @@ def test_restart_of_the_service_loses_no_job(service_process: ServiceProcess, di
     checkpoint = lost["last_checkpoint"]
     assert lost["state"] == "lost" and checkpoint in lost["reason"]
     assert service_process.wait(queued_job, {"succeeded", "failed"})["state"] == "succeeded"
-    resumed = service_process.http.post(f"{service_process.url}/jobs/{long_job}/resume", timeout=10).json()
+    resumed = service_process.http.post(f"{service_process.url}/jobs/{long_job}/resume", timeout=60).json()
     assert resumed["resume_from"] == checkpoint
     service_process.wait(resumed["id"], {"running"})
     service_process.http.post(f"{service_process.url}/jobs/{resumed['id']}/stop", timeout=10)

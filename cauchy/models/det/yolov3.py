@@ -21,6 +21,7 @@ from cauchy.registry import LOSSES, MODELS
 COCO_ANCHORS = [[[10, 13], [16, 30], [33, 23]], [[30, 61], [62, 45], [59, 119]],
                 [[116, 90], [156, 198], [373, 326]]]
 STRIDES = (8, 16, 32)
+PRE_NMS = 1000  # decoding keeps the best this many (anchor, class) scores before NMS
 
 
 def head_block(cin: int, channels: int) -> nn.Sequential:
@@ -170,16 +171,22 @@ class YOLOv3Loss(nn.Module):
         return weight
 
 
-@torch.no_grad()
-def decode(outputs: list[torch.Tensor], anchors: torch.Tensor, *, score_thresh: float, nms_iou: float,
-           max_dets: int, pre_nms: int = 1000) -> list[dict[str, torch.Tensor]]:
-    """Per image ``{"boxes" (input pixels, xyxy), "scores", "labels"}``: score = objectness x class
-    probability for every (anchor, class) pair above ``score_thresh``, the best ``pre_nms`` of them
-    through class-wise NMS, at most ``max_dets`` kept."""
+def dense_detections(outputs: list[torch.Tensor], anchors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(boxes [B, N, 4] xyxy input pixels, scores [B, N, C])`` for every anchor of every scale, the score
+    being objectness x class probability: what :func:`decode` thresholds, and what an export ends with."""
     boxes = torch.cat([grid_boxes(raw.float(), anchors[i], s).flatten(1, 3) for i, (raw, s) in
                        enumerate(zip(outputs, STRIDES))], dim=1)
     logits = torch.cat([raw.float().flatten(1, 3)[..., 4:] for raw in outputs], dim=1)
-    scores = logits[..., :1].sigmoid() * logits[..., 1:].sigmoid()
+    return boxes, logits[..., :1].sigmoid() * logits[..., 1:].sigmoid()
+
+
+@torch.no_grad()
+def decode(outputs: list[torch.Tensor], anchors: torch.Tensor, *, score_thresh: float, nms_iou: float,
+           max_dets: int, pre_nms: int = PRE_NMS) -> list[dict[str, torch.Tensor]]:
+    """Per image ``{"boxes" (input pixels, xyxy), "scores", "labels"}``: score = objectness x class
+    probability for every (anchor, class) pair above ``score_thresh``, the best ``pre_nms`` of them
+    through class-wise NMS, at most ``max_dets`` kept."""
+    boxes, scores = dense_detections(outputs, anchors)
     results = []
     for image_boxes, image_scores in zip(boxes, scores):
         flat = image_scores.flatten()
