@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -28,6 +29,7 @@ from cauchy import rundir
 from services.jobs import files
 from services.jobs.environment import JOB_UMASK, scrubbed_environment
 from services.jobs.wrap import run_recorded
+from services.private import open_private
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 SPEC_VAR, TOKEN_VAR = "CAUCHY_NODE_SPEC", "CAUCHY_JOB_TOKEN"
@@ -173,11 +175,11 @@ def run(spec: dict[str, Any], token: str) -> int:
     env = scrubbed_environment(os.environ, **spec.get("env", {}))
     mirror = Mirror(link, work) if link is not None else None
     try:
-        with open(work / files.LOGS["stdout"], "ab") as out, open(work / files.LOGS["stderr"], "ab") as err:
+        with open_private(work / files.LOGS["stdout"]) as out, open_private(work / files.LOGS["stderr"]) as err:
             if mirror is not None:
                 mirror.start()
             code = run_recorded(argv, str(work / files.EXIT_FILE), cwd=REPO_ROOT, env=env, umask=JOB_UMASK,
-                                stdin=os.open(os.devnull, os.O_RDONLY), stdout=out, stderr=err)
+                                stdin=subprocess.DEVNULL, stdout=out, stderr=err)
         if mirror is not None:
             try:
                 mirror.stop()
