@@ -280,8 +280,7 @@ def charts(job_id: int) -> ResponseReturnValue:
 @open_to_anonymous
 def health() -> ResponseReturnValue:
     svc = services()
-    gpus, cpu_slots = svc.supervisor.executor.resources()  # a Ray cluster's nodes, or this machine's settings
-    return jsonify({"status": "ok", "gpus": list(gpus), "cpu_slots": cpu_slots,
+    return jsonify({"status": "ok", "gpus": list(svc.settings.gpus), "cpu_slots": svc.settings.cpu_slots,
                     "free_ports": svc.supervisor.viewers.ports.free_count()})
 
 
