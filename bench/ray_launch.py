@@ -39,9 +39,12 @@ def main() -> None:
     with Cluster({"a": 1}) as cluster:
         print(f"Ray head up in {cluster.start_s:.1f} s", flush=True)
         common = {"visdom_linger_s": "0", "stop_grace_s": "60", "data_roots": str(Path(data).parent)}
-        local = ServiceProcess(root / "local", cpu_slots="1", **common)
-        ray = ServiceProcess(root / "ray", executor="ray", ray_address=cluster.dashboard, **common)
+        services: list[ServiceProcess] = []
         try:
+            local = ServiceProcess(root / "local", cpu_slots="1", **common)
+            services.append(local)
+            ray = ServiceProcess(root / "ray", executor="ray", ray_address=cluster.dashboard, **common)
+            services.append(ray)
             for i in range(args.jobs):
                 metrics, viz = service_run(local, overrides, rss)
                 local_s.append(metrics)
@@ -51,8 +54,8 @@ def main() -> None:
                 ray_viz.append(viz)
                 print(f"round {i + 1:2}/{args.jobs}: local {local_s[-1]:.2f} s, ray {ray_s[-1]:.2f} s", flush=True)
         finally:
-            local.close()
-            ray.close()
+            for service in services:
+                service.close()
     figures = {
         "jobs": args.jobs,
         "local_first_metric_s": summary(local_s),

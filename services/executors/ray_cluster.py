@@ -27,12 +27,13 @@ from typing import Any
 
 from cauchy import rundir
 from cauchy.visualizer import VisdomSink, is_plotted
+from services.config import Settings
 from services.executors.base import LOST_KEY, Executor, Launchable, Running
 from services.executors.jobtoken import job_token
 from services.executors.local import prepare_run_dir, task_arguments, task_environment
 from services.executors.node_run import JOB_DIR, SPEC_VAR, TOKEN_VAR
 from services.jobs import files
-from services.jobs.store import Job
+from services.jobs.store import Job, Store
 from services.jobs.viewers import visdom_base_url
 
 log = logging.getLogger(__name__)
@@ -74,7 +75,7 @@ class RayRun(Running):
 class RayExecutor(Executor):
     name = "ray"
 
-    def __init__(self, settings: Any, store: Any) -> None:
+    def __init__(self, settings: Settings, store: Store) -> None:
         super().__init__(settings, store)
         self._client_obj: Any = None
         self._nodes: list[dict[str, Any]] = []
