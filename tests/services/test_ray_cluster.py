@@ -74,6 +74,19 @@ def test_a_job_on_the_second_node_streams_home_and_succeeds(stack: Stack, servic
     assert [node["name"] for node in nodes["nodes"]] == ["a", "b"] and nodes["key"] == cluster.key
 
 
+def test_an_admin_drains_a_node_and_takes_it_back(service: LiveService):
+    def capacity() -> int:
+        return service.call("GET", "/api/v1/scheduler").json()["capacity"]["cpu_slots"]
+
+    assert capacity() == 3
+    assert service.call("POST", "/api/v1/nodes/b/drain", json={"drain": True}).json() == {"node": "b", "drained": True}
+    nodes = {node["name"]: node for node in service.call("GET", "/api/v1/nodes").json()["nodes"]}
+    assert nodes["b"]["drained"] and not nodes["a"]["drained"] and capacity() == 1  # no new job goes to b
+    service.call("POST", "/api/v1/nodes/b/drain", json={"drain": False})
+    assert capacity() == 3
+    assert service.call("POST", "/api/v1/nodes/nowhere/drain", json={}).status_code == 404
+
+
 def test_a_node_route_refuses_a_wrong_token(service: LiveService):
     reply = service.call("PUT", "/api/v1/jobs/1/node/files/stdout.log?offset=0", data=b"x",
                          headers={"X-Cauchy-Job-Token": "0" * 64})
