@@ -124,6 +124,10 @@ class Executor(ABC):
         """The GPUs and CPU slots jobs may be given (the policy places jobs on them): the settings' here."""
         return self.settings.gpus, self.settings.cpu_slots
 
+    def largest_job(self) -> tuple[int, int]:
+        """The most GPUs and CPU slots one job can be given (a submission asking more is refused at once)."""
+        return len(self.settings.gpus), self.settings.cpu_slots
+
     def nodes(self) -> list[dict[str, Any]]:
         """The machines jobs run on, with their GPUs, load and jobs (none listed for the local executor)."""
         return []

@@ -147,6 +147,11 @@ class RayExecutor(Executor):
         head = urllib.parse.urlsplit(self.settings.ray_address).hostname or "HEAD"
         return {"key": key, "join": f"cauchy node join --address {head}:{GCS_PORT} --key KEY --name NAME"}
 
+    def largest_job(self) -> tuple[int, int]:
+        """A job runs on one node: the most GPUs and CPU slots of one alive node (drained ones come back)."""
+        nodes = self._cluster()
+        return max((node["gpus"] for node in nodes), default=0), max((node["cpus"] for node in nodes), default=0)
+
     def nodes(self) -> list[dict[str, Any]]:
         """The admin page's list: each node's GPUs, CPUs, what Cauchy's jobs hold there, and its jobs."""
         drained = self.drained()

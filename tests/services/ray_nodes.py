@@ -85,9 +85,10 @@ def cauchy_nodes(dashboard: str) -> list[str]:
 
 
 class Cluster:
-    """A head ``a`` and further nodes, each with its CPU slots; ``close`` ends them all."""
+    """A head and further nodes, each with its CPU slots (and GPUs: Ray only counts them, so a CPU machine may
+    declare some); ``close`` ends them all."""
 
-    def __init__(self, cpus: dict[str, int]) -> None:
+    def __init__(self, cpus: dict[str, int], gpus: dict[str, int] | None = None) -> None:
         self.key = secrets.token_hex(16)
         self._saved = {name: os.environ.get(name) for name in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN")}
         os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=self.key)
@@ -100,7 +101,8 @@ class Cluster:
             for index, (name, count) in enumerate(cpus.items()):
                 args = ["--head", "--dashboard-port", str(dashboard), "--client-port", str(free_port()),
                         "--temp-dir", str(self.temp / "ray")] if index == 0 else []
-                self.join(name, "--address", self.address, "--cpus", str(count), "--agent-port", str(free_port()), *args)
+                self.join(name, "--address", self.address, "--cpus", str(count), "--gpus", str((gpus or {}).get(name, 0)),
+                          "--agent-port", str(free_port()), *args)
                 self.wait(lambda n=index + 1: len(cauchy_nodes(self.dashboard)) == n, self.nodes[name])
         except BaseException:
             self.close()

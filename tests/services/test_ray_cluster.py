@@ -27,7 +27,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
-    with Cluster({"a": 1, "b": 2}) as cluster:
+    with Cluster({"a": 1, "b": 2}, gpus={"b": 1}) as cluster:
         yield cluster
 
 
@@ -72,6 +72,18 @@ def test_a_job_on_the_second_node_streams_home_and_succeeds(stack: Stack, servic
     assert page.status_code == 200 and "<title>visdom</title>" in page.text.lower()  # the charts, through nginx
     nodes = service.call("GET", "/api/v1/nodes").json()
     assert [node["name"] for node in nodes["nodes"]] == ["a", "b"] and nodes["key"] == cluster.key
+
+
+def test_a_gpu_job_runs_on_the_node_of_the_gpu_the_policy_chose(service: LiveService):
+    """``b`` declares one GPU (Ray counts it; there is none): the policy gives ``b:0``, Ray runs it on ``b``."""
+    assert service.call("GET", "/api/v1/scheduler").json()["capacity"]["gpus"] == ["b:0"]
+    refused = service.call("POST", "/api/v1/jobs", json={"hypes": make_hypes("ok"), "resources": {"gpus": 2}})
+    assert refused.status_code == 400 and "asked for 2 GPUs; this host has 1" in refused.text  # no node has 2
+    job = service.submit(make_hypes("ok", iters=2), resources={"gpus": 1})
+    done = service.wait_ended(job["id"], timeout=120)
+    assert done["state"] == "succeeded" and done["resources"]["assigned_gpus"] == ["b:0"], done
+    assert run_record(service, job["id"])["node"] == "b"
+    assert "gpus='0'" in (files.job_dir(service.settings.jobs_dir, job["id"]) / "stdout.log").read_text()
 
 
 def test_an_admin_drains_a_node_and_takes_it_back(service: LiveService):
