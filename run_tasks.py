@@ -10,6 +10,7 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
 import time
 
@@ -17,9 +18,26 @@ from cauchy import exitcodes, rundir
 from cauchy.hypes import HypesError, load_hypes, resolve_hypes, unset_override
 from cauchy.hypes_upgrade import save_report, upgrade
 
+LAUNCH_OPTIONS = (
+    ("--nproc-per-node", int, 1, "ranks on this machine, one per GPU (or CPU processes with gloo); batch_size is per rank"),
+    ("--nnodes", int, 1, "machines taking part (each runs this command with its own --node-rank)"),
+    ("--node-rank", int, 0, "this machine's index among --nnodes"),
+    ("--master-addr", str, "127.0.0.1", "address of node 0, where the ranks meet"),
+    ("--master-port", int, 29500, "port on node 0 where the ranks meet"),
+)
+"""Options of the launcher alone: the ranks it starts run this same command without them."""
+
+
+def launch_options(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    """The launcher's options and the rest of ``argv`` (each rank's own command line)."""
+    p = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    for flag, kind, default, _ in LAUNCH_OPTIONS:
+        p.add_argument(flag, type=kind, default=default)
+    return p.parse_known_args(argv)
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     p.add_argument("--hypes", help="the job's JSON hypes file")
     p.add_argument("--phase", default="train", choices=("train", "finetune", "test", "predict"))
     p.add_argument("--resume", help="'latest' (the run directory's latest checkpoint) or a checkpoint path")
@@ -33,6 +51,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--viz_base_url", default="", help="Visdom base URL, e.g. /visdom/<job>")
     p.add_argument("--viz_pid", help=argparse.SUPPRESS)  # legacy, accepted and ignored
     p.add_argument("--check", action="store_true", help="validate the hypes, print them resolved, exit")
+    launch = p.add_argument_group("several processes (docs/distributed.md): run through torch.distributed.run")
+    for flag, kind, default, text in LAUNCH_OPTIONS:
+        launch.add_argument(flag, type=kind, default=default, help=text)
     p.add_argument("--list-components", action="store_true", help="print the registered component names as JSON")
     args = p.parse_args(argv)
     if not args.hypes and not args.list_components:
@@ -46,9 +67,32 @@ def default_run_dir(hypes_path: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stdout)
+    from cauchy.launch import Launch, launch
+
+    spec, rank_argv = launch_options(argv)
+    launch_spec = Launch(**vars(spec))
+    if launch_spec.needed and not (args.check or args.list_components):  # those run once, here
+        if not args.tmp_dir:  # one run directory for all ranks, not one per rank's clock
+            rank_argv += ["--tmp_dir", default_run_dir(args.hypes)]
+        return launch(launch_spec, os.path.abspath(__file__), rank_argv)
+    from cauchy import distributed
+
+    if not distributed.launched_by_torchrun():
+        return run_phase(args)
+    distributed.die_with_launcher()
+    try:
+        return run_phase(args)
+    finally:  # torchrun's SIGTERM to the ranks still running once one exits must not change our exit code
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def run_phase(args: argparse.Namespace) -> int:
+    """The job itself, in this process."""
+    from cauchy import distributed
     from cauchy.datasets.errors import DatasetError
     from cauchy.engine.hooks import StopRequest  # imports torch: after argument errors are reported
     from cauchy.registry import UnknownComponentError
@@ -77,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         from cauchy.runner import RunOptions, run
 
         run_dir = args.tmp_dir or default_run_dir(args.hypes)
-        if translation.is_torchcv:
+        if translation.is_torchcv and distributed.env_rank() == 0:
             os.makedirs(run_dir, exist_ok=True)
             save_report(translation, os.path.join(run_dir, rundir.HYPES_UPGRADE))
         opts = RunOptions(run_dir=run_dir, phase=args.phase, resume=args.resume,

@@ -15,6 +15,7 @@ import cauchy.datasets
 import cauchy.methods
 import cauchy.metrics
 import cauchy.models  # noqa: F401
+from cauchy import distributed
 from cauchy.datasets.normalize import InputNormalizer
 from cauchy.datasets.transforms import Compose
 from cauchy.engine.lr import LRSchedule
@@ -172,13 +173,17 @@ def build_dataset(h: dict[str, Any], split: str, class_names: list[str] | None =
 
 
 def build_loader(h: dict[str, Any], split: str, dataset: Dataset, method: type[Method] | Method) -> DataLoader:
+    """``<split>.batch_size`` is per rank: with N ranks a training step takes N x batch_size samples, and an
+    evaluation pass gives each rank its contiguous share of the split (docs/distributed.md)."""
     cfg, workers, seed = h[split], h["data"]["workers"], h["details"]["seed"]
     common: dict[str, Any] = dict(num_workers=workers, collate_fn=method.collate, persistent_workers=workers > 0,
                                   pin_memory=torch.cuda.is_available(), generator=torch.Generator().manual_seed(seed))
+    rank, world = distributed.rank(), distributed.world_size()
     if split == "train":
         return training_loader(dataset, cfg["batch_size"], shuffle=cfg["shuffle"], drop_last=cfg["drop_last"],
-                               seed=seed, **common)
-    return DataLoader(dataset, batch_size=cfg["batch_size"], shuffle=False, **common)
+                               seed=seed, rank=rank, world_size=world, **common)
+    return DataLoader(dataset, batch_size=cfg["batch_size"], sampler=distributed.shard(len(dataset), rank, world),  # type: ignore[arg-type]
+                      **common)
 
 
 def build_model(h: dict[str, Any], num_classes: int, pretrained: bool = True) -> nn.Module:
@@ -281,7 +286,12 @@ def build_lr_schedule(h: dict[str, Any], iters_per_epoch: int) -> LRSchedule:
 
 
 def select_device(h: dict[str, Any]) -> torch.device:
+    """This process's device: ``cuda:LOCAL_RANK`` when CUDA is used (one GPU per rank), else the CPU."""
     want = h["details"]["device"]
     if want == "cuda" and not torch.cuda.is_available():
         raise HypesError("details.device", "cuda was asked for but no CUDA device is visible")
-    return torch.device("cuda" if want != "cpu" and torch.cuda.is_available() else "cpu")
+    device = distributed.device_for("cuda" if want != "cpu" and torch.cuda.is_available() else "cpu")
+    if device.type == "cuda" and device.index >= torch.cuda.device_count():
+        raise HypesError("details.device", f"local rank {device.index} has no GPU: {torch.cuda.device_count()} "
+                                           "visible; start one process per GPU")
+    return device

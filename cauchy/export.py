@@ -22,7 +22,6 @@ steps for the edge predictor, ``scripts/edge/predict.py``. torchvision's detecto
 from __future__ import annotations
 
 import json
-import logging
 import os
 import time
 import warnings
@@ -40,6 +39,7 @@ from cauchy.build import build_method, build_transforms
 from cauchy.datasets.pose.transforms import TopDownAffine
 from cauchy.datasets.transforms import CenterCrop, Normalize, RandomScale, Resize
 from cauchy.methods.base import Method
+from cauchy.methods.cls import TOP_K
 from cauchy.methods.det import SIZE_DIVISOR
 from cauchy.methods.pose import unflip
 from cauchy.models.det.yolov3 import PRE_NMS, dense_detections
@@ -48,7 +48,6 @@ from cauchy.runner import without_pretrained
 from cauchy.weights_only import load_weights_only
 
 OPSET = 18
-log = logging.getLogger("cauchy.export")
 
 
 class ExportError(ValueError):
@@ -82,6 +81,9 @@ HEADS = Registry("exportable method")
 @HEADS.register("image_classifier")
 class ClassScores(ExportHead):
     outputs, postprocess = ("scores",), "cls"
+
+    def settings(self) -> dict[str, Any]:
+        return {"top_k": TOP_K}
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.method.model(images).float().softmax(dim=1)
@@ -151,22 +153,28 @@ class Published:
     metadata: dict[str, Any]
 
 
-def load_published(weights: str | os.PathLike[str], run_dir: str | os.PathLike[str]) -> Published:
-    """The model of the weights file ``weights`` (a state dict) built as the job in ``run_dir`` built it:
-    its ``hypes.json``, and the class names and metadata of the checkpoint it was published from."""
-    hypes_path = Path(run_dir) / rundir.HYPES
-    if not hypes_path.is_file():
-        raise ExportError("", f"the source job's {rundir.HYPES} is gone; the model cannot be rebuilt")
-    h = json.loads(hypes_path.read_text(encoding="utf-8"))
+def load_published(weights: str | os.PathLike[str], run_dir: str | os.PathLike[str] | None = None,
+                   entry: dict[str, Any] | None = None) -> Published:
+    """The model of the weights file ``weights`` (a state dict) built as the job that trained it built it:
+    from its manifest ``entry``'s ``hypes``, ``class_names`` and ``metadata`` when the publish recorded
+    them, else from the job's ``run_dir`` (its ``hypes.json``, and the class names and metadata of the
+    checkpoint the weights were published from)."""
+    entry = entry or {}
+    h, state = entry.get("hypes"), {}
+    if h is None:
+        hypes_path = Path(run_dir) / rundir.HYPES if run_dir is not None else None
+        if hypes_path is None or not hypes_path.is_file():
+            raise ExportError("", "the entry records no hypes and its source job's are gone: the model cannot be rebuilt")
+        h = json.loads(hypes_path.read_text(encoding="utf-8"))
+        found = rundir.model_checkpoint(run_dir)
+        state = load_weights_only(found, "checkpoint") if found is not None else {}
     head_class(h)  # before building a model that cannot be exported
-    found = rundir.model_checkpoint(run_dir)
-    state = load_weights_only(found, "checkpoint") if found is not None else {}
-    class_names = list(state.get("class_names") or h["data"]["class_names"] or [])
+    class_names = list(entry.get("class_names") or state.get("class_names") or h["data"]["class_names"] or [])
     if not class_names:
         raise ExportError("data.class_names", "the source job records no class names")
     method = build_method(without_pretrained(h), len(class_names))
     method.model.load_state_dict(load_weights_only(weights, "weights file"))
-    metadata = dict(state.get("metadata") or {})
+    metadata = dict(entry.get("metadata") or state.get("metadata") or {})
     method.use_metadata(metadata)
     return Published(h, method.eval(), class_names, metadata)
 
@@ -230,7 +238,8 @@ def edge_settings(published: Published, head: ExportHead) -> dict[str, Any]:
         if step is None:
             raise ExportError("test.aug_trans", f"{type(transform).__name__} has no edge equivalent; supported: "
                                                 f"{', '.join(sorted(k.__name__ for k in EDGE_STEPS))}")
-        steps += [s for s in [step(transform)] if s]
+        if spec := step(transform):
+            steps.append(spec)
     normalizer = published.method.normalizer
     return {"task": published.hypes["task"], "method": published.hypes["method"], "outputs": list(head.outputs),
             "class_names": published.class_names, "preprocess": steps,

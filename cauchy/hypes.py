@@ -114,7 +114,8 @@ SCHEMA: Schema = {
                       "weight_decay": number(0.01, ge=0)},
         },
         "clip_grad_norm": number(None, gt=0, nullable=True),
-        "amp": boolean(True),
+        "amp": boolean(True),  # mixed precision on CUDA: bf16 where the GPU has it, else fp16 with a grad scaler
+        "amp_cpu": boolean(False),  # bf16 autocast on the CPU too (with amp; coarser, faster on bf16-capable CPUs)
         "display_iter": integer(20, ge=1),
         "test_interval": integer(1, ge=1),
         "checkpoint": {
@@ -130,6 +131,7 @@ SCHEMA: Schema = {
         "deterministic": boolean(False),
         "device": string("auto", choices=("auto", "cpu", "cuda")),
         "channels_last": boolean(False),
+        "sync_bn": boolean(False),  # with several CUDA ranks: batch norm over the global batch (docs/distributed.md)
     },
     "logging": {
         "log_level": string("info", choices=("debug", "info", "warning", "error")),

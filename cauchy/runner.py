@@ -5,6 +5,7 @@ import json
 import logging
 import os
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,7 +13,7 @@ import cv2
 import numpy as np
 import torch
 
-from cauchy import exitcodes, rundir
+from cauchy import distributed, exitcodes, rundir
 from cauchy.build import (
     build_dataset,
     build_evaluator,
@@ -34,7 +35,7 @@ from cauchy.engine.trainer import Trainer
 from cauchy.files import atomic_write
 from cauchy.hypes import HypesError, save_hypes
 from cauchy.methods.base import Method
-from cauchy.visualizer import build_sinks, make_event
+from cauchy.visualizer import MultiSink, build_sinks, make_event
 
 log = logging.getLogger("cauchy.run")
 
@@ -50,8 +51,9 @@ class RunOptions:
     stop: StopRequest = field(default_factory=StopRequest)
 
 
-def seed_everything(h: dict[str, Any]) -> None:
-    seed = h["details"]["seed"]
+def seed_everything(h: dict[str, Any], offset: int = 0) -> None:
+    """Seed every stream from ``details.seed`` (+ ``offset``: a rank's own stream for dropout and the like)."""
+    seed = h["details"]["seed"] + offset
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -62,22 +64,37 @@ def seed_everything(h: dict[str, Any]) -> None:
         torch.backends.cudnn.benchmark = True
 
 
+DISTRIBUTED_PHASES = ("train", "finetune", "test")
+"""Phases that run on every rank of a multi-process launch; predict runs on rank 0 alone."""
+
+
 def run(h: dict[str, Any], opts: RunOptions) -> int:
-    """Runs one phase; returns the process exit code (``cauchy.exitcodes``)."""
-    os.makedirs(opts.run_dir, exist_ok=True)
-    save_hypes(h, os.path.join(opts.run_dir, rundir.HYPES))
+    """Runs one phase; returns the process exit code (``cauchy.exitcodes``).
+
+    Started by a launcher with several ranks (``WORLD_SIZE`` > 1), the training and test phases join
+    its process group; rank 0 alone writes the run directory (docs/distributed.md).
+    """
+    if opts.phase == "finetune" and not h["network"]["pretrained"] and not opts.resume:
+        raise HypesError("network.pretrained", "the finetune phase starts from pretrained weights; name them")
+    main_rank = distributed.env_rank() == 0
+    if not main_rank:
+        logging.getLogger("cauchy").setLevel(logging.WARNING)  # one copy of each line: rank 0's
+        if opts.phase not in DISTRIBUTED_PHASES:
+            return exitcodes.OK
+    if main_rank:
+        os.makedirs(opts.run_dir, exist_ok=True)
+        save_hypes(h, os.path.join(opts.run_dir, rundir.HYPES))
     seed_everything(h)
-    if opts.phase in ("train", "finetune"):
-        if opts.phase == "finetune" and not h["network"]["pretrained"] and not opts.resume:
-            raise HypesError("network.pretrained", "the finetune phase starts from pretrained weights; name them")
-        return train(h, opts)
-    if opts.phase == "test":
-        return test(h, opts)
-    return predict(h, opts)
-
-
-def train(h: dict[str, Any], opts: RunOptions) -> int:
     device = select_device(h)
+    if opts.phase in DISTRIBUTED_PHASES:
+        distributed.init(device)
+    try:
+        return PHASES[opts.phase](h, opts, device)
+    finally:
+        distributed.shutdown()
+
+
+def train(h: dict[str, Any], opts: RunOptions, device: torch.device) -> int:
     train_set = build_dataset(h, "train")
     class_names = list(train_set.class_names)
     num_classes = check_num_classes(h, class_names)
@@ -88,6 +105,11 @@ def train(h: dict[str, Any], opts: RunOptions) -> int:
     method.use_metadata(metadata)
     if h["details"]["channels_last"]:
         method.to(memory_format=torch.channels_last)
+    if h["details"]["sync_bn"] and distributed.is_distributed():
+        if device.type != "cuda":
+            raise HypesError("details.sync_bn", "synchronised batch norm needs CUDA ranks; on the CPU each rank "
+                                                "normalises its own batch (or use a per-sample norm)")
+        method = torch.nn.SyncBatchNorm.convert_sync_batchnorm(method)  # same parameters, same state-dict keys
     train_loader = build_loader(h, "train", train_set, method)
     val_loader = build_loader(h, "val", val_set, method)
     evaluator = build_evaluator(h, "val", method, num_classes, class_names, getattr(val_set, "metadata", None))
@@ -97,7 +119,8 @@ def train(h: dict[str, Any], opts: RunOptions) -> int:
     main_metric = solver["checkpoint"]["best_metric"] or evaluator.main_metric
     resumed = load_checkpoint(resume_path) if resume_path else None
     sink = build_sinks(opts.run_dir, opts.viz_port, opts.viz_base_url,
-                       resumed_at=int(resumed["trainer"]["iter"]) if resumed else None, main_metric=main_metric)
+                       resumed_at=int(resumed["trainer"]["iter"]) if resumed else None,
+                       main_metric=main_metric) if distributed.is_main() else MultiSink([])
     checkpoints = CheckpointHook(
         os.path.join(opts.run_dir, rundir.CHECKPOINTS), extra={"hypes": h, "class_names": class_names, "metadata": metadata},
         every=solver["checkpoint"]["every"], keep=solver["checkpoint"]["keep"],
@@ -105,23 +128,29 @@ def train(h: dict[str, Any], opts: RunOptions) -> int:
     observers: list[Any] = [checkpoints]
     if solver["lr"]["lr_policy"] == "plateau" and main_metric:
         observers.append(PlateauObserver(schedule, main_metric))
-    images = ValidationImages(class_names, count=h["logging"]["val_images"]) if opts.viz_port else None
+    images = ValidationImages(class_names, count=h["logging"]["val_images"]) if opts.viz_port and distributed.is_main() \
+        else None
     eval_hook = EvalHook(val_loader, evaluator, interval=solver["test_interval"], unit=solver["lr"]["metric"],
                          sink=sink, observers=observers, images=images)
     hooks = [StopHook(opts.stop), LRHook(schedule), eval_hook, checkpoints,
              LoggerHook(sink, display_iter=solver["display_iter"], eval_hook=eval_hook,
-                        progress_bar=h["logging"]["progress_bar"])]
+                        progress_bar=h["logging"]["progress_bar"] and distributed.is_main())]
     trainer = Trainer(method, train_loader, optimizer, max_iters=max_iters(h, len(train_loader)), device=device,
-                      hooks=hooks, amp=solver["amp"], clip_grad_norm=solver["clip_grad_norm"])
+                      hooks=hooks, amp=solver["amp"], amp_cpu=solver["amp_cpu"], clip_grad_norm=solver["clip_grad_norm"])
+    if distributed.is_distributed():
+        seed_everything(h, offset=distributed.rank())  # the model is built (and rank 0's broadcast): own streams
     if resumed is not None:
         trainer.load_state_dict(resumed)
         log.info("resumed from %s at iteration %d", resume_path, trainer.iter)
-    log.info("training %s on %s: %d images, %d classes, %d iterations on %s", h["network"]["model_name"],
-             h["data"]["data_dir"], len(train_set), num_classes, trainer.max_iters, device)
+    log.info("training %s on %s: %d images, %d classes, %d iterations on %s%s", h["network"]["model_name"],
+             h["data"]["data_dir"], len(train_set), num_classes, trainer.max_iters, device,
+             f" x {distributed.world_size()} ranks, {distributed.world_size() * h['train']['batch_size']} images a step"
+             if distributed.is_distributed() else "")
     try:
         trainer.train()
     finally:
         sink.close()
+    distributed.barrier()  # no rank leaves before rank 0 has written its last checkpoint
     if trainer.stop_requested:
         log.warning("stopped by signal %s at iteration %d; checkpoint saved", opts.stop.signum, trainer.iter)
         return exitcodes.STOPPED
@@ -158,8 +187,7 @@ def load_for_inference(h: dict[str, Any], opts: RunOptions, device: torch.device
     return method.to(device).eval(), class_names
 
 
-def test(h: dict[str, Any], opts: RunOptions) -> int:
-    device = select_device(h)
+def test(h: dict[str, Any], opts: RunOptions, device: torch.device) -> int:
     method, class_names = load_for_inference(h, opts, device)
     dataset = build_dataset(h, "test", class_names=class_names)
     loader = build_loader(h, "test", dataset, method)
@@ -170,6 +198,9 @@ def test(h: dict[str, Any], opts: RunOptions) -> int:
         predictions.extend({"path": path, **method.describe(p, class_names)} for p, path in zip(preds, batch["path"]))
 
     evaluation = inference_on_dataset(method, loader, evaluator, device, on_batch=keep)
+    predictions = [p for share in distributed.all_gather_objects(predictions) for p in share]  # in dataset order
+    if not distributed.is_main():
+        return exitcodes.OK
     sink = build_sinks(opts.run_dir)
     for name, value in evaluation.scalars.items():
         sink.write(make_event(name, value, step=0, epoch=0.0, phase="test"))
@@ -183,10 +214,9 @@ def test(h: dict[str, Any], opts: RunOptions) -> int:
     return exitcodes.OK
 
 
-def predict(h: dict[str, Any], opts: RunOptions) -> int:
+def predict(h: dict[str, Any], opts: RunOptions, device: torch.device) -> int:
     if not opts.input:
         raise HypesError("", "the predict phase needs --input (an image file or a directory of images)")
-    device = select_device(h)
     method, class_names = load_for_inference(h, opts, device)
     dataset = ImageFiles(opts.input, transforms=build_transforms(h, "test"))
     out: list[dict[str, Any]] = []
@@ -210,3 +240,8 @@ def predict(h: dict[str, Any], opts: RunOptions) -> int:
 
 def write_json(path: str, obj: Any) -> None:
     atomic_write(path, lambda fh: fh.write(json.dumps(obj, indent=1).encode()))
+
+
+PHASES: dict[str, Callable[[dict[str, Any], RunOptions, torch.device], int]] = {
+    "train": train, "finetune": train, "test": test, "predict": predict}
+"""Each phase's function (``run_tasks.py --phase``)."""

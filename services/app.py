@@ -98,6 +98,7 @@ def create_app(settings: Settings | None = None, *, password_hasher: PasswordHas
     if settings.run_jobs:
         supervisor.start()
         services.datasets_pipeline.recover()
+        services.datasets_pipeline.start_expiry()
     if checker is not None:
         checker.start()
     return app

@@ -4,7 +4,8 @@
     cauchy shutdown [--config FILE]                 (stop the service on this machine with its jobs and viewers)
     cauchy hypes upgrade OLD.json [-o NEW.json]     (an old torchcv file in Cauchy's form; local, no service)
     cauchy login [--name NAME] [--password-stdin]
-    cauchy submit HYPES [--set k=v ...] [--unset k ...] [--phase P] [--gpus N] [--priority low|normal|high|N]
+    cauchy submit HYPES [--set k=v ...] [--unset k ...] [--phase P] [--gpus N | --processes N]
+                        [--priority low|normal|high|N]
                         [--time-limit S] [--name NAME] [--visibility V]
     cauchy list [--state S] [--limit N] | show ID | stop ID | resume ID | logs ID [--stream S] [--follow]
     cauchy token create NAME [--expires-in-days N] | token list | token revoke ID
@@ -205,7 +206,8 @@ def cmd_group(args: argparse.Namespace, client: Client) -> int:
 
 
 def cmd_submit(args: argparse.Namespace, client: Client) -> int:
-    resources = {"gpus": args.gpus, **({"time_limit_s": args.time_limit} if args.time_limit else {})}
+    resources = {"gpus": args.gpus, **({"processes": args.processes} if args.processes else {}),
+                 **({"time_limit_s": args.time_limit} if args.time_limit else {})}
     priority = int(args.priority) if args.priority.lstrip("-").isdigit() else args.priority
     body = {"hypes": hypes_argument(args.hypes), "overrides": args.overrides, "phase": args.phase,
             "resources": resources, "priority": priority}
@@ -299,7 +301,8 @@ def parser() -> argparse.ArgumentParser:
     submit.add_argument("--unset", dest="overrides", action="append", type=unset_override, metavar="KEY",
                         help="remove a hypes entry (it takes its default)")
     submit.add_argument("--phase", default="train", choices=("train", "test", "finetune"))
-    submit.add_argument("--gpus", type=int, default=0)
+    submit.add_argument("--gpus", type=int, default=0, help="GPUs; more than one runs one rank a GPU")
+    submit.add_argument("--processes", type=int, help="a CPU job's ranks (gloo), one a CPU slot (docs/distributed.md)")
     submit.add_argument("--priority", default="normal", help="low, normal, high (an admin's grant) or -100..100")
     submit.add_argument("--time-limit", type=float, help="seconds; the job is stopped with a checkpoint after it")
     submit.add_argument("--name")

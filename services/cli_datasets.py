@@ -34,7 +34,7 @@ CHUNK_MB = 32
 RETRIES = 8
 ENDED_STATES = ("ready", "invalid")
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)
-NOT_USABLE = 3  # the exit code when the version is invalid (as the inspection's)
+NOT_USABLE = 3  # the exit code of `--wait` when the version ends invalid
 
 
 def uploads_file() -> Path:

@@ -94,6 +94,7 @@ class Settings:
     dataset_max_ratio: int = 200  # unpacked bytes per archive byte, for the archive and for each entry
     dataset_chunk_mb: int = 64  # the largest PUT of an upload (nginx's body limit on that route alone)
     dataset_workers: int = 2  # archives unpacked and inspected at once
+    dataset_upload_expiry_s: float = 24 * 3600.0  # an unfinished upload that long without a chunk is removed
     # The inspection command before ROOT --out DIR (another Python, a stand-in in tests).
     dataset_inspect_command: tuple[str, ...] = (sys.executable, "-m", "cauchy.datasets.tools.inspect_dataset")
 
@@ -294,6 +295,7 @@ _CONVERTERS = {
     "dataset_max_ratio": int,
     "dataset_chunk_mb": int,
     "dataset_workers": int,
+    "dataset_upload_expiry_s": float,
     "dataset_inspect_command": split_command,
     "executor": parse_executor,
     "ray_address": lambda text: str(text).strip().rstrip("/"),

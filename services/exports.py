@@ -2,8 +2,9 @@
 edge bundle ``<name>.edge.zip``, each beside ``<name>.pth`` and recorded in its manifest entry's
 ``exports`` (file, sha256, size, ...), so nginx serves them after the same read check as the weights.
 
-The model is rebuilt from the entry's source job (its ``hypes.json`` and the checkpoint's class names and
-metadata) and exported by ``python -m services.exports`` in a child process (the service never imports
+The model is rebuilt from the entry (the hypes and metadata a publish records) or else from its source job
+(its ``hypes.json`` and the checkpoint's class names and metadata) and exported by ``python -m
+services.exports`` in a child process (the service never imports
 torch); the file is written under a temporary name and renamed, and the entry updated, under the weights
 host's lock. An export of a format already there replaces it.
 """
@@ -56,21 +57,26 @@ def write_bundle(path: str | os.PathLike[str], onnx_file: str | os.PathLike[str]
         bundle.writestr("requirements.txt", edge_requirements())
 
 
-def run_export(weights: Path, run_dir: Path, fmt: str, out: str, python: str) -> dict[str, Any]:
-    """``python -m services.exports`` in a child: what it reports, or a WeightsStoreError with its error line
-    (server paths cut to names relative to the weights host and the jobs' folder)."""
-    done = subprocess.run([python, "-m", "services.exports", str(weights), str(run_dir), fmt, out], capture_output=True,
-                          text=True, timeout=EXPORT_TIMEOUT_S, cwd=REPO_ROOT)
+def run_export(weights: Path, entry: dict[str, Any], run_dir: Path | None, fmt: str, out: str,
+               python: str) -> dict[str, Any]:
+    """``python -m services.exports`` in a child (the entry on its stdin): what it reports, or a
+    WeightsStoreError with its error line (server paths cut to names relative to the weights host and
+    the jobs' folder)."""
+    done = subprocess.run([python, "-m", "services.exports", str(weights), str(run_dir or "-"), fmt, out],
+                          input=json.dumps(entry), capture_output=True, text=True, timeout=EXPORT_TIMEOUT_S, cwd=REPO_ROOT)
     if done.returncode != 0:  # tracebacks name server paths: they go to the log
         log.error("exporting %s as %s failed:\n%s", weights.name, fmt, done.stderr.strip()[-4000:])
-        reason = export_error(done.stderr, run_dir).replace(str(weights.parent) + os.sep, "")
+        reason = export_error(done.stderr, run_dir or weights, "the export failed (the service log has the details)")
+        reason = reason.replace(str(weights.parent) + os.sep, "")
         raise WeightsStoreError(f"cannot export {weights.stem} as {fmt}: {reason}", "name", "not_exportable")
     return json.loads(done.stdout)
 
 
-def export_weights(directory: Path, name: str, fmt: str, run_dir: Path, python: str = sys.executable) -> dict[str, Any]:
+def export_weights(directory: Path, name: str, fmt: str, run_dir: Path | None,
+                   python: str = sys.executable) -> dict[str, Any]:
     """Export the entry ``name`` as ``fmt`` (the edge bundle holds an ONNX export made for it) and record the
-    file in the entry's ``exports``; returns the updated entry."""
+    file in the entry's ``exports``; returns the updated entry. The model is rebuilt from the entry's hypes
+    and metadata, else from its source job's ``run_dir`` (``cauchy.export.load_published``)."""
     check_format(fmt)
     entry = find_entry(directory, name)
     if entry is None:
@@ -80,7 +86,7 @@ def export_weights(directory: Path, name: str, fmt: str, run_dir: Path, python: 
         os.close(fd)
     (_, model_tmp), (_, bundle_tmp) = handles
     try:
-        info = run_export(directory / entry["file"], run_dir, "onnx" if fmt == "edge" else fmt, model_tmp, python)
+        info = run_export(directory / entry["file"], entry, run_dir, "onnx" if fmt == "edge" else fmt, model_tmp, python)
         edge = info.pop("edge")
         tmp = model_tmp
         if fmt == "edge":
@@ -105,15 +111,18 @@ def export_weights(directory: Path, name: str, fmt: str, run_dir: Path, python: 
 
 
 def main(argv: list[str]) -> int:
-    """``python -m services.exports WEIGHTS RUN_DIR FORMAT OUT``: what was written as JSON, or one
-    ``error:`` line (exit code 2) for a model, hypes or file the export cannot take."""
+    """``python -m services.exports WEIGHTS RUN_DIR|- FORMAT OUT`` with the manifest entry as JSON on
+    stdin: what was written as JSON, or one ``error:`` line (exit code 2) for a model, hypes or file the
+    export cannot take."""
     from cauchy.export import ExportError, export, load_published
+    from cauchy.hypes import HypesError
     from cauchy.weights_only import UnsafeFileError
 
     weights, run_dir, fmt, out = argv
     try:
-        print(json.dumps(export(load_published(weights, run_dir), fmt, out)))
-    except (ExportError, UnsafeFileError, FileNotFoundError) as exc:
+        print(json.dumps(export(load_published(weights, None if run_dir == "-" else run_dir, json.load(sys.stdin)),
+                                fmt, out)))
+    except (ExportError, HypesError, UnsafeFileError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

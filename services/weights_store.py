@@ -154,12 +154,13 @@ def adopt_unowned(directory: Path, owner: str) -> int:
         return len(unowned)
 
 
-def export_error(stderr: str, checkpoint: Path) -> str:
+def export_error(stderr: str, checkpoint: Path,
+                 fallback: str = "it is not a readable checkpoint (the service log has the details)") -> str:
     """What a client may read of a failed export: the export's own ``error:`` line with the checkpoint's
-    server path cut to its name, never a traceback; without such a line, that it could not be read."""
+    server path cut to its name, never a traceback; without such a line, ``fallback``."""
     reason = next((line for line in reversed(stderr.splitlines()) if line.startswith("error: ")), None)
     if reason is None:
-        return "it is not a readable checkpoint (the service log has the details)"
+        return fallback
     return reason.replace(str(checkpoint), checkpoint.name).replace(str(checkpoint.parent) + os.sep, "")[:500]
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from cauchy import rundir
+from cauchy import distributed, rundir
 from cauchy.engine.trainer import HookBase
 from cauchy.files import atomic_link, atomic_write
 from cauchy.weights_only import UnsafeFileError, load_weights_only
@@ -39,7 +39,8 @@ def resolve_resume(run_dir: str, resume: str) -> str:
 
 class CheckpointHook(HookBase):
     """Saves ``latest.pth`` each epoch and at the end, ``best.pth`` on a better metric,
-    ``iter_NNNNNNN.pth`` every ``every`` iterations (keeping the last ``keep``).
+    ``iter_NNNNNNN.pth`` every ``every`` iterations (keeping the last ``keep``). With several ranks
+    every rank decides alike (the metrics are gathered) and only rank 0 writes.
 
     The names due at one iteration share one file: the state is serialized once and the other names
     are hard links to it (a better metric at the end of an epoch costs one write, not two). A best
@@ -61,7 +62,9 @@ class CheckpointHook(HookBase):
             names, self.best_due = [*names, rundir.BEST], False
         if not names:
             return
-        state = self.trainer.state_dict()
+        state = self.trainer.state_dict()  # on every rank (it gathers their random streams)
+        if not distributed.is_main():
+            return
         state.update(self.extra)
         first = os.path.join(self.directory, names[0])
         atomic_save(state, first)
@@ -78,7 +81,7 @@ class CheckpointHook(HookBase):
         if self.trainer.epoch_finished and it < self.trainer.max_iters:
             names.append(rundir.LATEST)
         self.save(names)
-        if periodic:
+        if periodic and distributed.is_main():
             for old in sorted(glob.glob(os.path.join(self.directory, rundir.ITER_GLOB)))[:-self.keep]:
                 os.unlink(old)
 

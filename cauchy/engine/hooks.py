@@ -11,6 +11,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from cauchy import distributed
 from cauchy.datasets.io import read_image
 from cauchy.engine.evaluation import inference_on_dataset
 from cauchy.engine.trainer import HookBase
@@ -54,7 +55,9 @@ class StopHook(HookBase):
         self.after_step()
 
     def after_step(self) -> None:
-        if self.request.requested:
+        """With several ranks the request is shared: a signal that reached one rank stops every rank
+        after the same step (each launcher passes it to all, but not at the same instant)."""
+        if distributed.any_rank(self.request.requested):
             self.trainer.stop_requested = True
 
 
@@ -135,6 +138,7 @@ class EvalHook(HookBase):
 
     def run_pass(self) -> Evaluation:
         t, images = self.trainer, self.images
+        distributed.broadcast_buffers(t.method)
         if images is None:
             return inference_on_dataset(t.method, self.loader, self.evaluator, t.device)
         images.start()
@@ -208,9 +212,10 @@ class LoggerHook(HookBase):
         if not self._steps:
             return
         elapsed = max(time.perf_counter() - self._t0 - (self._eval_seconds() - self._eval0), 1e-9)
-        losses = {k: float(v) / self._steps for k, v in self._sums.items()}
+        names = sorted(self._sums)  # every rank's losses, averaged: the loss of the global batch
+        losses = dict(zip(names, distributed.mean_over_ranks([float(self._sums[k]) / self._steps for k in names])))
         lr = t.optimizer.param_groups[0]["lr"]
-        speed = self._images / elapsed
+        speed = distributed.sum_over_ranks(self._images) / elapsed
         eta = (t.max_iters - t.iter) * elapsed / self._steps
         values = {**losses, "lr": lr, "images_per_s": speed, "progress": t.iter / t.max_iters, "eta_s": eta}
         for name, value in values.items():

@@ -1,16 +1,21 @@
 """One training loop for every task; everything around the step is a hook (detectron2-style)."""
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
 import torch
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from cauchy import distributed
 from cauchy.datasets.rng import SampleKey, SeededSamples
 from cauchy.methods.base import Method
+
+log = logging.getLogger("cauchy.train")
 
 
 class HookBase:
@@ -35,35 +40,46 @@ class EpochBatchSampler(Sampler[list[SampleKey]]):
 
     It yields :class:`SampleKey` s, which carry each sample's augmentation seed: load them through
     ``cauchy.datasets.rng.SeededSamples``.
+
+    With ``world_size`` ranks, each step takes one global batch of ``batch_size * world_size``
+    consecutive samples of the same permutation and gives rank ``rank`` its contiguous share
+    (``batch_size`` each): the ranks together see what one process with the global batch would, in
+    the same order, and a resumed run restarts at the same global batch. A last, partial global batch
+    is split as evenly as it goes (dropped when some rank would get nothing, or with ``drop_last``).
     """
 
-    def __init__(self, size: int, batch_size: int, *, shuffle: bool, drop_last: bool, seed: int = 0) -> None:
+    def __init__(self, size: int, batch_size: int, *, shuffle: bool, drop_last: bool, seed: int = 0,
+                 rank: int = 0, world_size: int = 1) -> None:
         self.size, self.batch_size = size, batch_size
         self.shuffle, self.drop_last, self.seed = shuffle, drop_last, seed
+        self.rank, self.world_size = rank, world_size
         self.epoch, self.start_batch = 0, 0
 
     def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
         self.epoch, self.start_batch = epoch, start_batch
 
     def __len__(self) -> int:
-        full, rest = divmod(self.size, self.batch_size)
-        return full if self.drop_last or rest == 0 else full + 1
+        full, rest = divmod(self.size, self.batch_size * self.world_size)
+        return full if self.drop_last or rest < self.world_size else full + 1
 
     def __iter__(self) -> Iterator[list[SampleKey]]:
         if self.shuffle:
             order = torch.randperm(self.size, generator=torch.Generator().manual_seed(self.seed + self.epoch)).tolist()
         else:
             order = list(range(self.size))
+        span = self.batch_size * self.world_size
         for b in range(self.start_batch, len(self)):
-            yield [SampleKey(i, self.seed, self.epoch) for i in order[b * self.batch_size:(b + 1) * self.batch_size]]
+            batch = order[b * span:(b + 1) * span]
+            yield [SampleKey(batch[i], self.seed, self.epoch)
+                   for i in distributed.shard(len(batch), self.rank, self.world_size)]
 
 
 def training_loader(dataset: Dataset, batch_size: int, *, shuffle: bool = True, drop_last: bool = False,
-                    seed: int = 0, **kwargs: Any) -> DataLoader:
+                    seed: int = 0, rank: int = 0, world_size: int = 1, **kwargs: Any) -> DataLoader:
     """The loader the Trainer expects: resumable seeded batches of keys, each sample augmented from its
-    own stream. ``kwargs`` go to the DataLoader (workers, collate_fn, ...)."""
+    own stream; ``batch_size`` is per rank. ``kwargs`` go to the DataLoader (workers, collate_fn, ...)."""
     sampler = EpochBatchSampler(len(dataset), batch_size, shuffle=shuffle, drop_last=drop_last,  # type: ignore[arg-type]
-                                seed=seed)
+                                seed=seed, rank=rank, world_size=world_size)
     return DataLoader(SeededSamples(dataset), batch_sampler=sampler, **kwargs)
 
 
@@ -92,17 +108,17 @@ class Trainer:
 
     def __init__(self, method: Method, loader: DataLoader, optimizer: torch.optim.Optimizer, *,
                  max_iters: int, device: torch.device, hooks: Iterable[HookBase] = (),
-                 amp: bool = False, clip_grad_norm: float | None = None) -> None:
+                 amp: bool = False, amp_cpu: bool = False, clip_grad_norm: float | None = None) -> None:
         self.method, self.loader, self.optimizer = method, loader, optimizer
         self.max_iters, self.device = max_iters, device
         self.iters_per_epoch = len(loader)
         if self.iters_per_epoch == 0:
             raise ValueError("the training set yields no batch (empty, or smaller than a batch with drop_last)")
         self.clip_grad_norm = clip_grad_norm
-        use_amp = amp and device.type == "cuda"
-        self.amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
-        self.autocast = use_amp
-        self.scaler = torch.amp.GradScaler(device.type, enabled=use_amp and self.amp_dtype == torch.float16)
+        self.autocast = amp and (device.type == "cuda" or amp_cpu)
+        self.amp_dtype = torch.float16 if device.type == "cuda" and not torch.cuda.is_bf16_supported() else torch.bfloat16
+        # fp16 needs its gradients scaled (bf16 has float32's range); the scaler's state is in checkpoints
+        self.scaler = torch.amp.GradScaler(device.type, enabled=self.autocast and self.amp_dtype == torch.float16)
         self.iter = 0
         self.stop_requested = False
         self.last_losses: dict[str, torch.Tensor] = {}
@@ -110,6 +126,16 @@ class Trainer:
         self.hooks: list[HookBase] = []
         self.register_hooks(hooks)
         self._data_iter: Iterator[Any] | None = None
+        self.train_module = self._train_module(method, device)
+
+    @staticmethod
+    def _train_module(method: Method, device: torch.device) -> torch.nn.Module:
+        """What a step calls with the batch: the method (its ``forward`` is ``forward_train``), wrapped in
+        DistributedDataParallel when several ranks train (rank 0's weights are broadcast to the others
+        here, and gradients are averaged over the ranks during ``backward``)."""
+        if not distributed.is_distributed():
+            return method
+        return DistributedDataParallel(method, device_ids=[device] if device.type == "cuda" else None)
 
     def register_hooks(self, hooks: Iterable[HookBase]) -> None:
         for hook in hooks:
@@ -147,7 +173,7 @@ class Trainer:
     def run_step(self) -> None:
         batch = self.method.prepare(self.next_batch(), self.device)
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.autocast):
-            losses = self.method.forward_train(batch)
+            losses = self.train_module(batch)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(losses["loss"]).backward()
         if self.clip_grad_norm is not None:
@@ -171,13 +197,17 @@ class Trainer:
             return self.next_batch()
 
     def state_dict(self) -> dict[str, Any]:
+        """Everything resume needs; with several ranks every rank calls it (their random streams are
+        gathered: ``rng_ranks``), and rank 0 writes it."""
+        ranks_rng = distributed.all_gather_objects(rng_state())
         return {
             "model": self.method.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scaler": self.scaler.state_dict(),
-            "trainer": {"iter": self.iter, "max_iters": self.max_iters},
+            "trainer": {"iter": self.iter, "max_iters": self.max_iters, "world_size": distributed.world_size()},
             "hooks": {type(h).__name__: h.state_dict() for h in self.hooks},
-            "rng": rng_state(),
+            "rng": ranks_rng[0],
+            "rng_ranks": ranks_rng,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -187,5 +217,11 @@ class Trainer:
         self.iter = state["trainer"]["iter"]
         for hook in self.hooks:
             hook.load_state_dict(state["hooks"].get(type(hook).__name__, {}))
-        set_rng_state(state["rng"])
+        ranks = state.get("rng_ranks") or [state["rng"]]
+        saved_world = state["trainer"].get("world_size", 1)
+        if saved_world != distributed.world_size():
+            log.warning("the checkpoint was written by %d rank(s), resumed on %d: the data order continues from "
+                        "global batch %d of the epoch, not exactly", saved_world, distributed.world_size(),
+                        self.iter % self.iters_per_epoch)
+        set_rng_state(ranks[distributed.rank()] if len(ranks) == distributed.world_size() else ranks[0])
         self._data_iter = None

@@ -46,6 +46,10 @@ class Method(nn.Module):
         """``{"loss": total, "loss_<part>": ...}`` for one batch, in training mode."""
         raise NotImplementedError
 
+    def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """``forward_train``: what calling the method does, so DistributedDataParallel can wrap it."""
+        return self.forward_train(batch)
+
     def predict(self, batch: dict[str, Any]) -> list[dict[str, Any]]:
         """One dict per image, with the task's standard keys (see docs/contracts.md)."""
         raise NotImplementedError

@@ -11,6 +11,8 @@ from torch import nn
 from cauchy.methods.base import Method
 from cauchy.registry import LOSSES, METHODS
 
+TOP_K = 5  # classes a prediction lists, best first
+
 
 @LOSSES.register("ce")
 def cross_entropy(label_smoothing: float = 0.0, weight: list[float] | None = None) -> nn.Module:
@@ -44,9 +46,12 @@ class ImageClassifier(Method):
         return [{"scores": s, "label": int(s.argmax())} for s in scores]
 
     def describe(self, prediction: dict[str, Any], class_names: list[str]) -> dict[str, Any]:
-        """``scores`` (all classes), ``label``, its ``class_name`` and ``score``."""
+        """``scores`` (all classes), ``label``, its ``class_name`` and ``score``, and the ``top`` TOP_K classes
+        (``{"label", "class_name", "score"}``, best first)."""
         scores, label = prediction["scores"].tolist(), prediction["label"]
-        return {"scores": scores, "label": label, "class_name": class_names[label], "score": scores[label]}
+        best = sorted(range(len(scores)), key=lambda i: -scores[i])[:TOP_K]
+        return {"scores": scores, "label": label, "class_name": class_names[label], "score": scores[label],
+                "top": [{"label": i, "class_name": class_names[i], "score": scores[i]} for i in best]}
 
     def truth(self, batch: dict[str, Any], index: int) -> dict[str, Any] | None:
         return {"label": int(batch["label"][index])} if "label" in batch else None

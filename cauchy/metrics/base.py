@@ -38,6 +38,17 @@ class Evaluator(ABC):
     def evaluate(self) -> Evaluation:
         """The figures over everything processed since ``reset``."""
 
+    @abstractmethod
+    def state(self) -> dict[str, Any]:
+        """What ``process`` accumulated since ``reset``, as picklable CPU values: each rank of a distributed
+        evaluation sends its own (``cauchy.engine.evaluation``)."""
+
+    @abstractmethod
+    def merge(self, states: list[dict[str, Any]]) -> None:
+        """Hold the combination of ``states`` (every rank's ``state()``, in rank order) in place of what
+        was accumulated, so ``evaluate`` gives the figures over the whole dataset. The ranks process
+        contiguous shares in order, so concatenating in rank order restores the single-process order."""
+
     def parts(self) -> list[Evaluator]:
         """The evaluators this one consists of (itself; a composite's members)."""
         return [self]
@@ -70,6 +81,13 @@ class CompositeEvaluator(Evaluator):
             out.scalars.update({f"{name}/{k}": v for k, v in result.scalars.items()})
             out.tables.update({f"{name}/{k}": v for k, v in result.tables.items()})
         return out
+
+    def state(self) -> dict[str, Any]:
+        return {name: member.state() for name, member in self.members.items()}
+
+    def merge(self, states: list[dict[str, Any]]) -> None:
+        for name, member in self.members.items():
+            member.merge([state[name] for state in states])
 
     def parts(self) -> list[Evaluator]:
         return [part for member in self.members.values() for part in member.parts()]

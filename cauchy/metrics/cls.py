@@ -36,6 +36,14 @@ class ClassificationEvaluator(Evaluator):
                                          minlength=self.num_classes ** 2).view(self.num_classes, -1)
         self.count += len(labels)
 
+    def state(self) -> dict[str, Any]:
+        return {"confusion": self.confusion, "hits": self.hits, "count": self.count}
+
+    def merge(self, states: list[dict[str, Any]]) -> None:
+        self.confusion = sum((s["confusion"] for s in states), torch.zeros_like(self.confusion))
+        self.hits = {k: sum(s["hits"][k] for s in states) for k in self.topk}
+        self.count = sum(s["count"] for s in states)
+
     def evaluate(self) -> Evaluation:
         cm = self.confusion.double()
         tp = cm.diag()

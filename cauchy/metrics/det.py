@@ -52,6 +52,12 @@ class DetectionEvaluator(Evaluator):
                 "boxes": pred["boxes"].double().cpu().numpy(), "scores": pred["scores"].double().cpu().numpy(),
                 "labels": pred["labels"].cpu().numpy()})
 
+    def state(self) -> dict[str, Any]:
+        return {"images": self.images}
+
+    def merge(self, states: list[dict[str, Any]]) -> None:
+        self.images = [image for state in states for image in state["images"]]
+
     def results(self) -> list[dict[str, Any]]:
         """Detections as COCO results, ``{"image_id", "category_id", "bbox": [x, y, w, h], "score"}``,
         at full precision (round when writing: ``rounded_results``)."""
@@ -158,6 +164,14 @@ class COCOMaskEvaluator(DetectionEvaluator):
                                  "data.params.masks: true) and a method that predicts them (mask_rcnn)")
             self.truth_masks.append(list(truth["masks"]))
             self.masks.append(rle.encode(pred["masks"].cpu().numpy()))
+
+    def state(self) -> dict[str, Any]:
+        return {**super().state(), "masks": self.masks, "truth_masks": self.truth_masks}
+
+    def merge(self, states: list[dict[str, Any]]) -> None:
+        super().merge(states)
+        self.masks = [masks for state in states for masks in state["masks"]]
+        self.truth_masks = [masks for state in states for masks in state["truth_masks"]]
 
     def results(self) -> list[dict[str, Any]]:
         found = super().results()

@@ -60,6 +60,16 @@ class PoseEvaluator(Evaluator):
             for p in range(len(keypoints)):
                 self.found.append((image_id, person, keypoints[p], float(scores[p])))
 
+    def state(self) -> dict[str, Any]:
+        return {"truth": self.truth, "found": self.found}
+
+    def merge(self, states: list[dict[str, Any]]) -> None:
+        self.truth, self.found = {}, []
+        for state in states:  # an image split between two ranks (top-down: one sample a person) counts once
+            for image_id, truth in state["truth"].items():
+                self.truth.setdefault(image_id, truth)
+            self.found.extend(state["found"])
+
 
 @EVALUATORS.register("coco_keypoints")
 class OKSEvaluator(PoseEvaluator):

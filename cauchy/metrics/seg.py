@@ -113,6 +113,14 @@ class SegmentationEvaluator(Evaluator):
         self.confusion = counts if self.confusion is None else self.confusion + counts
         self.count += len(preds)
 
+    def state(self) -> dict[str, Any]:
+        return {"confusion": None if self.confusion is None else self.confusion.cpu(), "count": self.count}
+
+    def merge(self, states: list[dict[str, Any]]) -> None:
+        found = [s["confusion"] for s in states if s["confusion"] is not None]
+        self.confusion = sum(found[1:], found[0]) if found else None
+        self.count = sum(s["count"] for s in states)
+
     def evaluate(self) -> Evaluation:
         n = self.num_classes
         cm = (self.confusion if self.confusion is not None else torch.zeros(n * n, dtype=torch.long)).view(n, n).cpu()

@@ -121,9 +121,12 @@ def pad_to(images: np.ndarray, divisor: int) -> np.ndarray:
 
 
 def decode_cls(outputs: list[np.ndarray], sample: Sample, names: list[str], settings: dict[str, Any]) -> dict[str, Any]:
+    """The scores, the best class, and the best ``top_k`` classes (best first; ties by class index)."""
     scores = outputs[0][0]
     label = int(scores.argmax())
-    return {"scores": scores.tolist(), "label": label, "class_name": names[label], "score": float(scores[label])}
+    best = np.argsort(-scores, kind="stable")[:settings["top_k"]]
+    return {"scores": scores.tolist(), "label": label, "class_name": names[label], "score": float(scores[label]),
+            "top": [{"label": int(i), "class_name": names[i], "score": float(scores[i])} for i in best]}
 
 
 def decode_seg(outputs: list[np.ndarray], sample: Sample, names: list[str], settings: dict[str, Any]) -> dict[str, Any]:

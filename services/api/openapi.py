@@ -60,7 +60,10 @@ SCHEMAS: dict[str, Any] = {
             "phase": {"type": "string", "enum": list(PHASES), "default": "train"},
             "resources": {"type": "object", "additionalProperties": False, "properties": {
                 "gpus": {"type": "integer", "minimum": 0, "default": 0},
-                "cpu_slots": {"type": "integer", "minimum": 1, "default": 1, "description": "a CPU job's slots"},
+                "cpu_slots": {"type": "integer", "minimum": 1, "default": 1,
+                              "description": "a CPU job's slots (default: its processes)"},
+                "processes": {"type": "integer", "minimum": 1, "default": 1,
+                              "description": "a CPU job's ranks (gloo), one a slot; a GPU job runs one a GPU"},
                 "memory_mb": {"type": "integer", "minimum": 0, "description": "stated memory; also its memory limit"},
                 "time_limit_s": {"type": "number", "exclusiveMinimum": 0,
                                  "description": "stopped (with a checkpoint) after this; lets it backfill"}}},
@@ -253,7 +256,8 @@ PATHS: dict[str, Any] = {
                    "file joins the weights host beside the weights, recorded with its sha256 in the entry's exports",
         "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
         "requestBody": {"required": True, "content": {"application/json": {"schema": {
-            "type": "object", "required": ["format"], "properties": {"format": {"type": "string", "enum": list(EXPORTS)}}}}}},
+            "type": "object", "required": ["format"], "additionalProperties": False,
+            "properties": {"format": {"type": "string", "enum": list(EXPORTS)}}}}}},
         "responses": {"201": json_response("the manifest entry with the new export", ref("Weights")),
                       "400": error("bad body or format (the field names it)"),
                       "403": error("another user's weights (not admin)"),

@@ -142,16 +142,30 @@ def job_priority(body: Mapping[str, Any]) -> int:
 
 
 def job_resources(body: Mapping[str, Any], settings: Settings, largest: tuple[int, int]) -> dict[str, Any]:
-    """``resources``: ``{"gpus", "cpu_slots", "memory_mb", "time_limit_s"}`` (all optional), as job columns;
-    what no machine can give (``largest``: the most GPUs and CPU slots of one, ``Executor.largest_job``) is a 400."""
+    """``resources``: ``{"gpus", "cpu_slots", "processes", "memory_mb", "time_limit_s"}`` (all optional), as job
+    columns; what no machine can give (``largest``: the most GPUs and CPU slots of one, ``Executor.largest_job``)
+    is a 400. A job on N GPUs runs N ranks, one a GPU; a CPU job runs ``processes`` gloo ranks, each holding one
+    of its slots (docs/distributed.md)."""
     resources = body.get("resources", {"gpus": body.get("gpus", 0)})
-    if not isinstance(resources, Mapping) or set(resources) - {"gpus", "cpu_slots", "memory_mb", "time_limit_s"}:
-        raise bad_request('expected {"gpus": N, "cpu_slots": N, "memory_mb": N, "time_limit_s": S}', "resources")
+    if not isinstance(resources, Mapping) or set(resources) - {"gpus", "cpu_slots", "processes", "memory_mb",
+                                                               "time_limit_s"}:
+        raise bad_request('expected {"gpus": N, "cpu_slots": N, "processes": N, "memory_mb": N, "time_limit_s": S}',
+                          "resources")
     gpus = _int(resources, "gpus", 0, 0, 64, "resources.gpus")
     most_gpus, most_slots = largest
     if gpus > most_gpus:
         raise bad_request(f"asked for {gpus} GPUs; this host has {most_gpus}", "resources.gpus", "unsatisfiable")
-    cpu_slots = _int(resources, "cpu_slots", 1, 1, 1024, "resources.cpu_slots")
+    processes = _int(resources, "processes", gpus or 1, 1, 1024, "resources.processes")
+    if gpus and processes != gpus:
+        raise bad_request(f"a job on {gpus} GPUs runs {gpus} processes, one a GPU; leave processes out",
+                          "resources.processes")
+    cpu_slots = _int(resources, "cpu_slots", 1 if gpus else processes, 1, 1024, "resources.cpu_slots")
+    if not gpus and processes > most_slots:
+        raise bad_request(f"asked for {processes} processes (one a CPU slot); this host has {most_slots} "
+                          "CPU slots", "resources.processes", "unsatisfiable")
+    if not gpus and processes > cpu_slots:
+        raise bad_request(f"{processes} processes need as many CPU slots (each holds one); cpu_slots is {cpu_slots}",
+                          "resources.processes")
     if not gpus and cpu_slots > most_slots:
         raise bad_request(f"asked for {cpu_slots} CPU slots; this host has {most_slots}",
                           "resources.cpu_slots", "unsatisfiable")
@@ -162,7 +176,8 @@ def job_resources(body: Mapping[str, Any], settings: Settings, largest: tuple[in
     limit = resources.get("time_limit_s")
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, float)) or not 0 < limit < 1e9):
         raise bad_request(f"expected a number of seconds above 0, got {json.dumps(limit)[:80]}", "resources.time_limit_s")
-    return {"gpus_requested": gpus, "cpu_slots": cpu_slots, "memory_mb": memory_mb or None,
+    return {"gpus_requested": gpus, "cpu_slots": cpu_slots, "processes": None if gpus else processes,
+            "memory_mb": memory_mb or None,
             "time_limit_s": float(limit) if limit is not None else None}
 
 

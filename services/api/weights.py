@@ -12,6 +12,7 @@ from flask.typing import ResponseReturnValue
 
 from cauchy import rundir
 from cauchy.manifest import entry_files, find_entry, read_manifest
+from services.api.datasets import json_object
 from services.api.errors import ApiError, bad_request, conflict, not_found
 from services.api.jobs import find_owned_job
 from services.auth import access
@@ -76,13 +77,9 @@ def publish_job(job_id: int) -> ResponseReturnValue:
 @bp.post("/api/v1/weights/<name>/export")
 def export_entry(name: str) -> ResponseReturnValue:
     """Export the weights ``name`` as ``{"format": "onnx" | "torchscript" | "edge"}`` (their owner or an
-    admin); the model is rebuilt from the job that trained it. Answers the entry with the new export."""
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise bad_request('send a JSON object such as {"format": "onnx"}', None, "invalid_body")
-    unknown = sorted(set(body) - {"format"})
-    if unknown:
-        raise bad_request(f"unknown field {unknown[0]!r}; only format is read", unknown[0])
+    admin); the model is rebuilt from the entry's hypes or the job that trained it. Answers the entry with
+    the new export."""
+    body = json_object({"format"}, {"format"})
     entry = find_entry(_dir(), name)
     if entry is None or not readable([entry]):
         raise not_found(f"no weights {name!r}")
@@ -90,11 +87,13 @@ def export_entry(name: str) -> ResponseReturnValue:
         raise ApiError(403, "forbidden", f"weights {name!r} are {entry.get('owner')}'s: only the owner or an admin "
                                          "may export them")
     try:
-        fmt = check_format(body.get("format"))
+        fmt = check_format(body["format"])
         job = entry.get("source_job")
         run_dir = current_app.extensions["cauchy"].supervisor.job_dir(job) if isinstance(job, int) else None
-        if run_dir is None or not run_dir.is_dir():
-            raise conflict(f"weights {name!r} have no source job on this service to rebuild the model from")
+        run_dir = run_dir if run_dir is not None and run_dir.is_dir() else None
+        if run_dir is None and not (entry.get("hypes") and entry.get("class_names")):
+            raise conflict(f"weights {name!r} record no hypes and class names and have no source job on this "
+                           "service to rebuild the model from")
         updated = export_weights(_dir(), name, fmt, run_dir)
     except WeightsStoreError as exc:
         raise ApiError({"invalid": 400, "not_found": 404}.get(exc.code, 409), exc.code, str(exc), exc.field) from None

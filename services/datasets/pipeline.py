@@ -7,8 +7,10 @@ Each step is a child process the service waits on from a pool thread, never in a
    registered folder is hashed by ``worker hash`` instead, where it is.
 2. ``validating``: the inspection command (``cauchy.datasets.tools.inspect_dataset ROOT --out DIR``)
    recognises, validates and describes the files, writing ``progress.json`` while it runs and then
-   ``report.json``, ``stats.json`` and ``previews/``. Exit 0: ``ready``; 3: ``invalid`` (the report
-   says why); 2: ``invalid``, the layout was not recognised (its message becomes the reason).
+   ``report.json``, ``stats.json`` and ``previews/``. The report says the outcome
+   (``report_files.outcome``): usable, ``ready``; not usable, ``invalid`` (the first problems become the
+   reason); unrecognised, ``invalid`` (its message becomes the reason). No report: ``invalid``, the
+   inspection failed (its exit status and stderr become the reason).
 
 A restart of the service starts the versions it left half-way again from their first step.
 """
@@ -28,7 +30,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from cauchy.datasets.tools.report_files import NOT_USABLE, REPORT, UNRECOGNISED, USABLE
+from cauchy.datasets.tools.report_files import NOT_USABLE, REPORT, UNRECOGNISED, USABLE, outcome
 from services.datasets.models import BUSY, INVALID, READY, UNPACKING, UPLOADED, VALIDATING, DatasetVersion
 from services.datasets.store import ARCHIVE, FILES, MANIFEST, DatasetStore, Found
 from services.jobs.environment import JOB_UMASK, scrubbed_environment
@@ -36,6 +38,7 @@ from services.private import private_dir
 
 log = logging.getLogger("cauchy.datasets")
 MESSAGE_CHARS = 2000
+EXPIRY_SWEEP_MAX_S = 60.0
 
 
 class Pipeline:
@@ -46,7 +49,21 @@ class Pipeline:
         self.pool = ThreadPoolExecutor(max(1, self.settings.dataset_workers), thread_name_prefix="dataset")
         self.children: set[subprocess.Popen] = set()
         self.lock = threading.Lock()
-        self.closing = False
+        self.closing = threading.Event()  # set at shutdown
+
+    def start_expiry(self) -> None:
+        """Sweep abandoned uploads away in the background (``DatasetStore.expire_uploads``), every
+        quarter of the expiry (at most a minute apart) until shutdown."""
+        threading.Thread(target=self._expire_loop, name="dataset-expiry", daemon=True).start()
+
+    def _expire_loop(self) -> None:
+        interval = min(self.settings.dataset_upload_expiry_s / 4, EXPIRY_SWEEP_MAX_S)
+        while not self.closing.wait(interval):
+            try:
+                for upload_id in self.datasets.expire_uploads():
+                    log.info("upload %s expired: no chunk for %.0f s", upload_id, self.settings.dataset_upload_expiry_s)
+            except Exception:  # the database away for a moment: the next sweep tries again
+                log.exception("expiring uploads")
 
     def submit(self, version_id: int) -> None:
         self.pool.submit(self._run, version_id)
@@ -60,7 +77,7 @@ class Pipeline:
 
     def shutdown(self) -> None:
         """Stop now: children are killed, their versions are started again at the next start."""
-        self.closing = True
+        self.closing.set()
         self.pool.shutdown(wait=False, cancel_futures=True)
         with self.lock:
             for child in list(self.children):
@@ -78,11 +95,11 @@ class Pipeline:
             elif found.version.state == VALIDATING and found.version.sha256 is None and not self._hash(found):
                 return
             found = self.datasets.version_by_id(version_id)
-            if found is not None and not self.closing:
+            if found is not None and not self.closing.is_set():
                 self._inspect(found)
         except Exception as exc:  # a bug must not leave the version busy for ever
             log.exception("dataset version %s", version_id)
-            if not self.closing:
+            if not self.closing.is_set():
                 self.datasets.mark_invalid(version_id, f"internal error: {exc}")
 
     def _child(self, argv: list[str]) -> tuple[int, str, str]:
@@ -105,7 +122,7 @@ class Pipeline:
 
     def _record_content(self, found: Found, code: int, out: str, err: str, root: Path) -> bool:
         if code != 0:
-            if not self.closing:
+            if not self.closing.is_set():
                 self.datasets.mark_invalid(found.version.id, err.strip()[-MESSAGE_CHARS:] or f"exit code {code}")
             return False
         content = json.loads(out)
@@ -135,7 +152,8 @@ class Pipeline:
                                       str(self.settings.dataset_max_files)])
         return self._record_content(found, code, out, err, Path(found.version.root))
 
-    def _inspect_root(self, found: Found, root: Path, out_dir: Path) -> tuple[int, str]:
+    def _inspect_root(self, found: Found, root: Path, out_dir: Path) -> tuple[Any, int, str]:
+        """The inspection's report of ``root`` (None when it wrote none), its exit status and stderr."""
         shutil.rmtree(out_dir, ignore_errors=True)
         private_dir(out_dir)
         argv = [*self.settings.dataset_inspect_command, str(root), "--out", str(out_dir)]
@@ -144,7 +162,7 @@ class Pipeline:
         if found.version.format:
             argv += ["--format", found.version.format]
         code, _, err = self._child(argv)
-        return code, err
+        return read_json(out_dir / REPORT), code, err
 
     def _inspect(self, found: Found) -> None:
         """Inspect the version's files. An archive that wrapped everything in one folder (as a zipped folder
@@ -153,29 +171,30 @@ class Pipeline:
         out_dir = self.datasets.inspection_dir(found)
         top = Path(found.version.root)
         inner = wrapped_folder(top) if found.version.source == UPLOADED else None
-        code, err = UNRECOGNISED, ""
         for root in ([inner] if inner else []) + [top]:
-            code, err = self._inspect_root(found, root, out_dir)
-            if code != UNRECOGNISED or self.closing:
+            report, code, err = self._inspect_root(found, root, out_dir)
+            result = outcome(report)
+            if result != UNRECOGNISED or self.closing.is_set():
                 break
-        if root != top and code != UNRECOGNISED:
+        if root != top and result != UNRECOGNISED:
             self.datasets.update(found.version.id, root=str(root))
-        if self.closing:
+        if self.closing.is_set():
             return
-        report = read_json(out_dir / REPORT) or {}
-        fields: dict[str, Any] = {"task": report.get("task") or found.version.task,
-                                  "format": report.get("format") or found.version.format}
-        if code == USABLE:
+        fields: dict[str, Any] = {"task": (report or {}).get("task") or found.version.task,
+                                  "format": (report or {}).get("format") or found.version.format}
+        if result == USABLE:
             self.datasets.update(found.version.id, state=READY, ready_at=time.time(), reason=None, **fields)
-        elif code == NOT_USABLE:
+            return
+        if result == NOT_USABLE:
             problems = report.get("problems") or []
             first = "; ".join(str(p.get("message", p)) if isinstance(p, dict) else str(p) for p in problems[:3])
-            self.datasets.update(found.version.id, state=INVALID, reason=("not usable: " + (first or "see the report"))
-                                 [:MESSAGE_CHARS], **fields)
+            reason = "not usable: " + (first or report.get("error") or "see the report")
+        elif result == UNRECOGNISED:
+            reason = f"layout not recognised: {report.get('error', '')}"
         else:
-            what = "layout not recognised" if code == UNRECOGNISED else f"inspection failed (exit code {code})"
-            self.datasets.update(found.version.id, state=INVALID,
-                                 reason=f"{what}: {err.strip()[-MESSAGE_CHARS:]}", **fields)
+            reason = f"inspection failed (exit code {code}): "
+            reason += err.strip()[len(reason) - MESSAGE_CHARS:]  # a traceback's end says the most
+        self.datasets.update(found.version.id, state=INVALID, reason=reason[:MESSAGE_CHARS], **fields)
 
 
 def wrapped_folder(root: Path) -> Path | None:

@@ -10,7 +10,9 @@ On disk (every folder 0700, every file 0600)::
     $CAUCHY_HOME/datasets/.trash/                       deleted versions, being removed in the background
 
 The quota counts, per owner, the uploaded versions (their archive while it arrives, then their
-files); a registered folder is not copied and not counted.
+files); a registered folder is not copied and not counted. An unfinished upload that received no chunk
+for ``dataset_upload_expiry_s`` is removed (``expire_uploads``: by the pipeline's sweep, and before each
+new upload's quota check), its quota coming back.
 """
 from __future__ import annotations
 
@@ -224,6 +226,7 @@ class DatasetStore:
 
     def create_upload(self, caller: Caller, name: str, size: int, visibility: str, task: str | None,
                       fmt: str | None) -> tuple[Upload, Found]:
+        self.expire_uploads()  # an abandoned upload holds no quota past its expiry, even between sweeps
         left = self.quota_left(caller.name)
         if size > left:
             raise DatasetError(413, "over_quota", f"{size} bytes would pass your dataset quota: {max(left, 0)} bytes "
@@ -288,11 +291,31 @@ class DatasetStore:
         return self.version_by_id(found.version.id)
 
     def abandon(self, upload: Upload) -> None:
-        """Forget an unfinished upload: its bytes and its version."""
+        """Forget an unfinished upload: its bytes and its version (its quota comes back)."""
         self.part(upload.id).unlink(missing_ok=True)
         with self.store.session() as session:
-            session.delete(session.get(Upload, upload.id))
-            session.delete(session.get(DatasetVersion, upload.version_id))
+            for row in (session.get(Upload, upload.id), session.get(DatasetVersion, upload.version_id)):
+                if row is not None:  # gone already: expired and deleted at the same moment
+                    session.delete(row)
+
+    def expire_uploads(self) -> list[str]:
+        """Abandon the unfinished uploads that received no chunk (their part file unchanged) for
+        ``dataset_upload_expiry_s``, except one a request is writing to; the ids of those abandoned."""
+        cutoff = time.time() - self.settings.dataset_upload_expiry_s
+        with self.store.session() as session:
+            uploads = list(session.scalars(select(Upload)).all())
+        expired = []
+        for upload in uploads:
+            try:
+                with open(self.part(upload.id), "rb") as part:
+                    fcntl.flock(part, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as append() does: not while a chunk arrives
+                    if os.fstat(part.fileno()).st_mtime > cutoff:
+                        continue
+                    self.abandon(upload)
+            except (BlockingIOError, FileNotFoundError):  # being written, or finished meanwhile
+                continue
+            expired.append(upload.id)
+        return expired
 
     def register(self, caller: Caller, name: str, root: Path, visibility: str, task: str | None,
                  fmt: str | None) -> Found:

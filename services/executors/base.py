@@ -28,6 +28,7 @@ class Launchable(Protocol):
     phase: str
     resume_from: str | None
     inputs: str | None
+    processes: int | None
     cpu_slots: int | None
     memory_mb: int | None
     time_limit_s: float | None

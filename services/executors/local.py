@@ -36,14 +36,23 @@ class LocalRun(Running):
     _cache: dict[int, psutil.Process] = field(default_factory=dict, repr=False)
 
 
-def task_arguments(job: Launchable, directory: str, viz_port: int | None, resume: str | None) -> list[str]:
+def ranks(job: Launchable, gpus: tuple[str, ...]) -> int:
+    """How many processes the task runs: one a GPU, or a CPU job's ``processes`` (docs/distributed.md)."""
+    return len(gpus) or job.processes or 1
+
+
+def task_arguments(job: Launchable, directory: str, viz_port: int | None, resume: str | None, ranks: int) -> list[str]:
     """The task's arguments after its command, its run directory being ``directory`` (shared by every
     executor: the Ray one passes a placeholder its node runner fills in, and no Visdom port: the service
-    plots what the node streams)."""
+    plots what the node streams). ``ranks`` > 1: the task command starts that many processes through
+    torch.distributed.run (``run_tasks.py --nproc-per-node``), one a GPU (``cuda:LOCAL_RANK`` of
+    ``CUDA_VISIBLE_DEVICES``)."""
     argv = ["--hypes", f"{directory}/{rundir.HYPES}", "--phase", job.phase]
     if viz_port is not None:
         argv += ["--viz_port", str(viz_port), "--viz_base_url", visdom_base_url(job.id)]
     argv += ["--tmp_dir", directory]
+    if ranks > 1:
+        argv += ["--nproc-per-node", str(ranks)]
     if resume:
         argv += ["--resume", resume]
     if job.inputs:
@@ -102,14 +111,14 @@ class LocalExecutor(Executor):
         directory = self.job_dir(job.id)
         env = scrubbed_environment(os.environ, **task_environment(self, job, gpus))
         with open_private(directory / files.LOGS["stdout"]) as out, open_private(directory / files.LOGS["stderr"]) as err:
-            return subprocess.Popen(self.task_argv(job, viz_port), cwd=self.settings.repo_root, env=env,
+            return subprocess.Popen(self.task_argv(job, viz_port, ranks(job, gpus)), cwd=self.settings.repo_root, env=env,
                                     umask=JOB_UMASK, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
                                     start_new_session=True)
 
-    def task_argv(self, job: Launchable, viz_port: int) -> list[str]:
+    def task_argv(self, job: Launchable, viz_port: int, ranks: int) -> list[str]:
         directory = self.job_dir(job.id)
         return [sys.executable, str(WRAP_SCRIPT), str(directory / files.EXIT_FILE), "--",
-                *self.settings.task_command, *task_arguments(job, str(directory), viz_port, job.resume_from)]
+                *self.settings.task_command, *task_arguments(job, str(directory), viz_port, job.resume_from, ranks)]
 
     # ----- ending
 

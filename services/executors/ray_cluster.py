@@ -30,7 +30,7 @@ from cauchy.visualizer import VisdomSink, is_plotted
 from services.config import Settings
 from services.executors.base import LOST_KEY, Executor, Launchable, Running
 from services.executors.jobtoken import job_token
-from services.executors.local import prepare_run_dir, task_arguments, task_environment
+from services.executors.local import prepare_run_dir, ranks, task_arguments, task_environment
 from services.executors.node_run import JOB_DIR, SPEC_VAR, TOKEN_VAR
 from services.jobs import files
 from services.jobs.store import Job, Store
@@ -202,7 +202,7 @@ class RayExecutor(Executor):
         env["CUDA_VISIBLE_DEVICES"] = ",".join(gpu.rsplit(":", 1)[1] for gpu in gpus)
         shared = str(directory) if self.settings.shared_home else None
         spec = {"service": self.settings.service_url_for_nodes, "job": job.id, "task": list(self.settings.task_command[1:]),
-                "args": task_arguments(job, shared or JOB_DIR, None, resume=resume),
+                "args": task_arguments(job, shared or JOB_DIR, None, resume, ranks(job, gpus)),
                 "download": download, "shared_dir": shared, "env": env}
         cpu_slots = 0 if gpus else (job.cpu_slots or 1)
         files.write_json(directory / files.RAY_RUN, {"submission_id": submission_id, "node": node,

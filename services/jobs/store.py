@@ -95,6 +95,7 @@ class Job(Base):
     dataset_sha256: Mapped[str | None] = mapped_column(String(64))
     # What the job needs besides its GPUs (services.jobs.policies): NULL in a database made before them.
     cpu_slots: Mapped[int | None] = mapped_column(Integer)  # a CPU job's slots (1 when NULL)
+    processes: Mapped[int | None] = mapped_column(Integer)  # a CPU job's gloo ranks (1 when NULL); GPU jobs: one a GPU
     memory_mb: Mapped[int | None] = mapped_column(Integer)  # stated memory; also its memory limit
     time_limit_s: Mapped[float | None] = mapped_column(Float)  # the user's wall-clock limit
     preemptible: Mapped[bool | None] = mapped_column(Boolean)  # NULL: as its phase says (training is)
@@ -124,7 +125,7 @@ LIST_COLUMNS = (Job.id, Job.name, Job.user, Job.visibility, Job.phase, Job.state
 
 # What the scheduler weighs and the supervisor needs to start a job (its hypes are read for the one started).
 LAUNCH_COLUMNS = (Job.id, Job.user, Job.priority, Job.gpus_requested, Job.phase, Job.resume_from, Job.inputs,
-                  Job.cpu_slots, Job.memory_mb, Job.time_limit_s, Job.preemptible, Job.created_at,
+                  Job.cpu_slots, Job.processes, Job.memory_mb, Job.time_limit_s, Job.preemptible, Job.created_at,
                   Job.requeued_at)
 
 

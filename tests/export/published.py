@@ -37,7 +37,6 @@ class Tiny:
     weights: Path  # the published state dict
     run_dir: Path  # the source job's run directory
     images: Path  # a folder of images to predict on
-    overrides: list[str]
 
 
 def publish_tiny(root: Path, task: str, seed: int = 0) -> Tiny:
@@ -49,7 +48,8 @@ def publish_tiny(root: Path, task: str, seed: int = 0) -> Tiny:
     from cauchy.runner import without_pretrained
 
     path, overrides, names, metadata, (h, w), output_layers = CASES[task]
-    hypes = resolve_hypes(load_hypes(str(REPO / path)), overrides)
+    # The predict phase runs in the test process, on the CPU as the edge predictor does.
+    hypes = resolve_hypes(load_hypes(str(REPO / path)), ["data.workers=0", "details.device=cpu", *overrides])
     torch.manual_seed(seed)
     method = build_method(without_pretrained(hypes), len(names))
     with torch.no_grad():
@@ -69,7 +69,7 @@ def publish_tiny(root: Path, task: str, seed: int = 0) -> Tiny:
                run_dir / rundir.BEST_CHECKPOINT)
     weights = root / f"tiny_{task}.pth"
     torch.save(state, weights)
-    return Tiny(task, f"tiny_{task}", weights, run_dir, write_images(root / f"images_{task}", h, w, seed), overrides)
+    return Tiny(task, f"tiny_{task}", weights, run_dir, write_images(root / f"images_{task}", h, w, seed))
 
 
 def write_images(folder: Path, h: int, w: int, seed: int, count: int = 3) -> Path:

@@ -15,6 +15,7 @@ import pytest
 import requests
 from stack import make_hypes
 
+from cauchy.manifest import read_manifest
 from services import cli_datasets
 from services.api.openapi import DOCUMENT
 from services.cli import Client
@@ -118,7 +119,7 @@ TABLE: list[tuple[str, str, Any, tuple[int, ...]]] = [
     ("POST", "/api/v1/jobs/{job_id}/publish", {}, (401, 404, 403, 400, 400)),  # allowed; the name is missing
     ("GET", "/api/v1/weights", None, ANY_USER),
     ("PATCH", "/api/v1/weights/{name}", {"visibility": "group:team"}, OWNER_ONLY),
-    # Allowed for the owner and an admin; w_team was not published from a job here, so nothing rebuilds it: 409.
+    # Allowed for the owner and an admin; no job here trained w_team and it records no class names: nothing rebuilds it, 409.
     ("POST", "/api/v1/weights/{name}/export", {"format": "onnx"}, (401, 404, 403, 409, 409)),
     ("GET", "/api/v1/datasets", None, ANY_USER),
     # A new dataset for the first caller; the others may not add versions to it, but an admin may.
@@ -199,9 +200,15 @@ def test_each_caller_gets_the_status_of_the_table(stack, tmp_path):
 @pytest.mark.slow
 def test_visdom_weights_files_and_the_list_through_the_front_door(stack, tmp_path):
     world = World(stack, tmp_path)
+    weights = stack.service.settings.home / "weights"
+    (weights / "w_team.onnx").write_bytes(b"onnx")
+    (weights / "w_team.edge.zip").write_bytes(b"zip")
+    write_manifest(weights, [{**entry, "exports": {"onnx": {"file": "w_team.onnx"}}} for entry in read_manifest(weights)])
     assert world.call("admin", "POST", f"/api/v1/jobs/{world.job}/visdom").status_code == 200
     for who, status in zip(CALLERS, (403, 403, 200, 200, 200)):
         assert world.call(who, "GET", f"/visdom/{world.job}/").status_code == status, who
+        assert world.call(who, "GET", "/weights/w_team.onnx").status_code == status, who  # an export, like the weights
+        assert world.call(who, "GET", "/weights/w_team.edge.zip").status_code == 403, who  # no entry records it
         assert world.call(who, "GET", "/weights/w_team.pth").status_code == status, who
     seen = {who: [e["name"] for e in world.call(who, "GET", "/weights/").json()["weights"]] for who in CALLERS}
     assert seen == {"anonymous": [], "other": [], "group": ["w_team"], "owner": ["w_team"], "admin": ["w_team"]}

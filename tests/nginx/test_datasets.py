@@ -1,8 +1,8 @@
 """Datasets through nginx: uploads (whole, resumed after a cut connection, hostile), quota, versions, their
 inspection files, registration, deletion while a job uses a version, and jobs naming ``data.dataset``.
 
-The inspection is ``tests/services/fake_inspect.py`` (``fast_settings``; same arguments, files and exit codes as
-the real one)."""
+The inspection is ``tests/services/fake_inspect.py`` (``fast_settings``; same arguments and files as the real
+one)."""
 from __future__ import annotations
 
 import hashlib
@@ -121,6 +121,7 @@ def test_an_upload_resumes_after_a_cut_connection(door, tmp_path):
     ({"train/cat/zeros.png": bytes(40 * 2**20)}, "unpacks to more than 8388608 bytes"),  # the quota (8 MiB) is the cap
     ({"pets/readme.txt": b"no train folder here"}, "layout not recognised"),
     ({"train/cat/1.png": b"x", "train/cat/broken.png": b"not an image"}, "broken.png"),
+    ({"train/cat/crash.png": b"x"}, "inspection failed (exit code 1): Traceback"),
 ])
 def test_hostile_or_unusable_archives_end_invalid_with_the_reason(door, tmp_path, entries, reason):
     api = client(door)

@@ -1,10 +1,11 @@
 """A stand-in for ``python -m cauchy.datasets.tools.inspect_dataset`` (the inspection the service runs after
-unpacking), for the service's dataset tests: same arguments, files and exit codes, no image decoding.
+unpacking), for the service's dataset tests: same arguments and files, no image decoding.
 
 ``ROOT --out DIR [--task T] [--format F]``: writes ``DIR/progress.json``, then ``report.json``,
 ``stats.json`` and ``previews/first.jpg``. A folder per class of ``.png`` files under ``train/`` is a
-usable cls ``image_folder`` (exit 0); a file whose name holds ``broken`` makes it not usable (exit 3,
-the file named among the problems); no ``train/`` folder is an unrecognised layout (exit 2, stderr).
+usable cls ``image_folder``; a file whose name holds ``broken`` makes it not usable (the file named among
+the problems); no ``train/`` folder is an unrecognised layout (the reason in the report and on stderr);
+a file whose name holds ``crash`` makes it crash (no report, a traceback on stderr, exit status 1).
 """
 import argparse
 import json
@@ -26,9 +27,13 @@ def write(name: str, doc: dict) -> None:
 write("progress.json", {"done": 0, "total": None, "phase": "recognising"})
 train = args.root / "train"
 if not train.is_dir():
-    print(f"{args.root}: no cls dataset format recognised; expected image_folder: train/<class>/*.png, "
-          f"found {sorted(p.name for p in args.root.iterdir())[:5]}", file=sys.stderr)
-    sys.exit(2)
+    reason = (f"{args.root}: no cls dataset format recognised; expected image_folder: train/<class>/*.png, "
+              f"found {sorted(p.name for p in args.root.iterdir())[:5]}")
+    print(f"error: {reason}", file=sys.stderr)
+    write("report.json", {"ok": False, "recognised": False, "error": reason})
+    sys.exit()
+if any("crash" in p.name for p in train.rglob("*")):
+    raise RuntimeError("the inspection crashed")
 classes = sorted(p.name for p in train.iterdir() if p.is_dir())
 images = sorted(train.rglob("*.png"))
 problems = [{"file": str(p.relative_to(args.root)), "message": f"{p.relative_to(args.root)}: cannot be decoded"}
@@ -40,4 +45,3 @@ write("report.json", {"ok": not problems, "task": args.task or "cls", "format": 
 write("stats.json", {"images_per_split": {"train": len(images)}, "class_histogram": counts})
 (args.out / "previews").mkdir(exist_ok=True)
 (args.out / "previews" / "first.jpg").write_bytes(b"\xff\xd8\xff\xe0fake-jpeg\xff\xd9")
-sys.exit(3 if problems else 0)

@@ -128,6 +128,25 @@ def test_stop_one_job_and_kill_9_another(real_settings, service_factory, digits_
     assert stopped["last_checkpoint"] and Path(stopped["last_checkpoint"]).stat().st_size > 1000
 
 
+def test_a_two_process_cpu_job_stops_with_a_checkpoint_and_leaves_nothing(real_settings, service_factory, digits_dir):
+    """``resources.processes: 2``: two gloo ranks through torch.distributed.run (docs/distributed.md); a stop
+    reaches both ranks, rank 0 saves, all exit, and the job ends stopped with exit code 3."""
+    service = service_factory(real_settings)
+    job = service.submit(DIGITS, overrides=digits_overrides(digits_dir, 100000), resources={"processes": 2})
+    assert job["resources"]["processes"] == 2 and job["resources"]["cpu_slots"] == 2
+    service.wait(job["id"], lambda j: any(
+        e["name"] == "loss" for e in service.call("GET", f"/api/v1/jobs/{j['id']}/metrics").json()["events"]),
+        timeout=180)
+    running = [psutil.Process(p["pid"]) for p in service.job(job["id"])["processes"] if p["role"] != "visdom"]
+    assert len(running) >= 4  # wrap.py, the launcher, two ranks
+    service.call("POST", f"/api/v1/jobs/{job['id']}/stop")
+    stopped = service.wait_ended(job["id"], timeout=120)
+    assert stopped["state"] == "stopped" and stopped["exit_code"] == 3, stopped
+    assert stopped["last_checkpoint"] and Path(stopped["last_checkpoint"]).stat().st_size > 1000
+    assert "x 2 ranks" in service.call("GET", f"/api/v1/jobs/{job['id']}/logs").json()["text"]
+    assert not [p for p in running if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+
+
 class ServiceProcess:
     """``python -m services`` as its own process, to be killed and started again."""
 

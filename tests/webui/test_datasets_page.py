@@ -1,8 +1,10 @@
 """The datasets pages in a real browser, through nginx, with the real inspection: archives uploaded
 through the page's form become versions whose page shows the validation report (problems named by
-file), the statistics as plots and the previews; the launch form offers a ready dataset of its task."""
+file), the statistics as plots and the previews; the launch form offers a ready dataset of its task, with
+the split names it was found with (an image and mask folder set's ``training`` and ``validation``)."""
 from __future__ import annotations
 
+import json
 import sys
 import zipfile
 from collections.abc import Iterator
@@ -76,9 +78,9 @@ def test_uploads_from_the_page_show_report_plots_and_previews(page, tmp_path, sh
     expect(page.locator(".page-head .badge, .dataset-summary .badge").first).to_have_text("invalid")
     shot(page, "datasets-2-pose-invalid")
 
-    upload(page, zipped(Path(make("voc_seg", str(tmp_path / "masks"))), tmp_path / "masks.zip"), "masks", task="seg")
+    upload(page, zipped(Path(make("mask_folder", str(tmp_path / "rooms"))), tmp_path / "rooms.zip"), "rooms", task="seg")
     expect(page.locator('[data-role="report"]')).to_contain_text("Usable", timeout=INSPECTED)
-    expect(plot(page, "mask-pixel-share").locator("rect.plot-bar")).to_have_count(3)
+    expect(plot(page, "mask-pixel-share").locator("rect.plot-bar")).to_have_count(2)  # background, thing
     shot(page, "datasets-3-seg-ready")
 
     page.goto("/#/datasets")
@@ -90,6 +92,16 @@ def test_uploads_from_the_page_show_report_plots_and_previews(page, tmp_path, sh
     expect(options).to_have_text(["shapes — coco, v1", "A folder on the server…"])
     page.select_option("#f-dataset", "shapes")
     page.get_by_role("tab", name="Hypes JSON").or_(page.get_by_role("button", name="Hypes JSON")).click()
+    expect(page.locator("#f-json")).to_be_visible()  # once the dataset's split names are in
     hypes = page.locator("#f-json").input_value()
     assert '"dataset": "shapes"' in hypes and '"format": "coco"' in hypes and '"data_dir"' not in hypes
+    assert '"train_split": "train"' in hypes and '"val_split": "val"' in hypes
     shot(page, "datasets-4-launch")
+    page.get_by_role("button", name="Form", exact=True).click()
+    page.select_option("#f-task", "seg")
+    page.select_option("#f-dataset", "rooms")
+    page.get_by_role("button", name="Hypes JSON").click()
+    expect(page.locator("#f-json")).to_be_visible()
+    data = json.loads(page.locator("#f-json").input_value())["data"]
+    assert (data["dataset"], data["format"]) == ("rooms", "mask_folder")
+    assert (data["train_split"], data["val_split"], data["test_split"]) == ("training", "validation", "validation")

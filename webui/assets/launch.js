@@ -1,6 +1,7 @@
 // Launch: a template from hypes/ (or a job to clone), the usual fields in a form or the whole hypes as
-// JSON; the dataset is one of the stored datasets of the task that are ready (data.dataset), or a
-// folder on the server (data.data_dir). The API's validation errors appear next to the field they
+// JSON; the dataset is one of the stored datasets of the task that are ready (data.dataset, with the
+// split names its inspection found as data.train_split, val_split and test_split), or a folder on the
+// server (data.data_dir). The API's validation errors appear next to the field they
 // name. The job belongs to the signed-in user, who picks who else may see it and a priority up to
 // what an admin allows them.
 import {get, maxPriority, post, PRIORITY_RANGE} from "./api.js";
@@ -50,6 +51,8 @@ async function load(view, cloneId) {
     get("/templates"), get("/weights").catch(() => ({weights: []})), get("/health"),
     cloneId ? get(`/jobs/${cloneId}`) : null, get("/datasets").catch(() => ({datasets: []}))]);
   const ready = readyDatasets(stored.datasets);
+  const splits = new Map();  // dataset name -> its split names, once its report arrived (see loadSplits)
+  const loading = new Map();  // dataset name -> the promise of its report's split names
   const usable = templates.templates.filter((t) => t.hypes);
   if (!usable.length && !source) {
     replace(view, h("div", {class: "page-head"}, h("h1", {}, "Launch a job")),
@@ -158,10 +161,11 @@ async function load(view, cloneId) {
   function formToDoc() {
     HYPES_FIELDS.forEach(([, , path], i) => put(state.doc, path, parseValue(el.hypesInputs[i].value)));
     const data = state.doc.data && typeof state.doc.data === "object" ? state.doc.data : (state.doc.data = {});
-    const chosen = ready.find((d) => d.name === el.dataset.value);
+    const chosen = chosenDataset();
     if (chosen) {
       data.dataset = chosen.name;
       data.format = chosen.format;
+      Object.assign(data, splitKeys(splits.get(chosen.name) || []));
       delete data.data_dir;
     } else {
       delete data.dataset;
@@ -171,17 +175,35 @@ async function load(view, cloneId) {
     put(state.doc, ["network", "pretrained"], choice || null);
   }
 
+  function chosenDataset() {
+    return ready.find((d) => d.name === el.dataset.value);
+  }
+
+  // The chosen dataset's split names, from its version's report (asked for once, when it is chosen).
+  function loadSplits() {
+    const chosen = chosenDataset();
+    if (!chosen) return Promise.resolve();
+    if (!loading.has(chosen.name)) {
+      loading.set(chosen.name, get(`/datasets/${chosen.id}/versions/${chosen.version}/report`)
+        .then((report) => { splits.set(chosen.name, Object.keys(report.splits || {})); })
+        .catch(() => {}));  // no report to read: the hypes keep their split names
+    }
+    return loading.get(chosen.name);
+  }
+
   function syncDataset() {
     el.dataDir.hidden = el.dataset.value !== OTHER;
+    loadSplits();
   }
 
   function syncPretrained() {
     el.pretrainedOther.hidden = el.pretrained.value !== OTHER;
   }
 
-  function setMode(mode) {
+  async function setMode(mode) {
     if (mode === state.mode) return;
     if (mode === "json") {
+      await loadSplits();
       formToDoc();
       el.json.value = JSON.stringify(state.doc, null, 2);
     } else if (!readJson()) {
@@ -234,7 +256,10 @@ async function load(view, cloneId) {
   async function submit() {
     clearErrors();
     if (state.mode === "json" && !readJson()) return;
-    if (state.mode === "form") formToDoc();
+    if (state.mode === "form") {
+      await loadSplits();
+      formToDoc();
+    }
     const priority = parseValue(el.priority.value) ?? 0;
     if (typeof priority === "number" && priority > highest) {
       showError("priority", `at most ${highest} for you${highest ? "" : ": a higher priority needs an admin"}`);
@@ -271,12 +296,23 @@ async function load(view, cloneId) {
   }
 }
 
-// {name, version, task, format} of each dataset's latest ready version.
+// {id, name, version, task, format} of each dataset's latest ready version.
 function readyDatasets(datasets) {
   return datasets.filter((d) => d.latest_ready).map((d) => {
     const version = d.versions.find((v) => v.version === d.latest_ready);
-    return {name: d.name, version: version.version, task: version.task, format: version.format};
+    return {id: d.id, name: d.name, version: version.version, task: version.task, format: version.format};
   });
+}
+
+// data.train_split, val_split and test_split for a dataset's split names (ADE20K-style folders are
+// "training" and "validation"): training reads the split named train..., validation the one named
+// val... (else the other one), testing the one named test... (else validation's). None: keep the hypes'.
+function splitKeys(names) {
+  if (!names.length) return {};
+  const train = names.find((n) => /^train/i.test(n)) ?? names[0];
+  const others = names.filter((n) => n !== train);
+  const val = others.find((n) => /^val/i.test(n)) ?? others[0] ?? train;
+  return {train_split: train, val_split: val, test_split: others.find((n) => /^test/i.test(n)) ?? val};
 }
 
 function headline(metrics) {

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from cauchy.datasets.errors import DatasetError
-from cauchy.datasets.io import drop_bad_images, read_image
+from cauchy.datasets.io import drop_bad_images, read_image, require_files
 from cauchy.datasets.seg.masks import check_mask, label_table, read_mask
 from cauchy.datasets.seg.palette import voc_palette
 
@@ -71,9 +71,7 @@ class SegDataset:
             self.bad_masks = [(pair.source, why) for pair, why in zip(pairs, problems) if why]
             pairs = [pair for pair, why in zip(pairs, problems) if not why]
         else:
-            missing = next((p.mask for p in pairs if isinstance(p.mask, str) and not os.path.isfile(p.mask)), None)
-            if missing is not None:
-                raise DatasetError(f"{missing}: mask file not found (listed in {source})")
+            require_files([p.mask for p in pairs if isinstance(p.mask, str)], "mask file", source)
         self.pairs = list(pairs)
         if self.skipped or self.skipped_masks:
             log.warning("%s: skipped %d bad images and %d bad masks", source, self.skipped, self.skipped_masks)

@@ -6,12 +6,14 @@ process after an upload.
 ``progress.json`` while it runs, then ``report.json`` (usable or not, counts, the first problems
 with file names), ``stats.json`` and ``previews/``. Each split is opened by its reader, exactly as a
 job would; every image is then loaded through the reader in worker processes (the image decodes,
-masks and keypoints pass the checks) and described. Exit code 0 usable, 3 not usable,
-2 unrecognised (the reason on stderr). Torch-free.
+masks and keypoints pass the checks) and described. The outcome is in report.json on every path but a
+crash (``report_files.outcome`` reads it): the exit status says nothing more, since only ``run_tasks.py``
+turns outcomes into exit codes. Torch-free.
 """
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -21,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from cauchy.datasets.errors import DatasetError
+from cauchy.datasets.io import MissingFiles
 from cauchy.datasets.tools import report_files
 from cauchy.datasets.tools.check_worker import Inspection, check_all, named_file
 from cauchy.datasets.tools.item_facts import ItemFacts
@@ -91,25 +94,38 @@ def inspect(root: str, out: Path, task: str | None = None, fmt: str | None = Non
     write_json(progress, {"phase": "reading", "done": 0, "total": 0})
     problems: list[dict[str, str]] = []
     views: dict[str, Any] = {}
-    for split, params in found.splits.items():
+
+    def open_one(split: str) -> Any:
+        """The split's reader, or None with the problems it raised."""
         try:
-            views[split] = open_split(found, root, params)
+            view = open_split(found, root, found.splits[split])
+        except MissingFiles as exc:  # every one, not only the first
+            problems.extend(problem("error", split, path, message) for path, message in exc.problems())
+            return None
         except (ValueError, OSError) as exc:  # DatasetError, or a file the reader could not even decode as text
             problems.append(problem("error", split, named_file(str(exc)), str(exc)))
-            continue
-        problems += [problem("error", split, file, reason) for file, reason in reader_problems(found.task, views[split])]
+            return None
+        problems.extend(problem("error", split, file, reason) for file, reason in reader_problems(found.task, view))
+        views[split] = view
+        return view
+
+    # The training split (train, training: usually the largest) last: the workers check the others while it is read.
+    openers = [(split, functools.partial(open_one, split))
+               for split in sorted(found.splits, key=lambda name: name.startswith(REFERENCE_SPLIT))]
+    workers = workers or os.cpu_count() or 1
+    facts: list[ItemFacts] = []
+    last = 0.0
+    for batch in check_all(Inspection(found.task, previews), openers, workers):
+        facts += batch
+        if time.monotonic() - last > PROGRESS_EVERY_S:
+            write_json(progress, {"phase": "checking", "done": len(facts), "total": sum(len(v) for v in views.values())})
+            last = time.monotonic()
+    views = {split: views[split] for split in found.splits if split in views}  # the order the splits were found in
+    problems.sort(key=lambda p: list(found.splits).index(p["split"]))
     split_names = {split: list(view.class_names) for split, view in views.items()}
     class_names, disagreements = class_problems(split_names) if views else (found.class_names or [], [])
     problems += disagreements
     total = sum(len(view) for view in views.values())
-    workers = workers or os.cpu_count() or 1
-    facts: list[ItemFacts] = []
-    last = 0.0
-    for batch in check_all(Inspection(found.task, views, previews), workers):
-        facts += batch
-        if time.monotonic() - last > PROGRESS_EVERY_S:
-            write_json(progress, {"phase": "checking", "done": len(facts), "total": total})
-            last = time.monotonic()
     facts.sort(key=lambda f: (f.split, f.index))
     problems += [problem("error", f.split, f.path, f.problem) for f in facts if f.problem]
     errors = [p for p in problems if p["severity"] == "error"]
@@ -129,7 +145,16 @@ def inspect(root: str, out: Path, task: str | None = None, fmt: str | None = Non
     return report
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def failed(out: Path, doc: dict[str, Any], exc: Exception) -> None:
+    """The report of an inspection that did not run, and the reason on stderr."""
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / report_files.REPORT, {"ok": False, **doc, "error": str(exc)})
+    write_json(out / report_files.PROGRESS, {"phase": "done", "done": 0, "total": 0})
+    print(f"error: {exc}", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Inspect (after making a split when asked); the counts on stdout, a reason on stderr."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("root")
     parser.add_argument("--out", required=True, type=Path)
@@ -146,17 +171,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"split written: {', '.join(written)}", file=sys.stderr)
         report = inspect(args.root, args.out, args.task, args.fmt, args.workers)
     except UnrecognisedLayout as exc:
-        args.out.mkdir(parents=True, exist_ok=True)
-        write_json(args.out / report_files.REPORT, {"ok": False, "recognised": False, "error": str(exc)})
-        write_json(args.out / report_files.PROGRESS, {"phase": "done", "done": 0, "total": 0})
-        print(f"error: {exc}", file=sys.stderr)
-        return report_files.UNRECOGNISED
+        failed(args.out, {"recognised": False}, exc)
+        return
     except DatasetError as exc:  # a split that cannot be made (--make-split)
-        print(f"error: {exc}", file=sys.stderr)
-        return report_files.UNRECOGNISED
+        failed(args.out, {}, exc)
+        return
     print(json.dumps(report["counts"]))
-    return report_files.USABLE if report["ok"] else report_files.NOT_USABLE
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
