@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from argon2 import PasswordHasher
 from flask import Flask
 
-from services.api import auth, datasets, deployments, frontdoor, jobs, legacy, openapi, sharing, weights
+from services.api import auth, datasets, deployments, frontdoor, jobs, legacy, nodes, openapi, sharing, weights
 from services.api.errors import JobIdConverter, register_error_handlers
 from services.api.jsonbody import CheckedJSONProvider
 from services.api.limits import LIMITS_KEY, UserLimits
@@ -95,6 +95,7 @@ def create_app(settings: Settings | None = None, *, password_hasher: PasswordHas
     app.register_blueprint(frontdoor.bp)
     app.register_blueprint(datasets.bp)
     app.register_blueprint(deployments.bp)
+    app.register_blueprint(nodes.bp)
     if settings.run_jobs:
         supervisor.start()
         services.datasets_pipeline.recover()

@@ -36,7 +36,7 @@ import requests
 
 from cauchy.hypes import unset_override
 from cauchy.manifest import EXPORTS
-from services import cli_datasets, cli_deploy
+from services import cli_datasets, cli_deploy, cli_nodes
 from services.text import printable
 from services.user_files import read_map, user_file, write_map
 
@@ -344,6 +344,7 @@ def parser() -> argparse.ArgumentParser:
     export.add_argument("--format", required=True, choices=tuple(EXPORTS))
     export.add_argument("-o", "--output", help="also download the file here")
     cli_deploy.add_parsers(sub)
+    cli_nodes.add_parser(sub)
     return p
 
 
@@ -356,6 +357,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_hypes(args)
     if args.command == "shutdown":
         return cmd_shutdown(args)
+    if args.command == "node" and args.action == "join":
+        return cli_nodes.cmd_join(args)
     if args.command == "token" and args.action == "create" and not args.name:
         p.error("token create needs a name")
     if args.command == "token" and args.action == "revoke" and not (args.name or "").isdigit():
@@ -369,7 +372,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = {"login": cmd_login, "submit": cmd_submit, "list": cmd_list, "show": cmd_show, "stop": cmd_stop,
                 "resume": cmd_resume, "logs": cmd_logs, "token": cmd_token, "user": cmd_user, "group": cmd_group,
                 "dataset": cli_datasets.cmd_dataset, "export": cmd_export, "deploy": cli_deploy.cmd_deploy,
-                "deployments": cli_deploy.cmd_deployments}
+                "deployments": cli_deploy.cmd_deployments, "node": cli_nodes.cmd_node}
     url = args.url.rstrip("/")
     token = None if args.command == "login" else args.token or stored_tokens().get(url)
     return commands[args.command](args, Client(url, token))

@@ -74,6 +74,13 @@ class Settings:
     legacy_waiters: int = 4  # requests waiting on a job at once; more are answered at once with the job id
     max_viewers: int = 10  # viewers of ended jobs, overall
     max_viewers_per_user: int = 3
+    # Executors (docs/executors.md): what runs job tasks: local processes, or a Ray cluster (its dashboard URL).
+    executor: str = "local"  # local or ray
+    ray_address: str = "http://127.0.0.1:8265"
+    # How a task on another node reaches this service (streams, uploads); empty: http://host:port.
+    node_service_url: str = ""
+    # $CAUCHY_HOME is the same path on every node (a shared filesystem): tasks write there, nothing is uploaded.
+    shared_home: bool = False
     # The first admin's password when no admin exists yet; else one is generated (services.auth.bootstrap).
     admin_password: str = dataclasses.field(default="", repr=False)
     # Host header values the service answers (services.auth.hosts); empty: default_allowed_hosts().
@@ -98,6 +105,10 @@ class Settings:
     @property
     def db_url(self) -> str:
         return self.database_url or f"sqlite:///{self.home / 'cauchy.db'}"
+
+    @property
+    def service_url_for_nodes(self) -> str:
+        return self.node_service_url or f"http://{self.host}:{self.port}"
 
     @property
     def jobs_dir(self) -> Path:
@@ -197,6 +208,22 @@ def parse_quotas(text: str | dict[str, Any]) -> tuple[tuple[str, int, int], ...]
     return tuple(quotas)
 
 
+def parse_executor(text: str) -> str:
+    from services.executors.registry import executor_name  # the names live with the executors
+
+    return executor_name(text)
+
+
+def parse_bool(text: str | bool) -> bool:
+    """``1/true/yes/on`` or ``0/false/no/off`` (a boolean in the file)."""
+    if isinstance(text, bool):
+        return text
+    value = str(text).strip().lower()
+    if value not in ("1", "true", "yes", "on", "0", "false", "no", "off", ""):
+        raise ValueError(f"expected true or false, got {text!r}")
+    return value in ("1", "true", "yes", "on")
+
+
 def parse_hosts(text: str | list[str]) -> tuple[str, ...]:
     """``"a.example, b:8080"`` (or a list in the file) -> ``("a.example", "b:8080")``."""
     parts = text if isinstance(text, list) else str(text).split(",")
@@ -277,6 +304,10 @@ _CONVERTERS = {
     "serve_ports": parse_port_range,
     "serve_max_replicas": int,
     "serve_torch_threads": int,
+    "executor": parse_executor,
+    "ray_address": lambda text: str(text).strip().rstrip("/"),
+    "node_service_url": lambda text: str(text).strip().rstrip("/"),
+    "shared_home": parse_bool,
 }
 
 

@@ -67,7 +67,7 @@ def stop_everything(svc: Any, timeout: float) -> list[int]:
             continue
     svc.supervisor.wake()
     deadline = time.monotonic() + timeout
-    while svc.supervisor.launcher.all() and time.monotonic() < deadline:
+    while svc.supervisor.executor.all() and time.monotonic() < deadline:
         time.sleep(0.2)
     svc.supervisor.viewers.settle_all()  # a viewer still starting is stopped too
     for job_id, _ in svc.supervisor.viewers.items():

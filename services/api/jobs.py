@@ -127,7 +127,8 @@ def submit() -> ResponseReturnValue:
     body = request.get_json(silent=True)
     if body is None:
         raise bad_request("send a JSON object with Content-Type: application/json", None, "invalid_body")
-    fields = job_fields(body, services().settings, services().store, login_required(), services().checker)
+    svc = services()
+    fields = job_fields(body, svc.settings, svc.store, login_required(), svc.checker, svc.supervisor.executor.largest_job())
     user_limits().admit_submission(fields["user"])
     return created(add_job(fields, services().settings, services().store))
 

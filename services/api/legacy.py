@@ -156,7 +156,9 @@ def free_port() -> ResponseReturnValue:
 @bp.route("/train", methods=METHODS)
 def train() -> ResponseReturnValue:
     p = params()
-    fields = job_fields(submit_body(p), services().settings, services().store, login_required(), services().checker)
+    svc = services()
+    fields = job_fields(submit_body(p), svc.settings, svc.store, login_required(), svc.checker,
+                        svc.supervisor.executor.largest_job())
     user_limits().admit_submission(fields["user"])
     job = add_job(fields, services().settings, services().store)
     services().supervisor.wake()

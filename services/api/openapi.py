@@ -11,7 +11,7 @@ from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 
 from cauchy.manifest import EXPORTS, NAME_RE
-from services.api import auth_openapi, datasets_openapi, deployments_openapi
+from services.api import auth_openapi, datasets_openapi, deployments_openapi, nodes_openapi
 from services.api.jobs import MAX_OFFSET, MAX_PAGE
 from services.api.limits import TEXT_PATTERN
 from services.api.submission import PHASES, PRIORITY_RANGE
@@ -283,6 +283,7 @@ PATHS: dict[str, Any] = {
 datasets_openapi.merge(PATHS, SCHEMAS)
 auth_openapi.merge(PATHS, SCHEMAS)
 deployments_openapi.merge(PATHS, SCHEMAS)
+nodes_openapi.merge(PATHS, SCHEMAS)
 
 DOCUMENT: dict[str, Any] = {
     "openapi": "3.1.0",

@@ -141,31 +141,33 @@ def job_priority(body: Mapping[str, Any]) -> int:
     return _int(body, "priority", 0, *PRIORITY_RANGE)
 
 
-def job_resources(body: Mapping[str, Any], settings: Settings) -> dict[str, Any]:
+def job_resources(body: Mapping[str, Any], settings: Settings, largest: tuple[int, int]) -> dict[str, Any]:
     """``resources``: ``{"gpus", "cpu_slots", "processes", "memory_mb", "time_limit_s"}`` (all optional), as job
-    columns; what this host can never give is a 400. A job on N GPUs runs N ranks, one a GPU; a CPU job runs
-    ``processes`` gloo ranks, each holding one of its slots (docs/distributed.md)."""
+    columns; what no machine can give (``largest``: the most GPUs and CPU slots of one, ``Executor.largest_job``)
+    is a 400. A job on N GPUs runs N ranks, one a GPU; a CPU job runs ``processes`` gloo ranks, each holding one
+    of its slots (docs/distributed.md)."""
     resources = body.get("resources", {"gpus": body.get("gpus", 0)})
     if not isinstance(resources, Mapping) or set(resources) - {"gpus", "cpu_slots", "processes", "memory_mb",
                                                                "time_limit_s"}:
         raise bad_request('expected {"gpus": N, "cpu_slots": N, "processes": N, "memory_mb": N, "time_limit_s": S}',
                           "resources")
     gpus = _int(resources, "gpus", 0, 0, 64, "resources.gpus")
-    if gpus > len(settings.gpus):
-        raise bad_request(f"asked for {gpus} GPUs; this host has {len(settings.gpus)}", "resources.gpus", "unsatisfiable")
+    most_gpus, most_slots = largest
+    if gpus > most_gpus:
+        raise bad_request(f"asked for {gpus} GPUs; this host has {most_gpus}", "resources.gpus", "unsatisfiable")
     processes = _int(resources, "processes", gpus or 1, 1, 1024, "resources.processes")
     if gpus and processes != gpus:
         raise bad_request(f"a job on {gpus} GPUs runs {gpus} processes, one a GPU; leave processes out",
                           "resources.processes")
     cpu_slots = _int(resources, "cpu_slots", 1 if gpus else processes, 1, 1024, "resources.cpu_slots")
-    if not gpus and processes > settings.cpu_slots:
-        raise bad_request(f"asked for {processes} processes (one a CPU slot); this host has {settings.cpu_slots} "
+    if not gpus and processes > most_slots:
+        raise bad_request(f"asked for {processes} processes (one a CPU slot); this host has {most_slots} "
                           "CPU slots", "resources.processes", "unsatisfiable")
     if not gpus and processes > cpu_slots:
         raise bad_request(f"{processes} processes need as many CPU slots (each holds one); cpu_slots is {cpu_slots}",
                           "resources.processes")
-    if not gpus and cpu_slots > settings.cpu_slots:
-        raise bad_request(f"asked for {cpu_slots} CPU slots; this host has {settings.cpu_slots}",
+    if not gpus and cpu_slots > most_slots:
+        raise bad_request(f"asked for {cpu_slots} CPU slots; this host has {most_slots}",
                           "resources.cpu_slots", "unsatisfiable")
     memory_mb = _int(resources, "memory_mb", 0, 0, 2**31 - 1, "resources.memory_mb")
     if settings.memory_mb and memory_mb > settings.memory_mb:
@@ -199,9 +201,10 @@ def owner_of(body: Mapping[str, Any], store: Store, caller: Caller) -> str:
     return user
 
 
-def job_fields(body: Any, settings: Settings, store: Store, caller: Caller,
-               checker: ComponentChecker | None = None) -> dict[str, Any]:
-    """The columns of a new job from a ``POST /jobs`` body (see the OpenAPI document for its shape), submitted by ``caller``."""
+def job_fields(body: Any, settings: Settings, store: Store, caller: Caller, checker: ComponentChecker | None,
+               largest: tuple[int, int]) -> dict[str, Any]:
+    """The columns of a new job from a ``POST /jobs`` body (see the OpenAPI document for its shape), submitted by
+    ``caller``; ``largest``: the most GPUs and CPU slots one job may get (``Executor.largest_job``)."""
     if not isinstance(body, Mapping):
         raise bad_request("the request body must be a JSON object", None, "invalid_body")
     unknown = sorted(set(body) - {"hypes", "overrides", "phase", "resources", "gpus", "priority", "name", "user",
@@ -224,7 +227,7 @@ def job_fields(body: Any, settings: Settings, store: Store, caller: Caller,
             raise bad_request("from_job is for the test phase: resume training with POST /jobs/<id>/resume, "
                               "finetune from published weights (network.pretrained)", "from_job")
         from_job, resume_from = source_checkpoint(settings, store, body["from_job"], caller)
-    resources = job_resources(body, settings)
+    resources = job_resources(body, settings, largest)
     preemptible = body.get("preemptible", True)
     if not isinstance(preemptible, bool):
         raise bad_request("expected true or false", "preemptible")

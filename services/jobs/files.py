@@ -10,10 +10,12 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from cauchy.files import atomic_write
 from cauchy.rundir import METRICS
 
 LOGS = {"stdout": "stdout.log", "stderr": "stderr.log", "visdom": "visdom.log"}
 EXIT_FILE = "exit.json"
+RAY_RUN = "ray_run.json"  # the Ray executor's record of the job's current run (submission id, node)
 VISDOM_ENV_DIR = "visdom"
 DEFAULT_TAIL = 64 * 1024
 MAX_CHUNK = 1024 * 1024
@@ -65,6 +67,11 @@ def read_json(path: Path) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except (FileNotFoundError, json.JSONDecodeError):
         return None
+
+
+def write_json(path: Path, value: Any) -> None:
+    """A JSON file of the service's, written atomically and private (0600)."""
+    atomic_write(path, lambda fh: fh.write(json.dumps(value).encode("utf-8")), 0o600)
 
 
 def clear_exit_status(directory: Path) -> None:

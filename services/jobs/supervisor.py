@@ -2,8 +2,8 @@
 
 Each tick: record the end of tasks that exited (requeueing a preempted one), enforce limits and stops,
 shut idle viewers, charge usage, and ask the policy (``services.jobs.policies``) which queued jobs start
-and which running ones are preempted. Starting and ending processes is the launcher's
-(``launcher.Launcher``), viewers are ``viewers.Viewers``; stopping a job is ``stopping``'s.
+and which running ones are preempted. Starting and ending tasks is the executor's
+(an executor, ``services.executors``: local processes or a Ray cluster), viewers are ``viewers.Viewers``; stopping a job is ``stopping``'s.
 The database is the truth; what is kept here is rebuilt from it at start: live tasks are adopted, jobs
 whose tasks vanished end as ``lost`` (or with their real outcome when ``wrap.py`` recorded it).
 """
@@ -12,16 +12,17 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from cauchy import rundir
 from services.config import Settings
+from services.executors.base import LOST_KEY, Launchable, Running
+from services.executors.registry import build_executor
 from services.jobs import files, progress
 from services.jobs.endings import Endings
 from services.jobs.groups import scheduling_groups
-from services.jobs.launcher import Launchable, Launcher, Running
 from services.jobs.outcome import judge, read_tail
 from services.jobs.policies import decide_with
 from services.jobs.policies.base import Active, Capacity, Pending, Quota, Wait, charge
@@ -71,7 +72,7 @@ class Supervisor:
         self.settings = settings
         self.store = store
         self.viewers = Viewers(settings, store, on_failure=self.wake)
-        self.launcher = Launcher(settings, store)
+        self.executor = build_executor(settings, store)
         self.serving = Serving(settings, store)  # deployments' replicas: they hold CPU slots and GPUs too
         self.usage = UsageBook(store, settings.fairshare_half_life_s)
         self.endings = Endings()  # wakes requests waiting on a job's end
@@ -134,12 +135,12 @@ class Supervisor:
         with self._lock:
             self.serving.recover()
             for job in self.store.in_states(ACTIVE):
-                adopted = self.launcher.adopt(job)
-                if adopted is not None:  # its pid: the job row's may be unrecorded (found by its exit file)
-                    log.info("job %d: adopted (%s, pid %d)", job.id, job.state, adopted.proc.pid)
+                adopted = self.executor.adopt(job)
+                if adopted is not None:  # where: the job row's pid may be unrecorded (found by its exit file)
+                    log.info("job %d: adopted (%s, %s)", job.id, job.state, adopted.where)
                     self.viewers.adopt(job, until=None)
                     continue
-                self.launcher.kill_leftovers(job)
+                self.executor.kill_leftovers(job)
                 status = files.read_exit_status(self.job_dir(job.id))
                 if status is not None:  # it ended while no service watched; wrap.py kept the reason
                     self._record_end(job.id, status, None)
@@ -160,7 +161,7 @@ class Supervisor:
     def _held(self) -> dict[tuple[str, str], int]:
         """What each user holds (``("gpu"|"cpu", user) -> count``): their jobs' and their deployments' replicas'."""
         held: dict[tuple[str, str], int] = {}
-        for run in self.launcher.all():
+        for run in self.executor.all():
             key = ("gpu", run.user) if run.gpus else ("cpu", run.user)
             held[key] = held.get(key, 0) + (len(run.gpus) or 1)
         for owner, gpu in self.serving.held():
@@ -170,16 +171,17 @@ class Supervisor:
 
     def _jobs_hold(self) -> tuple[set[str], int]:
         """The GPUs and CPU slots running jobs hold, which replicas may not take."""
-        runs = {run.job_id: run for run in self.launcher.all()}
+        runs = {run.job_id: run for run in self.executor.all()}
         slots = sum(job.cpu_slots or 1 for job in self.store.in_states(ACTIVE) if job.id in runs and not runs[job.id].gpus)
         return {gpu for run in runs.values() for gpu in run.gpus}, slots
 
     def capacity(self) -> Capacity:
         """The cluster as the policy sees it: without the GPUs and CPU slots deployments' replicas hold."""
         settings = self.settings
+        gpus, cpu_slots = self.executor.resources()
         replicas = self.serving.held()
-        gpus = tuple(gpu for gpu in settings.gpus if gpu not in {held for _, held in replicas})
-        cpu_slots = settings.cpu_slots - sum(1 for _, gpu in replicas if gpu is None)
+        gpus = tuple(gpu for gpu in gpus if gpu not in {held for _, held in replicas})
+        cpu_slots -= sum(1 for _, gpu in replicas if gpu is None)
         return Capacity(gpus=gpus, cpu_slots=cpu_slots, memory_mb=settings.memory_mb,
                         free_ports=self.viewers.ports_for_jobs(), shares=dict(settings.group_shares),
                         quotas={group: Quota(nominal, limit) for group, nominal, limit in settings.group_quotas},
@@ -202,7 +204,7 @@ class Supervisor:
         groups = scheduling_groups(self.store, {*capacity.shares, *capacity.quotas})
         active = []
         for job in self.store.in_states(ACTIVE):
-            run = self.launcher.get(job.id)
+            run = self.executor.get(job.id)
             if run is None:
                 continue
             active.append(Active(job.id, job.user, groups.get(job.user, ""), job.priority, run.gpus,
@@ -244,7 +246,7 @@ class Supervisor:
             port = self.viewers.allocate_port()
             self.viewers.open_soon(job.id, port)
         try:
-            run = self.launcher.start(job, gpus, port)
+            run = self.executor.start(job, gpus, port)
         except OSError as exc:
             self.viewers.stop(job.id)
             self.viewers.release_port(port)
@@ -253,26 +255,26 @@ class Supervisor:
             self.endings.notify(job.id)
             return
         self.usage.started(job.user, time.time())
-        log.info("job %d: queued -> running (%s, pid %d, viewer port %d)", job.id,
-                 f"GPUs {','.join(gpus)}" if gpus else "CPU", run.proc.pid, port)
+        log.info("job %d: queued -> running (%s, %s, viewer port %d)", job.id,
+                 f"GPUs {','.join(gpus)}" if gpus else "CPU", run.where, port)
 
     def _viewer_failures(self) -> None:
         """A job whose viewer did not start is killed: the task must not plot to a port that goes to another
         job; the port is free again after that."""
         for job_id, (port, why) in self.viewers.failures().items():
-            run = self.launcher.get(job_id)
+            run = self.executor.get(job_id)
             if run is not None and not run.killed_reason:
-                self.launcher.kill(run, f"could not start its Visdom: {why}")
+                self.executor.kill(run, f"could not start its Visdom: {why}")
             self.viewers.release_port(port)
 
     # ----- watch and end
 
     def _watch(self) -> bool:
-        """Record the end of every task whose launcher exited; True if any did."""
+        """Record the end of every task that ended; True if any did."""
         ended = False
-        for run in self.launcher.all():
-            if not run.proc.alive():
-                self._record_end(run.job_id, self.launcher.finish(run), run.killed_reason)
+        for run in self.executor.all():
+            if not self.executor.alive(run):
+                self._record_end(run.job_id, self.executor.finish(run), run.killed_reason)
                 ended = True
             elif not run.killed_reason:
                 self._enforce_limits(run)
@@ -282,13 +284,13 @@ class Supervisor:
         """Memory past the cap: killed at once (the machine is at stake). Wall clock or disk past theirs:
         stopped as a user would (SIGTERM, a checkpoint, the grace period), the limit in its reason."""
         if run.memory_limit_mb:
-            rss_mb = sum(p["rss_mb"] for p in self.launcher.sample(run))
+            rss_mb = sum(p["rss_mb"] for p in self.executor.sample(run))
             if rss_mb > run.memory_limit_mb:
-                self.launcher.kill(run, f"killed for memory: {rss_mb:.0f} MB used, limit {run.memory_limit_mb} MB")
+                self.executor.kill(run, f"killed for memory: {rss_mb:.0f} MB used, limit {run.memory_limit_mb} MB")
                 return
         now = time.time()
         quota = self.settings.job_disk_quota_mb
-        if run.wall_clock_limit_s and now - run.proc.started > run.wall_clock_limit_s:
+        if run.wall_clock_limit_s and now - run.started > run.wall_clock_limit_s:
             stop_for(self.store, run.job_id, f"wall-clock limit of {run.wall_clock_limit_s:g} s reached")
         elif quota and now - run.disk_checked_at > DISK_CHECK_S:
             run.disk_checked_at = now
@@ -300,6 +302,9 @@ class Supervisor:
     def _record_end(self, job_id: int, status: dict[str, Any] | None, killed_reason: str | None) -> None:
         self.viewers.settle(job_id)  # a task that ended at once: its viewer is up, or failed, before it lingers
         job = self.store.get(job_id)
+        if status is not None and LOST_KEY in status and killed_reason is None:
+            self._lost(job, status[LOST_KEY])
+            return
         if status is None and killed_reason is None:
             fields = {"state": FAILED, "reason": "the task ended; its exit status is unknown"}
         else:
@@ -321,39 +326,55 @@ class Supervisor:
         self.viewers.linger(job_id, until)
         self.endings.notify(job_id)
 
-    def _requeue(self, job: Job, how: str) -> None:
-        """A preempted job goes back to the queue, to resume from the checkpoint it saved (or its last one)."""
+    def _lost(self, job: Job, how: str) -> None:
+        """A task that vanished with its machine (a Ray node lost): a preemptible job goes back to the queue to
+        resume elsewhere from its last checkpoint; another is ``lost``, its last checkpoint named."""
+        if preemptible(job.phase, job.preemptible):
+            self._requeue(job, how, why=f"its node was lost ({how})", states=ACTIVE)
+            return
+        now = time.time()
+        checkpoint = rundir.last_checkpoint(self.job_dir(job.id))
+        where = f"; last checkpoint {checkpoint}" if checkpoint else "; no checkpoint was saved"
+        until = now + self.settings.visdom_linger_s
+        self.store.transition(job.id, ACTIVE, state=LOST, ended_at=now, visdom_until=until,
+                              reason=f"its node was lost ({how}){where}")
+        log.warning("job %d: %s -> lost (%s%s)", job.id, job.state, how, where)
+        self.viewers.linger(job.id, until)
+        self.endings.notify(job.id)
+
+    def _requeue(self, job: Job, how: str, why: str | None = None, states: Sequence[str] | None = None) -> None:
+        """A preempted job (or one whose node was lost: ``why``) goes back to the queue, to resume from the
+        checkpoint it saved (or its last one)."""
         now = time.time()
         checkpoint = rundir.last_checkpoint(self.job_dir(job.id))
         resume = str(checkpoint) if checkpoint else job.resume_from
+        why = why or f"preempted for job {job.preempted_for}"
         record = {"at": now, "for_job": job.preempted_for, "checkpoint": resume, "how": how,
                   "ran_s": round(now - job.started_at, 1) if job.started_at else None}
         until = now + self.settings.visdom_linger_s
-        self.store.transition(job.id, [STOPPING], state=QUEUED, resume_from=resume, started_at=None, gpus="",
-                              requeued_at=now,
+        self.store.transition(job.id, states or [STOPPING], state=QUEUED, resume_from=resume, started_at=None,
+                              gpus="", requeued_at=now,
                               pid=None, pid_started=None, stop_requested_at=None, preempted_for=None,
                               exit_code=None, exit_signal=None, visdom_until=until,
                               preemptions=[*(job.preemptions or []), record],
-                              reason=f"preempted for job {job.preempted_for}; resumes from "
-                                     f"{'its checkpoint' if checkpoint else 'the start'}")
+                              reason=f"{why}; resumes from {'its checkpoint' if checkpoint else 'the start'}")
         files.clear_exit_status(self.job_dir(job.id))
         self.viewers.linger(job.id, until)
-        log.info("job %d: stopping -> queued (preempted for job %s; %s; resumes from %s)",
-                 job.id, job.preempted_for, how, resume or "the start")
+        log.info("job %d: %s -> queued (%s; %s; resumes from %s)", job.id, job.state, why, how, resume or "the start")
 
     def _enforce_stops(self) -> None:
         grace = self.settings.stop_grace_s
         for job in self.store.in_states([STOPPING]):
-            run = self.launcher.get(job.id)
+            run = self.executor.get(job.id)
             if run is None:  # stopped while its start was being undone
                 self.store.transition(job.id, [STOPPING], state=STOPPED, ended_at=time.time(),
                                       reason="cancelled before it started")
                 self.endings.notify(job.id)
                 continue
             if run.term_sent_at is None:
-                self.launcher.ask_to_stop(run, time.time())
+                self.executor.ask_to_stop(run, time.time())
             elif time.time() - run.term_sent_at > grace and not run.killed_reason:
-                self.launcher.kill(run, f"stopped: killed after the {grace:g} s grace period without a checkpoint")
+                self.executor.kill(run, f"stopped: killed after the {grace:g} s grace period without a checkpoint")
 
     # ----- queries used by the API
 
@@ -372,7 +393,7 @@ class Supervisor:
             "capacity": {"gpus": list(capacity.gpus), "cpu_slots": capacity.cpu_slots, "memory_mb": capacity.memory_mb},
             "shares": capacity.shares,
             "quotas": {group: {"nominal": quota.nominal, "limit": quota.ceiling} for group, quota in capacity.quotas.items()},
-            "queued": len(self._waits), "running": len(self.launcher.all()),
+            "queued": len(self._waits), "running": len(self.executor.all()),
             "users": [{"user": user, "group": groups.get(user, ""),
                        "gpu_seconds": round(usage.gpu_seconds.get(user, 0.0), 3),
                        "cpu_seconds": round(usage.cpu_seconds.get(user, 0.0), 3),
@@ -383,11 +404,11 @@ class Supervisor:
         }
 
     def processes(self, job_id: int) -> list[dict[str, Any]]:
-        run = self.launcher.get(job_id)
-        return [*(self.launcher.sample(run) if run else []), *self.viewers.processes(job_id)]
+        run = self.executor.get(job_id)
+        return [*(self.executor.sample(run) if run else []), *self.viewers.processes(job_id)]
 
     def terminate_all(self) -> None:
         """End every process the service started (tests leave nothing behind)."""
-        self.launcher.terminate_all()
+        self.executor.terminate_all()
         self.viewers.terminate_all()
         self.serving.terminate_all()

@@ -151,6 +151,11 @@ TABLE: list[tuple[str, str, Any, tuple[int, ...]]] = [
     ("GET", "/api/v1/datasets/{dataset_id}/versions/{number}/previews/{name}", None, OK_READ),
     ("DELETE", "/api/v1/datasets/{dataset_id}/versions/{number}", None, (401, 404, 403, 204, 404)),  # gone for the admin
     ("DELETE", "/api/v1/datasets/{dataset_id}", None, (401, 404, 403, 204, 404)),
+    # A job's node, with its run's token only (none here, and the job has ended): no user may.
+    ("GET", "/api/v1/jobs/{job_id}/node/files/{path}", None, (403, 403, 403, 403, 403)),
+    ("PUT", "/api/v1/jobs/{job_id}/node/files/{path}", None, (403, 403, 403, 403, 403)),
+    ("GET", "/api/v1/nodes", None, ADMIN_ONLY),
+    ("POST", "/api/v1/nodes/{name}/drain", {"drain": True}, (401, 403, 403, 403, 409)),  # the local executor has none
 ]
 
 # Legacy endpoints answer HTTP 200 with a code; the code is what each caller gets.

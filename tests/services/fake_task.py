@@ -6,7 +6,8 @@ and behaves as the hypes' ``dataset`` says:
 with ``--resume``, continue from the checkpoint's step), ``slow_ok`` (``ok`` taking 1.5 s to save on
 SIGTERM), ``run`` (keep going until SIGTERM, then save a
 checkpoint and exit 3), ``crash`` (traceback, exit 1), ``bad`` (``error:`` line, exit 2),
-``stubborn`` (ignore SIGTERM), ``hog`` (allocate memory and wait), ``fill`` (add 1 MiB to ``fill.bin`` in the
+``stubborn`` (ignore SIGTERM), ``periodic`` (``ok`` with a checkpoint every 5 steps),
+``hog`` (allocate memory and wait), ``fill`` (add 1 MiB to ``fill.bin`` in the
 run directory each step until SIGTERM).
 """
 import argparse
@@ -73,6 +74,8 @@ with open(os.path.join(run_dir, "metrics.jsonl"), "a") as fh:
                 fill.write(os.urandom(2**20))
         event(fh, step, "loss", 1.0 / step)
         print(f"iter {step}", flush=True)
+        if mode == "periodic" and step % 5 == 0:
+            save_checkpoint(step)
         if stop:
             save_checkpoint(step)
             print("stopped after a checkpoint", flush=True)

@@ -33,3 +33,15 @@ def test_gpus_from_cuda_visible_devices_or_none():
     assert detect_gpus({"CUDA_VISIBLE_DEVICES": "2,3"}) == ("2", "3")
     assert detect_gpus({"CUDA_VISIBLE_DEVICES": "-1"}) == ()
     assert detect_gpus({"PATH": "/nonexistent"}) == ()
+
+
+def test_the_executor_settings():
+    settings = load_settings(environ={"CAUCHY_EXECUTOR": "ray", "CAUCHY_RAY_ADDRESS": "http://head:8265/",
+                                      "CAUCHY_SHARED_HOME": "yes", "CAUCHY_PORT": "9000"})
+    assert (settings.executor, settings.ray_address, settings.shared_home) == ("ray", "http://head:8265", True)
+    assert settings.service_url_for_nodes == "http://127.0.0.1:9000"
+    assert load_settings(environ={}).executor == "local"
+    with pytest.raises(ValueError, match="unknown executor 'slurm'; expected one of local, ray"):
+        load_settings(environ={"CAUCHY_EXECUTOR": "slurm"})
+    with pytest.raises(ValueError, match="expected true or false"):
+        load_settings(environ={"CAUCHY_SHARED_HOME": "maybe"})

@@ -1,5 +1,6 @@
-// Admins only: people (add, role, highest priority, disable, new password) and groups (add, members,
-// group admins). Each change is one request; the lists reload after it.
+// Admins only: people (add, role, highest priority, disable, new password), groups (add, members,
+// group admins) and the nodes jobs run on (GPUs, load, jobs, drain; the key that joins one). Each change is
+// one request; the lists reload after it.
 import {del, get, me, patch, post, PRIORITY_RANGE} from "./api.js";
 import {errorNotice, formatTime, h, notice, replace} from "./ui.js";
 
@@ -157,12 +158,58 @@ function groupsCard(onChange) {
     fail: (exc) => replace(body, errorNotice(exc, "Could not load the groups"))};
 }
 
+// The executor's nodes: a Ray cluster's machines with their GPUs, load and jobs, each drainable, and the
+// pairing key with the command that joins another one. The local executor has none to list.
+function nodesCard() {
+  const body = h("div", {}, notice("Loading the nodes…"));
+
+  async function drain(node, on) {
+    await post(`/nodes/${encodeURIComponent(node.name)}/drain`, {drain: on});
+    await load();
+  }
+
+  function render(reply) {
+    if (reply.executor !== "ray") {
+      replace(body, h("p", {class: "muted"}, "Jobs run on this machine (CAUCHY_EXECUTOR=local)."));
+      return;
+    }
+    const key = h("code", {class: "key", hidden: true}, reply.key || "(not set: RAY_AUTH_TOKEN)");
+    replace(body,
+      h("p", {}, "Join a GPU server: ", h("code", {}, reply.join), " ",
+        h("button", {class: "btn small ghost", type: "button", onclick: () => { key.hidden = !key.hidden; }}, "Show the key"),
+        " ", key),
+      reply.nodes.length ? h("table", {class: "nodes"},
+        h("thead", {}, h("tr", {}, ["Node", "Address", "GPUs in use", "CPU slots in use", "Jobs", ""].map((t) => h("th", {}, t)))),
+        h("tbody", {}, reply.nodes.map((n) => h("tr", {"data-node": n.name},
+          h("td", {class: "name"}, n.name, n.drained ? h("span", {class: "muted"}, " (drained)") : null),
+          h("td", {}, n.address),
+          h("td", {}, `${n.load.gpus} / ${n.gpus}`),
+          h("td", {}, `${n.load.cpu_slots} / ${n.cpus}`),
+          h("td", {}, n.jobs.length ? n.jobs.map((id) => h("a", {href: `#/jobs/${id}`}, `#${id} `)) : h("span", {class: "muted"}, "none")),
+          h("td", {}, h("button", {class: "btn small", type: "button", onclick: () => drain(n, !n.drained)},
+            n.drained ? "Undrain" : "Drain"))))))
+        : h("p", {class: "muted"}, "No Cauchy node is alive in the cluster."));
+  }
+
+  async function load() {
+    try {
+      render(await get("/nodes"));
+    } catch (exc) {
+      replace(body, errorNotice(exc, "Could not load the nodes"));
+    }
+  }
+
+  return {el: h("section", {class: "card wide", id: "nodes"}, h("h2", {}, "Nodes"), body), load};
+}
+
 export function renderAdmin(view) {
   const users = usersCard(refresh);
   const groups = groupsCard(refresh);
+  const nodes = nodesCard();
   replace(view, h("div", {class: "page-head"}, h("h1", {}, "Admin"),
     h("span", {class: "muted"}, "People and groups; a job or weights shared with a group is visible to its members")),
-  users.el, groups.el);
+  users.el, groups.el, nodes.el);
+  nodes.load();
 
   async function refresh() {
     let userList;

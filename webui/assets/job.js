@@ -24,10 +24,12 @@ function waitingCell(queue) {
   return h("span", {}, queue.reason, h("br"), h("span", {class: "muted"}, start));
 }
 
-// Each time the scheduler took the job's resources for another job: when, for whom, where it resumes.
+// Each time the scheduler took the job's resources for another job (or its node was lost): when, for whom,
+// where it resumes.
 function preemptionList(preemptions) {
   return h("ul", {class: "plain"}, preemptions.map((p) => h("li", {},
-    `${formatTime(p.at)} for `, h("a", {href: `#/jobs/${p.for_job}`}, `#${p.for_job}`),
+    ...(p.for_job == null ? [`${formatTime(p.at)} its node was lost`]
+      : [`${formatTime(p.at)} for `, h("a", {href: `#/jobs/${p.for_job}`}, `#${p.for_job}`)]),
     h("span", {class: "muted"}, ` — ${p.how}; resumes from ${p.checkpoint ? p.checkpoint.split("/").slice(-2).join("/") : "the start"}`))));
 }
 

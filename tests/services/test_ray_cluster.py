@@ -1,0 +1,149 @@
+"""The ``ray`` executor on a real two-node Ray cluster on 127.0.0.1, token authentication on.
+
+Both nodes are joined with ``cauchy node join`` (``ray_nodes.Cluster``: the head ``a`` with 1 CPU slot, ``b``
+with 2) and live for the module. The service runs with ``CAUCHY_EXECUTOR=ray`` behind nginx and no shared home:
+a job's node streams its logs and metrics home and uploads its checkpoints through nginx. Every process a node started is ended at
+the end.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Iterator
+
+import pytest
+import requests
+
+from services.config import Settings
+from services.executors.ray_cluster import RayExecutor
+from services.jobs import files
+from tests.nginx.stack import Stack
+from tests.services.live_service import FAKE_TASK, LiveService, make_hypes, port_range, wait_for
+from tests.services.ray_nodes import Cluster, cauchy_nodes
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Cluster]:
+    with Cluster({"a": 1, "b": 2}, gpus={"b": 1}) as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="module")
+def stack(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The service behind nginx; its nodes reach it through nginx too (no shared home)."""
+    live = Stack(Settings(home=tmp_path_factory.mktemp("ray-home"), visdom_ports=port_range(20), cpu_slots=1,
+                          gpus=(), task_command=(sys.executable, FAKE_TASK), stop_grace_s=3.0, visdom_linger_s=60.0,
+                          poll_interval_s=0.2, threads=8, component_check=(), executor="ray",
+                          ray_address=cluster.dashboard))
+    executor = live.service.supervisor.executor
+    executor.settings = executor.settings.replace(node_service_url=live.url)  # known once nginx is up
+    yield live
+    live.close()
+
+
+@pytest.fixture(scope="module")
+def service(stack: Stack) -> LiveService:
+    return stack.service
+
+
+def run_record(live: LiveService, job_id: int) -> dict:
+    return files.read_json(files.job_dir(live.settings.jobs_dir, job_id) / files.RAY_RUN) or {}
+
+
+def test_a_job_on_the_second_node_streams_home_and_succeeds(stack: Stack, service: LiveService, cluster: Cluster):
+    job = service.submit(make_hypes("ok", iters=5))
+    done = service.wait_ended(job["id"], timeout=120)
+    assert done["state"] == "succeeded", done
+    assert run_record(service, job["id"])["node"] == "b"  # the node with the most free CPU slots
+    directory = files.job_dir(service.settings.jobs_dir, job["id"])
+    assert "fake task ok" in (directory / "stdout.log").read_text()
+    assert "resume=None" in (directory / "stdout.log").read_text()
+    losses = [e for e in service.call("GET", f"/api/v1/jobs/{job['id']}/metrics").json()["events"] if e["name"] == "loss"]
+    assert [e["step"] for e in losses] == [1, 2, 3, 4, 5]
+    assert (directory / "checkpoints" / "latest.pth").is_file()  # uploaded, renamed into place
+    env = json.loads(next((directory / "visdom").glob("*.json")).read_text())  # fed by the service, saved at the end
+    loss = next(window for window in env["jsons"].values() if window["title"] == "loss")
+    assert loss["content"]["data"][0]["x"] == [1, 2, 3, 4, 5]
+    page = requests.get(f"{stack.url}/visdom/{job['id']}/", headers={"Authorization": f"Bearer {service.token}"},
+                        timeout=30)
+    assert page.status_code == 200 and "<title>visdom</title>" in page.text.lower()  # the charts, through nginx
+    nodes = service.call("GET", "/api/v1/nodes").json()
+    assert [node["name"] for node in nodes["nodes"]] == ["a", "b"] and nodes["key"] == cluster.key
+
+
+def test_a_gpu_job_runs_on_the_node_of_the_gpu_the_policy_chose(service: LiveService):
+    """``b`` declares one GPU (Ray counts it; there is none): the policy gives ``b:0``, Ray runs it on ``b``."""
+    assert service.call("GET", "/api/v1/scheduler").json()["capacity"]["gpus"] == ["b:0"]
+    refused = service.call("POST", "/api/v1/jobs", json={"hypes": make_hypes("ok"), "resources": {"gpus": 2}})
+    assert refused.status_code == 400 and "asked for 2 GPUs; this host has 1" in refused.text  # no node has 2
+    job = service.submit(make_hypes("ok", iters=2), resources={"gpus": 1})
+    done = service.wait_ended(job["id"], timeout=120)
+    assert done["state"] == "succeeded" and done["resources"]["assigned_gpus"] == ["b:0"], done
+    assert run_record(service, job["id"])["node"] == "b"
+    assert "gpus='0'" in (files.job_dir(service.settings.jobs_dir, job["id"]) / "stdout.log").read_text()
+
+
+def test_an_admin_drains_a_node_and_takes_it_back(service: LiveService):
+    def capacity() -> int:
+        return service.call("GET", "/api/v1/scheduler").json()["capacity"]["cpu_slots"]
+
+    assert capacity() == 3
+    assert service.call("POST", "/api/v1/nodes/b/drain", json={"drain": True}).json() == {"node": "b", "drained": True}
+    nodes = {node["name"]: node for node in service.call("GET", "/api/v1/nodes").json()["nodes"]}
+    assert nodes["b"]["drained"] and not nodes["a"]["drained"] and capacity() == 1  # no new job goes to b
+    service.call("POST", "/api/v1/nodes/b/drain", json={"drain": False})
+    assert capacity() == 3
+    assert service.call("POST", "/api/v1/nodes/nowhere/drain", json={}).status_code == 404
+
+
+def test_a_node_route_refuses_a_wrong_token(service: LiveService):
+    reply = service.call("PUT", "/api/v1/jobs/1/node/files/stdout.log?offset=0", data=b"x",
+                         headers={"X-Cauchy-Job-Token": "0" * 64})
+    assert reply.status_code == 403, reply.text
+
+
+def test_a_node_without_the_key_cannot_join(cluster: Cluster):
+    intruder = cluster.join("c", "--address", cluster.address, "--cpus", "1", key="not-the-key",
+                            env={"RAY_gcs_server_port_wait_time_s": "2"})  # Ray's connection retries: 2, not 20
+    assert intruder.popen.wait(60) != 0
+    assert "InvalidAuthToken" in intruder.log.read_text()
+    assert cauchy_nodes(cluster.dashboard) == ["a", "b"]
+
+
+def test_a_job_whose_node_is_lost_resumes_on_the_other_node(service: LiveService, cluster: Cluster):
+    job = service.submit(make_hypes("periodic", iters=150))
+    directory = files.job_dir(service.settings.jobs_dir, job["id"])
+    wait_for(lambda: (directory / "checkpoints" / "latest.pth").is_file(), 60, "the first uploaded checkpoint")
+    assert run_record(service, job["id"])["node"] == "b"
+    cluster.nodes["b"].lose()
+    requeued = service.wait(job["id"], lambda j: j["preemptions"], timeout=90)
+    assert "node b" in requeued["preemptions"][0]["how"], requeued["preemptions"]
+    done = service.wait_ended(job["id"], timeout=120)
+    assert done["state"] == "succeeded", done
+    assert run_record(service, job["id"])["node"] == "a"
+    out = (directory / "stdout.log").read_text()
+    assert "resume=" in out and "resume=None" not in out  # the node downloaded the checkpoint first
+    steps = [e["step"] for e in service.call("GET", f"/api/v1/jobs/{job['id']}/metrics").json()["events"]
+             if e["name"] == "loss"]
+    assert steps[-1] == 150
+
+
+def test_a_restarted_service_adopts_its_running_ray_job(service: LiveService):
+    """Last: the module's supervisor stops (its routes still answer the node); a new executor over its database
+    adopts the job through Ray by the submission id in its directory, and stops it through Ray."""
+    job = service.wait_metrics(service.submit(make_hypes("run"))["id"], timeout=120)
+    service.supervisor.shutdown()
+    store = service.app.extensions["cauchy"].store
+    executor = RayExecutor(service.settings, store)
+    run = executor.adopt(store.get(job["id"]))
+    assert run is not None and run.submission_id == run_record(service, job["id"])["submission_id"]
+    assert executor.alive(run)
+    executor.ask_to_stop(run, time.time())
+    wait_for(lambda: not executor.alive(run), 60, "the stop through Ray")
+    assert executor.finish(run)["exit_code"] == 3  # the checkpoint saved on SIGTERM (its uploaded exit status)
+    directory = files.job_dir(service.settings.jobs_dir, job["id"])
+    files.write_json(directory / files.RAY_RUN, {"submission_id": "cauchy-unknown", "node": "a"})
+    assert executor.adopt(store.get(job["id"])) is None  # a run the cluster does not know (it was restarted)
