@@ -5,9 +5,10 @@ against per-image numpy references, on the same masks.
                                    [--threads N]
 
 Masks (ground truth: blocks of random classes with 255-ignore borders; predictions: the truth with
-a fifth of the pixels changed) are made once on the device (ground truth uint8, predictions int64,
-as a reader and a model's argmax leave them) and fed to the evaluator in batches of 16. Two
-straightforward per-image numpy references, each starting from the same device tensors:
+a fifth of the pixels changed) are made once on the device (ground truth uint8, predictions in
+``index_dtype``, uint8 up to 255 classes: as a reader and the seg method's ``predict`` leave them)
+and fed to the evaluator in batches of 16. Two straightforward per-image numpy references, each
+starting from the same device tensors:
 
 - ``numpy_bincount``, the usual confusion-matrix code: per image ``.cpu().numpy()`` of both masks,
   ``gt.astype(np.int64)``, ``keep = gt != 255``, one ``np.bincount(gt[keep] * C + pred[keep],
@@ -39,6 +40,7 @@ sys.path[:0] = [REPO, os.path.dirname(os.path.abspath(__file__))]
 
 from rounds import alternate, summary  # noqa: E402
 
+from cauchy.methods.seg import index_dtype  # noqa: E402
 from cauchy.metrics.seg import SegmentationEvaluator  # noqa: E402
 
 IGNORE = 255
@@ -56,7 +58,7 @@ def make_masks(count: int, size: int, classes: int, device: torch.device) -> tup
         pred = torch.where(noise, torch.randint(0, classes, (size, size), generator=gen), gt.long())
         pred[gt == IGNORE] = 0
         truths.append(gt.to(device))
-        preds.append(pred.to(device))
+        preds.append(pred.to(device, index_dtype(classes)))
     return truths, preds
 
 

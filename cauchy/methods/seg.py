@@ -3,7 +3,8 @@
 Training: the loss on the model's ``out`` logits, plus ``aux_weight`` times the loss on its
 auxiliary head's (``loss_aux``). Prediction: whole-image or sliding-window inference on the
 transformed image, the padding cut off, logits resized back to each image's original size, then
-argmax: ``{"mask": [H, W] class indices}`` per image at its original size, on the model's device.
+argmax: ``{"mask": [H, W] class indices}`` per image at its original size, on the model's device,
+uint8 up to 255 classes (:func:`index_dtype`).
 """
 from __future__ import annotations
 
@@ -59,6 +60,12 @@ def slide_windows(length: int, crop: int, stride: int) -> list[int]:
         return [0]
     starts = list(range(0, length - crop, stride))
     return starts + [length - crop]
+
+
+def index_dtype(num_classes: int) -> torch.dtype:
+    """The type of predicted masks: uint8 while every class index fits it (up to 255 classes), so the
+    evaluator and the PNG writer read one byte a pixel rather than argmax's eight."""
+    return torch.uint8 if num_classes <= 255 else torch.int64
 
 
 def pixel_pair(value: list[float] | None, key: str) -> tuple[int, int] | None:
@@ -131,9 +138,10 @@ class SegmentationMethod(Method):
     def from_exported(self, outputs: list[torch.Tensor], batch: dict[str, Any]) -> list[dict[str, Any]]:
         """``outputs``: the logits ``[B, C, H, W]`` of the padded batch; each image's mask at its original size."""
         logits = outputs[0]
+        dtype = index_dtype(logits.shape[1])
         out = []
         for i, ((h, w), (oh, ow)) in enumerate(zip(batch["image_sizes"].tolist(), batch["orig_size"].tolist())):
-            out.append({"mask": upsample(logits[i:i + 1, :, :h, :w], (oh, ow))[0].argmax(dim=0)})
+            out.append({"mask": upsample(logits[i:i + 1, :, :h, :w], (oh, ow))[0].argmax(dim=0).to(dtype)})
         return out
 
     def describe(self, prediction: dict[str, Any], class_names: list[str]) -> dict[str, Any]:

@@ -30,11 +30,13 @@ SMALL = os.path.join(REPO, "hypes", "seg", "lraspp_mobilenetv3small_shapes.json"
 
 def run(path: str, run_dir, data_dir: str, *extra: str) -> int:
     items = [f"data.data_dir={data_dir}", "data.workers=0", "solver.max_iters=2", "train.batch_size=2",
-             "val.batch_size=3", "test.batch_size=3", "logging.progress_bar=false", "solver.display_iter=1",
-             "train.aug_trans.random_crop.size=[48,48]"]
+             "val.batch_size=3", "test.batch_size=3", "logging.progress_bar=false", "solver.display_iter=1"]
     with open(path) as fh:
-        if json.load(fh)["test"].get("mode") == "slide":
-            items += ["test.crop_size=[32,32]", "test.stride=[24,24]"]
+        hypes = json.load(fh)
+    sizing = next(name for name in ("random_crop", "random_affine") if name in hypes["train"]["aug_trans"]["trans_seq"])
+    items.append(f"train.aug_trans.{sizing}.size=[48,48]")
+    if hypes["test"].get("mode") == "slide":
+        items += ["test.crop_size=[32,32]", "test.stride=[24,24]"]
     args = [arg for item in items for arg in ("--set", item)]
     return run_tasks.main(["--hypes", path, "--tmp_dir", str(run_dir), *args, *extra])
 

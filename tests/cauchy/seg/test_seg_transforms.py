@@ -1,5 +1,6 @@
 """Masks stay aligned with their images through random_scale, random_crop and random_hflip, are
-resized nearest (labels stay labels) and padded with mask_fill; collate pads with the ignore value."""
+resized nearest (labels stay labels) and padded with mask_fill; collate pads with the ignore value;
+predicted masks are uint8 class indices while the classes fit a byte."""
 from __future__ import annotations
 
 import cv2
@@ -7,9 +8,11 @@ import numpy as np
 import pytest
 import torch
 
+import cauchy.models  # noqa: F401
 from cauchy.datasets.rng import SampleKey, sample_stream
 from cauchy.datasets.transforms import build_transforms
-from cauchy.methods.seg import collate_segmentation, slide_windows
+from cauchy.methods.seg import SegmentationMethod, collate_segmentation, slide_windows
+from cauchy.registry import MODELS
 
 
 def labelled_image(gen: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -55,3 +58,15 @@ def test_slide_windows_cover_the_image() -> None:
     assert slide_windows(10, 16, 8) == [0]
     assert slide_windows(40, 16, 12) == [0, 12, 24]
     assert slide_windows(37, 16, 12) == [0, 12, 21]
+
+
+@pytest.mark.parametrize(("classes", "dtype"), [(5, torch.uint8), (255, torch.uint8), (256, torch.int64)])
+def test_predicted_masks_are_the_argmax_in_the_narrowest_type(classes: int, dtype: torch.dtype) -> None:
+    method = SegmentationMethod(MODELS.build("tiny_unet", num_classes=classes, widths=[4, 4]).eval())
+    torch.manual_seed(0)
+    batch = {"image": torch.randn(1, 3, 16, 20), "image_sizes": torch.tensor([[16, 20]]),
+             "orig_size": torch.tensor([[16, 20]])}
+    mask = method.predict(batch)[0]["mask"]
+    with torch.no_grad():
+        expected = method.model(batch["image"])["out"][0].argmax(dim=0)
+    assert mask.dtype == dtype and torch.equal(mask.long(), expected)
