@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from torchvision.models import vgg19
 
+from cauchy.models.pose.base import output_conv
 from cauchy.registry import MODELS
 
 
@@ -34,7 +35,7 @@ def branch(cin: int, cout: int, width: int, kernel: int, depth: int, hidden: int
     for _ in range(depth - 1):
         layers += conv(width, width, kernel, norm)
     layers += conv(width, hidden, 1, norm)
-    return nn.Sequential(*layers, nn.Conv2d(hidden, cout, 1))
+    return nn.Sequential(*layers, output_conv(hidden, cout))
 
 
 class OpenPose(nn.Module):
