@@ -2,8 +2,9 @@
 ``tv_tensors.KeyPoints`` doing the same geometry, beside the decode-only limit (``bench/pipelines.py``).
 
 All read the same sticks JPEGs (scripts/pose/sticks/prepare.py) through a DataLoader with the same
-batch size and workers, one sample per annotated person, and deliver normalised float32 NCHW person
-crops of 256x192 with their keypoints [B, K, 3] after: the person's box grown to 3:4 and by 1.25,
+batch size and workers, one sample per annotated person, and deliver NCHW person crops of 256x192
+(Cauchy's and the decode_jpeg side's uint8, normalised on the model's device; the PIL side's
+normalised float32) with their keypoints [B, K, 3] after: the person's box grown to 3:4 and by 1.25,
 scaled by a factor in [0.75, 1.25], rotated by up to 30 degrees either way, mirrored with p=0.5
 (left/right joints swapped), normalised; joints leaving the crop become invisible. Then both turn the
 keypoints into 64x48 Gaussian heatmaps with weights in the main process, by the same function
@@ -35,7 +36,6 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, default_collate
 from torchvision import tv_tensors
-from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -60,9 +60,10 @@ SCALE, ROTATION, BOX_SCALE = (0.75, 1.25), 30.0, 1.25
 class TorchvisionTopDown:
     """The same geometry as ``top_down_affine`` + ``random_hflip`` with torchvision's functional v2 ops."""
 
-    def __init__(self, flip_index: np.ndarray, seed: int) -> None:
+    def __init__(self, flip_index: np.ndarray, seed: int, normalise: bool) -> None:
         self.flip_index = torch.as_tensor(flip_index)
         self.gen = np.random.default_rng(seed)
+        self.normalise = normalise
 
     def __call__(self, image: Any, target: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
         size = tuple(image.shape[-2:]) if isinstance(image, torch.Tensor) else (image.height, image.width)
@@ -82,7 +83,8 @@ class TorchvisionTopDown:
         xy = points.as_subclass(torch.Tensor)
         outside = (xy[:, 0] < 0) | (xy[:, 0] >= WIDTH) | (xy[:, 1] < 0) | (xy[:, 1] >= HEIGHT)
         visible[outside] = 0
-        image = F.normalize(F.to_dtype(image, torch.float32, scale=True), MEAN, STD)
+        if self.normalise:
+            image = F.normalize(F.to_dtype(image, torch.float32, scale=True), MEAN, STD)
         return image.as_subclass(torch.Tensor), torch.cat([xy, visible[:, None]], dim=1)
 
 
@@ -97,8 +99,8 @@ def make_loaders(root: str, batch_size: int, workers: int) -> dict[str, DataLoad
     def target(index: int, size: tuple[int, int], read_mask: Any) -> dict[str, Any]:
         return {"box": people[index][1], "keypoints": torch.as_tensor(people[index][2], dtype=torch.float32)}
 
-    def tv_transforms() -> v2.Transform:
-        return TorchvisionTopDown(cauchy_set.flip_index, seed=0)
+    def tv_transforms(normalise: bool) -> TorchvisionTopDown:
+        return TorchvisionTopDown(cauchy_set.flip_index, seed=0, normalise=normalise)
 
     def collate(batch: list) -> tuple[torch.Tensor, torch.Tensor]:
         images, keypoints = zip(*batch)
@@ -110,7 +112,7 @@ def make_loaders(root: str, batch_size: int, workers: int) -> dict[str, DataLoad
 
 
 def check(batch: dict | tuple) -> int:
-    """Crops (Cauchy: uint8, normalised on the device; torchvision: normalised), and their heatmaps drawn."""
+    """Crops (uint8, normalised on the device, or normalised float32), and their heatmaps drawn."""
     images, keypoints = (batch["image"], batch["keypoints"][:, 0]) if isinstance(batch, dict) else batch
     heatmaps, weights = gaussian_heatmaps(keypoints, (HEIGHT // STRIDE, WIDTH // STRIDE), STRIDE, SIGMA)
     assert heatmaps.shape[-2:] == (HEIGHT // STRIDE, WIDTH // STRIDE) and 0 < weights.mean() <= 1

@@ -72,7 +72,8 @@ def check_components(h: dict[str, Any]) -> None:
         attempt(lambda: check_parameters(factory, f"dataset {data['format']}", "data.params", data["params"],
                                          dict.fromkeys(("root", "split", "transforms", "skip_bad_images",
                                                         "class_names"))))
-    num_classes = data["num_classes"] or len(data["class_names"] or []) or 2  # else the data decide; any count builds
+    known = data["num_classes"] or len(data["class_names"] or [])
+    num_classes = known or 2  # else the data decide; any count builds the model
     before = len(problems.errors)
     with torch.device("meta"):
         model = attempt(lambda: build_model(h, num_classes, pretrained=False))
@@ -83,8 +84,11 @@ def check_components(h: dict[str, Any]) -> None:
         attempt(lambda: component(METHODS, h["method"], "method"))
     for split in ("val", "test"):
         for name, key in evaluator_names(h[split]["evaluator"], split):
+            # an evaluator checks its arguments against the data (the class count, the data's metadata: the
+            # pose evaluators' per-keypoint sigmas), so when the data decide the count only its name is checked
             attempt(lambda name=name, key=key: build_component(
-                EVALUATORS, name, key, num_classes=num_classes, class_names=data["class_names"]))
+                EVALUATORS, name, key, num_classes=known, class_names=data["class_names"]) if known else
+                component(EVALUATORS, name, key))
     problems.raise_any()
 
 

@@ -4,7 +4,9 @@ Training: for each image, Gaussian heatmaps (the maximum over its people, ``targ
 cells) and part affinity fields (``target.paf_width``) along the data's skeleton, both at the
 model's stride; the loss is the mean squared error of every stage's heatmaps and fields (the
 paper's intermediate supervision), ``loss_heatmap`` and ``loss_paf`` summed over stages.
-Prediction: the last stage's outputs, decoded by the paper's greedy grouping
+Prediction: the last stage's outputs (averaged, with ``target.flip_test``, with those of the mirrored
+image mirrored back: heatmaps with their left/right joints swapped, each limb's field taken from its
+mirror limb with the x component negated), decoded by the paper's greedy grouping
 (:mod:`cauchy.models.pose.paf_grouping`, thresholds in ``target.grouping``), each person mapped back
 to original pixels through the sample's ``affine``: ``{"keypoints" [P, K, 3] (x, y, score),
 "scores" [P]}`` per image.
@@ -30,11 +32,12 @@ from cauchy.methods.pose import PoseMethod, points_to_original
 from cauchy.models.pose.openpose import OpenPose
 from cauchy.models.pose.paf_grouping import GroupingParams, group_people
 from cauchy.registry import LOSSES, METHODS
-from cauchy.schema import FreeDict, number, validate
+from cauchy.schema import FreeDict, boolean, number, validate
 
 TARGET_SCHEMA = {
     "sigma": number(1.0, gt=0),
     "paf_width": number(1.0, gt=0),
+    "flip_test": boolean(True),
     "grouping": FreeDict({}),
 }
 GROUPING_KEYS = [f.name for f in fields(GroupingParams)]
@@ -65,6 +68,23 @@ class OpenPoseLoss(nn.Module):
         loss_paf = sum(F.mse_loss(p, pafs) for p, _ in stages) * self.paf_weight
         loss_heatmap = sum(F.mse_loss(h, heatmaps) for _, h in stages) * self.heatmap_weight
         return {"loss": loss_paf + loss_heatmap, "loss_paf": loss_paf, "loss_heatmap": loss_heatmap}
+
+
+def mirror_limbs(limbs: list[tuple[int, int]], index: torch.Tensor) -> tuple[list[int], list[float]]:
+    """What a mirror image does to the fields: for each field channel (``2c``, ``2c + 1``: limb ``c``'s x
+    and y), the channel of the mirror image's output that holds it and the sign to apply. Limb (a, b)
+    appears mirrored as limb (index[a], index[b]) with its x component negated; listed the other way
+    round, (index[b], index[a]), both components flip sign. A limb with no mirror among ``limbs`` keeps
+    its own channels with sign 0 (the mirror pass adds nothing to it)."""
+    where = {limb: c for c, limb in enumerate(limbs)}
+    channels, signs = [], []
+    for c, (a, b) in enumerate(limbs):
+        fa, fb = int(index[a]), int(index[b])
+        mirror, sign = ((where[(fa, fb)], 1.0) if (fa, fb) in where else
+                        (where[(fb, fa)], -1.0) if (fb, fa) in where else (c, 0.0))
+        channels += [2 * mirror, 2 * mirror + 1]
+        signs += [-sign, sign]
+    return channels, signs
 
 
 def to_original(keypoints: torch.Tensor, affine: torch.Tensor | np.ndarray) -> torch.Tensor:
@@ -119,9 +139,10 @@ class OpenPoseMethod(BottomUpPose):
                                                    f"openpose_vgg19), got {type(model).__name__}")
         target = validate(TARGET_SCHEMA, target or {}, "target")
         super().__init__(model, loss if loss is not None else OpenPoseLoss())
-        self.sigma, self.paf_width = target["sigma"], target["paf_width"]
+        self.sigma, self.paf_width, self.flip_test = target["sigma"], target["paf_width"], target["flip_test"]
         self.grouping = grouping_params(target["grouping"])
         self.limbs: list[tuple[int, int]] = []
+        self.mirror: tuple[list[int], torch.Tensor] | None = None  # see mirror_limbs
 
     def use_metadata(self, metadata: dict[str, Any]) -> None:
         """Takes the limbs from the dataset's ``skeleton``; the model must have a field per limb."""
@@ -131,6 +152,9 @@ class OpenPoseMethod(BottomUpPose):
             raise HypesError("network.params.num_limbs", f"is {self.model.num_limbs} but the data's skeleton has "
                                                          f"{len(limbs)} limbs")
         self.limbs = limbs
+        if self.flip_index is not None:
+            channels, signs = mirror_limbs(limbs, self.flip_index)
+            self.mirror = channels, torch.tensor(signs)
 
     def targets(self, batch: dict[str, Any], grid: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
         """Part affinity fields [B, 2L, h, w] and heatmaps [B, K, h, w] of a batch on ``grid``."""
@@ -154,7 +178,28 @@ class OpenPoseMethod(BottomUpPose):
     @torch.no_grad()
     def predict(self, batch: dict[str, Any]) -> list[dict[str, Any]]:
         pafs, heatmaps = self.model(batch["image"])[-1]
+        if self.flip_test:
+            pafs, heatmaps = self.with_mirror(batch["image"], pafs.float(), heatmaps.float())
         return self.decode(pafs, heatmaps, batch)
+
+    def with_mirror(self, images: torch.Tensor, pafs: torch.Tensor, heatmaps: torch.Tensor
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The flip test: ``pafs`` and ``heatmaps`` of ``images`` averaged with those the model gives for
+        the mirrored images, mirrored back (heatmaps' left/right joints swapped, fields per
+        :func:`mirror_limbs`). The images are padded to whole cells first, so that a mirrored cell is
+        a cell."""
+        if self.mirror is None or self.flip_index is None:
+            raise RuntimeError("openpose: use_metadata (the data's skeleton and left/right pairs) must come "
+                               "before the flip test")
+        stride, (h, w) = self.model.stride, heatmaps.shape[-2:]
+        height, width = images.shape[-2:]
+        padded = F.pad(images, (0, -width % stride, 0, -height % stride))
+        mirrored_pafs, mirrored_heatmaps = self.model(padded.flip(-1))[-1]
+        mirrored_heatmaps = mirrored_heatmaps.float().flip(-1)[:, self.flip_index.to(images.device), :h, :w]
+        channels, signs = self.mirror
+        mirrored_pafs = mirrored_pafs.float().flip(-1)[:, channels, :h, :w] * signs.to(images.device)[:, None, None]
+        own = (signs == 0).to(images.device)[:, None, None]  # limbs without a mirror keep their own field
+        return (torch.where(own, pafs, (pafs + mirrored_pafs) / 2), (heatmaps + mirrored_heatmaps) / 2)
 
     def decode(self, pafs: torch.Tensor, heatmaps: torch.Tensor, batch: dict[str, Any]) -> list[dict[str, Any]]:
         """The people of each image of ``batch`` from its fields and heatmaps, in original pixels."""

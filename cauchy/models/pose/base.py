@@ -19,3 +19,13 @@ class HeatmapPoseModel(nn.Module):
 def conv_bn_relu(cin: int, cout: int, kernel: int = 3, stride: int = 1) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, kernel, stride, kernel // 2, bias=False), nn.BatchNorm2d(cout),
                          nn.ReLU(inplace=True))
+
+
+def output_conv(cin: int, cout: int) -> nn.Conv2d:
+    """The 1x1 convolution that gives heatmaps (or part affinity fields), started near zero: the targets
+    are almost all zero, and the default initialisation's outputs, of the order of 1 everywhere, cost
+    the first hundreds of iterations (in a multi-stage model they also feed the next stage as noise)."""
+    out = nn.Conv2d(cin, cout, 1)
+    nn.init.normal_(out.weight, std=0.001)
+    nn.init.zeros_(out.bias)
+    return out

@@ -11,13 +11,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cauchy.models.pose.base import HeatmapPoseModel, conv_bn_relu
+from cauchy.models.pose.base import HeatmapPoseModel, conv_bn_relu, output_conv
 from cauchy.registry import MODELS
 
 
 def stage(cin: int, channels: int, num_classes: int, kernel: int, depth: int) -> nn.Sequential:
     layers = [conv_bn_relu(cin, channels, kernel)] + [conv_bn_relu(channels, channels, kernel) for _ in range(depth - 1)]
-    return nn.Sequential(*layers, conv_bn_relu(channels, channels, 1), nn.Conv2d(channels, num_classes, 1))
+    return nn.Sequential(*layers, conv_bn_relu(channels, channels, 1), output_conv(channels, num_classes))
 
 
 @MODELS.register("cpm")

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torchvision.models import vgg19
+from torchvision.models.vgg import cfgs, make_layers
 
+from cauchy.models.pose.base import output_conv
 from cauchy.registry import MODELS
 
 
@@ -34,7 +35,7 @@ def branch(cin: int, cout: int, width: int, kernel: int, depth: int, hidden: int
     for _ in range(depth - 1):
         layers += conv(width, width, kernel, norm)
     layers += conv(width, hidden, 1, norm)
-    return nn.Sequential(*layers, nn.Conv2d(hidden, cout, 1))
+    return nn.Sequential(*layers, output_conv(hidden, cout))
 
 
 class OpenPose(nn.Module):
@@ -69,7 +70,13 @@ class OpenPose(nn.Module):
 @MODELS.register("openpose_vgg19")
 def openpose_vgg19(num_classes: int, num_limbs: int, stages: int = 6) -> OpenPose:
     """The paper's network (no weights: pretrained ones come through ``network.pretrained``)."""
-    vgg = vgg19(weights=None).features[:23]  # conv1_1 .. conv4_2 with their ReLUs: stride 8, 512 channels
+    # conv1_1 .. conv4_2 with their ReLUs (stride 8, 512 channels), as torchvision's vgg19().features[:23] (its
+    # parameter names, for VGG weights) without building and initialising the classifier's 120M parameters
+    vgg = make_layers(cfgs["E"])[:23]
+    for layer in vgg:
+        if isinstance(layer, nn.Conv2d):  # torchvision VGG's initialisation
+            nn.init.kaiming_normal_(layer.weight, mode="fan_out", nonlinearity="relu")
+            nn.init.zeros_(layer.bias)
     backbone = nn.Sequential(*vgg, *conv(512, 256, 3, False), *conv(256, 128, 3, False))
     return OpenPose(backbone, 128, 8, num_classes, num_limbs, stages=stages)
 

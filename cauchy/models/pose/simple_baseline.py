@@ -14,7 +14,7 @@ from torch import nn
 from torchvision import models
 from torchvision.models.resnet import BasicBlock
 
-from cauchy.models.pose.base import HeatmapPoseModel, conv_bn_relu
+from cauchy.models.pose.base import HeatmapPoseModel, conv_bn_relu, output_conv
 from cauchy.registry import MODELS
 
 RESNETS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
@@ -64,9 +64,7 @@ class SimpleBaseline(HeatmapPoseModel):
             raise ValueError(f"backbone: expected small or one of {', '.join(RESNETS)}, got {backbone!r}")
         layers = (backbone_stride // 4).bit_length() - 1
         self.head = deconv_head(channels, layers, deconv_channels)
-        self.final = nn.Conv2d(deconv_channels, num_classes, 1)
-        nn.init.normal_(self.final.weight, std=0.001)
-        nn.init.zeros_(self.final.bias)
+        self.final = output_conv(deconv_channels, num_classes)
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         return {"heatmaps": self.final(self.head(self.backbone(images)))}

@@ -27,6 +27,19 @@ def test_openpose_vgg19_is_the_papers_network() -> None:
     assert pafs.shape == (1, 4, 8, 8) and heatmaps.shape == (1, 3, 8, 8)
 
 
+@pytest.mark.parametrize("name, params", [
+    ("openpose_small", {"num_limbs": 4, "width": 16, "stem_widths": (8, 16)}), ("cpm", {"channels": 16, "features": 16}),
+    ("simple_baseline", {"backbone": "small", "widths": (8, 16, 16, 16), "deconv_channels": 16})])
+def test_untrained_heatmap_and_field_outputs_start_near_zero(name: str, params: dict) -> None:
+    """The targets are nearly all zero: outputs that start at the default initialisation's size (a few
+    tenths) kept OpenPose-small at the all-zero loss for hundreds of iterations, so every pose model's
+    output convolution starts near zero."""
+    torch.manual_seed(0)
+    out = MODELS.get(name)(num_classes=5, **params).eval()(torch.randn(2, 3, 64, 64))
+    tensors = [t for stage in out for t in stage] if isinstance(out, list) else [out["heatmaps"], *out.get("stages", [])]
+    assert max(float(t.abs().max()) for t in tensors) < 0.05
+
+
 def test_openpose_refuses_a_model_with_nothing_to_predict() -> None:
     with pytest.raises(ValueError, match="num_limbs"):
         MODELS.get("openpose_small")(num_classes=5, num_limbs=0)

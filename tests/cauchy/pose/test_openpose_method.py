@@ -8,9 +8,11 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from cauchy.build import build_dataset, build_method
 from cauchy.hypes import HypesError, load_hypes, resolve_hypes
+from cauchy.models.pose.openpose import OpenPose
 
 HYPES = "hypes/pose/openpose_small_sticks.json"
 
@@ -95,3 +97,41 @@ def test_bad_settings_name_their_key(sticks: str) -> None:
     other["network"] = {**other["network"], "model_name": "tiny_unet", "params": {}}
     with pytest.raises(HypesError, match=r"^network\.model_name: method openpose needs an OpenPose model"):
         build_method(other, 14)
+
+
+class Oracle(OpenPose):
+    """An OpenPose whose outputs are given: for each input it knows, one stage's fields and heatmaps."""
+
+    def __init__(self, answers: list[tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]]) -> None:
+        super().__init__(nn.Identity(), 3, 4, num_classes=14, num_limbs=14, stages=1, width=4, first_hidden=4)
+        self.answers = answers
+
+    def forward(self, images: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        return [next(out for image, out in self.answers if torch.equal(image, images))]
+
+
+def test_flip_test_averages_the_mirror_images_fields_mapped_back(sticks: str) -> None:
+    """Given the true fields of an image and of its mirror image, the flip test gives back the image's
+    own: heatmaps with left and right swapped, every limb's field from its mirror limb (the hips' limb
+    runs the other way in the mirror) with x negated. Before the flip test the mirror pass did not exist."""
+    h = sticks_hypes(sticks)
+    method = build_method(h, 14)
+    batch, _ = batch_of(h, "val", method)
+    images = batch["image"]
+    width = images.shape[-1]
+    grid = tuple(v // method.model.stride for v in images.shape[-2:])
+    index = method.flip_index
+    mirrored = []
+    for kps in batch["keypoints"]:
+        m = torch.as_tensor(kps, dtype=torch.float32).clone()
+        m[..., 0] = width - m[..., 0]
+        mirrored.append(m[:, index])
+    truth = method.targets(batch, grid)
+    mirror_truth = method.targets({"image": images.flip(-1), "keypoints": mirrored}, grid)
+    assert not torch.allclose(truth[0], mirror_truth[0].flip(-1))  # the fields do change in a mirror
+    method.model = Oracle([(images, truth), (images.flip(-1), mirror_truth)])
+    pafs, heatmaps = method.with_mirror(images, *truth)
+    torch.testing.assert_close(heatmaps, truth[1], atol=1e-5, rtol=0)
+    torch.testing.assert_close(pafs, truth[0], atol=1e-5, rtol=0)
+    plain = build_method(sticks_hypes(sticks, target__flip_test=False), 14)
+    assert plain.flip_test is False and method.flip_test is True
