@@ -26,9 +26,11 @@ run: data visdom-assets
 	$(PY) scripts/weights/make_first.py
 	$(PY) scripts/nginx/run_stack.py
 
+# Two workers, each taking whole test files (a file's module fixtures are started once): most tests wait
+# on real processes and servers, so two run side by side on two cores.
 test: $(STAMP) visdom-assets system-packages
 	$(PY) -m ruff check .
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadfile
 
 # nginx, chromium and postgresql from Debian (for the nginx, browser and PostgreSQL tests); quick when present.
 .PHONY: system-packages
