@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,8 +85,9 @@ class LocalExecutor(Executor):
     def start(self, job: Launchable, gpus: tuple[str, ...], viz_port: int) -> Running:
         """Write the job's hypes and start its task; the pid is recorded at once (a restart adopts it)."""
         prepare_run_dir(self, job)
+        started = time.time()  # the limit's clock: psutil's start time (proc.started) reads up to a second early on some VMs
         proc = Proc.from_popen(self._spawn(job, gpus, viz_port))
-        run = self._keep(LocalRun(job.id, job.user, gpus, proc.started, f"pid {proc.pid}", **self.limits(job),
+        run = self._keep(LocalRun(job.id, job.user, gpus, started, f"pid {proc.pid}", **self.limits(job),
                                   proc=proc))
         self.store.update(job.id, pid=proc.pid, pid_started=proc.started)
         return run

@@ -178,6 +178,7 @@ def test_a_job_reads_a_ready_version_and_it_cannot_be_deleted_meanwhile(door, tm
     refused = api.http.delete(door.url + f"/api/v1/datasets/{version['dataset_id']}/versions/1")
     assert refused.status_code == 409 and f"job {job['id']}" in refused.json()["error"]["message"]
     assert api.http.delete(door.url + f"/api/v1/datasets/{version['dataset_id']}").status_code == 409
+    door.service.wait_metrics(job["id"])  # running, its stop handler in place: stopping saves a checkpoint
     door.service.call("POST", f"/api/v1/jobs/{job['id']}/stop")
     door.service.wait_ended(job["id"])
     batch = door.service.call("POST", "/cauchy/test_batch", data={"job_id": job["id"], "dataset": "pets@1"}).json()

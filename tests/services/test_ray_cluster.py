@@ -116,7 +116,7 @@ def test_a_node_without_the_key_cannot_join(cluster: Cluster):
 def test_a_job_whose_node_is_lost_resumes_on_the_other_node(service: LiveService, cluster: Cluster):
     job = service.submit(make_hypes("periodic", iters=150))
     directory = files.job_dir(service.settings.jobs_dir, job["id"])
-    wait_for(lambda: (directory / "checkpoints" / "latest.pth").is_file(), 60, "the first uploaded checkpoint")
+    wait_for(lambda: (directory / "checkpoints" / "latest.pth").is_file(), 180, "the first uploaded checkpoint")
     assert run_record(service, job["id"])["node"] == "b"
     cluster.nodes["b"].lose()
     requeued = service.wait(job["id"], lambda j: j["preemptions"], timeout=90)
