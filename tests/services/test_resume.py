@@ -17,7 +17,8 @@ def test_a_resumed_job_has_the_runs_history_and_one_name(service, fake_hypes):
     resumed = service.call("POST", f"/api/v1/jobs/{job['id']}/resume").json()
     assert resumed["name"] == "fault-lost (resumed)"
     assert metric_steps(service, resumed["id"])[:len(before)] == before  # the history, before the task ran
-    service.wait(resumed["id"], lambda j: j["state"] == "running")  # its metrics exist already: the history
+    # Its metrics start with the history: wait for a step of its own (its task runs, its stop handler in place).
+    service.wait(resumed["id"], lambda j: len(metric_steps(service, resumed["id"])) > len(before))
     service.call("POST", f"/api/v1/jobs/{resumed['id']}/stop")
     service.wait_ended(resumed["id"])
     again = service.call("POST", f"/api/v1/jobs/{resumed['id']}/resume").json()
