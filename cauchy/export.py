@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from cauchy import rundir
-from cauchy.build import build_method, build_transforms
+from cauchy.build import build_method, build_transforms, without_pretrained
 from cauchy.datasets.pose.transforms import TopDownAffine
 from cauchy.datasets.transforms import CenterCrop, Normalize, RandomScale, Resize
 from cauchy.methods.base import Method
@@ -44,7 +44,6 @@ from cauchy.methods.det import SIZE_DIVISOR
 from cauchy.methods.pose import unflip
 from cauchy.models.det.yolov3 import PRE_NMS, dense_detections
 from cauchy.registry import Registry, UnknownComponentError
-from cauchy.runner import without_pretrained
 from cauchy.weights_only import load_weights_only
 
 OPSET = 18

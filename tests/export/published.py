@@ -43,9 +43,8 @@ def publish_tiny(root: Path, task: str, seed: int = 0) -> Tiny:
     """Build ``task``'s small model (seeded), save it as a job would and publish its weights under ``root``."""
     import torch
 
-    from cauchy.build import build_method
+    from cauchy.build import build_method, without_pretrained
     from cauchy.hypes import load_hypes, resolve_hypes, save_hypes
-    from cauchy.runner import without_pretrained
 
     path, overrides, names, metadata, (h, w), output_layers = CASES[task]
     # The predict phase runs in the test process, on the CPU as the edge predictor does.
