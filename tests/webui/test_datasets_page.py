@@ -53,7 +53,7 @@ def plot(page, name: str):
     return page.locator(f'figure[data-plot="{name}"] svg')
 
 
-def test_uploads_from_the_page_show_report_plots_and_previews(page, tmp_path, shot):
+def test_uploads_from_the_page_show_report_plots_and_previews(front, page, tmp_path, shot):
     sign_in(page, "admin", service_fixtures.ADMIN_PASSWORD)
     upload(page, zipped(Path(make("coco", str(tmp_path / "shapes"))), tmp_path / "shapes.zip"), "shapes")
     expect(page.locator('[data-role="report"]')).to_contain_text("Usable", timeout=INSPECTED)
