@@ -6,14 +6,14 @@ import subprocess
 import sys
 
 import pytest
-from test_real_jobs import assert_visdom_shows, real_settings  # noqa: F401  (real_settings: the fixture)
+from test_real_jobs import assert_visdom_shows
 
 from services.config import REPO_ROOT
 
 pytestmark = pytest.mark.slow
 
 
-def test_pose_job_shows_its_oks_ap_and_skeletons_in_visdom(real_settings, service_factory, tmp_path):  # noqa: F811
+def test_pose_job_shows_its_oks_ap_and_skeletons_in_visdom(real_settings, service_factory, tmp_path):
     sticks = tmp_path / "sticks"
     subprocess.run([sys.executable, "scripts/pose/sticks/prepare.py", "--out", str(sticks), "--train", "3",
                     "--val", "2", "--size", "64"], cwd=REPO_ROOT, check=True, capture_output=True)

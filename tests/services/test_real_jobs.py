@@ -13,6 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 import requests
+from digits_jobs import DIGITS, digits_overrides, final_metrics
 from live_service import ADMIN_PASSWORD
 
 from services.cli import Client, sign_in
@@ -21,21 +22,6 @@ from services.jobs.procs import Proc
 from services.jobs.usage import SAVE_EVERY_S
 
 pytestmark = pytest.mark.slow
-DIGITS = "cls/image_classifier_smallcnn_digits.json"
-
-
-def digits_overrides(data_dir: str, iters: int) -> list[str]:
-    """Iterations instead of epochs, evaluation only at the end, a checkpoint every 3 iterations."""
-    return [f"data.data_dir={data_dir}", "solver.max_epoch=null", f"solver.max_iters={iters}",
-            "solver.lr.metric=iters", f"solver.test_interval={iters}", "solver.display_iter=2",
-            "solver.checkpoint.every=3", "logging.progress_bar=false"]
-
-
-@pytest.fixture
-def real_settings(settings, tmp_path, digits_dir):
-    """The real task; the temporary data folders are data roots, as an admin would list them."""
-    return settings.replace(task_command=(sys.executable, "run_tasks.py"), stop_grace_s=60.0,
-                            data_roots=(Path(digits_dir).parent, tmp_path))
 
 
 def test_two_iteration_digits_job_end_to_end(real_settings, service_factory, digits_dir):
@@ -242,14 +228,6 @@ def test_restart_of_the_service_loses_no_job(service_process: ServiceProcess, di
     assert jobs["total"] == 3
 
 
-def final_metrics(http: requests.Session, url: str, job_id: int) -> tuple[dict, list]:
-    """The last value of each validation metric, and the training losses by step (each step once)."""
-    events = http.get(f"{url}/jobs/{job_id}/metrics", timeout=10).json()["events"]
-    val = {e["name"]: e["value"] for e in events if e["phase"] == "val"}
-    losses = [(e["step"], e["value"]) for e in events if e["phase"] == "train" and e["name"] == "loss"]
-    return val, losses
-
-
 def test_a_preempted_digits_job_resumes_by_itself_bit_identical_across_a_restart(service_process: ServiceProcess,
                                                                                   digits_dir: str):
     """Two CPU slots filled by one user's low-priority digits jobs; another user's high job arrives: a victim
@@ -264,6 +242,9 @@ def test_a_preempted_digits_job_resumes_by_itself_bit_identical_across_a_restart
     overrides = [*digits_overrides(digits_dir, 40), "solver.checkpoint.every=2", "solver.display_iter=1",
                  "details.deterministic=true"]
 
+    def events(job_id: int) -> list[dict]:
+        return http.get(f"{api}/jobs/{job_id}/metrics", timeout=10).json()["events"]
+
     def submit(user: str, priority: str) -> int:
         reply = http.post(f"{api}/jobs", json={"hypes": DIGITS, "overrides": overrides, "user": user,
                                                "priority": priority}, timeout=60)  # a busy machine
@@ -273,7 +254,7 @@ def test_a_preempted_digits_job_resumes_by_itself_bit_identical_across_a_restart
     low = [submit("alice", "low"), submit("alice", "low")]
     for job_id in low:
         deadline = time.monotonic() + 180
-        while not final_metrics(http, api, job_id)[1]:
+        while not final_metrics(events(job_id))[1]:
             assert time.monotonic() < deadline, service_process.job(job_id)
             time.sleep(0.2)
     high = submit("bob", "high")
@@ -302,8 +283,8 @@ def test_a_preempted_digits_job_resumes_by_itself_bit_identical_across_a_restart
     record = victim["preemptions"][0]
     assert record["for_job"] == high and record["how"] == "stopped after saving a checkpoint"
     assert victim["resume_from"] == record["checkpoint"] and record["checkpoint"].endswith("checkpoints/latest.pth")
-    val, losses = final_metrics(http, api, victim["id"])
-    twin_val, twin_losses = final_metrics(http, api, twin["id"])
+    val, losses = final_metrics(events(victim["id"]))
+    twin_val, twin_losses = final_metrics(events(twin["id"]))
     assert val and val == twin_val  # bit-identical: the same floats
     assert losses == twin_losses and [step for step, _ in losses] == list(range(1, 41))
     stdout = http.get(f"{api}/jobs/{victim['id']}/logs", timeout=10).json()["text"]
