@@ -19,7 +19,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from digits_jobs import DIGITS, digits_overrides, final_metrics
+from real_tasks import DIGITS, digits_overrides, final_metrics
 
 from services.config import REPO_ROOT, detect_gpus
 from services.jobs.store import ENDED

@@ -13,8 +13,8 @@ from pathlib import Path
 import psutil
 import pytest
 import requests
-from digits_jobs import DIGITS, digits_overrides, final_metrics
 from live_service import ADMIN_PASSWORD
+from real_tasks import DIGITS, digits_overrides, final_metrics, synthetic
 
 from services.cli import Client, sign_in
 from services.config import REPO_ROOT
@@ -52,9 +52,7 @@ def test_two_iteration_digits_job_end_to_end(real_settings, service_factory, dig
 
 
 def test_detection_job_plots_its_loss_in_visdom_like_classification(real_settings, service_factory, tmp_path):
-    shapes = tmp_path / "shapes"
-    subprocess.run([sys.executable, "scripts/det/shapes/prepare.py", "--out", str(shapes), "--train", "4",
-                    "--val", "2", "--size", "64"], cwd=REPO_ROOT, check=True, capture_output=True)
+    shapes = synthetic("det/shapes", tmp_path / "shapes", train=4, val=2)
     service = service_factory(real_settings)
     job = service.submit("det/yolov3_small_shapes.json", name="shapes x2", overrides=[
         f"data.data_dir={shapes}", "data.workers=0", "solver.max_iters=2", "solver.display_iter=1",
@@ -71,9 +69,7 @@ def test_detection_job_plots_its_loss_in_visdom_like_classification(real_setting
 
 
 def test_segmentation_job_shows_its_miou_and_masks_in_visdom(real_settings, service_factory, tmp_path):
-    shapes = tmp_path / "seg_shapes"
-    subprocess.run([sys.executable, "scripts/seg/shapes/prepare.py", "--out", str(shapes), "--train", "4",
-                    "--val", "2", "--size", "64"], cwd=REPO_ROOT, check=True, capture_output=True)
+    shapes = synthetic("seg/shapes", tmp_path / "seg_shapes", train=4, val=2)
     service = service_factory(real_settings)
     job = service.submit("seg/lraspp_mobilenetv3small_shapes.json", name="seg shapes x2", overrides=[
         f"data.data_dir={shapes}", "data.workers=0", "solver.max_iters=2", "solver.display_iter=1",
