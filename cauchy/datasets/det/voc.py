@@ -54,6 +54,8 @@ def read_voc_xml(path: str, image_dir: str, image_id: int, one_based: bool = Tru
         root = ET.parse(path).getroot()
     except ET.ParseError as exc:
         raise DatasetError(f"{path}: not valid XML ({exc})") from None
+    except FileNotFoundError:  # the open is the existence check: no stat of each file first
+        raise DatasetError(f"{path}: annotation of {os.path.splitext(os.path.basename(path))[0]!r} not found") from None
     except OSError as exc:
         raise DatasetError(f"{path}: cannot read annotation ({exc.strerror or exc})") from None
     filename = root.findtext("filename")
@@ -84,8 +86,8 @@ def voc(root: str, split: str, transforms: Callable[[Sample], Sample] | None = N
     """Classes are the sorted object names of the split unless ``class_names`` fixes them."""
     split_file = require_file(os.path.join(root, SPLIT_LIST.format(split=split)), "VOC split list")
     ids = read_split_ids(split_file)
-    images = [read_voc_xml(require_file(os.path.join(root, ANNOTATION_DIR, f"{name}.xml"), f"annotation of {name!r}"),
-                           os.path.join(root, IMAGE_DIR), i, one_based) for i, name in enumerate(ids)]
+    annotations, image_dir = os.path.join(root, ANNOTATION_DIR), os.path.join(root, IMAGE_DIR)
+    images = [read_voc_xml(os.path.join(annotations, f"{name}.xml"), image_dir, i, one_based) for i, name in enumerate(ids)]
     if not images:
         raise DatasetError(f"{split_file}: lists no images")
     return DetDataset(images, split_file, class_names=class_names, transforms=transforms,
