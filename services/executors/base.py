@@ -29,6 +29,7 @@ class Launchable(Protocol):
     resume_from: str | None
     inputs: str | None
     processes: int | None
+    nodes: int | None
     cpu_slots: int | None
     memory_mb: int | None
     time_limit_s: float | None
@@ -125,9 +126,10 @@ class Executor(ABC):
         """The GPUs and CPU slots jobs may be given (the policy places jobs on them): the settings' here."""
         return self.settings.gpus, self.settings.cpu_slots
 
-    def largest_job(self) -> tuple[int, int]:
-        """The most GPUs and CPU slots one job can be given (a submission asking more is refused at once)."""
-        return len(self.settings.gpus), self.settings.cpu_slots
+    def machines(self) -> list[tuple[int, int]]:
+        """The GPUs and CPU slots of each machine a job may run on, largest first (a submission asking for more
+        machines, or more on each, than these give is refused at once): here, this one, as the settings say."""
+        return [(len(self.settings.gpus), self.settings.cpu_slots)]
 
     def nodes(self) -> list[dict[str, Any]]:
         """The machines jobs run on, with their GPUs, load and jobs (none listed for the local executor)."""
