@@ -15,10 +15,6 @@ from typing import Any, Protocol
 from services.config import Settings
 from services.jobs.store import Job, Store
 
-# ``finish`` reports a task that vanished with its machine (no exit status was ever written) under this key;
-# the supervisor marks the job lost with its last checkpoint, and requeues it when it is preemptible.
-LOST_KEY = "lost"
-
 
 class Launchable(Protocol):
     """What starting a job reads (``store.LAUNCH_COLUMNS``; a ``Job`` has it too)."""
@@ -108,7 +104,7 @@ class Executor(ABC):
     @abstractmethod
     def finish(self, run: Running) -> dict[str, Any] | None:
         """Forget an ended task, leaving nothing of it running; how it ended (``exit_code``, ``signal``;
-        ``LOST_KEY`` when its machine went away with it; None when unknown)."""
+        ``files.LOST_KEY`` when its machine went away with it; None when unknown)."""
 
     @abstractmethod
     def kill_leftovers(self, job: Job) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 
 from cauchy import rundir
 from services.config import Settings
-from services.executors.base import LOST_KEY, Launchable, Running
+from services.executors.base import Launchable, Running
 from services.executors.registry import build_executor
 from services.jobs import files, progress
 from services.jobs.endings import Endings
@@ -311,8 +311,8 @@ class Supervisor:
     def _record_end(self, job_id: int, status: dict[str, Any] | None, killed_reason: str | None) -> None:
         self.viewers.settle(job_id)  # a task that ended at once: its viewer is up, or failed, before it lingers
         job = self.store.get(job_id)
-        if status is not None and LOST_KEY in status and killed_reason is None:
-            self._lost(job, status[LOST_KEY])
+        if status is not None and files.LOST_KEY in status and killed_reason is None:
+            self._lost(job, status[files.LOST_KEY])
             return
         if status is None and killed_reason is None:
             fields = {"state": FAILED, "reason": "the task ended; its exit status is unknown"}
