@@ -11,6 +11,7 @@ import json
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import requests
@@ -21,6 +22,7 @@ from services.jobs import files
 from tests.nginx.stack import Stack
 from tests.services.live_service import FAKE_TASK, LiveService, make_hypes, port_range, wait_for
 from tests.services.ray_nodes import Cluster, cauchy_nodes
+from tests.services.test_real_jobs import DIGITS, digits_overrides
 
 pytestmark = pytest.mark.slow
 
@@ -32,9 +34,10 @@ def cluster() -> Iterator[Cluster]:
 
 
 @pytest.fixture(scope="module")
-def stack(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory, digits_dir: str) -> Iterator[Stack]:
     """The service behind nginx; its nodes reach it through nginx too (no shared home)."""
     live = Stack(Settings(home=tmp_path_factory.mktemp("ray-home"), visdom_ports=port_range(20), cpu_slots=1,
+                          data_roots=(Path(digits_dir).parent,),
                           gpus=(), task_command=(sys.executable, FAKE_TASK), stop_grace_s=3.0, visdom_linger_s=60.0,
                           poll_interval_s=0.2, threads=8, component_check=(), executor="ray",
                           ray_address=cluster.dashboard))
@@ -84,6 +87,47 @@ def test_a_gpu_job_runs_on_the_node_of_the_gpu_the_policy_chose(service: LiveSer
     assert done["state"] == "succeeded" and done["resources"]["assigned_gpus"] == ["b:0"], done
     assert run_record(service, job["id"])["node"] == "b"
     assert "gpus='0'" in (files.job_dir(service.settings.jobs_dir, job["id"]) / "stdout.log").read_text()
+
+
+def test_a_job_spanning_both_nodes_trains_with_a_node_rank_on_each(service: LiveService, cluster: Cluster,
+                                                                   digits_dir: str):
+    """``resources.nodes: 2``: the digits model trained by two gloo ranks, one on each node, in a placement group
+    of a bundle on ``b`` and one on ``a``; both nodes count the job; rank 0's node streams the job's files home
+    (its checkpoint says two ranks trained), rank 1's its log under ``nodes/1/``; the group is removed at the end."""
+    import torch
+    from ray.util.state import list_placement_groups
+
+    refused = service.call("POST", "/api/v1/jobs", json={"hypes": make_hypes("ok"), "resources": {"nodes": 3}})
+    assert refused.status_code == 400 and refused.json()["error"]["field"] == "resources.nodes", refused.text
+    executor = service.supervisor.executor
+    fake = executor.settings.task_command
+    executor.settings = executor.settings.replace(task_command=(sys.executable, "run_tasks.py"))  # the real task
+    try:
+        job = service.submit(DIGITS, overrides=digits_overrides(digits_dir, 4), resources={"nodes": 2})
+        assert job["resources"]["nodes"] == 2
+
+        def on_both() -> bool:
+            listed = service.call("GET", "/api/v1/nodes").json()["nodes"]
+            return all(job["id"] in node["jobs"] and node["load"]["cpu_slots"] == 1 for node in listed)
+
+        wait_for(on_both, 60, "the job on both nodes")
+        done = service.wait_ended(job["id"], timeout=300)
+    finally:
+        executor.settings = executor.settings.replace(task_command=fake)
+    directory = files.job_dir(service.settings.jobs_dir, job["id"])
+    assert done["state"] == "succeeded", (done, (directory / "stderr.log").read_text()[-3000:])
+    assert run_record(service, job["id"])["nodes"] == ["b", "a"]  # the most free CPU slots first: b holds rank 0
+    assert "node rank 0 of 2 on node b" in (directory / "stdout.log").read_text()
+    assert "node rank 1 of 2 on node a" in (directory / "nodes" / "1" / "stdout.log").read_text()
+    assert json.loads((directory / "nodes" / "1" / "exit.json").read_text())["exit_code"] == 0
+    steps = [e["step"] for e in service.call("GET", f"/api/v1/jobs/{job['id']}/metrics").json()["events"]
+             if e["name"] == "loss"]
+    assert steps and steps[-1] == 4
+    checkpoint = torch.load(directory / "checkpoints" / "latest.pth", weights_only=True)  # uploaded by b
+    assert checkpoint["trainer"]["world_size"] == 2 and len(checkpoint["rng_ranks"]) == 2
+    groups = list_placement_groups(address=cluster.dashboard, filters=[("name", "=", f"cauchy-job-{job['id']}")],
+                                   raise_on_missing_output=False)
+    assert groups and all(group.state == "REMOVED" for group in groups), groups
 
 
 def test_an_admin_drains_a_node_and_takes_it_back(service: LiveService):
