@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from cauchy.lifeline import die_with_parent
 from services.executors.node_run import REPO_ROOT, SPEC_VAR, TOKEN_VAR, Link, rank_prefix
 from services.jobs import files
 
@@ -41,7 +42,8 @@ def node_resource(name: str) -> str:
 
 class NodeRank:
     """One node rank (a Ray actor in its bundle): ``node_run`` for its part of the job, in a session of its own
-    so that the driver can stop it (SIGTERM: a checkpoint) or kill it with all its processes."""
+    so that the driver can stop it (SIGTERM: a checkpoint) or kill it with all its processes; it dies with the
+    actor (an actor that died alone, its node still up, leaves nothing running)."""
 
     def __init__(self) -> None:
         self.child: subprocess.Popen | None = None
@@ -58,7 +60,7 @@ class NodeRank:
     def start(self, spec: dict[str, Any], token: str) -> None:
         env = {**os.environ, SPEC_VAR: json.dumps(spec), TOKEN_VAR: token}
         self.child = subprocess.Popen([sys.executable, "-m", "services.executors.node_run"], cwd=REPO_ROOT, env=env,
-                                      stdin=subprocess.DEVNULL, start_new_session=True)
+                                      stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=die_with_parent)
 
     def wait(self) -> int:
         """``node_run``'s exit code (negative: the signal that ended it)."""

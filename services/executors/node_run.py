@@ -1,7 +1,7 @@
 """What a Ray job runs on its node: ``python -m services.executors.node_run`` (the Ray executor's entrypoint).
 
-It runs the job's task like ``wrap.py`` does locally (the exit status recorded, SIGTERM passed on) with the
-node's own Python and checkout, in a scrubbed environment. Without a shared filesystem it works in a
+It runs the job's task like ``wrap.py`` does locally (the exit status recorded, SIGTERM passed on; the task
+dies with it) with the node's own Python and checkout, in a scrubbed environment. Without a shared filesystem it works in a
 node-local directory: it first downloads the hypes (and, for a resumed job, the checkpoint and the metrics it
 continues), then mirrors what the task writes to the service with the job's token (``MIRROR_EVERY_S``):
 logs and ``metrics.jsonl`` appended, checkpoints and results uploaded whole and renamed into place by the
@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from cauchy import rundir
+from cauchy.lifeline import die_with_parent
 from services.jobs import files
 from services.jobs.environment import JOB_UMASK, scrubbed_environment
 from services.jobs.wrap import run_recorded
@@ -200,7 +201,7 @@ def run(spec: dict[str, Any], token: str) -> int:
             if mirror is not None:
                 mirror.start()
             code = run_recorded(argv, str(work / files.EXIT_FILE), cwd=REPO_ROOT, env=env, umask=JOB_UMASK,
-                                stdin=subprocess.DEVNULL, stdout=out, stderr=err)
+                                stdin=subprocess.DEVNULL, stdout=out, stderr=err, preexec_fn=die_with_parent)
         if mirror is not None:
             try:
                 mirror.stop()

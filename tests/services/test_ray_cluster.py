@@ -130,6 +130,41 @@ def test_a_job_spanning_both_nodes_trains_with_a_node_rank_on_each(service: Live
     assert groups and all(group.state == "REMOVED" for group in groups), groups
 
 
+def test_a_stop_reaches_every_node_rank(service: LiveService):
+    """A stop is Ray's SIGTERM to the job's driver, which passes it on to each node rank: both save and exit 3."""
+    job = service.submit(make_hypes("run"), resources={"nodes": 2})
+    directory = files.job_dir(service.settings.jobs_dir, job["id"])
+    wait_for(lambda: all("iter 2" in read(directory / name) for name in ("stdout.log", "nodes/1/stdout.log")), 120,
+             "both node ranks running")
+    service.call("POST", f"/api/v1/jobs/{job['id']}/stop")
+    done = service.wait_ended(job["id"], timeout=90)
+    assert done["state"] == "stopped" and done["exit_code"] == 3, done
+    assert json.loads(read(directory / "nodes" / "1" / "exit.json"))["exit_code"] == 3  # rank 1 saved too
+    assert "node_rank=1" in read(directory / "nodes" / "1" / "stdout.log")
+
+
+def test_a_job_spanning_nodes_whose_node_rank_dies_is_requeued_whole(service: LiveService, cluster: Cluster):
+    """Node rank 1's actor (on ``a``) killed: to the driver, its node is lost. Rank 0 is stopped, the job is
+    requeued from its last checkpoint and resumes on both nodes again. (``a`` is the head: the node itself
+    cannot be lost here without the cluster.)"""
+    job = service.submit(make_hypes("periodic", iters=300), resources={"nodes": 2})
+    directory = files.job_dir(service.settings.jobs_dir, job["id"])
+    wait_for(lambda: (directory / "checkpoints" / "latest.pth").is_file(), 120, "rank 0's first checkpoint")
+    actor = next(ps for ps in cluster.nodes["a"].tree() if " ".join(ps.cmdline()).startswith("ray::NodeRank"))
+    actor.kill()
+    requeued = service.wait(job["id"], lambda j: j["preemptions"], timeout=90)
+    assert "node a (node rank 1) was lost" in requeued["preemptions"][0]["how"], requeued["preemptions"]
+    done = service.wait_ended(job["id"], timeout=120)
+    assert done["state"] == "succeeded", done
+    out = read(directory / "stdout.log")
+    assert "resume=" in out and "resume=None" not in out  # the node ranks downloaded the checkpoint first
+    assert "resume=" in read(directory / "nodes" / "1" / "stdout.log")
+
+
+def read(path: Path) -> str:
+    return path.read_text() if path.is_file() else ""
+
+
 def test_an_admin_drains_a_node_and_takes_it_back(service: LiveService):
     def capacity() -> int:
         return service.call("GET", "/api/v1/scheduler").json()["capacity"]["cpu_slots"]
