@@ -120,10 +120,10 @@ def run_group(spec: dict[str, Any], token: str) -> int:
     from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
     group = spec["group"]
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
     ray.init(log_to_driver=False)  # the cluster that runs this Ray job
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):  # after ray.init, whose own handler ends the process at once
+        signal.signal(signum, lambda *_: stop.set())
     bundle = {key: value for key, value in group["bundle"].items() if value}
     pg = placement_group([{**bundle, node_resource(name): 1} for name in group["nodes"]],
                          strategy="STRICT_SPREAD", name=f"cauchy-job-{spec['job']}")

@@ -47,6 +47,7 @@ ENTRYPOINT = "python -m services.executors.node_run"
 STATUS_EVERY_S = 1.0  # a running job's Ray status is read this often
 NODES_EVERY_S = 2.0  # the cluster's nodes are read this often
 NODES_TIMEOUT_S = 5
+GROUP_STOP_MARGIN_S = 10  # a driver of node ranks: to pass a stop on, kill them after the grace, write the exit
 LOG_TAIL = 16 * 1024  # of Ray's driver log, kept in stderr.log when the task left no exit status
 
 
@@ -213,6 +214,7 @@ class RayExecutor(Executor):
                 "args": task_arguments(job, shared or JOB_DIR, None, resume, ranks(job, gpus)),
                 "download": download, "shared_dir": shared, "env": env}
         if len(nodes) > 1:  # the driver reserves the nodes with a placement group and runs a node rank on each
+            grace += GROUP_STOP_MARGIN_S
             spec.update(grace_s=self.settings.stop_grace_s, group={
                 "nodes": nodes, "devices": devices,
                 "bundle": {"CPU": cpu_slots, "GPU": len(gpus) // len(nodes), "memory": (job.memory_mb or 0) * 2**20}})
