@@ -147,7 +147,7 @@ def test_a_job_spanning_nodes_whose_node_rank_dies_is_requeued_whole(service: Li
     """Node rank 1's actor (on ``a``) killed: to the driver, its node is lost. Rank 0 is stopped, the job is
     requeued from its last checkpoint and resumes on both nodes again. (``a`` is the head: the node itself
     cannot be lost here without the cluster.)"""
-    job = service.submit(make_hypes("periodic", iters=300), resources={"nodes": 2})
+    job = service.submit(make_hypes("periodic", iters=150), resources={"nodes": 2})
     directory = files.job_dir(service.settings.jobs_dir, job["id"])
     wait_for(lambda: (directory / "checkpoints" / "latest.pth").is_file(), 120, "rank 0's first checkpoint")
     actor = next(ps for ps in cluster.nodes["a"].tree() if " ".join(ps.cmdline()).startswith("ray::NodeRank"))
