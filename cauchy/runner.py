@@ -144,8 +144,8 @@ def train(h: dict[str, Any], opts: RunOptions, device: torch.device) -> int:
     if resumed is not None:
         trainer.load_state_dict(resumed)
         log.info("resumed from %s at iteration %d", resume_path, trainer.iter)
-    log.info("training %s on %s: %d images, %d classes, %d iterations on %s%s", h["network"]["model_name"],
-             h["data"]["data_dir"], len(train_set), num_classes, trainer.max_iters, device,
+    log.info("training %s on %s: %d images, %d classes, %d iterations on %s (%s)%s", h["network"]["model_name"],
+             h["data"]["data_dir"], len(train_set), num_classes, trainer.max_iters, device, trainer.precision,
              f" x {distributed.world_size()} ranks, {distributed.world_size() * h['train']['batch_size']} images a step"
              if distributed.is_distributed() else "")
     try:
