@@ -22,7 +22,7 @@ from services.jobs import files
 from tests.nginx.stack import Stack
 from tests.services.live_service import FAKE_TASK, LiveService, make_hypes, port_range, wait_for
 from tests.services.ray_nodes import Cluster, cauchy_nodes
-from tests.services.test_real_jobs import DIGITS, digits_overrides
+from tests.services.real_tasks import DIGITS, digits_overrides
 
 pytestmark = pytest.mark.slow
 
