@@ -79,6 +79,11 @@ class NodeRank:
             pass
 
 
+def first_line(exc: Exception) -> str:
+    """An exception in one line (Ray's errors carry whole tracebacks)."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+
+
 def rank_spec(spec: dict[str, Any], rank: int, address: str, port: int) -> dict[str, Any]:
     """What ``node_run`` runs on node rank ``rank``: the job's task with the launcher's options of that rank."""
     group = spec["group"]
@@ -115,7 +120,7 @@ def write_exit(spec: dict[str, Any], token: str, status: dict[str, Any]) -> None
 def run_group(spec: dict[str, Any], token: str) -> int:
     """Reserve the nodes, run a node rank on each, pass a stop on, end them all; the driver's exit code."""
     import ray
-    from ray.exceptions import RayError
+    from ray.exceptions import RayActorError, RayError
     from ray.util.placement_group import placement_group, remove_placement_group
     from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
@@ -138,12 +143,16 @@ def run_group(spec: dict[str, Any], token: str) -> int:
                                 memory=bundle.get("memory"), resources={node_resource(name): 1}, max_concurrency=4,
                                 scheduling_strategy=PlacementGroupSchedulingStrategy(pg, placement_group_bundle_index=rank))
                   .remote() for rank, name in enumerate(group["nodes"])]
-        address, port = ray.get(actors[0].meeting_point.remote())
-        ray.get([node.start.remote(rank_spec(spec, rank, address, port), token) for rank, node in enumerate(actors)])
-        print(f"node_group: job {spec['job']}: {len(actors)} node ranks on {', '.join(group['nodes'])}, "
-              f"meeting at {address}:{port}", flush=True)
-        codes, lost = watch(spec, actors, stop, RayError)
-        status = exit_status(codes, lost)
+        try:
+            address, port = ray.get(actors[0].meeting_point.remote())
+            ray.get([node.start.remote(rank_spec(spec, rank, address, port), token)
+                     for rank, node in enumerate(actors)])
+        except RayActorError as exc:  # an actor died before its rank started: its node is gone
+            status = exit_status({}, f"a node rank did not start: {first_line(exc)}")
+        else:
+            print(f"node_group: job {spec['job']}: {len(actors)} node ranks on {', '.join(group['nodes'])}, "
+                  f"meeting at {address}:{port}", flush=True)
+            status = exit_status(*watch(spec, actors, stop, RayActorError))
         write_exit(spec, token, status)
         return 0 if status.get("exit_code") == 0 else status.get("exit_code") or 1
     finally:
@@ -157,7 +166,7 @@ def run_group(spec: dict[str, Any], token: str) -> int:
 
 
 def watch(spec: dict[str, Any], actors: list[Any], stop: threading.Event,
-          ray_error: type[Exception]) -> tuple[dict[int, int | None], str | None]:
+          actor_died: type[Exception]) -> tuple[dict[int, int | None], str | None]:
     """Wait for every node rank; once a stop comes, a rank fails or its node is lost, SIGTERM to the others,
     and SIGKILL to all their processes after the grace period. Each rank's code, and the lost node if any."""
     import ray
@@ -172,10 +181,9 @@ def watch(spec: dict[str, Any], actors: list[Any], stop: threading.Event,
             rank = waits.pop(ref)
             try:
                 codes[rank] = ray.get(ref)
-            except ray_error as exc:  # the actor died with its node
+            except actor_died as exc:  # with its node
                 codes[rank] = None
-                reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-                lost = lost or f"node {spec['group']['nodes'][rank]} (node rank {rank}) was lost: {reason}"
+                lost = lost or f"node {spec['group']['nodes'][rank]} (node rank {rank}) was lost: {first_line(exc)}"
         if stopped_at is None and (stop.is_set() or lost or any(codes.values())):
             stopped_at = time.monotonic()
             for rank in waits.values():

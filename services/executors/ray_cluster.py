@@ -33,7 +33,7 @@ from services.config import Settings
 from services.executors.base import Executor, Launchable, Running
 from services.executors.jobtoken import job_token
 from services.executors.local import prepare_run_dir, ranks, task_arguments, task_environment
-from services.executors.node_group import NODE_RESOURCE, node_resource
+from services.executors.node_group import NODE_RESOURCE, first_line, node_resource
 from services.executors.node_run import JOB_DIR, SPEC_VAR, TOKEN_VAR
 from services.jobs import files
 from services.jobs.policies.base import machine
@@ -49,11 +49,6 @@ NODES_EVERY_S = 2.0  # the cluster's nodes are read this often
 NODES_TIMEOUT_S = 5
 GROUP_STOP_MARGIN_S = 10  # a driver of node ranks: to pass a stop on, kill them after the grace, write the exit
 LOG_TAIL = 16 * 1024  # of Ray's driver log, kept in stderr.log when the task left no exit status
-
-
-def first_line(exc: Exception) -> str:
-    """An exception in one line (Ray's HTTP errors carry the server's whole traceback)."""
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
 
 
 def unknown_to_ray(exc: Exception) -> bool:
