@@ -24,6 +24,7 @@ from cauchy.build import (
     build_transforms,
     max_iters,
     select_device,
+    trained_method,
     without_pretrained,
 )
 from cauchy.datasets.images import ImageFiles
@@ -177,9 +178,7 @@ def load_for_inference(h: dict[str, Any], opts: RunOptions, device: torch.device
     class_names = state.get("class_names") or h["data"]["class_names"]
     if not class_names:
         raise HypesError("data.class_names", f"{path} does not record class names; give data.class_names")
-    method = build_method(without_pretrained(h), len(class_names))
-    method.model.load_state_dict(state["model"])
-    method.use_metadata(state.get("metadata") or {})
+    method = trained_method(h, class_names, state.get("metadata"), state["model"])
     log.info("loaded %s", path)
     return method.to(device).eval(), class_names
 
