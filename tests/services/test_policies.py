@@ -245,3 +245,16 @@ def test_fairshare_serves_the_shares_before_a_job_bigger_than_its_groups_entitle
     heavy = Usage(gpu_seconds={"n": 1e9})  # nlp used far more than vision: vision's job goes first, whoever leads
     assert decide_with("fairshare", queue, running, heavy, capacity, 4000.0).waits[10].position == 2
     assert decide_with("fairshare", queue, running, heavy, capacity, 8000.0).waits[10].position == 1
+
+
+def test_a_starving_job_takes_gpus_back_from_a_group_over_its_share():
+    """nlp's 8-GPU job (nlp entitled to 2 of 8) may not preempt for share; once it heads the GPUs for having
+    starved, it takes them from vision, over its 6, and from no group within its entitlement."""
+    capacity = Capacity(gpus=GPUS, shares={"vision": 3.0, "nlp": 1.0}, starvation_s=3600.0)
+    over = [A(i, "v", "vision", gpus=(str(i),), started_at=float(i), expected_end=90000.0) for i in range(8)]
+    queue = [P(10, "n", "nlp", gpus=8, queued_at=0.0)]
+    assert decide_with("fairshare", queue, over, Usage(), capacity, 4000.0).preempt == []
+    assert sorted(v for v, _ in decide_with("fairshare", queue, over, Usage(), capacity, 8000.0).preempt) == list(range(8))
+    within = [*over[:6], A(6, "n", "nlp", gpus=("6",), expected_end=90000.0), A(7, "m", "nlp", gpus=("7",),
+                                                                                   expected_end=90000.0)]
+    assert decide_with("fairshare", queue, within, Usage(), capacity, 8000.0).preempt == []

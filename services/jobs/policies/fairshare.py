@@ -20,6 +20,8 @@ nominal GPU quota, else their share of the capacity): the sum of the two groups'
 entitlements must shrink, so two groups never take the same GPUs back and forth. A victim bigger than its
 group's entitlement is kept while its group would fall below the entitlement without it (it could never
 run otherwise); a group's second big job is not. Borrowed GPUs are taken back this way, as Kueue's cohorts do.
+A job that heads its kind for having waited past twice ``starvation_s`` may take units from any group over its
+entitlement (by more than half the victim, so it comes closer), a big victim included.
 """
 from __future__ import annotations
 
@@ -93,6 +95,10 @@ class FairShare:
             return class_rank(victim.priority) < class_rank(job.priority)
         kind = job.kind
         other = state.entitled(kind, victim.group)
+        if job.queued_at is not None and job.queued_at < state.now - state.capacity.starvation_s * self.heads_kind_after:
+            # A job that heads its kind for having starved takes units from groups over their entitlement (a big
+            # victim included) rather than waiting while their jobs end and over-share ones backfill the units.
+            return state.held[kind].get(victim.group, 0) - victim.units / 2 > other + 1e-9
         if victim.units > other and state.held[kind].get(victim.group, 0) - victim.units < other:
             return False  # bigger than its group's share and all it has: it could never run if share took it back
         own, theirs = state.held[kind].get(job.group, 0), state.held[kind].get(victim.group, 0)
