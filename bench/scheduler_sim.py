@@ -166,7 +166,8 @@ def simulate(policy: str, trace: list[SimJob]) -> Result:
         decision = decide_with(policy, pending, active, usage, capacity, now)
         result.decide_cpu_s += time.process_time() - started
         result.decisions += 1
-        for victim_id, _ in decision.preempt:
+        for victim_id, for_job in decision.preempt:
+            usage.claims[for_job] = now
             run = running[victim_id]
             run.stopping_until = now + STOP_GRACE_S
             run.job.preemptions += 1
@@ -175,6 +176,7 @@ def simulate(policy: str, trace: list[SimJob]) -> Result:
             seq += 1
         for job_id, gpus in decision.starts:
             job = queued.pop(job_id)
+            usage.claims.pop(job_id, None)
             if job.first_start is None:
                 job.first_start = now
                 result.waits[job.group].append(now - job.submit)

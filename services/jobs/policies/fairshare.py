@@ -88,6 +88,10 @@ class FairShare:
             place(job, True)
         return sorted(queue, key=lambda j: (group_time[j.id], -class_rank(j.priority), user_time[j.id], j.id))
 
+    def reclaims(self, job: Pending, state: State) -> bool:
+        """Its group is below its entitlement by more than half the job: starting it brings the group closer."""
+        return state.held[job.kind].get(job.group, 0) + job.units / 2 < state.entitled(job.kind, job.group) - 1e-9
+
     def may_preempt(self, job: Pending, victim: Active, state: State) -> bool:
         if class_rank(victim.priority) > class_rank(job.priority):
             return False
