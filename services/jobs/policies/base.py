@@ -12,7 +12,10 @@ pass here does the rest for all of them:
   may start before it (backfill) only when it cannot delay it: it ends before the reservation by its
   time limit or measured speed, or uses only units the reservation does not need;
 - preemption: for the first blocked job of a kind, victims the policy allows (lowest priority class,
-  most over share, newest first), pruned to the fewest units freed in excess;
+  most over share, newest first), pruned to the fewest units freed in excess; behind it, for a job whose group
+  the policy says should take units back (``Policy.reclaims``), victims of groups over their entitlement, when
+  nothing of that kind is stopping; a job preempted for (``Usage.claims``, kept by the caller from the
+  decisions) goes first and starts on what its victims free, whatever the reservation;
 - for every queued job: its position, why it waits, and an estimated start (the queue placed in order on
   the units as running jobs are expected to free them).
 

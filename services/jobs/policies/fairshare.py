@@ -21,7 +21,9 @@ entitlements must shrink, so two groups never take the same GPUs back and forth.
 group's entitlement is kept while its group would fall below the entitlement without it (it could never
 run otherwise); a group's second big job is not. Borrowed GPUs are taken back this way, as Kueue's cohorts do.
 A job that heads its kind for having waited past twice ``starvation_s`` may take units from any group over its
-entitlement (by more than half the victim, so it comes closer), a big victim included.
+entitlement (by more than half the victim, so it comes closer), a big victim included. Behind the head, a job
+whose group is below its entitlement by more than half the job (``reclaims``) takes units back from groups over
+theirs by more than half the victim, one round at a time; the admission pass gives it what they free first.
 """
 from __future__ import annotations
 
