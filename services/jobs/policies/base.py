@@ -283,6 +283,7 @@ def decide(policy: Policy, queue: Sequence[Pending], running: Sequence[Active], 
     for run in running:
         stopping[run.kind] += run.units if run.stopping else 0
     quiet = {kind: not units for kind, units in stopping.items()}  # nothing stopping: a group may take units back
+    tried: set[tuple] = set()
     memory = capacity.memory_mb - sum(run.memory_mb for run in running) if capacity.memory_mb else math.inf
     ports = capacity.free_ports
     timeline = Timeline(now, free, running)
@@ -349,13 +350,20 @@ def decide(policy: Policy, queue: Sequence[Pending], running: Sequence[Active], 
                 reservation[kind] = (job, start, max(spare, 0))
                 decision.waits[job.id] = Wait(position, reason, None if start == math.inf else start)
                 continue
-            if quiet[kind] and job.id not in claimed and policy.reclaims(job, state):
+            # a like job (kind, group, class, size, starved or not) found no victims since the last start or
+            # preemption: neither would this one (one look at the running set each, not one a queued job)
+            like = (kind, job.group, class_rank(job.priority), job.units, job.queued_at is not None and
+                    job.queued_at < now - capacity.starvation_s * policy.heads_kind_after,
+                    len(decision.starts) + len(decision.preempt))
+            if quiet[kind] and like not in tried and job.id not in claimed and policy.reclaims(job, state):
                 # Behind the head, a group below its entitlement takes units back from groups over theirs (by more
                 # than half the victim), once nothing is stopping; the job gets them first (``claimed``).
                 over = [run for run in running if run.group != job.group
                         and state.over_share(kind, run.group) - run.units / 2 > 1e-9]
                 chosen = _victims(policy, job, over, state, max(free[kind], 0), victims)
                 _preempt(decision, job, chosen, victims, stopping, held, timeline, now)
+                if not chosen:
+                    tried.add(like)
                 if chosen:
                     held[kind][job.group] = held[kind].get(job.group, 0) + job.units  # its group's, soon
                     reason += f"; preempting job {', '.join(str(victim.id) for victim in chosen)}"
