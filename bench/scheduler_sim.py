@@ -8,7 +8,8 @@ bursts (``--load``: the offered load over capacity on average, 1.1 by default, s
 for long stretches and the queue drains at times); 16 GPUs, 12 users in 3 groups with shares 5:3:2, 2,000 jobs; users state time limits that
 overestimate their jobs 1.2 to 3 times (what backfill reads); a running job's end is known from its
 measured pace. A preempted job holds its GPUs for the stop's grace (30 s), then loses 60 s to restart, and
-resumes where it stopped (exact resume). The scheduler decides at every event (arrival, end, stop done).
+resumes where it stopped (exact resume). The scheduler decides at every event (arrival, end, stop done), and,
+as the supervisor does, keeps the jobs it preempted for as claims (``Usage.claims``) until they start.
 
 Figures, per policy: GPU utilisation while demand exceeds capacity (target >= 0.95); fair-share error: the
 mean over groups of |group's share of busy GPUs - its entitled share| (entitled: the 16 GPUs water-filled by
@@ -166,7 +167,8 @@ def simulate(policy: str, trace: list[SimJob]) -> Result:
         decision = decide_with(policy, pending, active, usage, capacity, now)
         result.decide_cpu_s += time.process_time() - started
         result.decisions += 1
-        for victim_id, _ in decision.preempt:
+        for victim_id, for_job in decision.preempt:
+            usage.claims[for_job] = now
             run = running[victim_id]
             run.stopping_until = now + STOP_GRACE_S
             run.job.preemptions += 1
@@ -175,6 +177,7 @@ def simulate(policy: str, trace: list[SimJob]) -> Result:
             seq += 1
         for job_id, gpus in decision.starts:
             job = queued.pop(job_id)
+            usage.claims.pop(job_id, None)
             if job.first_start is None:
                 job.first_start = now
                 result.waits[job.group].append(now - job.submit)

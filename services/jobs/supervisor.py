@@ -84,6 +84,7 @@ class Supervisor:
         self.usage = UsageBook(store, settings.fairshare_half_life_s)
         self.endings = Endings()  # wakes requests waiting on a job's end
         self._waits: dict[int, Wait] = {}
+        self._claims: dict[int, float] = {}  # queued job -> when running jobs were preempted for it (policies' claims)
         self._estimates: dict[int, tuple[float, float | None]] = {}  # job id -> (read at, expected end)
         self._queue = PendingQueue()
         self._decided_at = 0.0
@@ -195,7 +196,8 @@ class Supervisor:
                         quotas={group: Quota(nominal, limit) for group, nominal, limit in settings.group_quotas},
                         max_running_per_user=settings.max_running_per_user,
                         half_life_s=settings.fairshare_half_life_s,
-                        history_weight=settings.fairshare_history_weight, starvation_s=settings.starvation_s)
+                        history_weight=settings.fairshare_history_weight, starvation_s=settings.starvation_s,
+                        claim_s=settings.stop_grace_s + 90.0)
 
     def _expected_end(self, job: Job, now: float) -> float | None:
         """The user's time limit, or the measured pace (read every ``ESTIMATE_EVERY_S``), whichever is sooner."""
@@ -225,12 +227,17 @@ class Supervisor:
         queued = self._queue.update(self.store.queued(), groups)
         rows = {job_id: row for job_id, (row, _) in queued.items()}
         queue = [pending for _, pending in queued.values()]
-        decision = decide_with(self.settings.scheduler_policy, queue, active, self.usage.snapshot(now), capacity, now)
+        usage = self.usage.snapshot(now)
+        self._claims = {job_id: at for job_id, at in self._claims.items() if job_id in rows and now - at <= capacity.claim_s}
+        usage.claims = dict(self._claims)
+        decision = decide_with(self.settings.scheduler_policy, queue, active, usage, capacity, now)
         self._waits = decision.waits
         self._decided_at = now
         for victim, for_job in decision.preempt:
             stop_for(self.store, victim, f"preempted for job {for_job}", preempted_for=for_job)
+            self._claims[for_job] = now
         for job_id, gpus in decision.starts:
+            self._claims.pop(job_id, None)
             job = rows[job_id]
             if not self.store.transition(job_id, [QUEUED], state=RUNNING, started_at=time.time(),
                                          gpus=",".join(gpus), reason=None):

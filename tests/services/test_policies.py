@@ -252,7 +252,43 @@ def test_fairshare_serves_the_shares_before_a_job_bigger_than_its_groups_entitle
     fresh = decide_with("fairshare", queue, running, Usage(), capacity, 1000.0)
     assert fresh.preempt == [(6, 11)] and fresh.waits[10].position == 3
     leading = decide_with("fairshare", queue, running, Usage(), capacity, 4000.0)
-    assert leading.waits[10].position == 1 and leading.preempt == []  # nlp's turn, but vision is not over share
+    # nlp's turn: its 8-GPU job heads the GPUs and may not preempt; behind it, nlp's 1-GPU job takes a GPU back
+    # from vision (over its 6)
+    assert leading.waits[10].position == 1 and leading.preempt == [(6, 11)]
     heavy = Usage(gpu_seconds={"n": 1e9})  # nlp used far more than vision: vision's job goes first, whoever leads
     assert decide_with("fairshare", queue, running, heavy, capacity, 4000.0).waits[10].position == 2
     assert decide_with("fairshare", queue, running, heavy, capacity, 8000.0).waits[10].position == 1
+
+
+def test_a_starving_job_takes_gpus_back_from_a_group_over_its_share():
+    """nlp's 8-GPU job (nlp entitled to 2 of 8) may not preempt for share; once it heads the GPUs for having
+    starved, it takes them from vision, over its 6, and from no group within its entitlement."""
+    capacity = Capacity(gpus=GPUS, shares={"vision": 3.0, "nlp": 1.0}, starvation_s=3600.0)
+    over = [A(i, "v", "vision", gpus=(str(i),), started_at=float(i), expected_end=90000.0) for i in range(8)]
+    queue = [P(10, "n", "nlp", gpus=8, queued_at=0.0)]
+    assert decide_with("fairshare", queue, over, Usage(), capacity, 4000.0).preempt == []
+    assert sorted(v for v, _ in decide_with("fairshare", queue, over, Usage(), capacity, 8000.0).preempt) == list(range(8))
+    within = [*over[:6], A(6, "n", "nlp", gpus=("6",), expected_end=90000.0), A(7, "m", "nlp", gpus=("7",),
+                                                                                   expected_end=90000.0)]
+    assert decide_with("fairshare", queue, within, Usage(), capacity, 8000.0).preempt == []
+
+
+def test_behind_the_head_a_group_takes_units_back_and_its_job_gets_them_first():
+    """The head (nlp's 8-GPU job, past the starvation time) may not preempt; nlp's 1-GPU job behind it takes a GPU
+    back from vision, over its share, once nothing is stopping; when the victim has stopped, the GPU goes to the
+    job it was freed for, though that delays the head (without the claim it would wait behind the head)."""
+    capacity = Capacity(gpus=GPUS, shares={"vision": 3.0, "nlp": 1.0}, starvation_s=3600.0)
+    running = [A(i, "v", "vision", gpus=(str(i),), started_at=float(i), expected_end=9000.0) for i in range(7)]
+    running.append(A(7, "n", "nlp", gpus=("7",), started_at=7.0, expected_end=9000.0))
+    queue = [P(10, "n", "nlp", gpus=8, queued_at=0.0), P(11, "m", "nlp", gpus=1, queued_at=100.0)]
+    assert decide_with("fairshare", queue, running, Usage(), capacity, 4000.0).preempt == [(6, 11)]
+    saving = [*running[:6], A(6, "v", "vision", gpus=("6",), expected_end=9000.0, stopping=True), running[7]]
+    assert decide_with("fairshare", queue, saving, Usage(), capacity, 4010.0).preempt == []  # one at a time
+    stopped = [*running[:6], running[7]]
+    unclaimed = decide_with("fairshare", queue, stopped, Usage(), capacity, 4030.0)
+    assert unclaimed.starts == [] and unclaimed.waits[11].reason.startswith("behind job 10")
+    claimed = decide_with("fairshare", queue, stopped, Usage(claims={11: 4000.0}), capacity, 4030.0)
+    assert claimed.starts == [(11, ("6",))]
+    expired = Usage(claims={11: 4000.0 - capacity.claim_s - 60})
+    assert decide_with("fairshare", queue, stopped, expired, capacity, 4030.0).starts == []
+    assert decide_with("priority", queue, running, Usage(), capacity, 4000.0).preempt == []  # fairshare's rule

@@ -12,7 +12,10 @@ pass here does the rest for all of them:
   may start before it (backfill) only when it cannot delay it: it ends before the reservation by its
   time limit or measured speed, or uses only units the reservation does not need;
 - preemption: for the first blocked job of a kind, victims the policy allows (lowest priority class,
-  most over share, newest first), pruned to the fewest units freed in excess;
+  most over share, newest first), pruned to the fewest units freed in excess; behind it, for a job whose group
+  the policy says should take units back (``Policy.reclaims``), victims of groups over their entitlement, when
+  nothing of that kind is stopping; a job preempted for (``Usage.claims``, kept by the caller from the
+  decisions) goes first and starts on what its victims free, whatever the reservation;
 - for every queued job: its position, why it waits, and an estimated start (the queue placed in order on
   the units as running jobs are expected to free them).
 
@@ -117,6 +120,7 @@ class Capacity:
     half_life_s: float = 7 * 24 * 3600.0
     history_weight: float = 0.25  # how much recent usage counts beside what is held now
     starvation_s: float = 12 * 3600.0  # the longest-waiting job past this heads its kind, whatever the order
+    claim_s: float = 120.0  # how long the units of jobs preempted for a job are kept for it (their stop, and some)
 
     def share(self, group: str) -> float:
         return self.shares.get(group, 1.0)
@@ -129,6 +133,7 @@ class Usage:
     gpu_seconds: dict[str, float] = field(default_factory=dict)
     cpu_seconds: dict[str, float] = field(default_factory=dict)
     last_start: dict[str, float] = field(default_factory=dict)
+    claims: dict[int, float] = field(default_factory=dict)  # queued job -> when running jobs were preempted for it
 
     def seconds(self, kind: str) -> dict[str, float]:
         return self.gpu_seconds if kind == "gpu" else self.cpu_seconds
@@ -161,6 +166,10 @@ class Policy(Protocol):
 
     def may_preempt(self, job: Pending, victim: Active, state: State) -> bool:
         """May ``victim`` be stopped and requeued so that ``job`` starts?"""
+
+    def reclaims(self, job: Pending, state: State) -> bool:
+        """May ``job``, not the head of its kind, preempt other groups' jobs (``may_preempt``, from groups over
+        their entitlement) to bring its group to its own?"""
 
 
 def charge(held: float, decayed_seconds: float, capacity: Capacity) -> float:
@@ -261,12 +270,20 @@ def decide(policy: Policy, queue: Sequence[Pending], running: Sequence[Active], 
     state = State(capacity, held, demand, now)
     ordered = _starving_first(policy.order(queue, running, usage, state),
                               now - capacity.starvation_s * policy.heads_kind_after)
+    # A job that running jobs were preempted for goes first, and may start on what they free even if that
+    # delays the head's reservation: otherwise another job (or the head) takes the units, and the victims'
+    # group takes them back at the next pass.
+    claimed = {job_id for job_id, at in usage.claims.items() if now - at <= capacity.claim_s}
+    if claimed:
+        ordered = [*(job for job in ordered if job.id in claimed), *(job for job in ordered if job.id not in claimed)]
     busy = {gpu for run in running for gpu in run.gpus}
     free_gpus = [gpu for gpu in capacity.gpus if gpu not in busy]
     free = {"gpu": len(free_gpus), "cpu": capacity.cpu_slots - sum(run.units for run in running if run.kind == "cpu")}
     stopping = {"gpu": 0, "cpu": 0}  # units of jobs asked to stop: back soon
     for run in running:
         stopping[run.kind] += run.units if run.stopping else 0
+    quiet = {kind: not units for kind, units in stopping.items()}  # nothing stopping: a group may take units back
+    tried: set[tuple] = set()
     memory = capacity.memory_mb - sum(run.memory_mb for run in running) if capacity.memory_mb else math.inf
     ports = capacity.free_ports
     timeline = Timeline(now, free, running)
@@ -296,7 +313,7 @@ def decide(policy: Policy, queue: Sequence[Pending], running: Sequence[Active], 
                 pass  # ends before the head's reservation: cannot delay it
             elif job.units <= spare:
                 reservation[kind] = (head, start, spare - job.units)
-            else:
+            elif job.id not in claimed:
                 reason = _behind(policy, job, head, now - capacity.starvation_s)
         if reason is None and fits:
             taken = set(gpus)
@@ -321,12 +338,7 @@ def decide(policy: Policy, queue: Sequence[Pending], running: Sequence[Active], 
                 reason = f"needs {describe_units(kind, job.units)}, {max(free[kind], 0)} free"
             if kind not in reservation:  # the head of its kind: preempt for it, or reserve the units it waits for
                 chosen = _victims(policy, job, running, state, free[kind] + stopping[kind], victims)
-                for victim in chosen:
-                    decision.preempt.append((victim.id, job.id))
-                    victims.add(victim.id)
-                    stopping[kind] += victim.units
-                    held[kind][victim.group] -= victim.units
-                    timeline.release(victim, now)
+                _preempt(decision, job, chosen, victims, stopping, held, timeline, now)
                 if chosen:
                     reason += f"; preempting job {', '.join(str(victim.id) for victim in chosen)}"
                 elif stopping[kind] and free[kind] + stopping[kind] >= job.units:
@@ -338,9 +350,37 @@ def decide(policy: Policy, queue: Sequence[Pending], running: Sequence[Active], 
                 reservation[kind] = (job, start, max(spare, 0))
                 decision.waits[job.id] = Wait(position, reason, None if start == math.inf else start)
                 continue
+            # a like job (kind, group, class, size, starved or not) found no victims since the last start or
+            # preemption: neither would this one (one look at the running set each, not one a queued job)
+            like = (kind, job.group, class_rank(job.priority), job.units, job.queued_at is not None and
+                    job.queued_at < now - capacity.starvation_s * policy.heads_kind_after,
+                    len(decision.starts) + len(decision.preempt))
+            if quiet[kind] and like not in tried and job.id not in claimed and policy.reclaims(job, state):
+                # Behind the head, a group below its entitlement takes units back from groups over theirs (by more
+                # than half the victim), once nothing is stopping; the job gets them first (``claimed``).
+                over = [run for run in running if run.group != job.group
+                        and state.over_share(kind, run.group) - run.units / 2 > 1e-9]
+                chosen = _victims(policy, job, over, state, max(free[kind], 0), victims)
+                _preempt(decision, job, chosen, victims, stopping, held, timeline, now)
+                if not chosen:
+                    tried.add(like)
+                if chosen:
+                    held[kind][job.group] = held[kind].get(job.group, 0) + job.units  # its group's, soon
+                    reason += f"; preempting job {', '.join(str(victim.id) for victim in chosen)}"
         start = timeline.place(job)
         decision.waits[job.id] = Wait(position, reason, None if start == math.inf else start)
     return decision
+
+
+def _preempt(decision: Decision, job: Pending, chosen: list[Active], victims: set[int], stopping: dict[str, int],
+             held: dict[str, dict[str, int]], timeline: Timeline, now: float) -> None:
+    """Stop ``chosen`` for ``job``: their units come back soon and no longer count for their groups."""
+    for victim in chosen:
+        decision.preempt.append((victim.id, job.id))
+        victims.add(victim.id)
+        stopping[victim.kind] += victim.units
+        held[victim.kind][victim.group] -= victim.units
+        timeline.release(victim, now)
 
 
 def longest_waiting(jobs: Iterable[Pending], before: float, key: Callable[[Pending], Hashable]) -> dict[Hashable, Pending]:

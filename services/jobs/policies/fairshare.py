@@ -20,6 +20,10 @@ nominal GPU quota, else their share of the capacity): the sum of the two groups'
 entitlements must shrink, so two groups never take the same GPUs back and forth. A victim bigger than its
 group's entitlement is kept while its group would fall below the entitlement without it (it could never
 run otherwise); a group's second big job is not. Borrowed GPUs are taken back this way, as Kueue's cohorts do.
+A job that heads its kind for having waited past twice ``starvation_s`` may take units from any group over its
+entitlement (by more than half the victim, so it comes closer), a big victim included. Behind the head, a job
+whose group is below its entitlement by more than half the job (``reclaims``) takes units back from groups over
+theirs by more than half the victim, one round at a time; the admission pass gives it what they free first.
 """
 from __future__ import annotations
 
@@ -86,6 +90,10 @@ class FairShare:
             place(job, True)
         return sorted(queue, key=lambda j: (group_time[j.id], -class_rank(j.priority), user_time[j.id], j.id))
 
+    def reclaims(self, job: Pending, state: State) -> bool:
+        """Its group is below its entitlement by more than half the job: starting it brings the group closer."""
+        return state.held[job.kind].get(job.group, 0) + job.units / 2 < state.entitled(job.kind, job.group) - 1e-9
+
     def may_preempt(self, job: Pending, victim: Active, state: State) -> bool:
         if class_rank(victim.priority) > class_rank(job.priority):
             return False
@@ -93,6 +101,10 @@ class FairShare:
             return class_rank(victim.priority) < class_rank(job.priority)
         kind = job.kind
         other = state.entitled(kind, victim.group)
+        if job.queued_at is not None and job.queued_at < state.now - state.capacity.starvation_s * self.heads_kind_after:
+            # A job that heads its kind for having starved takes units from groups over their entitlement (a big
+            # victim included) rather than waiting while their jobs end and over-share ones backfill the units.
+            return state.held[kind].get(victim.group, 0) - victim.units / 2 > other + 1e-9
         if victim.units > other and state.held[kind].get(victim.group, 0) - victim.units < other:
             return False  # bigger than its group's share and all it has: it could never run if share took it back
         own, theirs = state.held[kind].get(job.group, 0), state.held[kind].get(victim.group, 0)

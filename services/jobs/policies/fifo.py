@@ -14,5 +14,8 @@ class Fifo:
               state: State) -> list[Pending]:
         return sorted(queue, key=lambda job: job.id)
 
+    def reclaims(self, job: Pending, state: State) -> bool:
+        return False
+
     def may_preempt(self, job: Pending, victim: Active, state: State) -> bool:
         return False

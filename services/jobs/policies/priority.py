@@ -28,5 +28,8 @@ class Priority:
             keys[job.id] = (-job.priority, running_count.get(job.user, 0) + k, last, job.id)
         return sorted(queue, key=lambda job: keys[job.id])
 
+    def reclaims(self, job: Pending, state: State) -> bool:
+        return False
+
     def may_preempt(self, job: Pending, victim: Active, state: State) -> bool:
         return victim.priority < job.priority
