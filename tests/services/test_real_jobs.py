@@ -235,7 +235,9 @@ def test_a_preempted_digits_job_resumes_by_itself_bit_identical_across_a_restart
     for name in ("alice", "bob"):
         assert http.post(f"{api}/users", json={"name": name, "password": "a-password-for-tests"},
                          timeout=10).status_code == 201
-    overrides = [*digits_overrides(digits_dir, 40), "solver.checkpoint.every=2", "solver.display_iter=1",
+    # 1,000 iterations (about 12 s each, idle): the low jobs must outlast the high job's submission on a busy
+    # machine (at 40 they sometimes ended before it came, and nothing was preempted).
+    overrides = [*digits_overrides(digits_dir, 1000), "solver.checkpoint.every=25", "solver.display_iter=1",
                  "details.deterministic=true"]
 
     def events(job_id: int) -> list[dict]:
@@ -282,8 +284,11 @@ def test_a_preempted_digits_job_resumes_by_itself_bit_identical_across_a_restart
     val, losses = final_metrics(events(victim["id"]))
     twin_val, twin_losses = final_metrics(events(twin["id"]))
     assert val and val == twin_val  # bit-identical: the same floats
-    assert losses == twin_losses and [step for step, _ in losses] == list(range(1, 41))
-    stdout = http.get(f"{api}/jobs/{victim['id']}/logs", timeout=10).json()["text"]
+    assert losses == twin_losses and [step for step, _ in losses] == list(range(1, 1001))
+    stdout, offset, size = "", 0, 1
+    while offset < size:  # the whole log, a chunk at a time (without an offset the API gives its end)
+        chunk = http.get(f"{api}/jobs/{victim['id']}/logs", params={"offset": offset}, timeout=10).json()
+        stdout, offset, size = stdout + chunk["text"], chunk["next_offset"], chunk["size"]
     assert f"resumed from {record['checkpoint']} at iteration" in stdout
     log = service_process.log.read_text()  # service.log tells the story with job ids
     assert f"job {high}: queued (" in log and f"job {high}: queued -> running (CPU" in log
