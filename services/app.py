@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from argon2 import PasswordHasher
 from flask import Flask
 
-from services.api import auth, datasets, deployments, frontdoor, jobs, legacy, nodes, openapi, sharing, weights
+from services.api import auth, datasets, deployments, frontdoor, jobs, legacy, nodes, openapi, reuse, sharing, weights
 from services.api.errors import JobIdConverter, register_error_handlers
 from services.api.jsonbody import CheckedJSONProvider
 from services.api.limits import LIMITS_KEY, UserLimits
@@ -42,6 +42,7 @@ class Services:
     datasets_pipeline: Pipeline
     checker: ComponentChecker | None = None  # the submission's component check (settings.component_check)
     sign_in_limits: auth.SignInLimits = field(default_factory=auth.SignInLimits)
+    list_bodies: reuse.Bodies = field(default_factory=reuse.Bodies)  # GET /api/v1/jobs while nothing changed
     without_auth: Caller | None = None  # bench/auth_overhead.py only: every request acts as this admin
 
     def close(self) -> None:

@@ -12,7 +12,7 @@ from cauchy import rundir
 from services.api.errors import ApiError, bad_request, conflict, not_found
 from services.api.limits import user_limits
 from services.api.submission import add_job, job_fields
-from services.auth.access import can_read, can_write, readable_by
+from services.auth.access import can_read, can_write, read_rule_key, readable_by
 from services.auth.seam import login_required, open_to_anonymous
 from services.datasets.store import DatasetStore
 from services.jobs import files
@@ -141,9 +141,16 @@ def index() -> ResponseReturnValue:
         raise bad_request(f"unknown state {unknown[0]!r}; states: {', '.join(STATES)}", "state")
     limit = query_int("limit", 50, 1, MAX_PAGE)
     offset = query_int("offset", 0)
-    readable = readable_by(login_required(), Job.user, Job.visibility)
-    jobs, total = services().store.list(states, limit, offset, request.args.get("user"), readable)
-    return jsonify({"jobs": [summary(job) for job in jobs], "total": total, "limit": limit, "offset": offset})
+    caller, user, store = login_required(), request.args.get("user"), services().store
+
+    def build() -> bytes:
+        jobs, total = store.list(states, limit, offset, user, readable_by(caller, Job.user, Job.visibility))
+        return jsonify({"jobs": [summary(job) for job in jobs], "total": total, "limit": limit,
+                        "offset": offset}).get_data()
+
+    key = (tuple(states), limit, offset, user, read_rule_key(caller))
+    body = services().list_bodies.body(store.data_version(), key, build)
+    return current_app.response_class(body, mimetype=current_app.json.mimetype)
 
 
 @bp.get("/jobs/<int:job_id>")

@@ -192,6 +192,32 @@ def list_statements(by_state: bool, by_user: bool) -> tuple[Select[Any], Select[
     return build_list_statements(by_state, by_user)
 
 
+class SqliteDataVersion:
+    """SQLite's ``PRAGMA data_version``, read on a connection of its own that never writes: it changes with
+    every commit to the database by any other connection, this process's pool and other processes alike
+    (a connection's own commits would not change it). Opened at the first read; one read at a time."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._cursor: Any = None
+        self._lock = threading.Lock()
+
+    def __call__(self) -> int:
+        with self._lock:
+            if self._cursor is None:
+                self._cursor = self._engine.raw_connection().cursor()  # held for the store's life
+            return self._cursor.execute("PRAGMA data_version").fetchone()[0]
+
+
+def no_data_version(_engine: Engine) -> Callable[[], int | None]:
+    """A database that cannot tell cheaply whether anything changed: nothing built from it is reused."""
+    return lambda: None
+
+
+# How each kind of database (the engine's dialect name) tells that something was committed (Store.data_version).
+DATA_VERSIONS: dict[str, Callable[[Engine], Callable[[], int | None]]] = {"sqlite": SqliteDataVersion}
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
@@ -231,6 +257,13 @@ class Store:
         upgrade_schema(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._queue = QueueIndex()
+        self._data_version = DATA_VERSIONS.get(self.engine.dialect.name, no_data_version)(self.engine)
+
+    def data_version(self) -> int | None:
+        """A number that differs once anything has committed to the database since it was read, or None where
+        the database cannot tell (then nothing may be reused): read before a query, it says for how long what
+        the query returned holds (services.api.reuse)."""
+        return self._data_version()
 
     @contextmanager
     def session(self) -> Iterator[Session]:
