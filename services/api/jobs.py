@@ -19,7 +19,7 @@ from services.jobs import files
 from services.jobs.policies.base import priority_class
 from services.jobs.ports import PortsExhausted
 from services.jobs.stopping import AlreadyEnded, request_stop
-from services.jobs.store import ACTIVE, ENDED, QUEUED, RESUMABLE, STATES, Job, list_row
+from services.jobs.store import ACTIVE, ENDED, QUEUED, RESUMABLE, STATES, Job, JobRow, list_row
 from services.jobs.supervisor import Supervisor, preemptible
 from services.jobs.viewers import visdom_base_url
 from services.private import private_dir
@@ -49,15 +49,15 @@ def query_int(name: str, default: int | None, low: int = 0, high: int = MAX_OFFS
     return value
 
 
-def find_job(job_id: int) -> Job:
+def find_job(job_id: int) -> JobRow:
     """The job, if the caller may read it; one it may not is as absent as one that never existed (404)."""
-    job = services().store.get(job_id)
+    job = services().store.row(job_id)
     if job is None or not can_read(login_required(), job.user, job.visibility):
         raise not_found(f"no job {job_id}")
     return job
 
 
-def find_owned_job(job_id: int) -> Job:
+def find_owned_job(job_id: int) -> JobRow:
     """The job, if the caller may change it (its owner or an admin): 403 for a reader, else 404."""
     job = find_job(job_id)
     if not can_write(login_required(), job.user):
@@ -81,7 +81,7 @@ def summary(row: Sequence[Any]) -> dict[str, Any]:
     }
 
 
-def detail(job: Job) -> dict[str, Any]:
+def detail(job: Job | JobRow) -> dict[str, Any]:
     svc = services()
     supervisor: Supervisor = svc.supervisor
     directory = supervisor.job_dir(job.id)
