@@ -107,14 +107,15 @@ def create_app(settings: Settings | None = None, *, password_hasher: PasswordHas
 
 
 def waitress_options(settings: Settings) -> dict:
-    """Waitress settings. Its default limit of 100 connections stalls every client once reached (100
-    simultaneous submissions hung for minutes), so the limit is higher and poll() replaces select().
+    """Waitress settings: ``Settings.request_threads`` threads (it says why so many). Its default limit of 100
+    connections stalls every client once reached (100 simultaneous submissions hung for minutes), so the
+    limit is higher and poll() replaces select().
     Flask answers a too-large body with a JSON 413; waitress's own, plain-text limit is a backstop.
     nginx on this machine says whether the browser came over https (the session cookie is then Secure).
     Bodies are read from the socket in 256 KiB pieces (waitress's default, 8 KiB, made a dataset chunk of
     16 MiB cost 2048 turns of its event loop); a body past 512 KiB is spooled to a temporary file, never
     held in memory."""
-    return {"threads": settings.threads, "connection_limit": settings.connection_limit, "asyncore_use_poll": True,
+    return {"threads": settings.request_threads, "connection_limit": settings.connection_limit, "asyncore_use_poll": True,
             "max_request_body_size": max(4 * settings.max_request_bytes, 2 * settings.dataset_chunk_mb * 2**20),
             "recv_bytes": 256 * 1024, "ident": "cauchy",
             "trusted_proxy": "127.0.0.1", "trusted_proxy_headers": {"x-forwarded-proto"},
