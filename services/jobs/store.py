@@ -202,13 +202,15 @@ class SqliteDataVersion:
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+        self._connection: Any = None  # checked out of the pool for the store's life: no one else uses it
         self._cursor: Any = None
         self._lock = threading.Lock()
 
     def __call__(self) -> int:
         with self._lock:
-            if self._cursor is None:
-                self._cursor = self._engine.raw_connection().cursor()  # held for the store's life
+            if self._connection is None:
+                self._connection = self._engine.raw_connection()
+                self._cursor = self._connection.cursor()
             return self._cursor.execute("PRAGMA data_version").fetchone()[0]
 
 

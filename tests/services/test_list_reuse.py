@@ -81,3 +81,16 @@ def test_bodies_are_built_again_for_a_new_version_and_always_without_one():
     assert [bodies.body(7, "page", build), bodies.body(7, "page", build)] == [b"1", b"1"]
     assert bodies.body(8, "page", build) == b"2" and bodies.body(7, "page", build) == b"3"
     assert [bodies.body(None, "page", build), bodies.body(None, "page", build)] == [b"4", b"5"]
+
+
+def test_the_data_version_follows_every_commit_from_a_connection_of_its_own(tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 'jobs.db'}")
+    first = store.data_version()
+    assert store.data_version() == first
+    job = store.add(name="x", user="ada", phase="train", hypes={}, overrides=[])  # through the store's pool
+    second = store.data_version()
+    with sqlite3.connect(tmp_path / "jobs.db") as db:  # another process's commit
+        db.execute("UPDATE jobs SET name = 'y' WHERE id = ?", (job.id,))
+    assert len({first, second, store.data_version()}) == 3
+    assert store.engine.pool.checkedout() == 1  # its connection stays out of the pool: no query shares it
+    store.engine.dispose()
