@@ -94,3 +94,11 @@ def test_the_data_version_follows_every_commit_from_a_connection_of_its_own(tmp_
     assert len({first, second, store.data_version()}) == 3
     assert store.engine.pool.checkedout() == 1  # its connection stays out of the pool: no query shares it
     store.engine.dispose()
+
+
+def test_postgresql_has_no_data_version_so_every_list_queries(postgres):
+    store = Store(postgres.new_database())
+    assert store.data_version() is None
+    store.add(name="x", user="ada", phase="train", hypes={}, overrides=[])
+    assert store.data_version() is None and store.list()[1] == 1
+    store.engine.dispose()
