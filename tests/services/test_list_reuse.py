@@ -92,6 +92,8 @@ def test_the_data_version_follows_every_commit_from_a_connection_of_its_own(tmp_
     with sqlite3.connect(tmp_path / "jobs.db") as db:  # another process's commit
         db.execute("UPDATE jobs SET name = 'y' WHERE id = ?", (job.id,))
     assert len({first, second, store.data_version()}) == 3
+    with sqlite3.connect(tmp_path / "jobs.db") as db:  # reading it holds no snapshot: the WAL can be emptied
+        assert db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] == 0
     assert store.engine.pool.checkedout() == 1  # its connection stays out of the pool: no query shares it
     store.engine.dispose()
 
