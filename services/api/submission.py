@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from cauchy import rundir
+from cauchy.datasets.tools.report_files import REPORT
 from cauchy.hypes import HypesError, apply_overrides, load_hypes, resolve_hypes
 from cauchy.hypes_upgrade import Upgrade, save_report, upgrade
 from services.api.errors import ApiError, bad_request
@@ -22,6 +23,8 @@ from services.auth.identity import Caller
 from services.component_check import CheckUnavailable, ComponentChecker
 from services.config import Settings
 from services.containment import MAX_JOB_ID, check_hypes
+from services.datasets.job_data import dataset_overrides
+from services.datasets.pipeline import read_json
 from services.datasets.store import DatasetError, DatasetStore, Found
 from services.jobs import files
 from services.jobs.policies.base import CLASS_PRIORITY
@@ -95,7 +98,8 @@ def stored_dataset(doc: Any, overrides: list[str], settings: Settings, store: St
                    caller: Caller) -> tuple[list[str], Found | None]:
     """``data.dataset`` ("name" or "name@version", after the overrides) resolved to a ready version the
     caller may read: the overrides that point ``data.data_dir`` at its files (and ``data.format`` at its
-    format, unless given) and pin ``data.dataset`` to that exact version. The job may not also name a folder."""
+    format, the split names and reader parameters at those its inspection found: ``job_data``, unless
+    given) and pin ``data.dataset`` to that exact version. The job may not also name a folder."""
     try:
         raw = apply_overrides(dict(doc), overrides) if isinstance(doc, Mapping) else {}
     except HypesError:
@@ -108,14 +112,17 @@ def stored_dataset(doc: Any, overrides: list[str], settings: Settings, store: St
         raise bad_request('expected "name" or "name@version" of a stored dataset', "hypes.data.dataset", "invalid_hypes")
     if data.get("data_dir") is not None:
         raise bad_request("give data.dataset or data.data_dir, not both", "hypes.data.data_dir", "invalid_hypes")
+    datasets = DatasetStore(settings, store)
     try:
-        found = DatasetStore(settings, store).resolve(ref, caller)
+        found = datasets.resolve(ref, caller)
+        read = dataset_overrides(found, read_json(datasets.inspection_dir(found) / REPORT), data,
+                                 data.get("format") or found.version.format)
     except DatasetError as exc:
         raise ApiError(exc.status, exc.code, str(exc), exc.field) from None
     pinned = [*overrides, f"data.data_dir={json.dumps(found.version.root)}", f"data.dataset={json.dumps(found.ref)}"]
     if data.get("format") is None and found.version.format:
         pinned.append(f"data.format={json.dumps(found.version.format)}")
-    return pinned, found
+    return [*pinned, *read], found
 
 
 def source_checkpoint(settings: Settings, store: Store, job_id: Any, caller: Caller) -> tuple[int, str]:
