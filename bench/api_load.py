@@ -5,7 +5,9 @@ submissions.
    checkout of ``--baseline-ref``, by default 08d5888, the code before the list became plain rows; ``git
    archive`` into a temporary directory). This checkout's with token auth on (the admin's token: every
    job readable), the baseline's without (it predates accounts). ``GET /api/v1/jobs`` (a page of 50) and
-   ``GET /api/v1/jobs/<id>`` (random ids) from 1 and then 16 concurrent clients, each measurement in
+   ``GET /api/v1/jobs/<id>`` (random ids) from 1 and then 16 concurrent clients, and pages of 50 at random
+   offsets below 1,000 (``list_pages``: a different page nearly every time, so this checkout can seldom reuse
+   a body it built before, services/api/reuse.py) from 16, each measurement in
    ``--rounds`` alternating rounds of the two services (``--seconds`` in all per service): p50/p99 latency, requests/s, and the
    CPU used by the clients (this process) and by the service, in percent of one core: they share the
    machine's cores.
@@ -19,6 +21,7 @@ submissions.
    time were given the same port.
 Prints a table; the last line is one JSON object. ``ratio`` = requests/s of GET /api/v1/jobs with 16
 clients, this checkout over the baseline, measured in this run (``p99_ratio``: their p99 latencies;
+``list_pages_ratio``: the same ratio for pages at random offsets;
 ``cpu_per_request_ratio``: the service CPU time of one list request, baseline over this checkout, which
 the machine's other load does not skew the way it skews requests/s).
 """
@@ -101,7 +104,7 @@ def load(url_of: Callable[[random.Random], str], clients: int, seconds: float, h
         while time.perf_counter() < deadline:
             url = urlsplit(url_of(rng))
             started = time.perf_counter()
-            conn.request("GET", url.path, headers=headers)
+            conn.request("GET", f"{url.path}?{url.query}" if url.query else url.path, headers=headers)
             response = conn.getresponse()
             body = response.read()
             mine.append(time.perf_counter() - started)
@@ -238,17 +241,26 @@ def main() -> None:
                                       task_command=shlex.join([sys.executable, "-c", STAND_IN])),
                 "baseline": ServiceProcess(root / "baseline-home", repo=baseline_repo, accounts=False, cpu_slots="1")}
     try:
-        measurements = {"list_1_client": ("/jobs", 1), "list": ("/jobs", args.clients),
-                        "show_1_client": (None, 1), "show": (None, args.clients)}
+        def a_page(rng: random.Random) -> str:
+            """One of the first 1,000 offsets: rarely a page asked for before (the service keeps 64), and near
+            enough to the newest job that the work is the page's, not the database's stepping over ``offset``
+            rows (a page 5,000 jobs deep costs both services about 5 ms more)."""
+            return f"/jobs?offset={rng.randrange(1000)}"
+
+        def a_job(rng: random.Random) -> str:
+            return f"/jobs/{rng.randint(1, args.seed_jobs)}"
+
+        measurements: dict[str, tuple[Callable[[random.Random], str], int]] = {
+            "list_1_client": (lambda rng: "/jobs", 1), "list": (lambda rng: "/jobs", args.clients),
+            "list_pages": (a_page, args.clients), "show_1_client": (a_job, 1), "show": (a_job, args.clients)}
         results = {side: {name: Measured() for name in measurements} for side in services}
-        for name, (path, clients) in measurements.items():
+        for name, (path_of, clients) in measurements.items():
             for round_index in range(args.rounds):
                 order = list(services) if round_index % 2 == 0 else list(reversed(services))
                 for side in order:
                     url = services[side].url
-                    url_of = ((lambda rng, url=url: f"{url}/jobs") if path else
-                              (lambda rng, url=url: f"{url}/jobs/{rng.randint(1, args.seed_jobs)}"))
-                    load(url_of, clients, args.seconds / args.rounds, services[side].headers,
+                    load(lambda rng, url=url, path_of=path_of: url + path_of(rng), clients, args.seconds / args.rounds,
+                         services[side].headers,
                          psutil.Process(services[side].proc.pid), results[side][name])
         service = services["new"]
         for i in range(5):  # the owners of the burst's jobs
@@ -291,6 +303,9 @@ def main() -> None:
         "queued_jobs": args.queued_jobs,
         **passes,
         "p99_ratio": round(new_list["p99_ms"] / old_list["p99_ms"], 3),
+        # Pages at random offsets: what a list costs when no body built before can be reused.
+        "list_pages_ratio": round(results["new"]["list_pages"].figures()["rps"]
+                                  / results["baseline"]["list_pages"].figures()["rps"], 3),
         # What a list request costs the service, baseline over this checkout: unlike requests/s it does not
         # depend on how much of the shared cores other processes leave to the two services.
         "cpu_per_request_ratio": round(old_list["service_cpu_ms_per_request"] / new_list["service_cpu_ms_per_request"], 3),
@@ -306,6 +321,7 @@ def main() -> None:
     print(f"GET /api/v1/jobs with {args.clients} clients, this checkout / {args.baseline_ref}: "
           f"{figures['ratio']}x the requests/s, p99 {new_list['p99_ms']} ms vs {old_list['p99_ms']} ms; service CPU "
           f"per request {new_list['service_cpu_ms_per_request']} ms vs {old_list['service_cpu_ms_per_request']} ms")
+    print(f"pages at random offsets with {args.clients} clients: {figures['list_pages_ratio']}x the requests/s")
     print(f"scheduling pass over {args.queued_jobs} queued jobs: {passes['schedule_pass_ms']} ms "
           f"({passes['schedule_pass_cpu_ms']} ms CPU; starts the late user's job: "
           f"{passes['schedule_pass_starts_the_late_user']}); baseline {passes['baseline_schedule_pass_ms']} ms "

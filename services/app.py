@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from argon2 import PasswordHasher
 from flask import Flask
 
-from services.api import auth, datasets, deployments, frontdoor, jobs, legacy, nodes, openapi, sharing, weights
+from services.api import auth, datasets, deployments, frontdoor, jobs, legacy, nodes, openapi, reuse, sharing, weights
 from services.api.errors import JobIdConverter, register_error_handlers
 from services.api.jsonbody import CheckedJSONProvider
 from services.api.limits import LIMITS_KEY, UserLimits
@@ -42,6 +42,7 @@ class Services:
     datasets_pipeline: Pipeline
     checker: ComponentChecker | None = None  # the submission's component check (settings.component_check)
     sign_in_limits: auth.SignInLimits = field(default_factory=auth.SignInLimits)
+    list_bodies: reuse.Bodies = field(default_factory=reuse.Bodies)  # GET /api/v1/jobs while nothing changed
     without_auth: Caller | None = None  # bench/auth_overhead.py only: every request acts as this admin
 
     def close(self) -> None:
@@ -106,14 +107,15 @@ def create_app(settings: Settings | None = None, *, password_hasher: PasswordHas
 
 
 def waitress_options(settings: Settings) -> dict:
-    """Waitress settings. Its default limit of 100 connections stalls every client once reached (100
-    simultaneous submissions hung for minutes), so the limit is higher and poll() replaces select().
+    """Waitress settings: ``Settings.request_threads`` threads (it says why so many). Its default limit of 100
+    connections stalls every client once reached (100 simultaneous submissions hung for minutes), so the
+    limit is higher and poll() replaces select().
     Flask answers a too-large body with a JSON 413; waitress's own, plain-text limit is a backstop.
     nginx on this machine says whether the browser came over https (the session cookie is then Secure).
     Bodies are read from the socket in 256 KiB pieces (waitress's default, 8 KiB, made a dataset chunk of
     16 MiB cost 2048 turns of its event loop); a body past 512 KiB is spooled to a temporary file, never
     held in memory."""
-    return {"threads": settings.threads, "connection_limit": settings.connection_limit, "asyncore_use_poll": True,
+    return {"threads": settings.request_threads, "connection_limit": settings.connection_limit, "asyncore_use_poll": True,
             "max_request_body_size": max(4 * settings.max_request_bytes, 2 * settings.dataset_chunk_mb * 2**20),
             "recv_bytes": 256 * 1024, "ident": "cauchy",
             "trusted_proxy": "127.0.0.1", "trusted_proxy_headers": {"x-forwarded-proto"},

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+THREADS_PER_CORE = 2  # request threads a core, beside the legacy waiters (Settings.request_threads)
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ class Settings:
     job_wall_clock_limit_s: float = 7 * 24 * 3600.0
     job_disk_quota_mb: int = 20480
     max_request_bytes: int = 16 * 1024 * 1024
-    threads: int = 16
+    threads: int = 0  # waitress's request threads; 0: computed from the cores (request_threads)
     connection_limit: int = 1000
     poll_interval_s: float = 0.5
     run_jobs: bool = True  # False: API only, no scheduler thread (used by some tests)
@@ -129,6 +130,16 @@ class Settings:
     @property
     def cores_per_job(self) -> int:
         return self.job_cores or os.cpu_count() or 1
+
+    @property
+    def request_threads(self) -> int:
+        """Waitress's worker threads: ``threads``, else one for each legacy request that may wait on a job
+        (``legacy_waiters``) and ``THREADS_PER_CORE`` a core. Python runs one thread at a time (the interpreter
+        lock), so threads beyond what the cores keep busy do no more work: each only adds hand-offs of the
+        lock between requests (context switches, docs/containment.md "Under load"). Waitress queues the
+        requests its threads cannot take yet (the connections stay open), so fewer threads refuse no one;
+        what they cost is a wait behind requests that hold a thread long (a viewer starting)."""
+        return self.threads or self.legacy_waiters + THREADS_PER_CORE * (os.cpu_count() or 1)
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)

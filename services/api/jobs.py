@@ -12,14 +12,14 @@ from cauchy import rundir
 from services.api.errors import ApiError, bad_request, conflict, not_found
 from services.api.limits import user_limits
 from services.api.submission import add_job, job_fields
-from services.auth.access import can_read, can_write, readable_by
+from services.auth.access import can_read, can_write, read_rule_key, readable_by
 from services.auth.seam import login_required, open_to_anonymous
 from services.datasets.store import DatasetStore
 from services.jobs import files
 from services.jobs.policies.base import priority_class
 from services.jobs.ports import PortsExhausted
 from services.jobs.stopping import AlreadyEnded, request_stop
-from services.jobs.store import ACTIVE, ENDED, QUEUED, RESUMABLE, STATES, Job, list_row
+from services.jobs.store import ACTIVE, ENDED, QUEUED, RESUMABLE, STATES, Job, JobRow, list_row
 from services.jobs.supervisor import Supervisor, preemptible
 from services.jobs.viewers import visdom_base_url
 from services.private import private_dir
@@ -49,15 +49,15 @@ def query_int(name: str, default: int | None, low: int = 0, high: int = MAX_OFFS
     return value
 
 
-def find_job(job_id: int) -> Job:
+def find_job(job_id: int) -> JobRow:
     """The job, if the caller may read it; one it may not is as absent as one that never existed (404)."""
-    job = services().store.get(job_id)
+    job = services().store.row(job_id)
     if job is None or not can_read(login_required(), job.user, job.visibility):
         raise not_found(f"no job {job_id}")
     return job
 
 
-def find_owned_job(job_id: int) -> Job:
+def find_owned_job(job_id: int) -> JobRow:
     """The job, if the caller may change it (its owner or an admin): 403 for a reader, else 404."""
     job = find_job(job_id)
     if not can_write(login_required(), job.user):
@@ -81,7 +81,7 @@ def summary(row: Sequence[Any]) -> dict[str, Any]:
     }
 
 
-def detail(job: Job) -> dict[str, Any]:
+def detail(job: Job | JobRow) -> dict[str, Any]:
     svc = services()
     supervisor: Supervisor = svc.supervisor
     directory = supervisor.job_dir(job.id)
@@ -142,9 +142,16 @@ def index() -> ResponseReturnValue:
         raise bad_request(f"unknown state {unknown[0]!r}; states: {', '.join(STATES)}", "state")
     limit = query_int("limit", 50, 1, MAX_PAGE)
     offset = query_int("offset", 0)
-    readable = readable_by(login_required(), Job.user, Job.visibility)
-    jobs, total = services().store.list(states, limit, offset, request.args.get("user"), readable)
-    return jsonify({"jobs": [summary(job) for job in jobs], "total": total, "limit": limit, "offset": offset})
+    caller, user, store = login_required(), request.args.get("user"), services().store
+
+    def build() -> bytes:
+        jobs, total = store.list(states, limit, offset, user, readable_by(caller, Job.user, Job.visibility))
+        return jsonify({"jobs": [summary(job) for job in jobs], "total": total, "limit": limit,
+                        "offset": offset}).get_data()
+
+    key = (tuple(states), limit, offset, user, read_rule_key(caller))
+    body = services().list_bodies.body(store.data_version(), key, build)
+    return current_app.response_class(body, mimetype=current_app.json.mimetype)
 
 
 @bp.get("/jobs/<int:job_id>")

@@ -48,7 +48,7 @@ from services.auth.seam import login_required
 from services.containment import resolve_data_path
 from services.datasets.store import DatasetError, DatasetStore, Found
 from services.jobs.ports import PortsExhausted
-from services.jobs.store import ENDED, SUCCEEDED, Job
+from services.jobs.store import ENDED, SUCCEEDED, Job, JobRow
 from services.jobs.viewers import visdom_base_url
 
 bp = Blueprint("legacy", __name__, url_prefix="/cauchy")
@@ -107,7 +107,7 @@ def as_int(value: Any, name: str, low: int = -(2**63), high: int = 2**63 - 1) ->
     return number
 
 
-def legacy_job(p: dict[str, Any]) -> Job:
+def legacy_job(p: dict[str, Any]) -> JobRow:
     key = "job_id" if p.get("job_id") is not None else "pid"
     if p.get(key) is None:
         raise bad_request("give job_id (or pid, the value train returned)", "job_id")
@@ -139,7 +139,7 @@ def as_json(text: str, name: str) -> Any:
         raise bad_request(f"{name} is not valid JSON: {exc}", name) from None
 
 
-def job_content(job: Job) -> dict[str, Any]:
+def job_content(job: Job | JobRow) -> dict[str, Any]:
     viewer = services().supervisor.viewers.get(job.id)
     return {"job_id": job.id, "pid": job.id, "state": job.state, "port": viewer.port if viewer else None,
             "visdom_url": visdom_base_url(job.id) + "/"}

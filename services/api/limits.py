@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 
 from services.api.errors import ApiError, bad_request
 from services.config import Settings
-from services.jobs.store import ENDED, QUEUED, Job, Store
+from services.jobs.store import ENDED, QUEUED, Job, JobRow, Store
 from services.jobs.viewers import Viewers
 from services.ratelimit import RateLimiter
 from services.text import first_unprintable
@@ -93,7 +93,7 @@ class UserLimits:
                           retry_after=wait)
 
     @contextmanager
-    def viewer_slot(self, user: str, job: Job, viewers: Viewers) -> Iterator[None]:
+    def viewer_slot(self, user: str, job: Job | JobRow, viewers: Viewers) -> Iterator[None]:
         """Around starting a job's viewer: refused when the job has ended and ``user`` or everyone already
         has as many viewers of ended jobs open as allowed; one start at a time, so two requests cannot
         both take the last slot. A job still running has its viewer anyway."""

@@ -52,6 +52,11 @@ def readable_by(user: Caller | None, owner_column: Any, visibility_column: Any) 
     return or_(owner_column == user.name, visibility_column.in_(shared))
 
 
+def read_rule_key(user: Caller) -> tuple[bool | str, ...]:
+    """What ``readable_by`` depends on: two callers with the same key read the same things."""
+    return (True,) if user.is_admin else (False, user.name, *sorted(user.groups))
+
+
 def max_priority(user: Caller) -> int:
     """The highest priority ``user`` may give a job: admins any, members what an admin allowed (0 by default)."""
     return PRIORITY_MAX if user.is_admin else user.max_priority

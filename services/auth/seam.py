@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from flask import Flask, current_app, g, request, session
 from flask.sessions import SecureCookieSessionInterface
+from itsdangerous import URLSafeTimedSerializer
 
 from services.api.errors import ApiError
 from services.auth.hosts import host_allowed
@@ -134,8 +135,19 @@ class SessionInterface(SecureCookieSessionInterface):
     """Flask's signed cookie, ``Secure`` when the request came over https (directly, or through nginx's
     ``X-Forwarded-Proto``, which waitress trusts from 127.0.0.1 only)."""
 
+    def __init__(self) -> None:
+        self._serializers: dict[Any, URLSafeTimedSerializer | None] = {}
+
     def get_cookie_secure(self, app: Flask) -> bool:
         return request.is_secure
+
+    def get_signing_serializer(self, app: Flask) -> URLSafeTimedSerializer | None:
+        """Flask builds the cookie's serializer for every request, a token's too (24 us: itsdangerous encodes
+        a test value to learn its output type); it depends on the secret key alone, so one is kept per key."""
+        key = app.secret_key
+        if key not in self._serializers:
+            self._serializers[key] = super().get_signing_serializer(app)
+        return self._serializers[key]
 
 
 def install(app: Flask, secret_key: bytes) -> None:

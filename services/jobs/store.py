@@ -132,6 +132,9 @@ LAUNCH_COLUMNS = (Job.id, Job.user, Job.priority, Job.gpus_requested, Job.phase,
 
 
 QUEUE_COLUMNS = (*LAUNCH_COLUMNS, Job.state)
+# A job's every column as a plain row (``Store.row``), read by attribute like a ``Job``.
+JobRow = Row[Any]
+ROW_STATEMENT = select(Job.__table__).where(Job.id == bindparam("job_id"))
 QUEUE_REREAD_S = 60.0  # the queue index reads the whole queue again this often (rows other processes wrote)
 
 
@@ -193,6 +196,34 @@ def list_statements(by_state: bool, by_user: bool) -> tuple[Select[Any], Select[
     return build_list_statements(by_state, by_user)
 
 
+class SqliteDataVersion:
+    """SQLite's ``PRAGMA data_version``, read on a connection of its own that never writes: it changes with
+    every commit to the database by any other connection, this process's pool and other processes alike
+    (a connection's own commits would not change it). Opened at the first read; one read at a time."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._connection: Any = None  # checked out of the pool for the store's life: no one else uses it
+        self._cursor: Any = None
+        self._lock = threading.Lock()
+
+    def __call__(self) -> int:
+        with self._lock:
+            if self._connection is None:
+                self._connection = self._engine.raw_connection()
+                self._cursor = self._connection.cursor()
+            return self._cursor.execute("PRAGMA data_version").fetchone()[0]
+
+
+def no_data_version(_engine: Engine) -> Callable[[], int | None]:
+    """A database that cannot tell cheaply whether anything changed: nothing built from it is reused."""
+    return lambda: None
+
+
+# How each kind of database (the engine's dialect name) tells that something was committed (Store.data_version).
+DATA_VERSIONS: dict[str, Callable[[Engine], Callable[[], int | None]]] = {"sqlite": SqliteDataVersion}
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
@@ -232,6 +263,13 @@ class Store:
         upgrade_schema(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._queue = QueueIndex()
+        self._data_version = DATA_VERSIONS.get(self.engine.dialect.name, no_data_version)(self.engine)
+
+    def data_version(self) -> int | None:
+        """A number that differs once anything has committed to the database since it was read, or None where
+        the database cannot tell (then nothing may be reused): read before a query, it says for how long what
+        the query returned holds (services.api.reuse)."""
+        return self._data_version()
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -249,6 +287,12 @@ class Store:
     def get(self, job_id: int) -> Job | None:
         with self.session() as session:
             return session.get(Job, job_id)
+
+    def row(self, job_id: int) -> JobRow | None:
+        """The job as a plain row, for reading only (the API's look-ups): one Core query, no ORM instance or
+        identity map to build, which cost ``get`` two thirds of a request's time."""
+        with self.engine.connect() as conn:
+            return conn.execute(ROW_STATEMENT, {"job_id": job_id}).first()
 
     def update(self, job_id: int, **fields: Any) -> Job:
         with self.session() as session:
@@ -328,7 +372,7 @@ class Store:
         with self.session() as session:
             return list(session.scalars(query).all())
 
-    def queue_position(self, job: Job) -> int:
+    def queue_position(self, job: Job | JobRow) -> int:
         """1 for the next job to start: jobs ahead by priority, then by submission."""
         ahead = select(func.count()).select_from(Job).where(
             Job.state == QUEUED,

@@ -1,11 +1,12 @@
 """Settings from a TOML file and CAUCHY_* variables; GPUs found without torch."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
-from services.config import detect_gpus, load_settings, parse_port_range
+from services.config import THREADS_PER_CORE, detect_gpus, load_settings, parse_port_range
 
 
 def test_defaults_file_then_environment(tmp_path: Path):
@@ -45,3 +46,9 @@ def test_the_executor_settings():
         load_settings(environ={"CAUCHY_EXECUTOR": "slurm"})
     with pytest.raises(ValueError, match="expected true or false"):
         load_settings(environ={"CAUCHY_SHARED_HOME": "maybe"})
+
+
+def test_request_threads_follow_the_cores_unless_set():
+    assert load_settings(environ={"CAUCHY_THREADS": "3"}).request_threads == 3
+    computed = load_settings(environ={"CAUCHY_LEGACY_WAITERS": "2"})
+    assert computed.threads == 0 and computed.request_threads == 2 + THREADS_PER_CORE * (os.cpu_count() or 1)
