@@ -37,6 +37,7 @@ from rounds import summary
 import cauchy.datasets  # noqa: F401  (registers the readers)
 from cauchy.datasets.transforms import Compose, Normalize, RandomHFlip, RandomResizedCrop
 from cauchy.engine.trainer import training_loader
+from cauchy.methods.cls import ImageClassifier
 from cauchy.registry import DATASETS
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -65,8 +66,10 @@ def make_loaders(root: str, batch_size: int, workers: int) -> dict[str, DataLoad
         return v2.Compose([v2.RandomResizedCrop(224), v2.RandomHorizontalFlip(), *to_model(normalise, MEAN, STD)])
 
     paths, labels = zip(*cauchy_set.samples)  # the same files and labels for every side
-    # Cauchy's side loads as the Trainer does: keyed batches, each sample with its own seeded stream.
-    return {"cauchy": training_loader(cauchy_set, batch_size, num_workers=workers, persistent_workers=workers > 0),
+    # Cauchy's side loads as the Trainer does: keyed batches, each sample with its own seeded stream,
+    # collated by the method.
+    return {"cauchy": training_loader(cauchy_set, batch_size, collate_fn=ImageClassifier.collate, num_workers=workers,
+                                      persistent_workers=workers > 0),
             **baseline_loaders(list(paths), tv_transforms, lambda index, size, read_mask: labels[index],
                                default_collate, batch_size, workers)}
 
