@@ -130,20 +130,26 @@ def stack(tensors: Sequence[torch.Tensor], fill: float = 0, size: Sequence[int] 
     return batch
 
 
-class Rows(list):
-    """Per-sample tensors that are consecutive rows of one tensor (boxes, labels, keypoints per image):
-    a list of those views that pickles as the one tensor and the row counts, so a batch crosses from a
-    worker as one buffer per field rather than one per image (each costs a reduction in the worker and
-    a rebuild in the receiver)."""
+class _Rows(list):
+    """Per-sample tensors that are consecutive rows of one tensor, in a worker: pickles as that tensor
+    and the row counts, and arrives as a plain list of the views."""
 
-    def __init__(self, rows: torch.Tensor, counts: Sequence[int]) -> None:
-        super().__init__(rows.split(list(counts)))
-        self.rows, self.counts = rows, list(counts)
+    def __init__(self, rows: torch.Tensor, counts: list[int]) -> None:
+        super().__init__(rows.split(counts))
+        self.rows, self.counts = rows, counts
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
-        return Rows, (self.rows, self.counts)
+        return _split, (self.rows, self.counts)
 
 
-def rows(tensors: Sequence[torch.Tensor]) -> Rows:
-    """``tensors`` (same trailing shape) as :class:`Rows` of their concatenation."""
-    return Rows(torch.cat(list(tensors)), [len(t) for t in tensors])
+def _split(rows: torch.Tensor, counts: list[int]) -> list[torch.Tensor]:
+    return list(rows.split(counts))
+
+
+def rows(tensors: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """``tensors`` (same trailing shape: boxes, labels, keypoints per image) as views of their
+    concatenation; from a worker the list crosses as that one tensor rather than one per image (each
+    costs a reduction in the worker and a rebuild in the receiver), and arrives as a plain list."""
+    counts = [len(t) for t in tensors]
+    joined = torch.cat(list(tensors))
+    return _split(joined, counts) if get_worker_info() is None else _Rows(joined, counts)
