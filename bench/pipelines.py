@@ -5,9 +5,11 @@
 - ``torchvision_tensor``: ``torchvision.io.decode_jpeg`` + ``transforms.v2`` on uint8 tensors, uint8
   batches out (torchvision's fastest CPU path; normalisation left to the device, as Cauchy's
   pipeline leaves it: ``Method.prepare``);
-- ``decode_only``: the same files only decoded (``decode_jpeg``, which decodes as fast as the cv2
-  decoder Cauchy uses), through a DataLoader with the same batch size and workers: the physical
-  limit of any pipeline that reads these JPEGs.
+- ``decode_only``: every file a sample reads, only decoded (the JPEG by ``decode_jpeg``, which decodes
+  as fast as the cv2 decoder Cauchy uses; seg's palette PNG mask to its label indices, by PIL as the
+  PIL side and Cauchy's reader must: cv2 and torchvision expand palettes to colours), through a
+  DataLoader with the same batch size and workers, only the sizes sent back: the physical limit of any
+  pipeline that reads these files.
 
 Each benchmark gives its v2 transform (``transforms(normalise)``: with or without the final float
 conversion and normalisation) and, per image, its targets (``target(index, (h, w), read_mask)``);
@@ -74,16 +76,20 @@ class TorchvisionFiles(Dataset):
 
 
 class DecodeOnly(Dataset):
-    """Each file read and decoded, nothing else: only the image size leaves the worker."""
+    """Each sample's files read and decoded (its JPEG, and its mask when ``mask_paths`` are given),
+    nothing else: only the sizes leave the worker."""
 
-    def __init__(self, paths: list[str]) -> None:
-        self.paths = paths
+    def __init__(self, paths: list[str], mask_paths: list[str] | None = None) -> None:
+        self.paths, self.mask_paths = paths, mask_paths
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, index: int) -> tuple[int, ...]:
-        return tuple(decode_jpeg(read_file(self.paths[index])).shape)
+        shape = tuple(decode_jpeg(read_file(self.paths[index])).shape)
+        if self.mask_paths is not None:
+            shape += tuple(read_pil_mask(self.mask_paths[index]).shape)
+        return shape
 
 
 def to_model(normalise: bool, mean: tuple[float, ...], std: tuple[float, ...]) -> list[v2.Transform]:
@@ -95,15 +101,17 @@ def to_model(normalise: bool, mean: tuple[float, ...], std: tuple[float, ...]) -
 
 
 def baseline_loaders(paths: list[str], transforms: Callable[[bool], v2.Transform], target: Target,
-                     collate: Callable[[list], Any], batch_size: int, workers: int) -> dict[str, DataLoader]:
+                     collate: Callable[[list], Any], batch_size: int, workers: int,
+                     mask_paths: list[str] | None = None) -> dict[str, DataLoader]:
     """The two torchvision sides (``transforms(normalise)`` builds each its v2 pipeline: the PIL side
-    normalising floats, the tensor side on uint8 to the end) and the decode limit, shuffled like the
-    Trainer's loader, with persistent workers as Cauchy's side has."""
+    normalising floats, the tensor side on uint8 to the end) and the decode limit (``mask_paths``: the
+    mask files the samples read too), shuffled like the Trainer's loader, with persistent workers as
+    Cauchy's side has."""
     common: dict[str, Any] = dict(batch_size=batch_size, shuffle=True, num_workers=workers,
                                   persistent_workers=workers > 0)
     loaders = {side: DataLoader(TorchvisionFiles(paths, side, transforms(side == "torchvision_pil"), target),
                                 collate_fn=collate, **common) for side in READERS}
-    loaders[DECODE_LIMIT] = DataLoader(DecodeOnly(paths), collate_fn=list, **common)
+    loaders[DECODE_LIMIT] = DataLoader(DecodeOnly(paths, mask_paths), collate_fn=list, **common)
     return loaders
 
 

@@ -29,7 +29,7 @@ import torch
 from torch.utils.data import get_worker_info
 
 HEADER = 64  # bytes before a slot's data; the first is its flag: 1 while a batch in it may be read
-SLOTS = 4  # per worker: the batches in flight (prefetch_factor of them) plus those being consumed
+SLOTS = 16  # per worker: its batches in flight (prefetch_factor) and being consumed, times the tensors stacked per batch
 POOLED = sys.platform == "linux"  # memfd_create
 
 
@@ -130,26 +130,30 @@ def stack(tensors: Sequence[torch.Tensor], fill: float = 0, size: Sequence[int] 
     return batch
 
 
-class _Rows(list):
-    """Per-sample tensors that are consecutive rows of one tensor, in a worker: pickles as that tensor
-    and the row counts, and arrives as a plain list of the views."""
+class _Packed(list):
+    """Tensors that are views of one flat batch tensor, in a worker: pickles as that tensor and the
+    shapes, and arrives as a plain list of the views."""
 
-    def __init__(self, rows: torch.Tensor, counts: list[int]) -> None:
-        super().__init__(rows.split(counts))
-        self.rows, self.counts = rows, counts
+    def __init__(self, flat: torch.Tensor, shapes: list[tuple[int, ...]]) -> None:
+        super().__init__(_unpack(flat.as_subclass(torch.Tensor), shapes))
+        self.flat, self.shapes = flat, shapes
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
-        return _split, (self.rows, self.counts)
+        return _unpack, (self.flat, self.shapes)
 
 
-def _split(rows: torch.Tensor, counts: list[int]) -> list[torch.Tensor]:
-    return list(rows.split(counts))
+def _unpack(flat: torch.Tensor, shapes: list[tuple[int, ...]]) -> list[torch.Tensor]:
+    sizes = [int(np.prod(shape)) for shape in shapes]
+    return [part.view(shape) for part, shape in zip(flat.split(sizes), shapes)]
 
 
-def rows(tensors: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-    """``tensors`` (same trailing shape: boxes, labels, keypoints per image) as views of their
-    concatenation; from a worker the list crosses as that one tensor rather than one per image (each
-    costs a reduction in the worker and a rebuild in the receiver), and arrives as a plain list."""
-    counts = [len(t) for t in tensors]
-    joined = torch.cat(list(tensors))
-    return _split(joined, counts) if get_worker_info() is None else _Rows(joined, counts)
+def packed(tensors: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """``tensors`` (one dtype, any shapes: boxes per image, original masks) copied into one flat
+    :func:`empty_batch` and returned as views of it; from a worker the list crosses as that one buffer
+    rather than one per tensor (each costs fresh shared memory and a descriptor in the worker, and a
+    rebuild in the receiver), and arrives as a plain list."""
+    shapes = [tuple(t.shape) for t in tensors]
+    flat = empty_batch([sum(t.numel() for t in tensors)], tensors[0].dtype)
+    for part, tensor in zip(_unpack(flat.as_subclass(torch.Tensor), shapes), tensors):
+        part.copy_(tensor)
+    return _unpack(flat, shapes) if get_worker_info() is None else _Packed(flat, shapes)

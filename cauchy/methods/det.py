@@ -42,7 +42,7 @@ def collate_detection(samples: list[dict[str, Any]], size_divisor: int = SIZE_DI
 
     Built to cross from a DataLoader worker cheaply: the image batch is ``batches.stack``'s (in a
     worker's reused shared memory), and each per-box field is one tensor split into per-image views
-    (``batches.rows``: pickled as that tensor), so a batch is a handful of shared buffers rather than
+    (``batches.packed``: pickled as that tensor), so a batch is a handful of shared buffers rather than
     four per image.
     """
     sizes = torch.tensor([list(s["image"].shape[-2:]) for s in samples])
@@ -57,7 +57,7 @@ def collate_detection(samples: list[dict[str, Any]], size_divisor: int = SIZE_DI
         if key in IMAGE_SIZED_FIELDS:
             batch[key] = [torch.as_tensor(s[key]) for s in samples]
         elif key in BOX_FIELDS:
-            batch[key] = batches.rows([torch.as_tensor(s[key]) for s in samples])
+            batch[key] = batches.packed([torch.as_tensor(s[key]) for s in samples])
         elif key not in batch:
             batch[key] = [s[key] for s in samples]
     return batch

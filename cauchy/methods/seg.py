@@ -40,7 +40,7 @@ def collate_segmentation(samples: list[dict[str, Any]], ignore_index: int = 255)
     if "mask" in samples[0]:
         batch["mask"] = batches.stack([torch.as_tensor(s["mask"]) for s in samples], fill=ignore_index)
     if "orig_mask" in samples[0]:
-        batch["orig_mask"] = [torch.as_tensor(np.ascontiguousarray(s["orig_mask"])) for s in samples]
+        batch["orig_mask"] = batches.packed([torch.as_tensor(np.ascontiguousarray(s["orig_mask"])) for s in samples])
     for key in samples[0]:
         if key not in batch:
             batch[key] = [s[key] for s in samples]

@@ -26,20 +26,21 @@ class Samples(Dataset):
         gen = np.random.default_rng(index)
         h, w = 20 + index % 5, 24 + index % 3
         boxes = gen.uniform(0, 20, size=(index % 4, 4)).astype(np.float32)
-        return Normalize()({"image": gen.integers(0, 256, (h, w, 3), dtype=np.uint8),
-                            "mask": gen.integers(0, 5, (h, w), dtype=np.uint8), "boxes": boxes,
-                            "labels": np.arange(len(boxes)), "orig_size": (h, w)})
+        mask = gen.integers(0, 5, (h, w), dtype=np.uint8)
+        return Normalize()({"image": gen.integers(0, 256, (h, w, 3), dtype=np.uint8), "mask": mask,
+                            "orig_mask": mask, "boxes": boxes, "labels": np.arange(len(boxes)), "orig_size": (h, w)})
 
 
 def collate(samples: list[dict]) -> dict:
     seg = collate_segmentation(samples, ignore_index=255)
     det = collate_detection(samples, size_divisor=8)
-    return {"image": seg["image"], "mask": seg["mask"], "padded": det["image"], "boxes": det["boxes"]}
+    return {"image": seg["image"], "mask": seg["mask"], "padded": det["image"], "boxes": det["boxes"],
+            "orig_mask": seg["orig_mask"]}
 
 
 def same(a: dict, b: dict) -> bool:
-    return all(torch.equal(a[k], b[k]) for k in ("image", "mask", "padded")) and \
-        len(a["boxes"]) == len(b["boxes"]) and all(torch.equal(x, y) for x, y in zip(a["boxes"], b["boxes"]))
+    return all(torch.equal(a[k], b[k]) for k in ("image", "mask", "padded")) and all(
+        len(a[k]) == len(b[k]) and all(torch.equal(x, y) for x, y in zip(a[k], b[k])) for k in ("boxes", "orig_mask"))
 
 
 def test_worker_batches_equal_in_process_ones_and_held_batches_are_never_overwritten():
@@ -51,9 +52,11 @@ def test_worker_batches_equal_in_process_ones_and_held_batches_are_never_overwri
     for _ in range(3):  # the slots are reused from the second pass on; the held batches keep theirs
         got = list(loader)
         assert len(got) == len(expected) and all(same(a, b) for a, b in zip(got, expected))
-        assert all(type(b["boxes"]) is list and b["image"].is_contiguous() for b in got)
-        held += got[:batches.SLOTS + 1]  # more than a worker's slots: it falls back to fresh memory
-    assert all(same(b, expected[i % (batches.SLOTS + 1)]) for i, b in enumerate(held))
+        assert all(type(b["boxes"]) is list and type(b["orig_mask"]) is list and b["image"].is_contiguous()
+                   for b in got)
+        held += got[:7]  # 5 tensors a batch: the workers run out of slots and fall back to fresh memory
+    assert 5 * len(held) > 2 * batches.SLOTS
+    assert all(same(b, expected[i % 7]) for i, b in enumerate(held))
 
 
 def test_stack_pads_with_fill_and_transposes_hwc_views():
