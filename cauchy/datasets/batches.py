@@ -5,8 +5,8 @@ page in while copying the samples, and the memory is gone once the consumer drop
 input-pipeline benchmarks that cost as much as the crop and resize of the images (about 130 us per
 224x224 image in a worker, for a 4 us copy). Here each worker keeps a few slots of shared memory
 (``memfd``) and writes batches into a free one; the process that receives the batch maps the slot
-and marks it free again when the last tensor using that memory is gone (a finalizer on the mapping,
-which the tensor keeps alive), so a slot is never written while anything can still read it. When
+and marks it free again when the last tensor using that memory is gone (a finalizer on the array
+the tensors keep alive), so a slot is never written while anything can still read it. When
 every slot is in use (a consumer keeping batches), batches get fresh shared memory as before.
 
 Images arrive from ``normalize`` as CHW views of HWC arrays (no transposing copy per sample):
@@ -65,19 +65,23 @@ def _free_slot(nbytes: int) -> _Slot | None:
     return slot
 
 
-def _release(fd: int) -> None:
-    """The receiver's finalizer: the slot is free again (written through the file: the mapping is gone)."""
-    os.pwrite(fd, b"\0", 0)
-    os.close(fd)
+def _release(mapping: mmap.mmap) -> None:
+    """The receiver's finalizer: the slot is free again."""
+    mapping[0] = 0
 
 
 def _receive(fd: Any, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
-    """Unpickling a :class:`_SlotTensor` in the receiving process: the slot mapped, as a plain tensor."""
+    """Unpickling a :class:`_SlotTensor` in the receiving process: the slot mapped (its descriptor
+    closed at once: a process holding many batches holds no descriptors), as a plain tensor whose
+    memory marks the slot free when the last tensor using it is gone."""
     handle = fd.detach()
     nbytes = int(np.prod(shape)) * torch.empty((), dtype=dtype).element_size()
-    mapping = mmap.mmap(handle, HEADER + nbytes)
-    weakref.finalize(mapping, _release, handle)
+    try:
+        mapping = mmap.mmap(handle, HEADER + nbytes)
+    finally:
+        os.close(handle)
     array = np.ndarray(shape, dtype=torch.empty((), dtype=dtype).numpy().dtype, buffer=mapping, offset=HEADER)
+    weakref.finalize(array, _release, mapping)
     return torch.from_numpy(array)
 
 
