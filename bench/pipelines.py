@@ -18,12 +18,14 @@ against the strongest torchvision side and ``of_decode_limit`` (``rounds.summary
 """
 from __future__ import annotations
 
+import statistics
 import time
 from collections.abc import Callable
 from functools import partial
 from typing import Any
 
 import numpy as np
+import psutil
 import torch
 from PIL import Image
 from rounds import alternate
@@ -115,13 +117,30 @@ def baseline_loaders(paths: list[str], transforms: Callable[[bool], v2.Transform
     return loaders
 
 
-def timed_pass(loader: DataLoader, check: Callable[[Any], int]) -> float:
-    """Images per second over one pass; ``check(batch)`` validates a batch and returns its size."""
+def cpu_seconds() -> float:
+    """CPU time so far of this process and of its children alive now (the loaders' persistent workers;
+    those of the loaders not running are idle)."""
+    total = 0.0
+    me = psutil.Process()
+    for process in (me, *me.children(recursive=True)):
+        try:
+            times = process.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
+def timed_pass(loader: DataLoader, check: Callable[[Any], int], cpu: list[float]) -> float:
+    """Images per second over one pass; ``check(batch)`` validates a batch and returns its size. The
+    pass's CPU time per image (main process and workers, in microseconds) is appended to ``cpu``."""
     count = 0
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), cpu_seconds()
     for batch in loader:
         count += check(batch)
-    return count / (time.perf_counter() - start)
+    rate = count / (time.perf_counter() - start)
+    cpu.append((cpu_seconds() - start_cpu) / count * 1e6)
+    return rate
 
 
 def images_in(batch: Any) -> int:
@@ -129,11 +148,26 @@ def images_in(batch: Any) -> int:
     return len(batch)
 
 
-def pipeline_rates(loaders: dict[str, DataLoader], check: Callable[[Any], int], rounds: int) -> dict[str, list[float]]:
-    """Images per second of each loader per round (``rounds.alternate``); ``check`` validates the
-    pipelines' batches (the decode limit's are only counted)."""
-    return alternate({name: partial(timed_pass, loader, images_in if name == DECODE_LIMIT else check)
-                      for name, loader in loaders.items()}, rounds)
+def pipeline_rates(loaders: dict[str, DataLoader], check: Callable[[Any], int],
+                   rounds: int) -> tuple[dict[str, list[float]], dict[str, Any]]:
+    """Images per second of each loader per round (``rounds.alternate``), and the CPU figures
+    (:func:`cpu_figures`); ``check`` validates the pipelines' batches (the decode limit's are only counted)."""
+    cpu: dict[str, list[float]] = {name: [] for name in loaders}
+    rates = alternate({name: partial(timed_pass, loader, images_in if name == DECODE_LIMIT else check, cpu[name])
+                       for name, loader in loaders.items()}, rounds)
+    return rates, cpu_figures({name: values[1:] for name, values in cpu.items()})  # the warm-up pass left out
+
+
+def cpu_figures(cpu: dict[str, list[float]]) -> dict[str, Any]:
+    """Median CPU microseconds per image of each side (main process and workers) and
+    ``of_decode_only_cpu``: the limit's over the first side's. On a machine whose cores are all busy
+    (other sessions' work) images/s follow the load of the moment, while CPU per image barely moves:
+    this is the steadier fraction of the limit."""
+    medians = {name: statistics.median(values) for name, values in cpu.items()}
+    first = next(iter(medians))
+    print("  CPU us/image: " + ", ".join(f"{name} {value:.0f}" for name, value in medians.items()))
+    return {"cpu_us_per_image": {name: round(value, 1) for name, value in medians.items()},
+            f"of_{DECODE_LIMIT}_cpu": round(medians[DECODE_LIMIT] / medians[first], 3)}
 
 
 def model_images(images: torch.Tensor, size: tuple[int, int]) -> int:

@@ -18,7 +18,8 @@ images with persistent, warmed-up workers.
     python bench/seg_pipeline.py [--images 384] [--batch-size 16] [--workers 2] [--rounds 3]
 
 The last line of output is one JSON object with the figures, ``ratio`` (Cauchy over the faster
-torchvision side) and ``of_decode_only``.
+torchvision side), ``of_decode_only`` and ``of_decode_only_cpu`` (the same from CPU time per image,
+steadier on a busy machine: ``bench/pipelines.py``).
 """
 from __future__ import annotations
 
@@ -131,11 +132,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="cauchy-bench-") as root:
         ids = write_images(root, args.images, seed=0)
         loaders = make_loaders(root, ids, args.batch_size, args.workers)
-        rates = pipeline_rates(loaders, check, args.rounds)
+        rates, cpu = pipeline_rates(loaders, check, args.rounds)
         del loaders
     print(f"{args.images} JPEGs {WIDTH}x{HEIGHT} + palette PNG masks -> random scale [0.5, 2] + crop {CROP} (pad, "
           f"mask {IGNORE}) + hflip + normalise, batch {args.batch_size}, {args.workers} workers, {args.rounds} rounds")
-    print(json.dumps(summary(rates, "images/s", limit=DECODE_LIMIT, images=args.images, batch_size=args.batch_size,
+    print(json.dumps(summary(rates, "images/s", limit=DECODE_LIMIT, **cpu, images=args.images, batch_size=args.batch_size,
                              workers=args.workers, rounds=args.rounds)))
 
 
