@@ -28,7 +28,7 @@ import numpy as np
 import psutil
 import torch
 from PIL import Image
-from rounds import alternate
+from rounds import alternate, cpu_seconds
 from torch.utils.data import DataLoader, Dataset
 from torchvision import tv_tensors
 from torchvision.io import decode_image, decode_jpeg, read_file
@@ -117,29 +117,16 @@ def baseline_loaders(paths: list[str], transforms: Callable[[bool], v2.Transform
     return loaders
 
 
-def cpu_seconds() -> float:
-    """CPU time so far of this process and of its children alive now (the loaders' persistent workers;
-    those of the loaders not running are idle)."""
-    total = 0.0
-    me = psutil.Process()
-    for process in (me, *me.children(recursive=True)):
-        try:
-            times = process.cpu_times()
-        except psutil.NoSuchProcess:
-            continue
-        total += times.user + times.system
-    return total
-
-
 def timed_pass(loader: DataLoader, check: Callable[[Any], int], cpu: list[float]) -> float:
     """Images per second over one pass; ``check(batch)`` validates a batch and returns its size. The
     pass's CPU time per image (main process and workers, in microseconds) is appended to ``cpu``."""
     count = 0
-    start, start_cpu = time.perf_counter(), cpu_seconds()
+    me = psutil.Process()
+    start, start_cpu = time.perf_counter(), cpu_seconds(me)
     for batch in loader:
         count += check(batch)
     rate = count / (time.perf_counter() - start)
-    cpu.append((cpu_seconds() - start_cpu) / count * 1e6)
+    cpu.append((cpu_seconds(me) - start_cpu) / count * 1e6)
     return rate
 
 
