@@ -29,7 +29,7 @@ import torch
 from torch.utils.data import get_worker_info
 
 HEADER = 64  # bytes before a slot's data; the first is its flag: 1 while a batch in it may be read
-SLOTS = 16  # per worker: its batches in flight (prefetch_factor) and being consumed, times the tensors stacked per batch
+SLOTS = 32  # per worker: its batches in flight (prefetch_factor) and being consumed, times the tensors per batch
 POOLED = sys.platform == "linux"  # memfd_create
 
 
@@ -55,13 +55,21 @@ _slots: list[_Slot] = []  # this worker's; the main process has none
 
 
 def _free_slot(nbytes: int) -> _Slot | None:
-    """A slot no batch is read from (made or grown to ``nbytes``); None when all ``SLOTS`` are in use."""
-    slot = next((s for s in _slots if s.map[0] == 0), None)
-    if slot is None and len(_slots) < SLOTS:
+    """A slot no batch is read from, of at least ``nbytes``: the smallest that fits (small tensors
+    keep to small slots), else a new one, else the largest free one grown; None when all ``SLOTS``
+    are in use."""
+    free = [s for s in _slots if s.map[0] == 0]
+    fitting = [s for s in free if s.nbytes >= nbytes]
+    if fitting:
+        slot = min(fitting, key=lambda s: s.nbytes)
+    elif len(_slots) < SLOTS:
         slot = _Slot(nbytes)
         _slots.append(slot)
-    if slot is not None:
-        slot.take(nbytes)
+    elif free:
+        slot = max(free, key=lambda s: s.nbytes)
+    else:
+        return None
+    slot.take(nbytes)
     return slot
 
 
