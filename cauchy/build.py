@@ -227,6 +227,18 @@ def build_method(h: dict[str, Any], num_classes: int) -> Method:
     return build_method_from(h, build_model(h, num_classes), build_loss(h))
 
 
+def trained_method(h: dict[str, Any], class_names: list[str], metadata: dict[str, Any] | None,
+                   weights: dict[str, torch.Tensor] | None = None) -> Method:
+    """A trained job's method rebuilt to take its weights (test, predict, export, serving): no pretrained
+    weights loaded, ``weights`` loaded when given (an inference backend may load its own), and the data's
+    ``metadata`` (anchors, keypoint flips) restored."""
+    method = build_method(without_pretrained(h), len(class_names))
+    if weights is not None:
+        method.model.load_state_dict(weights)
+    method.use_metadata(dict(metadata or {}))
+    return method
+
+
 def build_method_from(h: dict[str, Any], model: nn.Module, loss: nn.Module | None) -> Method:
     """The task's own hypes sections (det: ``anchor``, ``res``) and keys (seg: ``test.mode``) go to the
     method as keyword arguments."""

@@ -11,14 +11,14 @@ stream or copies through the GPU. See docs/distributed.md.
 """
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
-import signal
 from typing import Any
 
 import torch
 import torch.distributed as dist
+
+from cauchy.lifeline import die_with_parent
 
 log = logging.getLogger("cauchy.distributed")
 
@@ -150,18 +150,8 @@ def shard(size: int, rank_: int, world: int) -> range:
     return range(start, start + base + (1 if rank_ < extra else 0))
 
 
-PR_SET_PDEATHSIG = 1
-
-
 def die_with_launcher() -> None:
-    """Ask Linux to SIGKILL this process when its launcher dies.
-
-    torchrun starts each rank in a session of its own, out of the job's process group, so the
-    service's SIGKILL of that group (a stop past its grace period) reaches the launcher only; with
-    this its ranks follow it instead of running on as orphans holding GPUs. A no-op off Linux.
-    """
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    except OSError:
-        return
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    """Ask Linux to SIGKILL this rank when its launcher dies: torchrun starts each rank in a session of its
+    own, out of the job's process group, so the service's SIGKILL of that group (a stop past its grace
+    period) reaches the launcher only; with this its ranks follow it (``cauchy.lifeline``)."""
+    die_with_parent()

@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from cauchy import rundir
-from cauchy.build import build_method, build_transforms, without_pretrained
+from cauchy.build import build_transforms, trained_method
 from cauchy.datasets.pose.transforms import TopDownAffine
 from cauchy.datasets.transforms import CenterCrop, Normalize, RandomScale, Resize
 from cauchy.methods.base import Method
@@ -171,10 +171,8 @@ def load_published(weights: str | os.PathLike[str], run_dir: str | os.PathLike[s
     class_names = list(entry.get("class_names") or state.get("class_names") or h["data"]["class_names"] or [])
     if not class_names:
         raise ExportError("data.class_names", "the source job records no class names")
-    method = build_method(without_pretrained(h), len(class_names))
-    method.model.load_state_dict(load_weights_only(weights, "weights file"))
     metadata = dict(entry.get("metadata") or state.get("metadata") or {})
-    method.use_metadata(metadata)
+    method = trained_method(h, class_names, metadata, load_weights_only(weights, "weights file"))
     return Published(h, method.eval(), class_names, metadata)
 
 

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from cauchy.build import build_method, build_transforms, without_pretrained
+from cauchy.build import build_transforms, trained_method
 from cauchy.datasets.images import image_sample
 from cauchy.files import sha256_file
 from cauchy.hypes import resolve_hypes
@@ -187,15 +187,14 @@ def entry_hypes(entry: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(hypes, dict):
         raise InferenceError(f"weights {entry.get('name')} were published without their hypes (before serving "
                              "existed): publish the job again to serve them")
-    return without_pretrained(resolve_hypes(hypes))
+    return resolve_hypes(hypes)
 
 
 def load_predictor(entry: dict[str, Any], directory: str, device: str = "cpu", backend: str = "torch") -> Predictor:
     """The predictor of a weights host entry (``directory`` holds its file) on ``device``."""
     hypes = entry_hypes(entry)
     class_names = list(entry["class_names"])
-    method = build_method(hypes, len(class_names))
-    method.use_metadata(entry.get("metadata") or {})
+    method = trained_method(hypes, class_names, entry.get("metadata"))
     try:
         built = BACKENDS.get(backend)(method, entry, directory, torch.device(device))
     except WeightsError as exc:

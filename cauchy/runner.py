@@ -24,6 +24,7 @@ from cauchy.build import (
     build_transforms,
     max_iters,
     select_device,
+    trained_method,
     without_pretrained,
 )
 from cauchy.datasets.images import ImageFiles
@@ -144,8 +145,8 @@ def train(h: dict[str, Any], opts: RunOptions, device: torch.device) -> int:
     if resumed is not None:
         trainer.load_state_dict(resumed)
         log.info("resumed from %s at iteration %d", resume_path, trainer.iter)
-    log.info("training %s on %s: %d images, %d classes, %d iterations on %s%s", h["network"]["model_name"],
-             h["data"]["data_dir"], len(train_set), num_classes, trainer.max_iters, device,
+    log.info("training %s on %s: %d images, %d classes, %d iterations on %s (%s)%s", h["network"]["model_name"],
+             h["data"]["data_dir"], len(train_set), num_classes, trainer.max_iters, device, trainer.precision,
              f" x {distributed.world_size()} ranks, {distributed.world_size() * h['train']['batch_size']} images a step"
              if distributed.is_distributed() else "")
     try:
@@ -177,9 +178,7 @@ def load_for_inference(h: dict[str, Any], opts: RunOptions, device: torch.device
     class_names = state.get("class_names") or h["data"]["class_names"]
     if not class_names:
         raise HypesError("data.class_names", f"{path} does not record class names; give data.class_names")
-    method = build_method(without_pretrained(h), len(class_names))
-    method.model.load_state_dict(state["model"])
-    method.use_metadata(state.get("metadata") or {})
+    method = trained_method(h, class_names, state.get("metadata"), state["model"])
     log.info("loaded %s", path)
     return method.to(device).eval(), class_names
 

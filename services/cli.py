@@ -4,7 +4,7 @@
     cauchy shutdown [--config FILE]                 (stop the service on this machine with its jobs and viewers)
     cauchy hypes upgrade OLD.json [-o NEW.json]     (an old torchcv file in Cauchy's form; local, no service)
     cauchy login [--name NAME] [--password-stdin]
-    cauchy submit HYPES [--set k=v ...] [--unset k ...] [--phase P] [--gpus N | --processes N]
+    cauchy submit HYPES [--set k=v ...] [--unset k ...] [--phase P] [--gpus N | --processes N] [--nodes M]
                         [--priority low|normal|high|N]
                         [--time-limit S] [--name NAME] [--visibility V]
     cauchy list [--state S] [--limit N] | show ID | stop ID | resume ID | logs ID [--stream S] [--follow]
@@ -209,6 +209,7 @@ def cmd_group(args: argparse.Namespace, client: Client) -> int:
 
 def cmd_submit(args: argparse.Namespace, client: Client) -> int:
     resources = {"gpus": args.gpus, **({"processes": args.processes} if args.processes else {}),
+                 **({"nodes": args.nodes} if args.nodes else {}),
                  **({"time_limit_s": args.time_limit} if args.time_limit else {})}
     priority = int(args.priority) if args.priority.lstrip("-").isdigit() else args.priority
     body = {"hypes": hypes_argument(args.hypes), "overrides": args.overrides, "phase": args.phase,
@@ -305,6 +306,7 @@ def parser() -> argparse.ArgumentParser:
     submit.add_argument("--phase", default="train", choices=("train", "test", "finetune"))
     submit.add_argument("--gpus", type=int, default=0, help="GPUs; more than one runs one rank a GPU")
     submit.add_argument("--processes", type=int, help="a CPU job's ranks (gloo), one a CPU slot (docs/distributed.md)")
+    submit.add_argument("--nodes", type=int, help="machines the job spans, its --gpus or --processes on each (ray executor)")
     submit.add_argument("--priority", default="normal", help="low, normal, high (an admin's grant) or -100..100")
     submit.add_argument("--time-limit", type=float, help="seconds; the job is stopped with a checkpoint after it")
     submit.add_argument("--name")

@@ -32,7 +32,7 @@ def default_name() -> str:
 
 def join_argv(args: argparse.Namespace) -> list[str]:
     """``ray start`` for this node: its custom resource ``cauchy_node_<name>``, its CPUs and GPUs."""
-    from services.executors.ray_cluster import node_resource
+    from services.executors.node_group import node_resource
 
     host, _, port = args.address.rpartition(":")
     argv = [str(Path(sys.executable).with_name("ray")), "start", "--block", "--disable-usage-stats",

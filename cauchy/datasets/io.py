@@ -3,7 +3,6 @@ modes), annotation JSON, and the errors that name the file."""
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -54,9 +53,8 @@ def keep_freed_memory() -> None:
     otherwise hands an image's freed pages back to the kernel, depending on the heap the process forked
     with, and faults them in again for the next one (10 times the page faults, up to a third more CPU
     measured in the inspection's workers). A no-op where the C library has no ``mallopt``."""
-    libc = ctypes.CDLL(ctypes.util.find_library("c"))
     try:
-        mallopt = libc.mallopt
+        mallopt = ctypes.CDLL(None).mallopt  # the symbols already loaded: no search for the C library
     except AttributeError:
         return
     for parameter in (_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD):

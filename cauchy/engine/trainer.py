@@ -128,6 +128,11 @@ class Trainer:
         self._data_iter: Iterator[Any] | None = None
         self.train_module = self._train_module(method, device)
 
+    @property
+    def precision(self) -> str:
+        """What the forward pass computes in, for the log: ``float32``, or ``bf16``/``fp16`` autocast."""
+        return ("bf16 autocast" if self.amp_dtype == torch.bfloat16 else "fp16 autocast") if self.autocast else "float32"
+
     @staticmethod
     def _train_module(method: Method, device: torch.device) -> torch.nn.Module:
         """What a step calls with the batch: the method (its ``forward`` is ``forward_train``), wrapped in

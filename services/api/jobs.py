@@ -93,7 +93,8 @@ def detail(job: Job) -> dict[str, Any]:
         **base,
         "resumable": base["resumable"] and checkpoint is not None,
         "resources": {**base["resources"], "cpu_slots": job.cpu_slots or 1,
-                      "processes": job.gpus_requested or job.processes or 1, "memory_mb": job.memory_mb,
+                      "processes": job.gpus_requested or job.processes or 1, "nodes": job.nodes or 1,
+                      "memory_mb": job.memory_mb,
                       "time_limit_s": job.time_limit_s},
         "priority_class": priority_class(job.priority),
         "queue_position": position,
@@ -128,7 +129,7 @@ def submit() -> ResponseReturnValue:
     if body is None:
         raise bad_request("send a JSON object with Content-Type: application/json", None, "invalid_body")
     svc = services()
-    fields = job_fields(body, svc.settings, svc.store, login_required(), svc.checker, svc.supervisor.executor.largest_job())
+    fields = job_fields(body, svc.settings, svc.store, login_required(), svc.checker, svc.supervisor.executor.machines())
     user_limits().admit_submission(fields["user"])
     return created(add_job(fields, services().settings, services().store))
 
@@ -193,7 +194,7 @@ def resume(job_id: int) -> ResponseReturnValue:
         name=resumed_name(job.name), user=job.user, visibility=job.visibility, phase=job.phase,
         priority=job.priority, gpus_requested=job.gpus_requested, hypes=job.hypes, hypes_name=job.hypes_name,
         overrides=job.overrides, from_job=job.id, resume_from=str(checkpoint), cpu_slots=job.cpu_slots,
-        processes=job.processes,
+        processes=job.processes, nodes=job.nodes,
         memory_mb=job.memory_mb, time_limit_s=job.time_limit_s, preemptible=job.preemptible,
         dataset_version_id=job.dataset_version_id, dataset=job.dataset, dataset_sha256=job.dataset_sha256)
     files.copy_history(source, private_dir(services().supervisor.job_dir(new.id)))

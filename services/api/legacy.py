@@ -158,7 +158,7 @@ def train() -> ResponseReturnValue:
     p = params()
     svc = services()
     fields = job_fields(submit_body(p), svc.settings, svc.store, login_required(), svc.checker,
-                        svc.supervisor.executor.largest_job())
+                        svc.supervisor.executor.machines())
     user_limits().admit_submission(fields["user"])
     job = add_job(fields, services().settings, services().store)
     services().supervisor.wake()

@@ -21,7 +21,7 @@ from cauchy import rundir
 from services.api.errors import ApiError, bad_request, conflict, not_found
 from services.auth.seam import admin_required, open_to_anonymous
 from services.executors.jobtoken import token_matches
-from services.executors.node_run import APPENDED, TOKEN_HEADER
+from services.executors.node_run import TOKEN_HEADER, appended
 from services.jobs import files
 from services.jobs.store import ACTIVE
 
@@ -80,7 +80,7 @@ def node_upload(job_id: int, path: str) -> ResponseReturnValue:
     service has is a 409 with that size (the node resends from there)."""
     target = _target(_node_job(job_id), path)
     offset, data, done = _offset(), request.get_data(), request.args.get("done") == "1"
-    writing = target if path in APPENDED else target.with_name(target.name + PART)
+    writing = target if appended(path) else target.with_name(target.name + PART)
     size = writing.stat().st_size if writing.exists() else 0
     if offset not in (0, size):
         return jsonify({"error": {"code": "offset_mismatch", "message": f"{path} has {size} bytes, not {offset}",

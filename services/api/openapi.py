@@ -64,6 +64,9 @@ SCHEMAS: dict[str, Any] = {
                               "description": "a CPU job's slots (default: its processes)"},
                 "processes": {"type": "integer", "minimum": 1, "default": 1,
                               "description": "a CPU job's ranks (gloo), one a slot; a GPU job runs one a GPU"},
+                "nodes": {"type": "integer", "minimum": 1, "default": 1,
+                          "description": "machines the job spans (the ray executor; more than 1 needs it): its "
+                                         "gpus, cpu_slots and processes are each node's"},
                 "memory_mb": {"type": "integer", "minimum": 0, "description": "stated memory; also its memory limit"},
                 "time_limit_s": {"type": "number", "exclusiveMinimum": 0,
                                  "description": "stopped (with a checkpoint) after this; lets it backfill"}}},

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from cauchy import rundir
+from cauchy.datasets.tools.report_files import REPORT
 from cauchy.hypes import HypesError, apply_overrides, load_hypes, resolve_hypes
 from cauchy.hypes_upgrade import Upgrade, save_report, upgrade
 from services.api.errors import ApiError, bad_request
@@ -22,6 +23,8 @@ from services.auth.identity import Caller
 from services.component_check import CheckUnavailable, ComponentChecker
 from services.config import Settings
 from services.containment import MAX_JOB_ID, check_hypes
+from services.datasets.job_data import dataset_overrides
+from services.datasets.pipeline import read_json
 from services.datasets.store import DatasetError, DatasetStore, Found
 from services.jobs import files
 from services.jobs.policies.base import CLASS_PRIORITY
@@ -95,7 +98,8 @@ def stored_dataset(doc: Any, overrides: list[str], settings: Settings, store: St
                    caller: Caller) -> tuple[list[str], Found | None]:
     """``data.dataset`` ("name" or "name@version", after the overrides) resolved to a ready version the
     caller may read: the overrides that point ``data.data_dir`` at its files (and ``data.format`` at its
-    format, unless given) and pin ``data.dataset`` to that exact version. The job may not also name a folder."""
+    format, the split names and reader parameters at those its inspection found: ``job_data``, unless
+    given) and pin ``data.dataset`` to that exact version. The job may not also name a folder."""
     try:
         raw = apply_overrides(dict(doc), overrides) if isinstance(doc, Mapping) else {}
     except HypesError:
@@ -108,14 +112,17 @@ def stored_dataset(doc: Any, overrides: list[str], settings: Settings, store: St
         raise bad_request('expected "name" or "name@version" of a stored dataset', "hypes.data.dataset", "invalid_hypes")
     if data.get("data_dir") is not None:
         raise bad_request("give data.dataset or data.data_dir, not both", "hypes.data.data_dir", "invalid_hypes")
+    datasets = DatasetStore(settings, store)
     try:
-        found = DatasetStore(settings, store).resolve(ref, caller)
+        found = datasets.resolve(ref, caller)
+        read = dataset_overrides(found, read_json(datasets.inspection_dir(found) / REPORT), data,
+                                 data.get("format") or found.version.format)
     except DatasetError as exc:
         raise ApiError(exc.status, exc.code, str(exc), exc.field) from None
     pinned = [*overrides, f"data.data_dir={json.dumps(found.version.root)}", f"data.dataset={json.dumps(found.ref)}"]
     if data.get("format") is None and found.version.format:
         pinned.append(f"data.format={json.dumps(found.version.format)}")
-    return pinned, found
+    return [*pinned, *read], found
 
 
 def source_checkpoint(settings: Settings, store: Store, job_id: Any, caller: Caller) -> tuple[int, str]:
@@ -141,33 +148,43 @@ def job_priority(body: Mapping[str, Any]) -> int:
     return _int(body, "priority", 0, *PRIORITY_RANGE)
 
 
-def job_resources(body: Mapping[str, Any], settings: Settings, largest: tuple[int, int]) -> dict[str, Any]:
-    """``resources``: ``{"gpus", "cpu_slots", "processes", "memory_mb", "time_limit_s"}`` (all optional), as job
-    columns; what no machine can give (``largest``: the most GPUs and CPU slots of one, ``Executor.largest_job``)
-    is a 400. A job on N GPUs runs N ranks, one a GPU; a CPU job runs ``processes`` gloo ranks, each holding one
-    of its slots (docs/distributed.md)."""
+def job_resources(body: Mapping[str, Any], settings: Settings, machines: list[tuple[int, int]]) -> dict[str, Any]:
+    """``resources``: ``{"gpus", "cpu_slots", "processes", "nodes", "memory_mb", "time_limit_s"}`` (all optional),
+    as job columns; what the machines cannot give (``machines``: the GPUs and CPU slots of each, largest first,
+    ``Executor.machines``) is a 400. A job on N GPUs runs N ranks, one a GPU; a CPU job runs ``processes`` gloo
+    ranks, each holding one of its slots; a job on M ``nodes`` has its GPUs, slots and processes on each of M
+    machines (docs/distributed.md)."""
     resources = body.get("resources", {"gpus": body.get("gpus", 0)})
-    if not isinstance(resources, Mapping) or set(resources) - {"gpus", "cpu_slots", "processes", "memory_mb",
+    if not isinstance(resources, Mapping) or set(resources) - {"gpus", "cpu_slots", "processes", "nodes", "memory_mb",
                                                                "time_limit_s"}:
-        raise bad_request('expected {"gpus": N, "cpu_slots": N, "processes": N, "memory_mb": N, "time_limit_s": S}',
-                          "resources")
+        raise bad_request('expected {"gpus": N, "cpu_slots": N, "processes": N, "nodes": N, "memory_mb": N, '
+                          '"time_limit_s": S}', "resources")
+    nodes = _int(resources, "nodes", 1, 1, 1024, "resources.nodes")
+    machines = machines or [(0, 0)]  # an empty cluster: every job is refused for what it asks of one machine
+    if nodes > len(machines):
+        raise bad_request(f"asked for {nodes} nodes; this service has {len(machines)} machine"
+                          f"{'s' if len(machines) != 1 else ''} for jobs (a job spans machines with the ray executor, "
+                          "CAUCHY_EXECUTOR=ray)", "resources.nodes", "unsatisfiable")
+    # the M machines with the most of each: what each of a job's M nodes can at most be given
+    most_gpus = sorted((gpus for gpus, _ in machines), reverse=True)[nodes - 1]
+    most_slots = sorted((slots for _, slots in machines), reverse=True)[nodes - 1]
+    per, where = ("", "this host has") if nodes == 1 else (f" on each of {nodes} nodes", f"{nodes} machines have at most")
     gpus = _int(resources, "gpus", 0, 0, 64, "resources.gpus")
-    most_gpus, most_slots = largest
     if gpus > most_gpus:
-        raise bad_request(f"asked for {gpus} GPUs; this host has {most_gpus}", "resources.gpus", "unsatisfiable")
+        raise bad_request(f"asked for {gpus} GPUs{per}; {where} {most_gpus}", "resources.gpus", "unsatisfiable")
     processes = _int(resources, "processes", gpus or 1, 1, 1024, "resources.processes")
     if gpus and processes != gpus:
         raise bad_request(f"a job on {gpus} GPUs runs {gpus} processes, one a GPU; leave processes out",
                           "resources.processes")
     cpu_slots = _int(resources, "cpu_slots", 1 if gpus else processes, 1, 1024, "resources.cpu_slots")
     if not gpus and processes > most_slots:
-        raise bad_request(f"asked for {processes} processes (one a CPU slot); this host has {most_slots} "
+        raise bad_request(f"asked for {processes} processes (one a CPU slot){per}; {where} {most_slots} "
                           "CPU slots", "resources.processes", "unsatisfiable")
     if not gpus and processes > cpu_slots:
         raise bad_request(f"{processes} processes need as many CPU slots (each holds one); cpu_slots is {cpu_slots}",
                           "resources.processes")
     if not gpus and cpu_slots > most_slots:
-        raise bad_request(f"asked for {cpu_slots} CPU slots; this host has {most_slots}",
+        raise bad_request(f"asked for {cpu_slots} CPU slots{per}; {where} {most_slots}",
                           "resources.cpu_slots", "unsatisfiable")
     memory_mb = _int(resources, "memory_mb", 0, 0, 2**31 - 1, "resources.memory_mb")
     if settings.memory_mb and memory_mb > settings.memory_mb:
@@ -177,6 +194,7 @@ def job_resources(body: Mapping[str, Any], settings: Settings, largest: tuple[in
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, float)) or not 0 < limit < 1e9):
         raise bad_request(f"expected a number of seconds above 0, got {json.dumps(limit)[:80]}", "resources.time_limit_s")
     return {"gpus_requested": gpus, "cpu_slots": cpu_slots, "processes": None if gpus else processes,
+            "nodes": nodes if nodes > 1 else None,
             "memory_mb": memory_mb or None,
             "time_limit_s": float(limit) if limit is not None else None}
 
@@ -202,9 +220,9 @@ def owner_of(body: Mapping[str, Any], store: Store, caller: Caller) -> str:
 
 
 def job_fields(body: Any, settings: Settings, store: Store, caller: Caller, checker: ComponentChecker | None,
-               largest: tuple[int, int]) -> dict[str, Any]:
+               machines: list[tuple[int, int]]) -> dict[str, Any]:
     """The columns of a new job from a ``POST /jobs`` body (see the OpenAPI document for its shape), submitted by
-    ``caller``; ``largest``: the most GPUs and CPU slots one job may get (``Executor.largest_job``)."""
+    ``caller``; ``machines``: the GPUs and CPU slots of each machine a job may run on (``Executor.machines``)."""
     if not isinstance(body, Mapping):
         raise bad_request("the request body must be a JSON object", None, "invalid_body")
     unknown = sorted(set(body) - {"hypes", "overrides", "phase", "resources", "gpus", "priority", "name", "user",
@@ -227,7 +245,7 @@ def job_fields(body: Any, settings: Settings, store: Store, caller: Caller, chec
             raise bad_request("from_job is for the test phase: resume training with POST /jobs/<id>/resume, "
                               "finetune from published weights (network.pretrained)", "from_job")
         from_job, resume_from = source_checkpoint(settings, store, body["from_job"], caller)
-    resources = job_resources(body, settings, largest)
+    resources = job_resources(body, settings, machines)
     preemptible = body.get("preemptible", True)
     if not isinstance(preemptible, bool):
         raise bad_request("expected true or false", "preemptible")

@@ -15,10 +15,6 @@ from typing import Any, Protocol
 from services.config import Settings
 from services.jobs.store import Job, Store
 
-# ``finish`` reports a task that vanished with its machine (no exit status was ever written) under this key;
-# the supervisor marks the job lost with its last checkpoint, and requeues it when it is preemptible.
-LOST_KEY = "lost"
-
 
 class Launchable(Protocol):
     """What starting a job reads (``store.LAUNCH_COLUMNS``; a ``Job`` has it too)."""
@@ -29,6 +25,7 @@ class Launchable(Protocol):
     resume_from: str | None
     inputs: str | None
     processes: int | None
+    nodes: int | None
     cpu_slots: int | None
     memory_mb: int | None
     time_limit_s: float | None
@@ -107,7 +104,7 @@ class Executor(ABC):
     @abstractmethod
     def finish(self, run: Running) -> dict[str, Any] | None:
         """Forget an ended task, leaving nothing of it running; how it ended (``exit_code``, ``signal``;
-        ``LOST_KEY`` when its machine went away with it; None when unknown)."""
+        ``files.LOST_KEY`` when its machine went away with it; None when unknown)."""
 
     @abstractmethod
     def kill_leftovers(self, job: Job) -> None:
@@ -125,9 +122,10 @@ class Executor(ABC):
         """The GPUs and CPU slots jobs may be given (the policy places jobs on them): the settings' here."""
         return self.settings.gpus, self.settings.cpu_slots
 
-    def largest_job(self) -> tuple[int, int]:
-        """The most GPUs and CPU slots one job can be given (a submission asking more is refused at once)."""
-        return len(self.settings.gpus), self.settings.cpu_slots
+    def machines(self) -> list[tuple[int, int]]:
+        """The GPUs and CPU slots of each machine a job may run on, largest first (a submission asking for more
+        machines, or more on each, than these give is refused at once): here, this one, as the settings say."""
+        return [(len(self.settings.gpus), self.settings.cpu_slots)]
 
     def nodes(self) -> list[dict[str, Any]]:
         """The machines jobs run on, with their GPUs, load and jobs (none listed for the local executor)."""

@@ -38,8 +38,9 @@ class LocalRun(Running):
 
 
 def ranks(job: Launchable, gpus: tuple[str, ...]) -> int:
-    """How many processes the task runs: one a GPU, or a CPU job's ``processes`` (docs/distributed.md)."""
-    return len(gpus) or job.processes or 1
+    """How many processes the task runs on each of its nodes: one a GPU, or a CPU job's ``processes``
+    (docs/distributed.md)."""
+    return len(gpus) // (job.nodes or 1) or job.processes or 1
 
 
 def task_arguments(job: Launchable, directory: str, viz_port: int | None, resume: str | None, ranks: int) -> list[str]:

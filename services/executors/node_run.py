@@ -1,14 +1,17 @@
 """What a Ray job runs on its node: ``python -m services.executors.node_run`` (the Ray executor's entrypoint).
 
-It runs the job's task like ``wrap.py`` does locally (the exit status recorded, SIGTERM passed on) with the
-node's own Python and checkout, in a scrubbed environment. Without a shared filesystem it works in a
+It runs the job's task like ``wrap.py`` does locally (the exit status recorded, SIGTERM passed on; the task
+dies with it) with the node's own Python and checkout, in a scrubbed environment. Without a shared filesystem it works in a
 node-local directory: it first downloads the hypes (and, for a resumed job, the checkpoint and the metrics it
 continues), then mirrors what the task writes to the service with the job's token (``MIRROR_EVERY_S``):
 logs and ``metrics.jsonl`` appended, checkpoints and results uploaded whole and renamed into place by the
 service, ``exit.json`` last. With ``CAUCHY_SHARED_HOME`` it works in the job directory itself.
 
 The spec comes in ``CAUCHY_NODE_SPEC`` (JSON, written by ``ray_cluster.RayExecutor``), the token in
-``CAUCHY_JOB_TOKEN``. Imports stay light (no service, no torch): it starts on every job.
+``CAUCHY_JOB_TOKEN``. A job spanning nodes (the spec has a ``group``) is handed to ``node_group``, which runs
+this same ``run`` once per node rank; a rank other than 0 sends its own files (its logs, its exit status) under
+``nodes/<rank>/`` of the job directory (``RANKS_DIR``). Imports stay light (no service, no torch): it starts on
+every job.
 """
 from __future__ import annotations
 
@@ -26,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from cauchy import rundir
+from cauchy.lifeline import die_with_parent
 from services.jobs import files
 from services.jobs.environment import JOB_UMASK, scrubbed_environment
 from services.jobs.wrap import run_recorded
@@ -36,9 +40,22 @@ SPEC_VAR, TOKEN_VAR = "CAUCHY_NODE_SPEC", "CAUCHY_JOB_TOKEN"
 TOKEN_HEADER = "X-Cauchy-Job-Token"
 JOB_DIR = "{job_dir}"  # the placeholder in the task's arguments for the directory it runs in
 APPENDED = (files.LOGS["stdout"], files.LOGS["stderr"], rundir.METRICS)  # streamed as they grow
+RANKS_DIR = "nodes"  # node rank r > 0 of a job spanning nodes sends its files under nodes/<r>/
 MIRROR_EVERY_S = 1.0
 CHUNK = 8 * 1024 * 1024  # the largest request body (the service's and nginx's limits are above it)
 TIMEOUT_S = 60.0
+
+
+def rank_prefix(rank: int) -> str:
+    """Where a node rank's files go in the job directory: rank 0's where a one-node job's go."""
+    return f"{RANKS_DIR}/{rank}/" if rank else ""
+
+
+def appended(path: str) -> bool:
+    """Whether the service appends what a node sends to ``path`` (a log or the metrics, of any node rank)."""
+    parts = path.split("/")
+    return parts[-1] in APPENDED and (len(parts) == 1 or len(parts) == 3 and parts[0] == RANKS_DIR
+                                      and parts[1].isdigit())
 
 
 def node_route(service: str, job_id: int, name: str) -> str:
@@ -47,10 +64,11 @@ def node_route(service: str, job_id: int, name: str) -> str:
 
 
 class Link:
-    """The job's side of ``/api/v1/jobs/<id>/node/files/<name>``: downloads, appends and uploads."""
+    """The job's side of ``/api/v1/jobs/<id>/node/files/<name>``: downloads, appends and uploads (what it writes
+    goes under ``prefix``: a node rank's own place; what it reads is the job's)."""
 
-    def __init__(self, service: str, job_id: int, token: str) -> None:
-        self.service, self.job_id, self.token = service, job_id, token
+    def __init__(self, service: str, job_id: int, token: str, prefix: str = "") -> None:
+        self.service, self.job_id, self.token, self.prefix = service, job_id, token, prefix
 
     def _request(self, name: str, method: str, query: dict[str, Any] | None = None,
                  body: bytes | None = None) -> tuple[int, bytes]:
@@ -76,7 +94,7 @@ class Link:
     def write(self, name: str, data: bytes, offset: int, done: bool) -> int | None:
         """Write ``data`` at ``offset`` of the service's ``name``; None, or the size the service has when it
         does not match ``offset`` (the caller resends from there)."""
-        status, body = self._request(name, "PUT", {"offset": offset, "done": int(done)}, data)
+        status, body = self._request(self.prefix + name, "PUT", {"offset": offset, "done": int(done)}, data)
         if status == 409:
             return int(json.loads(body)["size"])
         if status != 200:
@@ -162,9 +180,10 @@ class Mirror:
 
 def run(spec: dict[str, Any], token: str) -> int:
     """Run the job's task as ``spec`` says; the exit code to end with."""
-    link = None if spec.get("shared_dir") else Link(spec["service"], spec["job"], token)
+    link = None if spec.get("shared_dir") else Link(spec["service"], spec["job"], token, spec.get("prefix", ""))
     if link is None:
         work = Path(spec["shared_dir"])
+        work.mkdir(mode=0o700, parents=True, exist_ok=True)  # a node rank's own folder of the job directory
     else:
         work = Path(tempfile.mkdtemp(prefix=f"cauchy-job{spec['job']}-"))
         if not link.download(rundir.HYPES, work / rundir.HYPES):
@@ -176,10 +195,13 @@ def run(spec: dict[str, Any], token: str) -> int:
     mirror = Mirror(link, work) if link is not None else None
     try:
         with open_private(work / files.LOGS["stdout"]) as out, open_private(work / files.LOGS["stderr"]) as err:
+            if spec.get("banner"):  # which node rank this is, and where the ranks meet
+                out.write(f"node_run: {spec['banner']}\n".encode())
+                out.flush()
             if mirror is not None:
                 mirror.start()
             code = run_recorded(argv, str(work / files.EXIT_FILE), cwd=REPO_ROOT, env=env, umask=JOB_UMASK,
-                                stdin=subprocess.DEVNULL, stdout=out, stderr=err)
+                                stdin=subprocess.DEVNULL, stdout=out, stderr=err, preexec_fn=die_with_parent)
         if mirror is not None:
             try:
                 mirror.stop()
@@ -193,7 +215,12 @@ def run(spec: dict[str, Any], token: str) -> int:
 
 
 def main() -> int:
-    return run(json.loads(os.environ[SPEC_VAR]), os.environ.get(TOKEN_VAR, ""))
+    spec = json.loads(os.environ[SPEC_VAR])
+    if spec.get("group"):
+        from services.executors.node_group import run_group
+
+        return run_group(spec, os.environ.get(TOKEN_VAR, ""))
+    return run(spec, os.environ.get(TOKEN_VAR, ""))
 
 
 if __name__ == "__main__":

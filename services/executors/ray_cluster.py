@@ -5,7 +5,9 @@ Placement is Cauchy's: every node Cauchy may use carries a custom resource ``cau
 ``cauchy node join``); the cluster's GPUs are offered to the policy as ``<name>:<index>``, so the policy's
 choice names the node, and a job's request (``entrypoint_resources`` with that node's resource, its GPUs,
 CPU slots and memory) makes Ray run it there and nowhere else. A CPU job goes to the node with the most free
-CPU slots. Ray enforces the request; stop, exit status, logs and adoption after a restart go through Ray's
+CPU slots. A job spanning ``nodes`` gets its nodes the same way (the policy's GPUs, an equal part on each; or
+the CPU nodes with the most free slots), and its driver reserves them together with a placement group and runs
+a node rank on each (``node_group``). Ray enforces the request; stop, exit status, logs and adoption after a restart go through Ray's
 job API (the submission id is kept in the job directory, ``files.RAY_RUN``).
 
 On the node, ``node_run`` runs the task and streams its logs, metrics and checkpoints back to the service
@@ -28,28 +30,25 @@ from typing import Any
 from cauchy import rundir
 from cauchy.visualizer import VisdomSink, is_plotted
 from services.config import Settings
-from services.executors.base import LOST_KEY, Executor, Launchable, Running
+from services.executors.base import Executor, Launchable, Running
 from services.executors.jobtoken import job_token
 from services.executors.local import prepare_run_dir, ranks, task_arguments, task_environment
+from services.executors.node_group import NODE_RESOURCE, first_line, node_resource
 from services.executors.node_run import JOB_DIR, SPEC_VAR, TOKEN_VAR
 from services.jobs import files
+from services.jobs.policies.base import machine
 from services.jobs.store import Job, Store
 from services.jobs.viewers import visdom_base_url
 
 log = logging.getLogger(__name__)
 
-NODE_RESOURCE = "cauchy_node_"  # + the node's name: the custom resource that pins a job to its node
 GCS_PORT = 6379  # Ray's default head port, shown in the join command
 ENTRYPOINT = "python -m services.executors.node_run"
 STATUS_EVERY_S = 1.0  # a running job's Ray status is read this often
 NODES_EVERY_S = 2.0  # the cluster's nodes are read this often
 NODES_TIMEOUT_S = 5
+GROUP_STOP_MARGIN_S = 10  # a driver of node ranks: to pass a stop on, kill them after the grace, write the exit
 LOG_TAIL = 16 * 1024  # of Ray's driver log, kept in stderr.log when the task left no exit status
-
-
-def first_line(exc: Exception) -> str:
-    """An exception in one line (Ray's HTTP errors carry the server's whole traceback)."""
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
 
 
 def unknown_to_ray(exc: Exception) -> bool:
@@ -57,15 +56,12 @@ def unknown_to_ray(exc: Exception) -> bool:
     return "status code 404" in str(exc) or "does not exist" in str(exc)
 
 
-def node_resource(name: str) -> str:
-    return f"{NODE_RESOURCE}{name}"
-
-
 @dataclass
 class RayRun(Running):
     submission_id: str = ""
-    node: str = ""
-    cpu_slots: int = 0
+    node: str = ""  # where Ray runs the job's driver: its node, or the first of the nodes it spans
+    nodes: tuple[str, ...] = ()
+    cpu_slots: int = 0  # on each of its nodes
     sink: Any = None  # the VisdomSink the service feeds from the metrics the node streams
     metrics_read: int = 0
     status_read_at: float = 0.0
@@ -147,38 +143,44 @@ class RayExecutor(Executor):
         head = urllib.parse.urlsplit(self.settings.ray_address).hostname or "HEAD"
         return {"key": key, "join": f"cauchy node join --address {head}:{GCS_PORT} --key KEY --name NAME"}
 
-    def largest_job(self) -> tuple[int, int]:
-        """A job runs on one node: the most GPUs and CPU slots of one alive node (drained ones come back)."""
-        nodes = self._cluster()
-        return max((node["gpus"] for node in nodes), default=0), max((node["cpus"] for node in nodes), default=0)
+    def machines(self) -> list[tuple[int, int]]:
+        """Each alive node's GPUs and CPU slots (drained ones come back), largest first: a job runs on one of
+        them, or on as many as it spans."""
+        return sorted(((node["gpus"], node["cpus"]) for node in self._cluster()), reverse=True)
 
     def nodes(self) -> list[dict[str, Any]]:
-        """The admin page's list: each node's GPUs, CPUs, what Cauchy's jobs hold there, and its jobs."""
+        """The admin page's list: each node's GPUs, CPUs, what Cauchy's jobs hold there, and its jobs (a job
+        spanning nodes is on each of them, holding its share there)."""
         drained = self.drained()
         runs = self.all()
         listed = []
         for node in self._cluster():
-            here = [run for run in runs if run.node == node["name"]]
+            here = [run for run in runs if node["name"] in run.nodes]
             listed.append({**node, "drained": node["name"] in drained, "jobs": [run.job_id for run in here],
-                           "load": {"gpus": sum(len(run.gpus) for run in here),
+                           "load": {"gpus": sum(machine(gpu) == node["name"] for run in here for gpu in run.gpus),
                                     "cpu_slots": sum(run.cpu_slots for run in here)}})
         return listed
 
-    def _place(self, job: Launchable, gpus: tuple[str, ...]) -> str:
-        """The node of the policy's GPUs; for a CPU job, the node with the most free CPU slots."""
+    def _place(self, job: Launchable, gpus: tuple[str, ...]) -> list[str]:
+        """The nodes of the policy's GPUs, one for each node the job spans (``policies.base.pick_gpus`` gave an
+        equal part on each); for a CPU job, those with the most free CPU slots."""
+        count = job.nodes or 1
         if gpus:
-            nodes = {gpu.rsplit(":", 1)[0] for gpu in gpus}
-            if len(nodes) != 1:
-                raise OSError(f"GPUs {','.join(gpus)} are on several nodes; a job runs on one")
-            return nodes.pop()
+            nodes = list(dict.fromkeys(machine(gpu) for gpu in gpus))
+            if len(nodes) != count:
+                raise OSError(f"GPUs {','.join(gpus)} are on {len(nodes)} nodes; the job runs on {count}")
+            return nodes
         drained = self.drained()
         held: dict[str, int] = {}
         for run in self.all():
-            held[run.node] = held.get(run.node, 0) + run.cpu_slots
+            for name in run.nodes:
+                held[name] = held.get(name, 0) + run.cpu_slots
         usable = [node for node in self._cluster() if node["name"] not in drained]
-        if not usable:
-            raise OSError(f"no Cauchy node is alive in the Ray cluster at {self.settings.ray_address}")
-        return max(usable, key=lambda node: (node["cpus"] - held.get(node["name"], 0), node["name"]))["name"]
+        if len(usable) < count:
+            raise OSError(f"{len(usable)} Cauchy nodes are alive and not drained in the Ray cluster at "
+                          f"{self.settings.ray_address}; the job spans {count}")
+        usable.sort(key=lambda node: (node["cpus"] - held.get(node["name"], 0), node["name"]), reverse=True)
+        return [node["name"] for node in usable[:count]]
 
     # ----- starting
 
@@ -195,41 +197,50 @@ class RayExecutor(Executor):
 
     def start(self, job: Launchable, gpus: tuple[str, ...], viz_port: int) -> Running:
         directory = prepare_run_dir(self, job)
-        node = self._place(job, gpus)
+        nodes = self._place(job, gpus)
         submission_id = f"cauchy-{job.id}-{secrets.token_hex(4)}"
         resume, download = self._resume(job, directory)
-        env = task_environment(self, job, ())
-        env["CUDA_VISIBLE_DEVICES"] = ",".join(gpu.rsplit(":", 1)[1] for gpu in gpus)
+        devices = [",".join(gpu.rsplit(":", 1)[1] for gpu in gpus if machine(gpu) == name) for name in nodes]
+        env = {**task_environment(self, job, ()), "CUDA_VISIBLE_DEVICES": devices[0]}
         shared = str(directory) if self.settings.shared_home else None
+        cpu_slots = 0 if gpus else (job.cpu_slots or 1)  # on each node
+        grace = int(self.settings.stop_grace_s) + 1  # Ray's SIGKILL after the stop comes after the service's grace
         spec = {"service": self.settings.service_url_for_nodes, "job": job.id, "task": list(self.settings.task_command[1:]),
                 "args": task_arguments(job, shared or JOB_DIR, None, resume, ranks(job, gpus)),
                 "download": download, "shared_dir": shared, "env": env}
-        cpu_slots = 0 if gpus else (job.cpu_slots or 1)
-        files.write_json(directory / files.RAY_RUN, {"submission_id": submission_id, "node": node,
+        if len(nodes) > 1:  # the driver reserves the nodes with a placement group and runs a node rank on each
+            grace += GROUP_STOP_MARGIN_S
+            spec.update(grace_s=self.settings.stop_grace_s, group={
+                "nodes": nodes, "devices": devices,
+                "bundle": {"CPU": cpu_slots, "GPU": len(gpus) // len(nodes), "memory": (job.memory_mb or 0) * 2**20}})
+        files.write_json(directory / files.RAY_RUN, {"submission_id": submission_id, "node": nodes[0], "nodes": nodes,
                                                        "cpu_slots": cpu_slots})
-        grace = int(self.settings.stop_grace_s) + 1  # Ray's SIGKILL after the stop comes after the service's grace
         try:
-            self._submit(job, gpus, node, submission_id, spec, cpu_slots, grace)
+            self._submit(job, gpus, nodes, submission_id, spec, cpu_slots, grace)
         except Exception as exc:  # the head unreachable, a request Ray refuses: the job fails to start, saying why
             raise OSError(f"Ray did not take the job: {first_line(exc)}") from exc
-        return self._keep(self._run(job.id, job.user, gpus, time.time(), submission_id, node, cpu_slots,
+        return self._keep(self._run(job.id, job.user, gpus, time.time(), submission_id, tuple(nodes), cpu_slots,
                                     viz_port, self.limits(job)))
 
-    def _submit(self, job: Launchable, gpus: tuple[str, ...], node: str, submission_id: str, spec: dict[str, Any],
-                cpu_slots: int, grace: int) -> None:
+    def _submit(self, job: Launchable, gpus: tuple[str, ...], nodes: list[str], submission_id: str,
+                spec: dict[str, Any], cpu_slots: int, grace: int) -> None:
+        """The Ray job: on one node, the task's own request; spanning nodes, a driver on the first that asks for
+        nothing but to be there (the placement group it makes holds the job's resources)."""
+        alone = len(nodes) == 1
         self._client().submit_job(
             entrypoint=ENTRYPOINT, submission_id=submission_id, metadata={"cauchy_job": str(job.id)},
             runtime_env={"env_vars": {SPEC_VAR: json.dumps(spec), TOKEN_VAR: job_token(self.settings.home, submission_id),
                                       "RAY_JOB_STOP_WAIT_TIME_S": str(grace)}},
-            entrypoint_num_cpus=cpu_slots, entrypoint_num_gpus=len(gpus),
-            entrypoint_memory=int(job.memory_mb * 2**20) if job.memory_mb else None,
-            entrypoint_resources={node_resource(node): 1})
+            entrypoint_num_cpus=cpu_slots if alone else 0, entrypoint_num_gpus=len(gpus) if alone else 0,
+            entrypoint_memory=int(job.memory_mb * 2**20) if job.memory_mb and alone else None,
+            entrypoint_resources={node_resource(nodes[0]): 1})
 
-    def _run(self, job_id: int, user: str, gpus: tuple[str, ...], started: float, submission_id: str, node: str,
-             cpu_slots: int, viz_port: int | None, limits: dict[str, Any]) -> RayRun:
+    def _run(self, job_id: int, user: str, gpus: tuple[str, ...], started: float, submission_id: str,
+             nodes: tuple[str, ...], cpu_slots: int, viz_port: int | None, limits: dict[str, Any]) -> RayRun:
         sink = VisdomSink(viz_port, visdom_base_url(job_id)) if viz_port else None
-        return RayRun(job_id, user, gpus, started, f"ray job {submission_id} on node {node}", **limits,
-                      submission_id=submission_id, node=node, cpu_slots=cpu_slots, sink=sink)
+        where = f"node {nodes[0]}" if len(nodes) == 1 else f"nodes {', '.join(nodes)}"
+        return RayRun(job_id, user, gpus, started, f"ray job {submission_id} on {where}", **limits,
+                      submission_id=submission_id, node=nodes[0], nodes=nodes, cpu_slots=cpu_slots, sink=sink)
 
     def adopt(self, job: Job) -> Running | None:
         """The Ray job of the run recorded in the job directory, if Ray still runs it."""
@@ -244,8 +255,9 @@ class RayExecutor(Executor):
                 return None
             log.warning("ray: job %d adopted without Ray's word (%s)", job.id, first_line(exc))
         return self._keep(self._run(job.id, job.user, tuple(filter(None, job.gpus.split(","))),
-                                    job.started_at or time.time(), record["submission_id"], record["node"],
-                                    record.get("cpu_slots", 0), job.visdom_port, self.limits(job)))
+                                    job.started_at or time.time(), record["submission_id"],
+                                    tuple(record.get("nodes") or [record["node"]]), record.get("cpu_slots", 0),
+                                    job.visdom_port, self.limits(job)))
 
     # ----- watching and ending
 
@@ -317,7 +329,7 @@ class RayExecutor(Executor):
         try:
             info = self._client().get_job_info(run.submission_id)
         except Exception as exc:
-            return {LOST_KEY: f"Ray does not know the run {run.submission_id}: {first_line(exc)}"}
+            return {files.LOST_KEY: f"Ray does not know the run {run.submission_id}: {first_line(exc)}"}
         try:  # the driver's log is kept on its node: gone with a lost node
             tail = self._client().get_job_logs(run.submission_id)[-LOG_TAIL:]
         except Exception as exc:
@@ -333,7 +345,7 @@ class RayExecutor(Executor):
         self._nodes_at = 0.0
         lines = str(info.message or info.status).splitlines()
         died = [line.strip() for line in lines if "node has died" in line]  # Ray's words for a lost node
-        return {LOST_KEY: f"node {run.node}: {(died or lines or ['ended'])[0]}"}
+        return {files.LOST_KEY: f"node {run.node}: {(died or lines or ['ended'])[0]}"}
 
     def kill_leftovers(self, job: Job) -> None:
         """Nothing: a Ray job that was not adopted has ended."""

@@ -15,6 +15,9 @@ from cauchy.rundir import METRICS
 
 LOGS = {"stdout": "stdout.log", "stderr": "stderr.log", "visdom": "visdom.log"}
 EXIT_FILE = "exit.json"
+# An exit status under this key (instead of exit_code and signal) says the task vanished with a machine: the
+# supervisor marks the job lost with its last checkpoint, and requeues it when it is preemptible.
+LOST_KEY = "lost"
 RAY_RUN = "ray_run.json"  # the Ray executor's record of the job's current run (submission id, node)
 VISDOM_ENV_DIR = "visdom"
 DEFAULT_TAIL = 64 * 1024

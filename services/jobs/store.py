@@ -97,6 +97,7 @@ class Job(Base):
     # What the job needs besides its GPUs (services.jobs.policies): NULL in a database made before them.
     cpu_slots: Mapped[int | None] = mapped_column(Integer)  # a CPU job's slots (1 when NULL)
     processes: Mapped[int | None] = mapped_column(Integer)  # a CPU job's gloo ranks (1 when NULL); GPU jobs: one a GPU
+    nodes: Mapped[int | None] = mapped_column(Integer)  # machines it spans (1 when NULL); gpus, slots, processes: each
     memory_mb: Mapped[int | None] = mapped_column(Integer)  # stated memory; also its memory limit
     time_limit_s: Mapped[float | None] = mapped_column(Float)  # the user's wall-clock limit
     preemptible: Mapped[bool | None] = mapped_column(Boolean)  # NULL: as its phase says (training is)
@@ -126,7 +127,7 @@ LIST_COLUMNS = (Job.id, Job.name, Job.user, Job.visibility, Job.phase, Job.state
 
 # What the scheduler weighs and the supervisor needs to start a job (its hypes are read for the one started).
 LAUNCH_COLUMNS = (Job.id, Job.user, Job.priority, Job.gpus_requested, Job.phase, Job.resume_from, Job.inputs,
-                  Job.cpu_slots, Job.processes, Job.memory_mb, Job.time_limit_s, Job.preemptible, Job.created_at,
+                  Job.cpu_slots, Job.processes, Job.nodes, Job.memory_mb, Job.time_limit_s, Job.preemptible, Job.created_at,
                   Job.requeued_at)
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from cauchy import rundir
 from services.config import Settings
-from services.executors.base import LOST_KEY, Launchable, Running
+from services.executors.base import Launchable, Running
 from services.executors.registry import build_executor
 from services.jobs import files, progress
 from services.jobs.endings import Endings
@@ -46,6 +46,11 @@ def preemptible(phase: str, flag: bool | None) -> bool:
     return phase in TRAINING and flag is not False
 
 
+def on_all_nodes(job: Any, each: int) -> int:
+    """What a job holds of a resource in all: ``each`` (its GPUs, CPU slots or memory) on every node it spans."""
+    return each * (job.nodes or 1)
+
+
 class PendingQueue:
     """The queue as the policies weigh it, from the store's rows (``Store.queued``): a row the store did not read
     again, of a user whose group did not change, keeps its ``Pending`` (10,000 are not rebuilt every pass)."""
@@ -60,9 +65,11 @@ class PendingQueue:
             group = groups.get(row.user, "")
             before = self._known.get(row.id)
             known[row.id] = before if before is not None and before[0] is row and before[1] == group else (
-                row, group, Pending(row.id, row.user, group, row.priority, row.gpus_requested, row.cpu_slots or 1,
-                                    row.memory_mb or 0, row.time_limit_s, preemptible(row.phase, row.preemptible),
-                                    row.requeued_at or row.created_at))
+                row, group, Pending(row.id, row.user, group, row.priority, on_all_nodes(row, row.gpus_requested),
+                                    on_all_nodes(row, row.cpu_slots or 1), on_all_nodes(row, row.memory_mb or 0),
+                                    row.time_limit_s,
+                                    preemptible(row.phase, row.preemptible), row.requeued_at or row.created_at,
+                                    row.nodes or 1))
         self._known = known
         return {job_id: (row, pending) for job_id, (row, _, pending) in known.items()}
 
@@ -172,7 +179,8 @@ class Supervisor:
     def _jobs_hold(self) -> tuple[set[str], int]:
         """The GPUs and CPU slots running jobs hold, which replicas may not take."""
         runs = {run.job_id: run for run in self.executor.all()}
-        slots = sum(job.cpu_slots or 1 for job in self.store.in_states(ACTIVE) if job.id in runs and not runs[job.id].gpus)
+        slots = sum(on_all_nodes(job, job.cpu_slots or 1) for job in self.store.in_states(ACTIVE)
+                    if job.id in runs and not runs[job.id].gpus)
         return {gpu for run in runs.values() for gpu in run.gpus}, slots
 
     def capacity(self) -> Capacity:
@@ -208,7 +216,8 @@ class Supervisor:
             if run is None:
                 continue
             active.append(Active(job.id, job.user, groups.get(job.user, ""), job.priority, run.gpus,
-                                 job.cpu_slots or 1, job.memory_mb or 0, job.started_at or now,
+                                 on_all_nodes(job, job.cpu_slots or 1), on_all_nodes(job, job.memory_mb or 0),
+                                 job.started_at or now,
                                  self._expected_end(job, now), preemptible(job.phase, job.preemptible),
                                  job.state == STOPPING))
         self._estimates = {job_id: value for job_id, value in self._estimates.items()
@@ -302,8 +311,8 @@ class Supervisor:
     def _record_end(self, job_id: int, status: dict[str, Any] | None, killed_reason: str | None) -> None:
         self.viewers.settle(job_id)  # a task that ended at once: its viewer is up, or failed, before it lingers
         job = self.store.get(job_id)
-        if status is not None and LOST_KEY in status and killed_reason is None:
-            self._lost(job, status[LOST_KEY])
+        if status is not None and files.LOST_KEY in status and killed_reason is None:
+            self._lost(job, status[files.LOST_KEY])
             return
         if status is None and killed_reason is None:
             fields = {"state": FAILED, "reason": "the task ended; its exit status is unknown"}

@@ -43,6 +43,13 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
 
 
 @pytest.fixture
+def real_settings(settings: Settings, tmp_path: Path, digits_dir: str) -> Settings:
+    """The real task; the temporary data folders are data roots, as an admin would list them."""
+    return settings.replace(task_command=(sys.executable, "run_tasks.py"), stop_grace_s=60.0,
+                            data_roots=(Path(digits_dir).parent, tmp_path))
+
+
+@pytest.fixture
 def service_factory() -> Iterator[Callable[..., LiveService]]:
     started: list[LiveService] = []
 

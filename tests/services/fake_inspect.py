@@ -3,7 +3,8 @@ unpacking), for the service's dataset tests: same arguments and files, no image 
 
 ``ROOT --out DIR [--task T] [--format F]``: writes ``DIR/progress.json``, then ``report.json``,
 ``stats.json`` and ``previews/first.jpg``. A folder per class of ``.png`` files under ``train/`` is a
-usable cls ``image_folder``; a file whose name holds ``broken`` makes it not usable (the file named among
+usable cls ``image_folder`` (each other top folder of class folders another split: ``val/``; and
+``training/`` stands for ``train/``); a file whose name holds ``broken`` makes it not usable (the file named among
 the problems); no ``train/`` folder is an unrecognised layout (the reason in the report and on stderr);
 a file whose name holds ``crash`` makes it crash (no report, a traceback on stderr, exit status 1).
 """
@@ -25,7 +26,8 @@ def write(name: str, doc: dict) -> None:
 
 
 write("progress.json", {"done": 0, "total": None, "phase": "recognising"})
-train = args.root / "train"
+splits = sorted(p.name for p in args.root.iterdir() if p.is_dir() and any(p.glob("*/*.png")))
+train = args.root / next((name for name in splits if name.startswith("train")), "train")
 if not train.is_dir():
     reason = (f"{args.root}: no cls dataset format recognised; expected image_folder: train/<class>/*.png, "
               f"found {sorted(p.name for p in args.root.iterdir())[:5]}")
@@ -41,7 +43,8 @@ problems = [{"file": str(p.relative_to(args.root)), "message": f"{p.relative_to(
 counts = {name: len(list((train / name).glob("*.png"))) for name in classes}
 write("progress.json", {"done": len(images), "total": len(images), "phase": "done"})
 write("report.json", {"ok": not problems, "task": args.task or "cls", "format": args.format or "image_folder",
-                      "splits": ["train"], "class_names": classes, "counts": {"train": counts}, "problems": problems})
+                      "splits": {name: {"split": name} for name in splits}, "class_names": classes,
+                      "counts": {"train": counts}, "problems": problems})
 write("stats.json", {"images_per_split": {"train": len(images)}, "class_histogram": counts})
 (args.out / "previews").mkdir(exist_ok=True)
 (args.out / "previews" / "first.jpg").write_bytes(b"\xff\xd8\xff\xe0fake-jpeg\xff\xd9")

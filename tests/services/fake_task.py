@@ -18,7 +18,8 @@ import sys
 import time
 
 parser = argparse.ArgumentParser()
-for name in ("--hypes", "--phase", "--resume", "--tmp_dir", "--viz_port", "--viz_base_url", "--input"):
+for name in ("--hypes", "--phase", "--resume", "--tmp_dir", "--viz_port", "--viz_base_url", "--input",
+             "--nnodes", "--node-rank", "--master-addr", "--master-port"):  # a node rank of a job spanning nodes
     parser.add_argument(name)
 args = parser.parse_args()
 with open(args.hypes, encoding="utf-8") as fh:
@@ -46,7 +47,8 @@ def event(fh, step: int, name: str, value: float) -> None:
 
 signal.signal(signal.SIGTERM, (lambda *_: None) if mode == "stubborn" else (lambda *_: stop.append(1)))
 print(f"fake task {mode} phase={args.phase} viz_port={args.viz_port} resume={args.resume} "
-      f"gpus={os.environ.get('CUDA_VISIBLE_DEVICES')!r} weights_policy={os.environ.get('CAUCHY_WEIGHTS_POLICY')}",
+      f"node_rank={args.node_rank} gpus={os.environ.get('CUDA_VISIBLE_DEVICES')!r} "
+      f"weights_policy={os.environ.get('CAUCHY_WEIGHTS_POLICY')}",
       flush=True)
 if mode == "bad":
     print("error: data.data_dir: no such directory", file=sys.stderr)

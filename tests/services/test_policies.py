@@ -36,6 +36,17 @@ def test_fifo_is_first_come_and_never_preempts():
     assert decision.waits[3].position == 1 and decision.waits[3].reason == "needs 1 CPU slot, 0 free"
 
 
+def test_gpus_of_a_job_come_from_one_machine_or_an_equal_part_of_each_it_spans():
+    """The ray executor's GPUs are ``<node>:<index>``: a job's GPUs all on one node, or (``nodes``) as many on each."""
+    capacity = Capacity(gpus=("a:0", "b:0", "b:1", "c:0", "c:1", "c:2"))
+    queue = [P(1, gpus=2), P(2, gpus=2, nodes=2), P(3, gpus=2, nodes=2)]
+    decision = decide_with("fifo", queue, [], Usage(), capacity, 0)
+    assert decision.starts == [(1, ("b:0", "b:1")), (2, ("a:0", "c:0"))]
+    assert decision.waits[3].reason == "needs 1 GPU free on each of 2 machines"  # two are free, both on c
+    spread = decide_with("fifo", [P(4, gpus=4, nodes=2)], [A(9, gpus=("b:0",))], Usage(), capacity, 0)
+    assert spread.starts == [] and spread.waits[4].reason == "needs 2 GPUs free on each of 2 machines"
+
+
 def test_priority_orders_by_priority_then_round_robin_between_users():
     queue = [P(1, "a"), P(2, "a"), P(3, "a"), P(4, "b"), P(5, "c"), P(6, "d", priority=5)]
     assert started(decide_with("priority", queue, [], Usage(), Capacity(cpu_slots=5), 0)) == [6, 1, 4, 5, 2]

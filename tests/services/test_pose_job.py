@@ -2,21 +2,15 @@
 tiny sticks set and its Visdom env holds its OKS AP and validation images with skeletons drawn."""
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
-from test_real_jobs import assert_visdom_shows, real_settings  # noqa: F401  (real_settings: the fixture)
-
-from services.config import REPO_ROOT
+from real_tasks import synthetic
+from test_real_jobs import assert_visdom_shows
 
 pytestmark = pytest.mark.slow
 
 
-def test_pose_job_shows_its_oks_ap_and_skeletons_in_visdom(real_settings, service_factory, tmp_path):  # noqa: F811
-    sticks = tmp_path / "sticks"
-    subprocess.run([sys.executable, "scripts/pose/sticks/prepare.py", "--out", str(sticks), "--train", "3",
-                    "--val", "2", "--size", "64"], cwd=REPO_ROOT, check=True, capture_output=True)
+def test_pose_job_shows_its_oks_ap_and_skeletons_in_visdom(real_settings, service_factory, tmp_path):
+    sticks = synthetic("pose/sticks", tmp_path / "sticks", train=3, val=2)
     service = service_factory(real_settings)
     job = service.submit("pose/simple_baseline_small_sticks.json", name="pose sticks x2", overrides=[
         f"data.data_dir={sticks}", "data.workers=0", "solver.max_iters=2", "solver.display_iter=1",

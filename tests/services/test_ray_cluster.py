@@ -11,16 +11,18 @@ import json
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import requests
 
-from services.config import Settings
+from services.config import REPO_ROOT, Settings
 from services.executors.ray_cluster import RayExecutor
 from services.jobs import files
 from tests.nginx.stack import Stack
 from tests.services.live_service import FAKE_TASK, LiveService, make_hypes, port_range, wait_for
 from tests.services.ray_nodes import Cluster, cauchy_nodes
+from tests.services.real_tasks import DIGITS, digits_overrides
 
 pytestmark = pytest.mark.slow
 
@@ -32,9 +34,10 @@ def cluster() -> Iterator[Cluster]:
 
 
 @pytest.fixture(scope="module")
-def stack(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory, digits_dir: str) -> Iterator[Stack]:
     """The service behind nginx; its nodes reach it through nginx too (no shared home)."""
     live = Stack(Settings(home=tmp_path_factory.mktemp("ray-home"), visdom_ports=port_range(20), cpu_slots=1,
+                          data_roots=(REPO_ROOT / "data", Path(digits_dir).parent),
                           gpus=(), task_command=(sys.executable, FAKE_TASK), stop_grace_s=3.0, visdom_linger_s=60.0,
                           poll_interval_s=0.2, threads=8, component_check=(), executor="ray",
                           ray_address=cluster.dashboard))
@@ -84,6 +87,81 @@ def test_a_gpu_job_runs_on_the_node_of_the_gpu_the_policy_chose(service: LiveSer
     assert done["state"] == "succeeded" and done["resources"]["assigned_gpus"] == ["b:0"], done
     assert run_record(service, job["id"])["node"] == "b"
     assert "gpus='0'" in (files.job_dir(service.settings.jobs_dir, job["id"]) / "stdout.log").read_text()
+
+
+def test_a_job_spanning_both_nodes_trains_with_a_node_rank_on_each(service: LiveService, cluster: Cluster,
+                                                                   digits_dir: str):
+    """``resources.nodes: 2``: the digits model trained by two gloo ranks, one on each node, in a placement group
+    of a bundle on ``b`` and one on ``a``; both nodes count the job; rank 0's node streams the job's files home
+    (its checkpoint says two ranks trained), rank 1's its log under ``nodes/1/``; the group is removed at the end."""
+    import torch
+    from ray.util.state import list_placement_groups
+
+    refused = service.call("POST", "/api/v1/jobs", json={"hypes": make_hypes("ok"), "resources": {"nodes": 3}})
+    assert refused.status_code == 400 and refused.json()["error"]["field"] == "resources.nodes", refused.text
+    executor = service.supervisor.executor
+    fake = executor.settings.task_command
+    executor.settings = executor.settings.replace(task_command=(sys.executable, "run_tasks.py"))  # the real task
+    try:
+        job = service.submit(DIGITS, overrides=digits_overrides(digits_dir, 4), resources={"nodes": 2})
+        assert job["resources"]["nodes"] == 2
+
+        def on_both() -> bool:
+            listed = service.call("GET", "/api/v1/nodes").json()["nodes"]
+            return all(job["id"] in node["jobs"] and node["load"]["cpu_slots"] == 1 for node in listed)
+
+        wait_for(on_both, 60, "the job on both nodes")
+        done = service.wait_ended(job["id"], timeout=300)
+    finally:
+        executor.settings = executor.settings.replace(task_command=fake)
+    directory = files.job_dir(service.settings.jobs_dir, job["id"])
+    assert done["state"] == "succeeded", (done, (directory / "stderr.log").read_text()[-3000:])
+    assert run_record(service, job["id"])["nodes"] == ["b", "a"]  # the most free CPU slots first: b holds rank 0
+    assert "node rank 0 of 2 on node b" in (directory / "stdout.log").read_text()
+    assert "node rank 1 of 2 on node a" in (directory / "nodes" / "1" / "stdout.log").read_text()
+    assert json.loads((directory / "nodes" / "1" / "exit.json").read_text())["exit_code"] == 0
+    steps = [e["step"] for e in service.call("GET", f"/api/v1/jobs/{job['id']}/metrics").json()["events"]
+             if e["name"] == "loss"]
+    assert steps and steps[-1] == 4
+    checkpoint = torch.load(directory / "checkpoints" / "latest.pth", weights_only=True)  # uploaded by b
+    assert checkpoint["trainer"]["world_size"] == 2 and len(checkpoint["rng_ranks"]) == 2
+    groups = list_placement_groups(address=cluster.dashboard, filters=[("name", "=", f"cauchy-job-{job['id']}")],
+                                   raise_on_missing_output=False)
+    assert groups and all(group.state == "REMOVED" for group in groups), groups
+
+
+def test_a_stop_reaches_every_node_rank(service: LiveService):
+    """A stop is Ray's SIGTERM to the job's driver, which passes it on to each node rank: both save and exit 3."""
+    job = service.submit(make_hypes("run"), resources={"nodes": 2})
+    directory = files.job_dir(service.settings.jobs_dir, job["id"])
+    wait_for(lambda: all("iter 2" in read(directory / name) for name in ("stdout.log", "nodes/1/stdout.log")), 120,
+             "both node ranks running")
+    service.call("POST", f"/api/v1/jobs/{job['id']}/stop")
+    done = service.wait_ended(job["id"], timeout=90)
+    assert done["state"] == "stopped" and done["exit_code"] == 3, done
+    assert json.loads(read(directory / "nodes" / "1" / "exit.json"))["exit_code"] == 3  # rank 1 saved too
+    assert "node_rank=1" in read(directory / "nodes" / "1" / "stdout.log")
+
+
+def test_a_job_spanning_nodes_whose_node_rank_dies_is_requeued_whole(service: LiveService, cluster: Cluster):
+    """Node rank 1's actor (on ``a``) killed: to the driver, its node is lost. Rank 0 is stopped, the job is
+    requeued from its last checkpoint and resumes on both nodes again. (``a`` is the head: the node itself
+    cannot be lost here without the cluster.)"""
+    job = service.submit(make_hypes("periodic", iters=150), resources={"nodes": 2})
+    directory = files.job_dir(service.settings.jobs_dir, job["id"])
+    wait_for(lambda: (directory / "checkpoints" / "latest.pth").is_file(), 120, "rank 0's first checkpoint")
+    actor = next(ps for ps in cluster.nodes["a"].tree() if " ".join(ps.cmdline()).startswith("ray::NodeRank"))
+    actor.kill()
+    requeued = service.wait(job["id"], lambda j: j["preemptions"], timeout=90)
+    assert "node a (node rank 1) was lost" in requeued["preemptions"][0]["how"], requeued["preemptions"]
+    done = service.wait_ended(job["id"], timeout=120)
+    assert done["state"] == "succeeded", done
+    for out in (read(directory / "stdout.log"), read(directory / "nodes" / "1" / "stdout.log")):
+        assert "resume=" in out and "resume=None" not in out  # each node rank downloaded the checkpoint first
+
+
+def read(path: Path) -> str:
+    return path.read_text() if path.is_file() else ""
 
 
 def test_an_admin_drains_a_node_and_takes_it_back(service: LiveService):

@@ -14,6 +14,7 @@ import psutil
 import pytest
 import requests
 from live_service import ADMIN_PASSWORD
+from real_tasks import DIGITS, digits_overrides, final_metrics, synthetic
 
 from services.cli import Client, sign_in
 from services.config import REPO_ROOT
@@ -21,21 +22,6 @@ from services.jobs.procs import Proc
 from services.jobs.usage import SAVE_EVERY_S
 
 pytestmark = pytest.mark.slow
-DIGITS = "cls/image_classifier_smallcnn_digits.json"
-
-
-def digits_overrides(data_dir: str, iters: int) -> list[str]:
-    """Iterations instead of epochs, evaluation only at the end, a checkpoint every 3 iterations."""
-    return [f"data.data_dir={data_dir}", "solver.max_epoch=null", f"solver.max_iters={iters}",
-            "solver.lr.metric=iters", f"solver.test_interval={iters}", "solver.display_iter=2",
-            "solver.checkpoint.every=3", "logging.progress_bar=false"]
-
-
-@pytest.fixture
-def real_settings(settings, tmp_path, digits_dir):
-    """The real task; the temporary data folders are data roots, as an admin would list them."""
-    return settings.replace(task_command=(sys.executable, "run_tasks.py"), stop_grace_s=60.0,
-                            data_roots=(Path(digits_dir).parent, tmp_path))
 
 
 def test_two_iteration_digits_job_end_to_end(real_settings, service_factory, digits_dir):
@@ -66,9 +52,7 @@ def test_two_iteration_digits_job_end_to_end(real_settings, service_factory, dig
 
 
 def test_detection_job_plots_its_loss_in_visdom_like_classification(real_settings, service_factory, tmp_path):
-    shapes = tmp_path / "shapes"
-    subprocess.run([sys.executable, "scripts/det/shapes/prepare.py", "--out", str(shapes), "--train", "4",
-                    "--val", "2", "--size", "64"], cwd=REPO_ROOT, check=True, capture_output=True)
+    shapes = synthetic("det/shapes", tmp_path / "shapes", train=4, val=2)
     service = service_factory(real_settings)
     job = service.submit("det/yolov3_small_shapes.json", name="shapes x2", overrides=[
         f"data.data_dir={shapes}", "data.workers=0", "solver.max_iters=2", "solver.display_iter=1",
@@ -85,9 +69,7 @@ def test_detection_job_plots_its_loss_in_visdom_like_classification(real_setting
 
 
 def test_segmentation_job_shows_its_miou_and_masks_in_visdom(real_settings, service_factory, tmp_path):
-    shapes = tmp_path / "seg_shapes"
-    subprocess.run([sys.executable, "scripts/seg/shapes/prepare.py", "--out", str(shapes), "--train", "4",
-                    "--val", "2", "--size", "64"], cwd=REPO_ROOT, check=True, capture_output=True)
+    shapes = synthetic("seg/shapes", tmp_path / "seg_shapes", train=4, val=2)
     service = service_factory(real_settings)
     job = service.submit("seg/lraspp_mobilenetv3small_shapes.json", name="seg shapes x2", overrides=[
         f"data.data_dir={shapes}", "data.workers=0", "solver.max_iters=2", "solver.display_iter=1",
@@ -242,14 +224,6 @@ def test_restart_of_the_service_loses_no_job(service_process: ServiceProcess, di
     assert jobs["total"] == 3
 
 
-def final_metrics(http: requests.Session, url: str, job_id: int) -> tuple[dict, list]:
-    """The last value of each validation metric, and the training losses by step (each step once)."""
-    events = http.get(f"{url}/jobs/{job_id}/metrics", timeout=10).json()["events"]
-    val = {e["name"]: e["value"] for e in events if e["phase"] == "val"}
-    losses = [(e["step"], e["value"]) for e in events if e["phase"] == "train" and e["name"] == "loss"]
-    return val, losses
-
-
 def test_a_preempted_digits_job_resumes_by_itself_bit_identical_across_a_restart(service_process: ServiceProcess,
                                                                                   digits_dir: str):
     """Two CPU slots filled by one user's low-priority digits jobs; another user's high job arrives: a victim
@@ -264,6 +238,9 @@ def test_a_preempted_digits_job_resumes_by_itself_bit_identical_across_a_restart
     overrides = [*digits_overrides(digits_dir, 40), "solver.checkpoint.every=2", "solver.display_iter=1",
                  "details.deterministic=true"]
 
+    def events(job_id: int) -> list[dict]:
+        return http.get(f"{api}/jobs/{job_id}/metrics", timeout=10).json()["events"]
+
     def submit(user: str, priority: str) -> int:
         reply = http.post(f"{api}/jobs", json={"hypes": DIGITS, "overrides": overrides, "user": user,
                                                "priority": priority}, timeout=60)  # a busy machine
@@ -273,7 +250,7 @@ def test_a_preempted_digits_job_resumes_by_itself_bit_identical_across_a_restart
     low = [submit("alice", "low"), submit("alice", "low")]
     for job_id in low:
         deadline = time.monotonic() + 180
-        while not final_metrics(http, api, job_id)[1]:
+        while not final_metrics(events(job_id))[1]:
             assert time.monotonic() < deadline, service_process.job(job_id)
             time.sleep(0.2)
     high = submit("bob", "high")
@@ -302,8 +279,8 @@ def test_a_preempted_digits_job_resumes_by_itself_bit_identical_across_a_restart
     record = victim["preemptions"][0]
     assert record["for_job"] == high and record["how"] == "stopped after saving a checkpoint"
     assert victim["resume_from"] == record["checkpoint"] and record["checkpoint"].endswith("checkpoints/latest.pth")
-    val, losses = final_metrics(http, api, victim["id"])
-    twin_val, twin_losses = final_metrics(http, api, twin["id"])
+    val, losses = final_metrics(events(victim["id"]))
+    twin_val, twin_losses = final_metrics(events(twin["id"]))
     assert val and val == twin_val  # bit-identical: the same floats
     assert losses == twin_losses and [step for step, _ in losses] == list(range(1, 41))
     stdout = http.get(f"{api}/jobs/{victim['id']}/logs", timeout=10).json()["text"]

@@ -1,6 +1,6 @@
 // Launch: a template from hypes/ (or a job to clone), the usual fields in a form or the whole hypes as
-// JSON; the dataset is one of the stored datasets of the task that are ready (data.dataset, with the
-// split names its inspection found as data.train_split, val_split and test_split), or a folder on the
+// JSON; the dataset is one of the stored datasets of the task that are ready (data.dataset: the service
+// gives the job its format, split names and layout, services/datasets/job_data.py), or a folder on the
 // server (data.data_dir). The API's validation errors appear next to the field they
 // name. The job belongs to the signed-in user, who picks who else may see it and a priority up to
 // what an admin allows them.
@@ -16,6 +16,9 @@ const HYPES_FIELDS = [
   ["hypes.solver.lr.base_lr", "Learning rate", ["solver", "lr", "base_lr"], ""],
 ];
 const OTHER = "__other__";
+// What data.* says about the files a template or a cloned job read: left out when another dataset is
+// chosen, so that the service fills them from that dataset (what the hypes give wins there).
+const DATA_FACTS = ["data_dir", "format", "train_split", "val_split", "test_split", "num_classes", "class_names"];
 
 function dig(doc, path) {
   return path.reduce((node, key) => (node && typeof node === "object" ? node[key] : undefined), doc);
@@ -51,8 +54,6 @@ async function load(view, cloneId) {
     get("/templates"), get("/weights").catch(() => ({weights: []})), get("/health"),
     cloneId ? get(`/jobs/${cloneId}`) : null, get("/datasets").catch(() => ({datasets: []}))]);
   const ready = readyDatasets(stored.datasets);
-  const splits = new Map();  // dataset name -> its split names, once its report arrived (see loadSplits)
-  const loading = new Map();  // dataset name -> the promise of its report's split names
   const usable = templates.templates.filter((t) => t.hypes);
   if (!usable.length && !source) {
     replace(view, h("div", {class: "page-head"}, h("h1", {}, "Launch a job")),
@@ -163,9 +164,8 @@ async function load(view, cloneId) {
     const data = state.doc.data && typeof state.doc.data === "object" ? state.doc.data : (state.doc.data = {});
     const chosen = chosenDataset();
     if (chosen) {
+      if (String(data.dataset || "").split("@")[0] !== chosen.name) DATA_FACTS.forEach((key) => delete data[key]);
       data.dataset = chosen.name;
-      data.format = chosen.format;
-      Object.assign(data, splitKeys(splits.get(chosen.name) || []));
       delete data.data_dir;
     } else {
       delete data.dataset;
@@ -179,31 +179,17 @@ async function load(view, cloneId) {
     return ready.find((d) => d.name === el.dataset.value);
   }
 
-  // The chosen dataset's split names, from its version's report (asked for once, when it is chosen).
-  function loadSplits() {
-    const chosen = chosenDataset();
-    if (!chosen) return Promise.resolve();
-    if (!loading.has(chosen.name)) {
-      loading.set(chosen.name, get(`/datasets/${chosen.id}/versions/${chosen.version}/report`)
-        .then((report) => { splits.set(chosen.name, Object.keys(report.splits || {})); })
-        .catch(() => {}));  // no report to read: the hypes keep their split names
-    }
-    return loading.get(chosen.name);
-  }
-
   function syncDataset() {
     el.dataDir.hidden = el.dataset.value !== OTHER;
-    loadSplits();
   }
 
   function syncPretrained() {
     el.pretrainedOther.hidden = el.pretrained.value !== OTHER;
   }
 
-  async function setMode(mode) {
+  function setMode(mode) {
     if (mode === state.mode) return;
     if (mode === "json") {
-      await loadSplits();
       formToDoc();
       el.json.value = JSON.stringify(state.doc, null, 2);
     } else if (!readJson()) {
@@ -256,10 +242,7 @@ async function load(view, cloneId) {
   async function submit() {
     clearErrors();
     if (state.mode === "json" && !readJson()) return;
-    if (state.mode === "form") {
-      await loadSplits();
-      formToDoc();
-    }
+    if (state.mode === "form") formToDoc();
     const priority = parseValue(el.priority.value) ?? 0;
     if (typeof priority === "number" && priority > highest) {
       showError("priority", `at most ${highest} for you${highest ? "" : ": a higher priority needs an admin"}`);
@@ -302,17 +285,6 @@ function readyDatasets(datasets) {
     const version = d.versions.find((v) => v.version === d.latest_ready);
     return {id: d.id, name: d.name, version: version.version, task: version.task, format: version.format};
   });
-}
-
-// data.train_split, val_split and test_split for a dataset's split names (ADE20K-style folders are
-// "training" and "validation"): training reads the split named train..., validation the one named
-// val... (else the other one), testing the one named test... (else validation's). None: keep the hypes'.
-function splitKeys(names) {
-  if (!names.length) return {};
-  const train = names.find((n) => /^train/i.test(n)) ?? names[0];
-  const others = names.filter((n) => n !== train);
-  const val = others.find((n) => /^val/i.test(n)) ?? others[0] ?? train;
-  return {train_split: train, val_split: val, test_split: others.find((n) => /^test/i.test(n)) ?? val};
 }
 
 function headline(metrics) {

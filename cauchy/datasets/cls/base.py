@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from cauchy.datasets.errors import DatasetError
-from cauchy.datasets.io import drop_bad_images, read_image
+from cauchy.datasets.io import drop_bad_images, read_image, require_file
 from cauchy.datasets.seg.masks import CLASS_LIST, read_class_list
 
 Sample = dict[str, Any]
@@ -79,3 +79,19 @@ def indexed_dataset(samples: Sequence[tuple[str, int]], source: str,
     if class_names is None:
         class_names = [str(i) for i in range(max((label for _, label in samples), default=-1) + 1)]
     return ClsDataset(samples, class_names, source, transforms, skip_bad_images)
+
+
+ListReader = Callable[[str, str], list[tuple[str, int]]]
+"""Reads a list file (its path, the data root) into ``(image path, class index)`` pairs."""
+
+
+def list_file_dataset(suffix: str, read: ListReader) -> Callable[..., ClsDataset]:
+    """The dataset builder of a list-file format: ``root/<split><suffix>`` read by ``read``, class names
+    as :func:`indexed_dataset` finds them."""
+
+    def build(root: str, split: str, transforms: Callable[[Sample], Sample] | None = None,
+              skip_bad_images: bool = False, class_names: list[str] | None = None) -> ClsDataset:
+        list_path = require_file(os.path.join(root, f"{split}{suffix}"), "list file")
+        return indexed_dataset(read(list_path, root), list_path, transforms, skip_bad_images, class_names, root)
+
+    return build

@@ -3,11 +3,9 @@ from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Callable
 
-from cauchy.datasets.cls.base import ClsDataset, Sample, indexed_dataset, parse_label
+from cauchy.datasets.cls.base import list_file_dataset, parse_label
 from cauchy.datasets.errors import DatasetError
-from cauchy.datasets.io import require_file
 from cauchy.registry import DATASETS
 
 
@@ -32,9 +30,4 @@ def read_csv_list(list_path: str, root: str) -> list[tuple[str, int]]:
     return samples
 
 
-@DATASETS.register("csv_list")
-def csv_list(root: str, split: str, transforms: Callable[[Sample], Sample] | None = None,
-             skip_bad_images: bool = False, class_names: list[str] | None = None) -> ClsDataset:
-    list_path = require_file(os.path.join(root, f"{split}.csv"), "list file")
-    samples = read_csv_list(list_path, root)
-    return indexed_dataset(samples, list_path, transforms, skip_bad_images, class_names, root)
+csv_list = DATASETS.register("csv_list")(list_file_dataset(".csv", read_csv_list))

@@ -6,11 +6,9 @@ may contain spaces.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 
-from cauchy.datasets.cls.base import ClsDataset, Sample, indexed_dataset, parse_label
+from cauchy.datasets.cls.base import list_file_dataset, parse_label
 from cauchy.datasets.errors import DatasetError
-from cauchy.datasets.io import require_file
 from cauchy.registry import DATASETS
 
 
@@ -37,9 +35,4 @@ def read_txt_list(list_path: str, root: str) -> list[tuple[str, int]]:
     return samples
 
 
-@DATASETS.register("txt_list")
-def txt_list(root: str, split: str, transforms: Callable[[Sample], Sample] | None = None,
-             skip_bad_images: bool = False, class_names: list[str] | None = None) -> ClsDataset:
-    list_path = require_file(os.path.join(root, f"{split}.txt"), "list file")
-    samples = read_txt_list(list_path, root)
-    return indexed_dataset(samples, list_path, transforms, skip_bad_images, class_names, root)
+txt_list = DATASETS.register("txt_list")(list_file_dataset(".txt", read_txt_list))

@@ -106,42 +106,66 @@ def _image_size(image: RawImage) -> tuple[int, int]:
     return read_image(image.path).shape[:2]
 
 
-def check_image(image: RawImage, index: dict[str, int], skip_bad_boxes: bool,
-                bad: list[tuple[str, str]], suspects: dict[str, str] | None = None) -> Record:
-    """Clip boxes to the image; a bad box raises DatasetError or, when skipping, goes to ``bad``.
+def _bad_box(image: RawImage, i: int, box: np.ndarray, known: bool, width: int, height: int, count: int,
+             suspects: dict[str, str] | None) -> str:
+    """Why object ``i`` of ``image`` is left out."""
+    name = image.names[i]
+    if not known and suspects and name in suspects:
+        return (f"object {i} has class {name!r}, which looks like a misspelling of {suspects[name]!r} (rarer in the "
+                f"data); fix the annotation, or list every class in data.class_names if both are meant")
+    if not known:
+        return f"object {i} has class {name!r}, not one of the {count} class names"
+    return f"object {i} ({name}) has no area inside the {width}x{height} image: bbox {box.tolist()}"
+
+
+def _flags(images: Sequence[RawImage], field: str, counts: Sequence[int]) -> np.ndarray:
+    """One field of every image, concatenated: False for an image that does not give it."""
+    parts = [np.zeros(n, dtype=bool) if getattr(image, field) is None
+             else np.asarray(getattr(image, field), dtype=bool).reshape(n) for image, n in zip(images, counts)]
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=bool)
+
+
+def check_images(images: Sequence[RawImage], index: dict[str, int], skip_bad_boxes: bool,
+                 bad: list[tuple[str, str]], suspects: dict[str, str] | None = None) -> list[Record]:
+    """Clip every image's boxes to its image, the whole split at once (numpy costs more per call than a
+    few boxes take); a bad box raises DatasetError or, when skipping, goes to ``bad`` (in image order).
     ``suspects`` (see :func:`misspellings`) explains an unknown class that looks like a known one."""
-    n = len(image.names)
-    boxes = np.asarray(image.boxes, dtype=np.float64).reshape(n, 4)
-    height, width = _image_size(image)
+    counts = [len(image.names) for image in images]
+    starts = np.concatenate(([0], np.cumsum(counts, dtype=np.intp)))
+    sizes = [_image_size(image) for image in images]
+    boxes = np.concatenate([np.asarray(image.boxes, dtype=np.float64).reshape(n, 4) for image, n in zip(images, counts)]
+                           or [np.zeros((0, 4))])
+    limits = np.repeat(np.array(sizes, dtype=np.float64).reshape(-1, 2)[:, [1, 0, 1, 0]], counts, axis=0)
     finite = np.isfinite(boxes).all(axis=1)
-    clipped = np.where(finite[:, None], boxes, 0).clip(0, [width, height, width, height])
+    clipped = np.minimum(np.maximum(np.where(finite[:, None], boxes, 0), 0), limits)
     positive = (clipped[:, 2] > clipped[:, 0]) & (clipped[:, 3] > clipped[:, 1])
-    known = np.array([name in index for name in image.names], dtype=bool)
-    keep = finite & positive & known
-    for i in np.flatnonzero(~keep):
-        if not known[i] and suspects and image.names[i] in suspects:
-            reason = (f"object {i} has class {image.names[i]!r}, which looks like a misspelling of "
-                      f"{suspects[image.names[i]]!r} (rarer in the data); fix the annotation, or list every "
-                      f"class in data.class_names if both are meant")
-        elif not known[i]:
-            reason = f"object {i} has class {image.names[i]!r}, not one of the {len(index)} class names"
-        else:
-            reason = f"object {i} ({image.names[i]}) has no area inside the {width}x{height} image: " \
-                     f"bbox {boxes[i].tolist()}"
+    labels = np.array([index.get(name, -1) for image in images for name in image.names], dtype=np.int64)
+    keep = finite & positive & (labels >= 0)
+    left_out = np.flatnonzero(~keep)
+    image_of = np.searchsorted(starts, left_out, side="right") - 1
+    for box, j in zip(left_out.tolist(), image_of.tolist()):
+        image, (height, width) = images[j], sizes[j]
+        reason = _bad_box(image, box - int(starts[j]), boxes[box], bool(labels[box] >= 0), width, height, len(index),
+                          suspects)
         if not skip_bad_boxes:
             raise DatasetError(f"{image.source}: {reason} (set data.params.skip_bad_boxes to skip such boxes)")
         bad.append((image.source, reason))
-
-    def flags(values: np.ndarray | None) -> np.ndarray:
-        return (np.zeros(n, dtype=bool) if values is None else np.asarray(values, dtype=bool).reshape(n))[keep]
-
-    labels = np.array([index[name] for name, k in zip(image.names, keep) if k], dtype=np.int64)
-    kept = clipped[keep]
-    box_areas = (kept[:, 2] - kept[:, 0]) * (kept[:, 3] - kept[:, 1])
-    areas = box_areas if image.areas is None else np.asarray(image.areas, dtype=np.float64).reshape(n)[keep]
-    masks = None if image.masks is None else [m for m, k in zip(image.masks, keep) if k]
-    return Record(image.path, image.image_id, kept, labels, flags(image.difficult), flags(image.iscrowd), areas,
-                  masks)
+    box_areas = (clipped[:, 2] - clipped[:, 0]) * (clipped[:, 3] - clipped[:, 1])
+    own_areas = [image.areas is not None for image in images]
+    areas = box_areas if not any(own_areas) else np.concatenate(
+        [np.asarray(image.areas, dtype=np.float64).reshape(n) if own else box_areas[start:start + n]
+         for image, n, own, start in zip(images, counts, own_areas, starts.tolist())] or [np.zeros(0)])
+    difficult, iscrowd = _flags(images, "difficult", counts), _flags(images, "iscrowd", counts)
+    partial = set(image_of.tolist())
+    records = []
+    for j, image in enumerate(images):
+        start, end = int(starts[j]), int(starts[j + 1])
+        # each record's own arrays (a view would keep the whole split's alive through any one of them)
+        take = start + np.flatnonzero(keep[start:end]) if j in partial else np.arange(start, end)
+        masks = None if image.masks is None else [m for m, k in zip(image.masks, keep[start:end]) if k]
+        records.append(Record(image.path, image.image_id, clipped[take], labels[take], difficult[take], iscrowd[take],
+                              areas[take], masks))
+    return records
 
 
 class DetDataset:
@@ -163,7 +187,7 @@ class DetDataset:
         images, self.bad_images = drop_bad_images(images, lambda image: image.path, source, skip_bad_images)
         index = {name: i for i, name in enumerate(self.class_names)}
         self.bad_boxes: list[tuple[str, str]] = []
-        self.records = [check_image(image, index, skip_bad_boxes, self.bad_boxes, suspects) for image in images]
+        self.records = check_images(images, index, skip_bad_boxes, self.bad_boxes, suspects)
         if self.skipped or self.skipped_boxes or self.skipped_annotations:
             log.warning("%s: skipped %d bad images, %d bad boxes and %d annotations of no listed image%s", source,
                         self.skipped, self.skipped_boxes, self.skipped_annotations,

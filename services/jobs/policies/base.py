@@ -55,6 +55,7 @@ class Pending:
     duration_s: float | None = None  # the user's time limit, or an estimate; None: unknown
     preemptible: bool = True
     queued_at: float | None = None  # when it was submitted, or requeued after a preemption (None: unknown)
+    nodes: int = 1  # machines it spans: ``gpus`` and ``cpu_slots`` are its total, an equal part on each
 
     @cached_property
     def kind(self) -> str:
@@ -227,6 +228,23 @@ def describe_units(kind: str, n: int) -> str:
     return f"{n} CPU slot" + ("s" if n != 1 else "")
 
 
+def machine(gpu: str) -> str:
+    """The machine of a GPU: the name before its last ``:`` (the ray executor's ``<node>:<index>``; a local GPU's
+    index has none: all are this machine's)."""
+    return gpu.rpartition(":")[0]
+
+
+def pick_gpus(free: Sequence[str], count: int, nodes: int) -> tuple[str, ...] | None:
+    """``count`` of the ``free`` GPUs, an equal part on each of ``nodes`` machines (the first machines, in
+    capacity order, with that many free; the first GPUs of each); None when not that many machines have it."""
+    per = count // nodes
+    on: dict[str, list[str]] = {}
+    for gpu in free:
+        on.setdefault(machine(gpu), []).append(gpu)
+    chosen = [gpus[:per] for gpus in on.values() if len(gpus) >= per][:nodes]
+    return tuple(gpu for gpus in chosen for gpu in gpus) if len(chosen) == nodes else None
+
+
 def decide(policy: Policy, queue: Sequence[Pending], running: Sequence[Active], usage: Usage,
            capacity: Capacity, now: float) -> Decision:
     """Which jobs start now (with their GPUs), which running jobs are preempted for whom, and for every other
@@ -270,7 +288,8 @@ def decide(policy: Policy, queue: Sequence[Pending], running: Sequence[Active], 
         quota = capacity.quotas.get(job.group) if kind == "gpu" else None
         if reason is None and quota is not None and held[kind].get(job.group, 0) + job.units > quota.ceiling:
             reason = f"group quota {held[kind].get(job.group, 0)} of {quota.ceiling} GPUs in use"
-        fits = free[kind] >= job.units and job.memory_mb <= memory and ports > 0
+        gpus = pick_gpus(free_gpus, job.gpus, job.nodes) if kind == "gpu" and free[kind] >= job.units else ()
+        fits = free[kind] >= job.units and gpus is not None and job.memory_mb <= memory and ports > 0
         if reason is None and fits and kind in reservation:
             head, start, spare = reservation[kind]
             if job.duration_s is not None and now + job.duration_s <= start:
@@ -280,8 +299,8 @@ def decide(policy: Policy, queue: Sequence[Pending], running: Sequence[Active], 
             else:
                 reason = _behind(policy, job, head, now - capacity.starvation_s)
         if reason is None and fits:
-            gpus = tuple(free_gpus[:job.gpus])
-            del free_gpus[:job.gpus]
+            taken = set(gpus)
+            free_gpus = [gpu for gpu in free_gpus if gpu not in taken]
             free[kind] -= job.units
             memory -= job.memory_mb
             ports -= 1
@@ -292,7 +311,10 @@ def decide(policy: Policy, queue: Sequence[Pending], running: Sequence[Active], 
             position -= 1  # a job that starts leaves the queue
             continue
         if reason is None:
-            if free[kind] >= job.units:
+            if free[kind] >= job.units and gpus is None:
+                reason = f"needs {describe_units(kind, job.units // job.nodes)} free on each of {job.nodes} machines" \
+                    if job.nodes > 1 else f"needs {describe_units(kind, job.units)} free on one machine"
+            elif free[kind] >= job.units:
                 reason = "waiting for a Visdom port" if ports <= 0 else \
                     f"needs {job.memory_mb} MB of memory, {max(memory, 0):.0f} MB free"
             else:
