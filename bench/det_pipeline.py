@@ -14,7 +14,8 @@ images with persistent, warmed-up workers.
     python bench/det_pipeline.py [--images 512] [--batch-size 32] [--workers 2] [--rounds 5]
 
 The last line of output is one JSON object with the figures, ``ratio`` (Cauchy over the faster
-torchvision side) and ``of_decode_only``.
+torchvision side), ``of_decode_only`` and ``of_decode_only_cpu`` (the same from CPU time per image,
+steadier on a busy machine: ``bench/pipelines.py``).
 """
 from __future__ import annotations
 
@@ -112,11 +113,11 @@ def main() -> None:
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory(prefix="cauchy-bench-") as root:
         loaders = make_loaders(write_images(root, args.images, seed=0), args.batch_size, args.workers)
-        rates = pipeline_rates(loaders, check, args.rounds)
+        rates, cpu = pipeline_rates(loaders, check, args.rounds)
         del loaders
     print(f"{args.images} JPEGs {WIDTH}x{HEIGHT} with 1-8 boxes -> hflip + crop {CROP[1]}x{CROP[0]} + resize "
           f"{OUT[1]}x{OUT[0]} + normalise, batch {args.batch_size}, {args.workers} workers, {args.rounds} rounds")
-    print(json.dumps(summary(rates, "images/s", limit=DECODE_LIMIT, images=args.images, batch_size=args.batch_size,
+    print(json.dumps(summary(rates, "images/s", limit=DECODE_LIMIT, **cpu, images=args.images, batch_size=args.batch_size,
                              workers=args.workers, rounds=args.rounds)))
 
 

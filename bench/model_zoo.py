@@ -52,6 +52,8 @@ import psutil
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
+from rounds import cpu_seconds  # noqa: E402
+
 from cauchy import exitcodes, rundir  # noqa: E402
 from cauchy.visualizer import read_events  # noqa: E402
 
@@ -97,18 +99,6 @@ def is_start(event: dict) -> bool:
 def is_loss(event: dict) -> bool:
     """A training loss event; the trainer logs the first iteration's on its own."""
     return event["phase"] == "train" and event["name"] == "loss"
-
-
-def cpu_seconds(proc: psutil.Process) -> float:
-    """User + system CPU time of a process and its children (data-loader workers) so far."""
-    total = 0.0
-    for p in [proc, *proc.children(recursive=True)]:
-        try:
-            times = p.cpu_times()
-        except psutil.NoSuchProcess:
-            continue
-        total += times.user + times.system
-    return total
 
 
 def wait_out(budget: float, proc: subprocess.Popen, device: str) -> None:

@@ -18,7 +18,8 @@ Rounds alternate so machine-load drifts hit all sides alike.
     python bench/pose_pipeline.py [--images 160] [--size 320] [--batch-size 32] [--workers 2] [--rounds 3]
 
 The last line of output is one JSON object with the figures, ``ratio`` (Cauchy over the faster
-torchvision side) and ``of_decode_only``.
+torchvision side), ``of_decode_only`` and ``of_decode_only_cpu`` (the same from CPU time per image,
+steadier on a busy machine: ``bench/pipelines.py``).
 """
 from __future__ import annotations
 
@@ -132,13 +133,13 @@ def main() -> None:
         prepare_shapes(root, "scripts/pose/sticks/prepare.py", train=args.images, val=0, size=args.size, seed=0)
         loaders = make_loaders(root, args.batch_size, args.workers)
         people = len(loaders["cauchy"].dataset)
-        rates = pipeline_rates(loaders, check, args.rounds)
+        rates, cpu = pipeline_rates(loaders, check, args.rounds)
         del loaders
     print(f"{args.images} sticks JPEGs (<= {args.size} px), {people} people -> person crop {HEIGHT}x{WIDTH} (box x"
           f"{BOX_SCALE}, scale {list(SCALE)}, rotation +-{ROTATION:g} deg) + hflip with pair swap + normalise + "
           f"{HEIGHT // STRIDE}x{WIDTH // STRIDE} heatmaps, batch {args.batch_size}, {args.workers} workers, "
           f"{args.rounds} rounds; rates are people (crops) per second")
-    print(json.dumps(summary(rates, "images/s", limit=DECODE_LIMIT, images=args.images, people=people,
+    print(json.dumps(summary(rates, "images/s", limit=DECODE_LIMIT, **cpu, images=args.images, people=people,
                              batch_size=args.batch_size, workers=args.workers, rounds=args.rounds)))
 
 

@@ -1,9 +1,11 @@
 """Side-by-side rounds shared by the benchmarks: a warm-up of each side, then alternating rounds, and the
-summary whose figures end up on a benchmark's last (JSON) line. Torch-free."""
+summary whose figures end up on a benchmark's last (JSON) line, and CPU time of a process tree. Torch-free."""
 from __future__ import annotations
 
 import statistics
 from collections.abc import Callable
+
+import psutil
 
 
 def alternate(runs: dict[str, Callable[[], float]], rounds: int) -> dict[str, list[float]]:
@@ -36,3 +38,15 @@ def summary(rates: dict[str, list[float]], unit: str, limit: str | None = None, 
         figures[f"of_{limit}"] = round(medians[first] / medians[limit], 3)
         print(f"  {first} at {figures[f'of_{limit}']:.3f} of {limit}")
     return {**figures, **facts, **{f"{n}_rounds": [round(v, 2) for v in r] for n, r in rates.items()}}
+
+
+def cpu_seconds(proc: psutil.Process) -> float:
+    """User + system CPU time so far of a process and of its children alive now (data-loader workers)."""
+    total = 0.0
+    for p in [proc, *proc.children(recursive=True)]:
+        try:
+            times = p.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total

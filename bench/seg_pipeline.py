@@ -2,21 +2,24 @@
 (PIL decoding, and decode_jpeg on uint8 tensors), beside the decode-only limit (``bench/pipelines.py``).
 
 All read the same JPEGs (500x375, like Pascal VOC) and palette PNG label maps through a DataLoader
-with the same batch size and workers, and deliver normalised float32 NCHW images with int64 label
-maps after: random scale by a factor in [0.5, 2.0] (torchvision: ``RandomResize`` of the shorter
+with the same batch size and workers, and deliver NCHW images (Cauchy's and the decode_jpeg side's
+uint8, normalised on the model's device; the PIL side's normalised float32) with uint8 label maps
+(widened to int64 where the loss runs) after: random scale by a factor in [0.5, 2.0] (torchvision: ``RandomResize`` of the shorter
 side over the same range), random crop of 320x320 padded where the image is smaller (image 0, mask
 255, the ignore value), horizontal flip (p=0.5), normalise. Cauchy scales and crops in one step
 (``random_scale_crop``: the window is drawn in the original image and only it is resized; the same
 augmentation as ``random_scale`` + ``random_crop``, which torchvision's side does). Cauchy reads
 through its VOC segmentation reader and loads as the Trainer does (keyed batches, per-sample seeded
 streams, the seg method's collate, which also carries each image's original mask for evaluation).
+The decode-only limit decodes each sample's JPEG and its PNG mask (to label indices, with PIL).
 Rounds alternate so machine-load drifts hit all sides alike; each round is one pass over the
 images with persistent, warmed-up workers.
 
     python bench/seg_pipeline.py [--images 384] [--batch-size 16] [--workers 2] [--rounds 3]
 
 The last line of output is one JSON object with the figures, ``ratio`` (Cauchy over the faster
-torchvision side) and ``of_decode_only``.
+torchvision side), ``of_decode_only`` and ``of_decode_only_cpu`` (the same from CPU time per image,
+steadier on a busy machine: ``bench/pipelines.py``).
 """
 from __future__ import annotations
 
@@ -82,9 +85,11 @@ def write_images(root: str, count: int, seed: int) -> list[str]:
 
 
 def torchvision_collate(batch: list) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images and label maps stacked, the maps uint8 as read (widened where the loss runs, as
+    Cauchy's are)."""
     images, masks = zip(*batch)
     return (default_collate([i.as_subclass(torch.Tensor) for i in images]),
-            default_collate([m.as_subclass(torch.Tensor).long() for m in masks]))
+            default_collate([m.as_subclass(torch.Tensor) for m in masks]))
 
 
 def make_loaders(root: str, ids: list[str], batch_size: int, workers: int) -> dict[str, DataLoader]:
@@ -98,19 +103,21 @@ def make_loaders(root: str, ids: list[str], batch_size: int, workers: int) -> di
             v2.RandomCrop(CROP, pad_if_needed=True, fill={tv_tensors.Image: 0, tv_tensors.Mask: IGNORE}),
             v2.RandomHorizontalFlip(p=0.5), *to_model(normalise, MEAN, STD)])
 
+    masks = [os.path.join(root, "SegmentationClass", name + ".png") for name in ids]
+
     def target(index: int, size: tuple[int, int], read_mask: Any) -> tv_tensors.Mask:
-        return read_mask(os.path.join(root, "SegmentationClass", ids[index] + ".png"))
+        return read_mask(masks[index])
 
     paths = [os.path.join(root, "JPEGImages", name + ".jpg") for name in ids]
     return {"cauchy": training_loader(cauchy_set, batch_size, collate_fn=collate_segmentation, num_workers=workers,
                                       persistent_workers=workers > 0),
-            **baseline_loaders(paths, tv_transforms, target, torchvision_collate, batch_size, workers)}
+            **baseline_loaders(paths, tv_transforms, target, torchvision_collate, batch_size, workers, masks)}
 
 
 def check(batch: dict | tuple) -> int:
-    """Normalised CROP x CROP images with int64 label maps of the same size."""
+    """CROP x CROP images with uint8 label maps of the same size."""
     images, masks = (batch["image"], batch["mask"]) if isinstance(batch, dict) else batch
-    assert masks.dtype == torch.int64 and tuple(masks.shape[-2:]) == (CROP, CROP), (masks.dtype, masks.shape)
+    assert masks.dtype == torch.uint8 and tuple(masks.shape[-2:]) == (CROP, CROP), (masks.dtype, masks.shape)
     return model_images(images, (CROP, CROP))
 
 
@@ -125,11 +132,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="cauchy-bench-") as root:
         ids = write_images(root, args.images, seed=0)
         loaders = make_loaders(root, ids, args.batch_size, args.workers)
-        rates = pipeline_rates(loaders, check, args.rounds)
+        rates, cpu = pipeline_rates(loaders, check, args.rounds)
         del loaders
     print(f"{args.images} JPEGs {WIDTH}x{HEIGHT} + palette PNG masks -> random scale [0.5, 2] + crop {CROP} (pad, "
           f"mask {IGNORE}) + hflip + normalise, batch {args.batch_size}, {args.workers} workers, {args.rounds} rounds")
-    print(json.dumps(summary(rates, "images/s", limit=DECODE_LIMIT, images=args.images, batch_size=args.batch_size,
+    print(json.dumps(summary(rates, "images/s", limit=DECODE_LIMIT, **cpu, images=args.images, batch_size=args.batch_size,
                              workers=args.workers, rounds=args.rounds)))
 
 

@@ -337,17 +337,19 @@ class ColorJitter:
 
 
 _TENSOR_DTYPES = {"boxes": torch.float32, "labels": torch.int64, "difficult": torch.bool,
-                  "iscrowd": torch.bool, "mask": torch.int64, "masks": torch.uint8, "keypoints": torch.float32,
+                  "iscrowd": torch.bool, "masks": torch.uint8, "keypoints": torch.float32,
                   "scale_factor": torch.float32, "flip_index": torch.int64, "affine": torch.float64}
+LABEL_MAPS = ("mask",)  # kept in their reader's integer type (uint8 up to 255 classes): a quarter to an eighth of the bytes
 
 
 @TRANSFORMS.register("normalize")
 class Normalize:
-    """Last step: the image as a contiguous uint8 CHW tensor (numpy's transposing copy: about three
-    times faster than torch's uint8 permute, and the collate's stack is then a plain copy), targets
-    as tensors. The arithmetic ``(image / div_value - mean) / std`` is
-    ``normalizer``'s, applied on the model's device to whole batches (``Method.prepare``), so the
-    loader's workers move a quarter of the bytes and do no float work."""
+    """Last step: the image as a uint8 CHW tensor, a view of the HWC pixels (the collate,
+    ``batches.stack``, transposes it straight into the batch), targets as tensors; label maps keep
+    their narrow integer type (the method widens them on the model's device). The arithmetic
+    ``(image / div_value - mean) / std`` is ``normalizer``'s, applied on the model's device to whole
+    batches (``Method.prepare``), so the loader's workers move a quarter of the bytes and do no float
+    work."""
 
     def __init__(self, div_value: float = 255.0, mean: Sequence[float] = IMAGENET_MEAN,
                  std: Sequence[float] = IMAGENET_STD) -> None:
@@ -355,8 +357,11 @@ class Normalize:
 
     def __call__(self, sample: Sample) -> Sample:
         out = dict(sample)
-        out["image"] = torch.from_numpy(np.ascontiguousarray(sample["image"].transpose(2, 0, 1)))
+        out["image"] = torch.from_numpy(np.ascontiguousarray(sample["image"])).permute(2, 0, 1)
         for key, dtype in _TENSOR_DTYPES.items():
             if key in sample:
                 out[key] = torch.as_tensor(np.ascontiguousarray(sample[key])).to(dtype)
+        for key in LABEL_MAPS:
+            if key in sample:
+                out[key] = torch.from_numpy(np.ascontiguousarray(sample[key]))
         return out

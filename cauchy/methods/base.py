@@ -7,6 +7,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from cauchy.datasets import batches
 from cauchy.datasets.normalize import InputNormalizer
 from cauchy.metrics.base import Evaluator
 
@@ -92,12 +93,13 @@ class Method(nn.Module):
 
     @staticmethod
     def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
-        """Stack tensors, keep everything else as lists."""
+        """Stack tensors (``batches.stack``: in a loader's worker into its reused shared memory), keep
+        everything else as lists."""
         batch: dict[str, Any] = {}
         for key in samples[0]:
             values = [s[key] for s in samples]
             if isinstance(values[0], torch.Tensor):
-                batch[key] = torch.stack(values)
+                batch[key] = batches.stack(values)
             elif isinstance(values[0], (int, float)) and not isinstance(values[0], bool):
                 batch[key] = torch.tensor(values)
             else:

@@ -9,14 +9,12 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import default_collate
 from torchvision.models.detection import MaskRCNN
 from torchvision.models.detection.roi_heads import paste_masks_in_image
 
 from cauchy import rundir
-from cauchy.datasets import geometry, rle
+from cauchy.datasets import batches, geometry, rle
 from cauchy.datasets.det.base import to_original
 from cauchy.hypes import HypesError
 from cauchy.methods.base import Method
@@ -42,25 +40,24 @@ def collate_detection(samples: list[dict[str, Any]], size_divisor: int = SIZE_DI
     [N, h, w] of their own image); ``scale_factor`` and
     ``orig_size`` as [B, 2] tensors; everything else as lists.
 
-    Built to cross from a DataLoader worker cheaply: the image batch goes through
-    ``default_collate`` (which allocates it in shared memory there), and each per-box field is
-    one tensor split into per-image views, so a batch is a handful of shared buffers rather than
+    Built to cross from a DataLoader worker cheaply: the image batch is ``batches.stack``'s (in a
+    worker's reused shared memory), and each per-box field is one tensor split into per-image views
+    (``batches.packed``: pickled as that tensor), so a batch is a handful of shared buffers rather than
     four per image.
     """
     sizes = torch.tensor([list(s["image"].shape[-2:]) for s in samples])
     h, w = (-(-int(v) // size_divisor) * size_divisor for v in sizes.max(dim=0).values)
-    images = [s["image"] if tuple(s["image"].shape[-2:]) == (h, w) else
-              F.pad(s["image"], (0, w - s["image"].shape[-1], 0, h - s["image"].shape[-2])) for s in samples]
-    batch: dict[str, Any] = {"image": default_collate(images), "image_sizes": sizes,
+    channels = samples[0]["image"].shape[0]
+    batch: dict[str, Any] = {"image": batches.stack([s["image"] for s in samples], size=(channels, h, w)),
+                             "image_sizes": sizes,
                              "scale_factor": torch.tensor([list(s.get("scale_factor", (1.0, 1.0))) for s in samples],
                                                           dtype=torch.float32),
                              "orig_size": torch.tensor([list(s["orig_size"]) for s in samples])}
-    counts = [len(s["boxes"]) for s in samples] if "boxes" in samples[0] else []
     for key in samples[0]:
         if key in IMAGE_SIZED_FIELDS:
             batch[key] = [torch.as_tensor(s[key]) for s in samples]
         elif key in BOX_FIELDS:
-            batch[key] = list(torch.cat([torch.as_tensor(s[key]) for s in samples]).split(counts))
+            batch[key] = batches.packed([torch.as_tensor(s[key]) for s in samples])
         elif key not in batch:
             batch[key] = [s[key] for s in samples]
     return batch

@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch import nn
-from torch.utils.data import default_collate
 
+from cauchy.datasets import batches
 from cauchy.datasets.seg.palette import colorize, voc_palette
 from cauchy.hypes import HypesError
 from cauchy.methods.base import Method
@@ -34,20 +34,13 @@ def collate_segmentation(samples: list[dict[str, Any]], ignore_index: int = 255)
     """Images zero-padded and masks padded with ``ignore_index`` (bottom/right) to the largest in the
     batch, ``image_sizes`` [B, 2] (h, w before padding), ``orig_mask`` as a list of per-image tensors
     at the original size, everything else as lists (``orig_size`` as a [B, 2] tensor)."""
-    sizes = torch.tensor([list(s["image"].shape[-2:]) for s in samples])
-    h, w = (int(v) for v in sizes.max(dim=0).values)
-
-    def padded(tensor: torch.Tensor, fill: int) -> torch.Tensor:
-        if tuple(tensor.shape[-2:]) == (h, w):
-            return tensor
-        return F.pad(tensor, (0, w - tensor.shape[-1], 0, h - tensor.shape[-2]), value=fill)
-
-    batch: dict[str, Any] = {"image": default_collate([padded(s["image"], 0) for s in samples]), "image_sizes": sizes,
+    batch: dict[str, Any] = {"image": batches.stack([s["image"] for s in samples]),
+                             "image_sizes": torch.tensor([list(s["image"].shape[-2:]) for s in samples]),
                              "orig_size": torch.tensor([list(s["orig_size"]) for s in samples])}
     if "mask" in samples[0]:
-        batch["mask"] = default_collate([padded(torch.as_tensor(s["mask"]), ignore_index) for s in samples])
+        batch["mask"] = batches.stack([torch.as_tensor(s["mask"]) for s in samples], fill=ignore_index)
     if "orig_mask" in samples[0]:
-        batch["orig_mask"] = [torch.as_tensor(np.ascontiguousarray(s["orig_mask"])) for s in samples]
+        batch["orig_mask"] = batches.packed([torch.as_tensor(np.ascontiguousarray(s["orig_mask"])) for s in samples])
     for key in samples[0]:
         if key not in batch:
             batch[key] = [s[key] for s in samples]
@@ -105,6 +98,14 @@ class SegmentationMethod(Method):
 
     def collate(self, samples: list[dict[str, Any]]) -> dict[str, Any]:
         return collate_segmentation(samples, self.ignore_index)
+
+    def prepare(self, batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
+        """Also the label maps widened to int64 (the loss's target type) on the device: the loader
+        moves them in their reader's narrow type."""
+        batch = super().prepare(batch, device)
+        if "mask" in batch:
+            batch["mask"] = batch["mask"].long()
+        return batch
 
     def forward_train(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         out = self.model(batch["image"])

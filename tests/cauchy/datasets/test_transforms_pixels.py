@@ -26,7 +26,7 @@ def test_normalize_outputs_uint8_chw_and_tensor_targets_and_its_normalizer_the_f
     assert normalised.dtype == torch.float32 and normalised.shape == (3, 4, 6)
     assert torch.allclose(normalised[:, 0, 0], torch.tensor([1.0, -1.0, 0.0]))
     assert out["boxes"].dtype == torch.float32 and out["labels"].dtype == torch.int64
-    assert out["mask"].dtype == torch.int64 and out["mask"].shape == (4, 6)
+    assert out["mask"].dtype == torch.uint8 and out["mask"].shape == (4, 6)  # its reader's type: widened on the device
     assert out["keypoints"].dtype == torch.float32 and out["difficult"].dtype == torch.bool
     assert out["label"] == 3
 
