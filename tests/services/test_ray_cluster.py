@@ -19,6 +19,7 @@ import requests
 from services.config import REPO_ROOT, Settings
 from services.executors.ray_cluster import RayExecutor
 from services.jobs import files
+from services.jobs.store import ENDED
 from tests.nginx.stack import Stack
 from tests.services.live_service import FAKE_TASK, LiveService, make_hypes, port_range, wait_for
 from tests.services.ray_nodes import Cluster, cauchy_nodes
@@ -95,7 +96,6 @@ def test_a_job_spanning_both_nodes_trains_with_a_node_rank_on_each(service: Live
     of a bundle on ``b`` and one on ``a``; both nodes count the job; rank 0's node streams the job's files home
     (its checkpoint says two ranks trained), rank 1's its log under ``nodes/1/``; the group is removed at the end."""
     import torch
-    from ray.util.state import list_placement_groups
 
     refused = service.call("POST", "/api/v1/jobs", json={"hypes": make_hypes("ok"), "resources": {"nodes": 3}})
     assert refused.status_code == 400 and refused.json()["error"]["field"] == "resources.nodes", refused.text
@@ -125,12 +125,19 @@ def test_a_job_spanning_both_nodes_trains_with_a_node_rank_on_each(service: Live
     assert steps and steps[-1] == 4
     checkpoint = torch.load(directory / "checkpoints" / "latest.pth", weights_only=True)  # uploaded by b
     assert checkpoint["trainer"]["world_size"] == 2 and len(checkpoint["rng_ranks"]) == 2
-    groups = list_placement_groups(address=cluster.dashboard, filters=[("name", "=", f"cauchy-job-{job['id']}")],
+    wait_for(lambda: placement_removed(cluster, job["id"]), 60, "the job's placement group removed")
+
+
+def placement_removed(cluster: Cluster, job_id: int) -> bool:
+    """Whether the job's placement group was made and is removed (its bundles free for the next job)."""
+    from ray.util.state import list_placement_groups
+
+    groups = list_placement_groups(address=cluster.dashboard, filters=[("name", "=", f"cauchy-job-{job_id}")],
                                    raise_on_missing_output=False)
-    assert groups and all(group.state == "REMOVED" for group in groups), groups
+    return bool(groups) and all(group.state == "REMOVED" for group in groups)
 
 
-def test_a_stop_reaches_every_node_rank(service: LiveService):
+def test_a_stop_reaches_every_node_rank(service: LiveService, cluster: Cluster):
     """A stop is Ray's SIGTERM to the job's driver, which passes it on to each node rank: both save and exit 3."""
     job = service.submit(make_hypes("run"), resources={"nodes": 2})
     directory = files.job_dir(service.settings.jobs_dir, job["id"])
@@ -141,6 +148,7 @@ def test_a_stop_reaches_every_node_rank(service: LiveService):
     assert done["state"] == "stopped" and done["exit_code"] == 3, done
     assert json.loads(read(directory / "nodes" / "1" / "exit.json"))["exit_code"] == 3  # rank 1 saved too
     assert "node_rank=1" in read(directory / "nodes" / "1" / "stdout.log")
+    wait_for(lambda: placement_removed(cluster, job["id"]), 60, "the stopped job's placement group removed")
 
 
 def test_a_job_spanning_nodes_whose_node_rank_dies_is_requeued_whole(service: LiveService, cluster: Cluster):
@@ -149,7 +157,8 @@ def test_a_job_spanning_nodes_whose_node_rank_dies_is_requeued_whole(service: Li
     cannot be lost here without the cluster.)"""
     job = service.submit(make_hypes("periodic", iters=150), resources={"nodes": 2})
     directory = files.job_dir(service.settings.jobs_dir, job["id"])
-    wait_for(lambda: (directory / "checkpoints" / "latest.pth").is_file(), 120, "rank 0's first checkpoint")
+    service.wait(job["id"], lambda j: (directory / "checkpoints" / "latest.pth").is_file() or j["state"] in ENDED, 180)
+    assert service.job(job["id"])["state"] == "running", service.job(job["id"])
     actor = next(ps for ps in cluster.nodes["a"].tree() if " ".join(ps.cmdline()).startswith("ray::NodeRank"))
     actor.kill()
     requeued = service.wait(job["id"], lambda j: j["preemptions"], timeout=90)
