@@ -13,7 +13,6 @@ from script_loader import load_script
 from services.config import Settings
 
 REPO = Path(__file__).resolve().parents[2]
-VISDOM_PORTS = (18200, 18259)
 
 
 frontdoor = load_script("scripts/nginx/frontdoor.py")
@@ -33,7 +32,7 @@ def free_port() -> int:
 
 def fast_settings(home: Path, **changes) -> Settings:
     """Settings of the service tests (stand-in task and dataset inspection, short grace) over ``home``."""
-    return Settings(home=home, visdom_ports=VISDOM_PORTS, cpu_slots=2, gpus=(), task_command=(sys.executable, FAKE_TASK),
+    return Settings(home=home, visdom_ports=service_fixtures.port_range(60), cpu_slots=2, gpus=(), task_command=(sys.executable, FAKE_TASK),
                     dataset_inspect_command=(sys.executable, FAKE_INSPECT), stop_grace_s=5.0, visdom_linger_s=60.0,
                     poll_interval_s=0.1, threads=8, component_check=()).replace(**changes)
 

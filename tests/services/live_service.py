@@ -6,6 +6,7 @@ The service's admin is ``admin`` with ``ADMIN_PASSWORD``; ``service.call`` acts 
 token), ``service.as_user(name, ...)`` makes a user and a client that acts as them."""
 from __future__ import annotations
 
+import os
 import random
 import socket
 import threading
@@ -29,8 +30,13 @@ TEST_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 
 
 def port_range(size: int) -> tuple[int, int]:
-    """A random Visdom port range, so that two test runs at once rarely meet (the bind check covers the rest)."""
-    first = random.randrange(20000, 30000 - size)
+    """A random Visdom port range, so that two test runs at once rarely meet (the bind check covers the rest).
+    Each pytest-xdist worker draws from its own part of 20000-30000: a port the service allocated is bound
+    by its Visdom a moment later, and another worker's service must not take it in between."""
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+    workers = max(int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")), worker + 1)
+    low = 20000 + worker * (10000 // workers)
+    first = random.randrange(low, low + 10000 // workers - size)
     return first, first + size - 1
 
 

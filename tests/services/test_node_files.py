@@ -29,12 +29,12 @@ def put(service, job_id: int, path: str, data: bytes, token: str, **query):
 
 def test_appends_at_the_offset_and_renames_uploads_into_place(running):
     service, job_id, token = running
-    directory = files.job_dir(service.settings.jobs_dir, job_id)
-    assert put(service, job_id, "stdout.log", b"one\n", token, offset=0).status_code == 200
-    assert put(service, job_id, "stdout.log", b"two\n", token, offset=4).status_code == 200
-    stale = put(service, job_id, "stdout.log", b"again\n", token, offset=2)
+    directory = files.job_dir(service.settings.jobs_dir, job_id)  # stderr.log: the stand-in task writes stdout.log
+    assert put(service, job_id, "stderr.log", b"one\n", token, offset=0).status_code == 200
+    assert put(service, job_id, "stderr.log", b"two\n", token, offset=4).status_code == 200
+    stale = put(service, job_id, "stderr.log", b"again\n", token, offset=2)
     assert stale.status_code == 409 and stale.json()["size"] == 8
-    assert (directory / "stdout.log").read_bytes() == b"one\ntwo\n"
+    assert (directory / "stderr.log").read_bytes() == b"one\ntwo\n"
     assert put(service, job_id, "checkpoints/latest.pth", b"half", token, offset=0, done=0).status_code == 200
     assert not (directory / "checkpoints" / "latest.pth").exists()  # nothing half-written under the real name
     assert put(service, job_id, "checkpoints/latest.pth", b"-whole", token, offset=4, done=1).status_code == 200
