@@ -31,6 +31,7 @@ from typing import Any
 from cauchy.lifeline import die_with_parent
 from services.executors.node_run import REPO_ROOT, SPEC_VAR, TOKEN_VAR, Link, rank_prefix
 from services.jobs import files
+from services.jobs.wrap import status_of
 
 NODE_RESOURCE = "cauchy_node_"  # + the node's name: the custom resource that pins a job to its node
 POLL_S = 0.5
@@ -104,9 +105,7 @@ def exit_status(codes: dict[int, int | None], lost: str | None) -> dict[str, Any
         return {files.LOST_KEY: lost}
     failed = [codes[rank] for rank in sorted(codes) if codes[rank]]
     code = failed[0] if failed else 0
-    if code < 0:
-        return {"exit_code": None, "signal": -code}
-    return {"exit_code": code if code <= 128 else None, "signal": code - 128 if code > 128 else None}
+    return status_of(128 - code if code > 128 else code)  # node_run exits 128 + N for its task's signal N
 
 
 def write_exit(spec: dict[str, Any], token: str, status: dict[str, Any]) -> None:

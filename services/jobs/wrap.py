@@ -14,6 +14,11 @@ import sys
 from typing import Any
 
 
+def status_of(code: int) -> dict[str, int | None]:
+    """``{exit_code, signal}`` of a process's return code (negative: the signal that ended it)."""
+    return {"exit_code": code if code >= 0 else None, "signal": -code if code < 0 else None}
+
+
 def run_recorded(command: list[str], exit_file: str, **popen: Any) -> int:
     """Run ``command`` (``popen``: Popen's keyword arguments), passing SIGTERM/SIGINT on, and write its
     ``{pid, exit_code, signal}`` to ``exit_file`` atomically; the code to exit with."""
@@ -21,7 +26,7 @@ def run_recorded(command: list[str], exit_file: str, **popen: Any) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda s, _frame: child.send_signal(s))
     code = child.wait()
-    status = {"pid": child.pid, "exit_code": code if code >= 0 else None, "signal": -code if code < 0 else None}
+    status = {"pid": child.pid, **status_of(code)}
     tmp = exit_file + ".tmp"
     with open(tmp, "w", encoding="utf-8") as fh:
         json.dump(status, fh)
