@@ -118,10 +118,10 @@ def _bad_box(image: RawImage, i: int, box: np.ndarray, known: bool, width: int, 
     return f"object {i} ({name}) has no area inside the {width}x{height} image: bbox {box.tolist()}"
 
 
-def _flags(images: Sequence[RawImage], field: str, counts: Sequence[int]) -> np.ndarray:
-    """One field of every image, concatenated: False for an image that does not give it."""
-    parts = [np.zeros(n, dtype=bool) if getattr(image, field) is None
-             else np.asarray(getattr(image, field), dtype=bool).reshape(n) for image, n in zip(images, counts)]
+def _flags(values: Sequence[Any], counts: Sequence[int]) -> np.ndarray:
+    """Every image's flags (one per box), concatenated: False for an image that gives none (None)."""
+    parts = [np.zeros(n, dtype=bool) if flags is None else np.asarray(flags, dtype=bool).reshape(n)
+             for flags, n in zip(values, counts)]
     return np.concatenate(parts) if parts else np.zeros(0, dtype=bool)
 
 
@@ -155,7 +155,8 @@ def check_images(images: Sequence[RawImage], index: dict[str, int], skip_bad_box
     areas = box_areas if not any(own_areas) else np.concatenate(
         [np.asarray(image.areas, dtype=np.float64).reshape(n) if own else box_areas[start:start + n]
          for image, n, own, start in zip(images, counts, own_areas, starts.tolist())] or [np.zeros(0)])
-    difficult, iscrowd = _flags(images, "difficult", counts), _flags(images, "iscrowd", counts)
+    difficult = _flags([image.difficult for image in images], counts)
+    iscrowd = _flags([image.iscrowd for image in images], counts)
     partial = set(image_of.tolist())
     records = []
     for j, image in enumerate(images):
