@@ -73,6 +73,12 @@ def _free_slot(nbytes: int) -> _Slot | None:
     return slot
 
 
+def _layout(shape: Sequence[int], dtype: torch.dtype) -> tuple[int, np.dtype]:
+    """A batch tensor's size in bytes and its numpy element type."""
+    element = torch.empty((), dtype=dtype)
+    return int(np.prod(shape)) * element.element_size(), element.numpy().dtype
+
+
 def _release(mapping: mmap.mmap) -> None:
     """The receiver's finalizer: the slot is free again."""
     mapping[0] = 0
@@ -83,12 +89,12 @@ def _receive(fd: Any, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tenso
     closed at once: a process holding many batches holds no descriptors), as a plain tensor whose
     memory marks the slot free when the last tensor using it is gone."""
     handle = fd.detach()
-    nbytes = int(np.prod(shape)) * torch.empty((), dtype=dtype).element_size()
+    nbytes, np_dtype = _layout(shape, dtype)
     try:
         mapping = mmap.mmap(handle, HEADER + nbytes)
     finally:
         os.close(handle)
-    array = np.ndarray(shape, dtype=torch.empty((), dtype=dtype).numpy().dtype, buffer=mapping, offset=HEADER)
+    array = np.ndarray(shape, dtype=np_dtype, buffer=mapping, offset=HEADER)
     weakref.finalize(array, _release, mapping)
     return torch.from_numpy(array)
 
@@ -107,11 +113,11 @@ def empty_batch(shape: Sequence[int], dtype: torch.dtype) -> torch.Tensor:
     free, as ``default_collate`` allocates), elsewhere in ordinary memory."""
     if get_worker_info() is None:
         return torch.empty(tuple(shape), dtype=dtype)
-    nbytes = int(np.prod(shape)) * torch.empty((), dtype=dtype).element_size()
+    nbytes, np_dtype = _layout(shape, dtype)
     slot = _free_slot(nbytes) if POOLED else None
     if slot is None:
         return torch.empty(tuple(shape), dtype=dtype).share_memory_()
-    array = np.ndarray(tuple(shape), dtype=torch.empty((), dtype=dtype).numpy().dtype, buffer=slot.map, offset=HEADER)
+    array = np.ndarray(tuple(shape), dtype=np_dtype, buffer=slot.map, offset=HEADER)
     out = torch.from_numpy(array).as_subclass(_SlotTensor)
     out.slot = slot
     return out
