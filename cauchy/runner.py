@@ -62,9 +62,12 @@ def seed_everything(h: dict[str, Any], offset: int = 0) -> None:
     torch.manual_seed(seed)
     if h["details"]["deterministic"]:
         torch.use_deterministic_algorithms(True, warn_only=True)
-        torch.backends.cudnn.benchmark = False
-    else:
-        torch.backends.cudnn.benchmark = True
+
+
+def tune_convolutions(h: dict[str, Any], method: Method) -> None:
+    """cuDNN autotuning on unless the run is deterministic or the method's shapes change every step
+    (``Method.static_shapes``)."""
+    torch.backends.cudnn.benchmark = not h["details"]["deterministic"] and method.static_shapes
 
 
 DISTRIBUTED_PHASES = ("train", "finetune", "test")
@@ -106,6 +109,7 @@ def train(h: dict[str, Any], opts: RunOptions, device: torch.device) -> int:
     method = build_method(without_pretrained(h) if resume_path else h, num_classes).to(device)
     metadata = dict(getattr(train_set, "metadata", None) or {})
     method.use_metadata(metadata)
+    tune_convolutions(h, method)
     if h["details"]["channels_last"]:
         method.to(memory_format=torch.channels_last)
     if h["details"]["sync_bn"] and distributed.is_distributed():
@@ -179,6 +183,7 @@ def load_for_inference(h: dict[str, Any], opts: RunOptions, device: torch.device
     if not class_names:
         raise HypesError("data.class_names", f"{path} does not record class names; give data.class_names")
     method = trained_method(h, class_names, state.get("metadata"), state["model"])
+    tune_convolutions(h, method)
     log.info("loaded %s", path)
     return method.to(device).eval(), class_names
 

@@ -193,6 +193,7 @@ class MaskRCNNInstances(TorchvisionDetection):
     """
 
     segments_instances = True
+    static_shapes = False  # the mask head convolves each step's positive regions
     MASK_THRESHOLD = 0.5
     default_evaluator = ["coco_segm", "coco"]  # mask AP first: it picks the best checkpoint
 

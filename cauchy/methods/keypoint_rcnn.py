@@ -25,6 +25,8 @@ from cauchy.registry import METHODS
 
 @METHODS.register("keypoint_rcnn")
 class KeypointRCNNMethod(BottomUpPose):
+    static_shapes = False  # the keypoint head convolves each step's positive regions
+
     def __init__(self, model: nn.Module, loss: nn.Module | None = None, target: dict[str, Any] | None = None) -> None:
         if not (isinstance(model, TorchvisionDetector) and isinstance(model.net, KeypointRCNN)):
             raise HypesError("network.model_name", "method keypoint_rcnn needs a Keypoint R-CNN model "
