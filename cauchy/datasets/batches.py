@@ -9,12 +9,19 @@ and marks it free again when the last tensor using that memory is gone (a finali
 the tensors keep alive), so a slot is never written while anything can still read it. When
 every slot is in use (a consumer keeping batches), batches get fresh shared memory as before.
 
+The receiver keeps each slot mapped once it has it: a slot's descriptor crosses (multiprocessing's
+``DupFd``, a socket round trip to the worker's resource sharer, about 0.4 ms) only with the first batch
+in it and after it grows; later batches name the slot and reuse the receiver's mapping, whose pages are
+already in place. Mappings of workers that have ended are dropped when a new worker's first slot
+arrives.
+
 Images arrive from ``normalize`` as CHW views of HWC arrays (no transposing copy per sample):
 :func:`stack` transposes them straight into the batch (``cv2.split`` into its planes, several times
 faster than numpy's or torch's transposing copy), padding bottom/right where sizes differ.
 """
 from __future__ import annotations
 
+import math
 import mmap
 import os
 import sys
@@ -33,16 +40,23 @@ SLOTS = 32  # per worker: its batches in flight (prefetch_factor) and being cons
 POOLED = sys.platform == "linux"  # memfd_create
 
 
-class _Slot:
-    """A worker's reusable shared buffer: a memfd and the worker's mapping of it."""
+SlotKey = tuple[int, bytes, int]  # (worker pid, the worker's random token, slot index): unique across workers
 
-    def __init__(self, nbytes: int) -> None:
+
+class _Slot:
+    """A worker's reusable shared buffer: a memfd, the worker's mapping of it, and which of its sizes
+    (``generation``) the receiver has mapped."""
+
+    def __init__(self, key: SlotKey, nbytes: int) -> None:
+        self.key = key
         self.fd = os.memfd_create("cauchy-batch", os.MFD_CLOEXEC)
+        self.generation, self.sent = 0, -1
         self.map = self._grow(nbytes)
 
     def _grow(self, nbytes: int) -> mmap.mmap:
         os.ftruncate(self.fd, HEADER + nbytes)
         self.nbytes = nbytes
+        self.generation += 1
         return mmap.mmap(self.fd, HEADER + nbytes)
 
     def take(self, nbytes: int) -> None:
@@ -50,8 +64,19 @@ class _Slot:
             self.map = self._grow(nbytes)  # the old mapping closes once nothing exports it
         self.map[0] = 1
 
+    def descriptor(self) -> DupFd | None:
+        """The descriptor for the receiver when it has not mapped this size of the slot yet, else None."""
+        if self.sent == self.generation:
+            return None
+        self.sent = self.generation
+        return DupFd(self.fd)
+
 
 _slots: list[_Slot] = []  # this worker's; the main process has none
+_token: tuple[int, bytes] | None = None  # (pid, random bytes) of the process that made _slots
+_mapped: dict[SlotKey, tuple[int, mmap.mmap]] = {}  # the receiver's: slot -> (generation, mapping)
+if POOLED:
+    os.register_at_fork(after_in_child=_mapped.clear)  # a forked worker keeps none of its parent's mappings alive
 
 
 def _free_slot(nbytes: int) -> _Slot | None:
@@ -63,7 +88,10 @@ def _free_slot(nbytes: int) -> _Slot | None:
     if fitting:
         slot = min(fitting, key=lambda s: s.nbytes)
     elif len(_slots) < SLOTS:
-        slot = _Slot(nbytes)
+        global _token
+        if _token is None or _token[0] != os.getpid():  # a forked worker's own, not its parent's
+            _token = (os.getpid(), os.urandom(8))
+        slot = _Slot((*_token, len(_slots)), nbytes)
         _slots.append(slot)
     elif free:
         slot = max(free, key=lambda s: s.nbytes)
@@ -76,7 +104,7 @@ def _free_slot(nbytes: int) -> _Slot | None:
 def _layout(shape: Sequence[int], dtype: torch.dtype) -> tuple[int, np.dtype]:
     """A batch tensor's size in bytes and its numpy element type."""
     element = torch.empty((), dtype=dtype)
-    return int(np.prod(shape)) * element.element_size(), element.numpy().dtype
+    return math.prod(shape) * element.element_size(), element.numpy().dtype
 
 
 def _release(mapping: mmap.mmap) -> None:
@@ -84,28 +112,58 @@ def _release(mapping: mmap.mmap) -> None:
     mapping[0] = 0
 
 
-def _receive(fd: Any, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
-    """Unpickling a :class:`_SlotTensor` in the receiving process: the slot mapped (its descriptor
-    closed at once: a process holding many batches holds no descriptors), as a plain tensor whose
-    memory marks the slot free when the last tensor using it is gone."""
+def _map(key: SlotKey, generation: int, fd: DupFd | None, size: int) -> mmap.mmap:
+    """The receiver's mapping of a slot: made from ``fd`` (closed at once: a process holding many batches
+    holds no descriptors) when it comes, else the one kept since."""
+    if fd is None:
+        kept_generation, mapping = _mapped[key]
+        if kept_generation != generation:
+            raise RuntimeError(f"batch slot {key[2]} of worker {key[0]} is at size {generation}, mapped at "
+                               f"{kept_generation}: a batch carrying its descriptor was lost")
+        return mapping
+    if not any(k[:2] == key[:2] for k in _mapped):  # a new worker: forget the slots of ended ones
+        for pid in {k[0] for k in _mapped} - {key[0]}:
+            if not _alive(pid):
+                for old in [k for k in _mapped if k[0] == pid]:
+                    del _mapped[old]  # its batches still held keep their mapping alive
     handle = fd.detach()
-    nbytes, np_dtype = _layout(shape, dtype)
     try:
-        mapping = mmap.mmap(handle, HEADER + nbytes)
+        mapping = mmap.mmap(handle, HEADER + size)
     finally:
         os.close(handle)
-    array = np.ndarray(shape, dtype=np_dtype, buffer=mapping, offset=HEADER)
+    _mapped[key] = (generation, mapping)
+    return mapping
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (workers are reaped by their loader once they end)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's: alive
+        pass
+    return True
+
+
+def _receive(key: SlotKey, generation: int, fd: DupFd | None, size: int, shape: tuple[int, ...],
+             dtype: torch.dtype) -> torch.Tensor:
+    """Unpickling a :class:`_SlotTensor` in the receiving process: a plain tensor on the slot's mapping
+    (``size`` bytes past the header), whose memory marks the slot free when the last tensor using it is gone."""
+    mapping = _map(key, generation, fd, size)
+    array = np.ndarray(shape, dtype=_layout(shape, dtype)[1], buffer=mapping, offset=HEADER)
     weakref.finalize(array, _release, mapping)
     return torch.from_numpy(array)
 
 
 class _SlotTensor(torch.Tensor):
-    """A batch tensor in a worker's slot: pickles as the slot's file descriptor, not as a copy."""
+    """A batch tensor in a worker's slot: pickles as the slot (its descriptor the first time), not as a copy."""
 
     slot: _Slot
 
     def __reduce_ex__(self, protocol: int) -> tuple[Any, tuple[Any, ...]]:
-        return _receive, (DupFd(self.slot.fd), tuple(self.shape), self.dtype)
+        slot = self.slot
+        return _receive, (slot.key, slot.generation, slot.descriptor(), slot.nbytes, tuple(self.shape), self.dtype)
 
 
 def empty_batch(shape: Sequence[int], dtype: torch.dtype) -> torch.Tensor:
@@ -165,7 +223,7 @@ class _Packed(list):
 
 
 def _unpack(flat: torch.Tensor, shapes: list[tuple[int, ...]]) -> list[torch.Tensor]:
-    sizes = [int(np.prod(shape)) for shape in shapes]
+    sizes = [math.prod(shape) for shape in shapes]
     return [part.view(shape) for part, shape in zip(flat.split(sizes), shapes)]
 
 

@@ -74,3 +74,46 @@ def test_seg_masks_cross_narrow_and_are_widened_by_prepare():
     method = SegmentationMethod(TinyUNet(num_classes=5, widths=(4, 4, 4, 4)))
     prepared = method.prepare(batch, torch.device("cpu"))
     assert prepared["mask"].dtype == torch.int64 and prepared["image"].dtype == torch.float32
+
+
+class Images(Dataset):
+    """Same-size uint8 images: a batch fits any slot, so slots never grow."""
+
+    def __len__(self) -> int:
+        return 40
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return torch.full((3, 16, 16), index, dtype=torch.uint8)
+
+
+def stack_images(samples: list[torch.Tensor]) -> torch.Tensor:
+    return batches.stack(samples)
+
+
+def test_a_slot_descriptor_crosses_once_and_ended_workers_mappings_are_dropped(monkeypatch):
+    """Descriptors cross with a slot's first batch, not with every batch: after the first pass the receiver
+    maps next to nothing new. Once a loader's workers have ended, a new worker's first slot drops their mappings."""
+    passes: list[dict[str, int]] = []
+    real_map = batches._map
+
+    def counting_map(key, generation, fd, size):
+        passes[-1]["tensors"] += 1
+        passes[-1]["descriptors"] += fd is not None
+        return real_map(key, generation, fd, size)
+
+    monkeypatch.setattr(batches, "_map", counting_map)
+    loader = DataLoader(Images(), batch_size=4, collate_fn=stack_images, num_workers=2, persistent_workers=True)
+    for _ in range(3):
+        passes.append({"tensors": 0, "descriptors": 0})
+        for i, batch in enumerate(loader):
+            assert torch.equal(batch[:, 0, 0, 0], torch.arange(4 * i, 4 * i + 4, dtype=torch.uint8))
+    assert [p["tensors"] for p in passes] == [10, 10, 10] and passes[0]["descriptors"] >= 2, passes
+    # later passes reuse the mappings (at most a slot more: the last batch of a pass is still held while the
+    # next pass prefetches); a descriptor with every batch would be 20
+    assert passes[1]["descriptors"] + passes[2]["descriptors"] <= 2, passes
+    first_workers = {key[:2] for key in batches._mapped}
+    assert len(first_workers) == 2
+    del loader  # its workers end
+    for _ in DataLoader(Images(), batch_size=4, collate_fn=stack_images, num_workers=1):
+        pass
+    assert not first_workers & {key[:2] for key in batches._mapped}
