@@ -25,6 +25,7 @@ import math
 import mmap
 import os
 import sys
+import threading
 import weakref
 from collections.abc import Sequence
 from multiprocessing.reduction import DupFd
@@ -75,8 +76,18 @@ class _Slot:
 _slots: list[_Slot] = []  # this worker's; the main process has none
 _token: tuple[int, bytes] | None = None  # (pid, random bytes) of the process that made _slots
 _mapped: dict[SlotKey, tuple[int, mmap.mmap]] = {}  # the receiver's: slot -> (generation, mapping)
+_mapped_lock = threading.Lock()  # loaders' pin-memory threads receive side by side (training and validation)
+
+
+def _forget_mappings() -> None:
+    """In a forked child: none of the parent's mappings kept alive, and a lock no parent thread holds."""
+    global _mapped_lock
+    _mapped.clear()
+    _mapped_lock = threading.Lock()
+
+
 if POOLED:
-    os.register_at_fork(after_in_child=_mapped.clear)  # a forked worker keeps none of its parent's mappings alive
+    os.register_at_fork(after_in_child=_forget_mappings)
 
 
 def _free_slot(nbytes: int) -> _Slot | None:
@@ -116,22 +127,23 @@ def _map(key: SlotKey, generation: int, fd: DupFd | None, size: int) -> mmap.mma
     """The receiver's mapping of a slot: made from ``fd`` (closed at once: a process holding many batches
     holds no descriptors) when it comes, else the one kept since."""
     if fd is None:
-        kept_generation, mapping = _mapped[key]
-        if kept_generation != generation:
-            raise RuntimeError(f"batch slot {key[2]} of worker {key[0]} is at size {generation}, mapped at "
-                               f"{kept_generation}: a batch carrying its descriptor was lost")
-        return mapping
-    if not any(k[:2] == key[:2] for k in _mapped):  # a new worker: forget the slots of ended ones
-        for pid in {k[0] for k in _mapped} - {key[0]}:
-            if not _alive(pid):
-                for old in [k for k in _mapped if k[0] == pid]:
-                    del _mapped[old]  # its batches still held keep their mapping alive
+        with _mapped_lock:
+            kept = _mapped.get(key)
+        if kept is None or kept[0] != generation:
+            raise RuntimeError(f"batch slot {key[2]} of worker {key[0]} (size {generation}) was never mapped here: "
+                               "the batch that carried its descriptor did not reach this process")
+        return kept[1]
     handle = fd.detach()
     try:
         mapping = mmap.mmap(handle, HEADER + size)
     finally:
         os.close(handle)
-    _mapped[key] = (generation, mapping)
+    with _mapped_lock:
+        if not any(k[:2] == key[:2] for k in _mapped):  # a new worker: forget the slots of ended ones
+            ended = {pid for pid in {k[0] for k in _mapped} if not _alive(pid)}
+            for old in [k for k in _mapped if k[0] in ended]:
+                del _mapped[old]  # its batches still held keep their mapping alive
+        _mapped[key] = (generation, mapping)
     return mapping
 
 
