@@ -19,7 +19,6 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable
 from functools import partial
 
 import torch
@@ -28,20 +27,17 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from rounds import alternate, summary
-from torchvision.models.detection import FasterRCNN
 
-import cauchy.methods  # noqa: F401  (registers the methods)
-from cauchy.models.det.torchvision_detectors import maskrcnn_mobilenet_v3_large_fpn, mobilenet_v3_large_fpn
-from cauchy.models.pose.keypoint_rcnn import keypointrcnn_mobilenet_v3_large_fpn
-from cauchy.registry import METHODS
+import cauchy.methods  # registers the methods (cauchy.models: the models)
+import cauchy.models  # noqa: F401  (registers the models)
+from cauchy.registry import METHODS, MODELS
 from cauchy.runner import tune_convolutions
 
 SIZE, KEYPOINTS, CLASSES = 320, 17, 5
-MODELS: dict[str, Callable[[], torch.nn.Module]] = {  # method name: the model it trains
-    "faster_rcnn": lambda: FasterRCNN(num_classes=CLASSES, min_size=SIZE, max_size=SIZE, **mobilenet_v3_large_fpn()),
-    "mask_rcnn": lambda: maskrcnn_mobilenet_v3_large_fpn(num_classes=CLASSES, min_size=SIZE, max_size=SIZE),
-    "keypoint_rcnn": lambda: keypointrcnn_mobilenet_v3_large_fpn(num_classes=2, num_keypoints=KEYPOINTS,
-                                                                 min_size=SIZE, max_size=SIZE),
+ARCHITECTURES = {  # method name: the registered model it trains (MobileNetV3-FPN each) and its classes
+    "faster_rcnn": ("fasterrcnn_mobilenet_v3_large_fpn", CLASSES),
+    "mask_rcnn": ("maskrcnn_mobilenet_v3_large_fpn", CLASSES),
+    "keypoint_rcnn": ("keypointrcnn_mobilenet_v3_large_fpn", KEYPOINTS),  # classes: the keypoints
 }
 
 
@@ -105,9 +101,9 @@ def main() -> None:
     torch.set_num_threads(min(4, os.cpu_count() or 1))
     figures: dict[str, object] = {"device": str(device), "steps": steps, "rounds": rounds,
                                   "batch_size": args.batch_size}
-    for method, build in MODELS.items():
+    for method, (name, classes) in ARCHITECTURES.items():
         torch.manual_seed(0)
-        model = build().to(device).train()
+        model = MODELS.build(name, num_classes=classes, min_size=SIZE, max_size=SIZE).net.to(device).train()
         optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
         print(f"{method} (static_shapes={METHODS.get(method).static_shapes}), {steps} steps a round:")
         run = partial(steps_per_second, method, model, optimizer, steps=steps, batch_size=args.batch_size, device=device)
