@@ -80,10 +80,11 @@ def main(argv: list[str] | None = None) -> int:
             rank_argv += ["--tmp_dir", default_run_dir(args.hypes)]
         return launch(launch_spec, os.path.abspath(__file__), rank_argv)
     from cauchy import distributed
+    from cauchy.lifeline import die_with_parent
 
     if not distributed.launched_by_torchrun():
         return run_phase(args)
-    distributed.die_with_launcher()
+    die_with_parent()  # torchrun starts ranks in sessions of their own: a SIGKILL of the job's group misses them
     try:
         return run_phase(args)
     finally:  # torchrun's SIGTERM to the ranks still running once one exits must not change our exit code

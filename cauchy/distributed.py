@@ -18,8 +18,6 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from cauchy.lifeline import die_with_parent
-
 log = logging.getLogger("cauchy.distributed")
 
 _objects_group: Any = None  # the gloo group for Python objects (the default group itself when it is gloo)
@@ -148,10 +146,3 @@ def shard(size: int, rank_: int, world: int) -> range:
     base, extra = divmod(size, world)
     start = rank_ * base + min(rank_, extra)
     return range(start, start + base + (1 if rank_ < extra else 0))
-
-
-def die_with_launcher() -> None:
-    """Ask Linux to SIGKILL this rank when its launcher dies: torchrun starts each rank in a session of its
-    own, out of the job's process group, so the service's SIGKILL of that group (a stop past its grace
-    period) reaches the launcher only; with this its ranks follow it (``cauchy.lifeline``)."""
-    die_with_parent()

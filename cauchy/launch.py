@@ -10,7 +10,7 @@ itself, with two things a supervised job needs that plain torchrun does not give
   rank, which finishes its step, saves (rank 0) and exits 3; torchrun's own handling of these signals
   would end the launch with an exception and lose that code. Its handling of SIGHUP and SIGQUIT stays.
 
-Each rank sets ``die_with_launcher`` (``cauchy.distributed``): torchrun starts ranks in sessions of their
+Each rank calls ``cauchy.lifeline.die_with_parent``: torchrun starts ranks in sessions of their
 own, and a SIGKILL of the job's process group must not leave them running.
 """
 from __future__ import annotations
