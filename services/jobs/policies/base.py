@@ -362,11 +362,11 @@ def decide(policy: Policy, queue: Sequence[Pending], running: Sequence[Active], 
                         and state.over_share(kind, run.group) - run.units / 2 > 1e-9]
                 chosen = _victims(policy, job, over, state, max(free[kind], 0), victims)
                 _preempt(decision, job, chosen, victims, stopping, held, timeline, now)
-                if not chosen:
-                    tried.add(like)
                 if chosen:
                     held[kind][job.group] = held[kind].get(job.group, 0) + job.units  # its group's, soon
                     reason += f"; preempting job {', '.join(str(victim.id) for victim in chosen)}"
+                else:
+                    tried.add(like)
         start = timeline.place(job)
         decision.waits[job.id] = Wait(position, reason, None if start == math.inf else start)
     return decision
